@@ -1,0 +1,5 @@
+"""``python -m pipelines`` is ``mwb``."""
+
+from pipelines.cli import main
+
+main()

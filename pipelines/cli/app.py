@@ -1,0 +1,36 @@
+"""Command tree of ``mwb``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pipelines.cli import market
+
+app = typer.Typer(
+    name="mwb",
+    help="Margin Workbench: calibrate, backtest and govern portfolio-margin parameters.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    home: Path | None = typer.Option(
+        None, "--home", envvar="MWB_HOME", help="Workbench home (warehouse, datasets, reports)."
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", envvar="MWB_CONFIG", help="Config YAML (default: HOME/config.yaml)."
+    ),
+) -> None:
+    ctx.obj = {"home": home, "config": config}
+
+
+app.command("ingest")(market.ingest)
+app.command("status")(market.status)
+app.command("demo")(market.demo)
+app.add_typer(market.datasets_app, name="datasets")

@@ -1,0 +1,87 @@
+"""Market-data assets: one per warehouse table, each loading the configured sources of its kind.
+
+Assets stay thin: the loading is :func:`pipelines.ingest.configured.load_configured`, the
+summaries are :mod:`pipelines.warehouse.quality`.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+
+from pipelines.defs.metadata import markdown_table
+from pipelines.defs.resources import WarehouseResource, WorkbenchResource
+from pipelines.ingest.configured import load_configured
+from pipelines.ingest.kinds import SPECS, Kind
+from pipelines.warehouse.quality import series_summary
+
+GROUP = "market_data"
+_SERIES_NAME = {Kind.PRICES: "prices", Kind.IV: "iv", Kind.FUNDING: "funding", Kind.OPTIONS: "options"}
+
+
+def _materialize(kind: Kind, warehouse: WarehouseResource, workbench: WorkbenchResource):
+    settings = workbench.settings()
+    with warehouse.get_connection() as con:
+        outcome = load_configured(con, settings, {kind})
+        total = con.execute(f"SELECT count(*) FROM {SPECS[kind].table}").fetchone()[0]
+        series = series_summary(con)
+    if outcome.errors:
+        raise dg.Failure(
+            description="Some configured files could not be loaded:\n" + "\n".join(outcome.errors),
+            metadata={"loaded_files": len(outcome.reports)},
+        )
+    files = pd.DataFrame(
+        [
+            {
+                "file": r.file,
+                "sha256": r.sha256[:16],
+                "read": r.rows_read,
+                "inserted": r.inserted,
+                "already_present": r.already_present,
+                "conflicts": r.conflicts,
+                "rejected": r.rejected,
+            }
+            for r in outcome.reports
+        ]
+    )
+    mine = series[series["series"] == _SERIES_NAME[kind]].drop(columns="series")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": int(total),
+            "inserted": sum(r.inserted for r in outcome.reports),
+            "rejected": sum(r.rejected for r in outcome.reports),
+            "conflicts": sum(r.conflicts for r in outcome.reports),
+            "files": markdown_table(files),
+            "file_fingerprints": [r.sha256 for r in outcome.reports],
+            "series": markdown_table(mine),
+            "warehouse": dg.MetadataValue.path(warehouse.database),
+        }
+    )
+
+
+@dg.asset(key=["market", "prices"], group_name=GROUP, kinds={"duckdb"})
+def market_prices(warehouse: WarehouseResource, workbench: WorkbenchResource) -> dg.MaterializeResult:
+    """Daily OHLCV per asset and source (``market.prices``)."""
+    return _materialize(Kind.PRICES, warehouse, workbench)
+
+
+@dg.asset(key=["market", "implied_vol"], group_name=GROUP, kinds={"duckdb"})
+def market_implied_vol(
+    warehouse: WarehouseResource, workbench: WorkbenchResource
+) -> dg.MaterializeResult:
+    """Daily 30-day implied-volatility indices, annualised decimals (``market.implied_vol``)."""
+    return _materialize(Kind.IV, warehouse, workbench)
+
+
+@dg.asset(key=["market", "funding"], group_name=GROUP, kinds={"duckdb"})
+def market_funding(warehouse: WarehouseResource, workbench: WorkbenchResource) -> dg.MaterializeResult:
+    """Daily perpetual funding rates per venue (``market.funding``)."""
+    return _materialize(Kind.FUNDING, warehouse, workbench)
+
+
+@dg.asset(key=["market", "option_marks"], group_name=GROUP, kinds={"duckdb"})
+def market_option_marks(
+    warehouse: WarehouseResource, workbench: WorkbenchResource
+) -> dg.MaterializeResult:
+    """Option-chain snapshots: marks, implied vols and greeks (``market.option_marks``)."""
+    return _materialize(Kind.OPTIONS, warehouse, workbench)

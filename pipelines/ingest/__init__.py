@@ -1,0 +1,7 @@
+"""Loading market data files into the warehouse (design §3)."""
+
+from pipelines.ingest.formats import Format, ReadOptions
+from pipelines.ingest.kinds import SPECS, Kind
+from pipelines.ingest.load import IngestReport, file_sha256, load_file
+
+__all__ = ["SPECS", "Format", "IngestReport", "Kind", "ReadOptions", "file_sha256", "load_file"]

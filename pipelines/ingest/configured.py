@@ -1,0 +1,78 @@
+"""Loading the sources named in the settings (what the market-data assets and the demo do)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from pipelines.errors import BadInputError
+from pipelines.ingest.formats import Format, ReadOptions, detect
+from pipelines.ingest.kinds import Kind
+from pipelines.ingest.load import IngestReport, load_file
+from pipelines.settings import FileSource, FolderSource, SyntheticSource, WorkbenchSettings
+from pipelines.sources.builtin import DatasetName, write_dataset
+
+FOLDER_PATTERNS = ("*.csv", "*.csv.gz", "*.parquet", "*.json")
+
+
+@dataclass
+class ConfiguredLoad:
+    reports: list[IngestReport] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # one line per file that could not load
+
+
+def dataset_folder(settings: WorkbenchSettings, name: DatasetName, seed: int) -> Path:
+    suffix = f"-seed{seed}" if name == "synthetic" else ""
+    return settings.datasets_dir / f"{name}{suffix}"
+
+
+def write_builtin(settings: WorkbenchSettings, name: DatasetName, seed: int) -> list[Path]:
+    return write_dataset(name, dataset_folder(settings, name, seed), seed=seed)
+
+
+def planned_files(settings: WorkbenchSettings) -> list[tuple[Path, ReadOptions]]:
+    """Every file the configured sources name, with its read options, in config order."""
+    planned: list[tuple[Path, ReadOptions]] = []
+    for source in settings.sources:
+        if isinstance(source, SyntheticSource):
+            for path in write_builtin(settings, "synthetic", source.seed):
+                planned.append((path, ReadOptions()))
+        elif isinstance(source, FileSource):
+            planned.append(
+                (
+                    source.path,
+                    ReadOptions(
+                        format=Format(source.format) if source.format else None,
+                        kind=Kind(source.kind) if source.kind else None,
+                        source=source.source,
+                        asset=source.asset,
+                    ),
+                )
+            )
+        elif isinstance(source, FolderSource):
+            if not source.path.is_dir():
+                raise BadInputError(f"{source.path}: configured folder does not exist")
+            files = sorted({p for pattern in FOLDER_PATTERNS for p in source.path.glob(pattern)})
+            planned.extend((p, ReadOptions(source=source.source)) for p in files)
+    return planned
+
+
+def load_configured(
+    con: duckdb.DuckDBPyConnection,
+    settings: WorkbenchSettings,
+    kinds: set[Kind] | None = None,
+) -> ConfiguredLoad:
+    """Load the configured files of the given kinds; each file is its own transaction, so a
+    bad file is reported in ``errors`` without undoing the others."""
+    outcome = ConfiguredLoad()
+    for path, options in planned_files(settings):
+        try:
+            _, kind = detect(path, options)
+            if kinds is not None and kind not in kinds:
+                continue
+            outcome.reports.append(load_file(con, path, options))
+        except BadInputError as exc:
+            outcome.errors.append(str(exc))
+    return outcome

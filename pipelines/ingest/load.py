@@ -1,0 +1,458 @@
+"""Validated, idempotent, all-or-nothing loading of one file into the warehouse.
+
+One call of :func:`load_file` is one transaction and one row of ``market.ingest_batches``:
+
+1. the reader stages the file into ``_stage`` (:mod:`pipelines.ingest.formats`);
+2. rows failing a rule of their kind are rejected (category ``invalid``);
+3. a key appearing twice in the file with different values rejects all its rows
+   (``duplicate``: we cannot tell which is right); exact repeats count as already present;
+4. the rest is matched on the natural key against the table: equal rows are *already
+   present*, different rows are *conflicts* — rejected (``conflict``) unless ``replace``, which
+   overwrites them and keeps the old row in ``market.superseded_rows``;
+5. new rows are inserted, stamped with the batch id.
+
+Every record read is accounted for: ``rows_read = inserted + already_present + conflicts +
+rejected``. A file that cannot be read at all raises :class:`~pipelines.errors.BadInputError`
+before anything is written; any exception rolls the whole load back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from pipelines import __version__
+from pipelines.ingest.formats import ParserReject, ReadOptions, Staged, stage_file
+from pipelines.ingest.kinds import SPECS, KindSpec
+from pipelines.warehouse import transaction
+
+SAMPLE = 5  # rejects and conflicts quoted in a report
+
+
+@dataclass(frozen=True)
+class AssetRange:
+    asset: str
+    first: str
+    last: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """The outcome of loading one file (or of refusing it)."""
+
+    file: str
+    format: str
+    kind: str
+    sha256: str
+    file_bytes: int
+    batch_id: int
+    replace: bool
+    rows_read: int
+    inserted: int
+    already_present: int
+    conflicts: int
+    replaced: int
+    rejected: int
+    rejects_sample: tuple[str, ...] = ()
+    conflicts_sample: tuple[str, ...] = ()
+    assets: tuple[AssetRange, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if k != "assets"}
+        out["rejects_sample"] = list(self.rejects_sample)
+        out["conflicts_sample"] = list(self.conflicts_sample)
+        out["assets"] = [a.__dict__ for a in self.assets]
+        return out
+
+
+class _FileHasher(threading.Thread):
+    """SHA-256 of a file, computed beside the load (hashlib releases the GIL)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(daemon=True)
+        self.path = path
+        self.digest = ""
+        self.size = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            sha = hashlib.sha256()
+            with open(self.path, "rb") as handle:
+                while chunk := handle.read(1 << 22):
+                    sha.update(chunk)
+                    self.size += len(chunk)
+            self.digest = sha.hexdigest()
+        except BaseException as exc:  # reported by the loader
+            self.error = exc
+
+
+def file_sha256(path: Path) -> str:
+    hasher = _FileHasher(path)
+    hasher.run()
+    if hasher.error:
+        raise hasher.error
+    return hasher.digest
+
+
+def _row_json(spec: KindSpec, alias: str) -> str:
+    """A staged or stored row as JSON, canonical columns only (what `raw` keeps)."""
+    return "to_json(struct_pack(" + ", ".join(f"{c} := {alias}.{c}" for c in spec.columns) + "))"
+
+
+def _key_match(spec: KindSpec, left: str, right: str) -> str:
+    return " AND ".join(f"{left}.{k} = {right}.{k}" for k in spec.key)
+
+
+def _records(rids: np.ndarray, staged: Staged) -> np.ndarray:
+    """Map ``_stage`` row ids (0-based, parser-accepted order) to 1-based file records."""
+    rids = np.asarray(rids, dtype=np.int64)
+    if not staged.parser_rejects:
+        return rids + 1
+    rejected = np.unique([r.record for r in staged.parser_rejects])
+    accepted = np.setdiff1d(np.arange(1, staged.records_read + 1), rejected)
+    return accepted[rids]
+
+
+def _validate(con: duckdb.DuckDBPyConnection, spec: KindSpec) -> None:
+    """Fill ``_bad(_rid, column_name, reason, raw)`` with the rows failing any rule."""
+    rules = spec.rules
+    any_bad = " OR ".join(["_problem IS NOT NULL", *(f"coalesce({r.bad}, false)" for r in rules)])
+    first_column = "coalesce(" + ", ".join(
+        [
+            "CASE WHEN _problem IS NOT NULL THEN NULL END",
+            *(f"CASE WHEN coalesce({r.bad}, false) THEN '{r.column}' END" for r in rules),
+        ]
+    ) + ")"
+    reasons = "concat_ws('; ', " + ", ".join(
+        ["_problem", *(f"CASE WHEN coalesce({r.bad}, false) THEN {r.reason} END" for r in rules)]
+    ) + ")"
+    con.execute(
+        f"""
+        CREATE TEMP TABLE _bad AS
+        SELECT _rid, {first_column} AS column_name, {reasons} AS reason,
+               {_row_json(spec, "s")} AS raw
+        FROM (SELECT rowid AS _rid, * FROM _stage WHERE {any_bad}) s
+        """
+    )
+
+
+def _find_duplicates(con: duckdb.DuckDBPyConnection, spec: KindSpec, has_bad: bool) -> None:
+    """Fill ``_dup(_rid, keep, variants, rids)`` for keys appearing more than once."""
+    keys = ", ".join(spec.key)
+    values = ", ".join(f"{c} := {c}" for c in spec.value_columns)
+    where = "WHERE rowid NOT IN (SELECT _rid FROM _bad)" if has_bad else ""
+    con.execute(
+        f"""
+        CREATE TEMP TABLE _dupkeys AS
+        SELECT {keys}, count(*) AS n
+        FROM _stage {where}
+        GROUP BY {keys} HAVING count(*) > 1
+        """
+    )
+    con.execute(
+        f"""
+        CREATE TEMP TABLE _dup AS
+        WITH rows AS (
+            SELECT s.rowid AS _rid, {", ".join(f"s.{k}" for k in spec.key)},
+                   struct_pack({values}) AS v
+            FROM _stage s JOIN _dupkeys d ON {_key_match(spec, "s", "d")}
+            {"WHERE s.rowid NOT IN (SELECT _rid FROM _bad)" if has_bad else ""}
+        ), grouped AS (
+            SELECT {keys}, count(DISTINCT v) AS variants, min(_rid) AS first_rid,
+                   list(_rid ORDER BY _rid) AS rids
+            FROM rows GROUP BY {keys}
+        )
+        SELECT r._rid, g.variants, r._rid = g.first_rid AS keep, g.rids
+        FROM rows r JOIN grouped g ON {_key_match(spec, "r", "g")}
+        """
+    )
+
+
+def load_file(
+    con: duckdb.DuckDBPyConnection,
+    path: str | Path,
+    options: ReadOptions | None = None,
+    *,
+    replace: bool = False,
+    now: datetime | None = None,
+) -> IngestReport:
+    """Load one file in one transaction and record it as a batch.
+
+    Parameters
+    ----------
+    con
+        An open warehouse connection (:func:`pipelines.warehouse.connect`).
+    path
+        The file. Its format and kind are detected unless ``options`` names them.
+    options
+        Format, kind, source and asset overrides.
+    replace
+        Overwrite rows whose key exists with a different value (the old rows are kept in
+        ``market.superseded_rows`` and the batch records how many were replaced).
+    now
+        The batch's start time (UTC); defaults to the wall clock.
+    """
+    path = Path(path)
+    options = options or ReadOptions()
+    started = now or datetime.now(UTC)
+    hasher = _FileHasher(path)
+    if path.is_file():
+        hasher.start()
+    try:
+        # Staging only touches connection-local temp tables, so it runs before the
+        # transaction: committed temp tables number their rows 0..n-1 in file order, which
+        # `_records` relies on (rows added inside a transaction get provisional row ids).
+        staged = stage_file(con, path, options)
+        with transaction(con):
+            report = _load_staged(con, path, staged, replace, started, hasher)
+    finally:
+        if hasher.is_alive():
+            hasher.join()
+        for table in ("_stage", "_bad", "_dupkeys", "_dup", "_match", "_csv_rejects",
+                      "_csv_reject_scans"):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+    return report
+
+
+def _load_staged(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    staged: Staged,
+    replace: bool,
+    started: datetime,
+    hasher: _FileHasher,
+) -> IngestReport:
+    spec = SPECS[staged.kind]
+    batch_id = con.execute("SELECT nextval('market.batch_id_seq')").fetchone()[0]
+    file_path = str(path)
+
+    _validate(con, spec)
+    bad = con.execute("SELECT _rid, column_name, reason, raw FROM _bad ORDER BY _rid").df()
+    _find_duplicates(con, spec, has_bad=len(bad) > 0)
+    dup = con.execute("SELECT _rid, variants, keep, rids FROM _dup ORDER BY _rid").df()
+
+    excluded_sql = []
+    if len(bad):
+        excluded_sql.append("SELECT _rid FROM _bad")
+    if len(dup):
+        excluded_sql.append("SELECT _rid FROM _dup WHERE variants > 1 OR NOT keep")
+    not_excluded = (
+        f"s.rowid NOT IN ({' UNION ALL '.join(excluded_sql)})" if excluded_sql else "true"
+    )
+    differs = " OR ".join(f"s.{c} IS DISTINCT FROM t.{c}" for c in spec.value_columns)
+    diff_text = "concat_ws('; ', " + ", ".join(
+        f"CASE WHEN s.{c} IS DISTINCT FROM t.{c} THEN '{c}: existing ' || "
+        f"coalesce(t.{c}::VARCHAR, 'NULL') || ', new ' || coalesce(s.{c}::VARCHAR, 'NULL') END"
+        for c in spec.value_columns
+    ) + ")"
+    con.execute(
+        f"""
+        CREATE TEMP TABLE _match AS
+        SELECT s.rowid AS _rid, ({differs}) AS differs,
+               CASE WHEN ({differs}) THEN {diff_text} END AS diff,
+               CASE WHEN ({differs}) THEN to_json(t) END AS previous,
+               CASE WHEN ({differs}) THEN {_row_json(spec, "s")} END AS incoming
+        FROM _stage s JOIN {spec.table} t ON {_key_match(spec, "s", "t")}
+        WHERE {not_excluded}
+        """
+    )
+    present, conflicts = con.execute(
+        "SELECT count(*) FILTER (WHERE NOT differs), count(*) FILTER (WHERE differs) FROM _match"
+    ).fetchone()
+
+    columns = ", ".join(spec.columns)
+    inserted = con.execute(
+        f"""
+        INSERT INTO {spec.table} ({columns}, batch_id)
+        SELECT {", ".join(f"s.{c}" for c in spec.columns)}, {batch_id}
+        FROM _stage s
+        WHERE {not_excluded} AND s.rowid NOT IN (SELECT _rid FROM _match)
+        """
+    ).fetchone()[0]
+
+    conflict_rows = con.execute(
+        "SELECT _rid, diff, previous, incoming FROM _match WHERE differs ORDER BY _rid"
+    ).df()
+    replaced = 0
+    if replace and conflicts:
+        con.execute(
+            f"INSERT INTO market.superseded_rows SELECT {batch_id}, '{spec.table}', previous "
+            "FROM _match WHERE differs"
+        )
+        assignments = ", ".join(f"{c} = s.{c}" for c in spec.value_columns)
+        con.execute(
+            f"""
+            UPDATE {spec.table} AS t SET {assignments}, batch_id = {batch_id}
+            FROM _stage s, _match m
+            WHERE m.differs AND s.rowid = m._rid AND {_key_match(spec, "s", "t")}
+            """
+        )
+        replaced = int(conflicts)
+
+    rejected_frames = [_parser_frame(staged.parser_rejects)]
+    if len(bad):
+        rejected_frames.append(
+            pd.DataFrame(
+                {
+                    "record": _records(bad["_rid"].to_numpy(), staged),
+                    "column_name": bad["column_name"],
+                    "category": "invalid",
+                    "reason": bad["reason"],
+                    "raw": bad["raw"],
+                }
+            )
+        )
+    n_identical = 0
+    if len(dup):
+        conflicting = dup[dup["variants"] > 1]
+        n_identical = int(((dup["variants"] == 1) & ~dup["keep"]).sum())
+        if len(conflicting):
+            records = _records(conflicting["_rid"].to_numpy(), staged)
+            all_records = {
+                rid: rec
+                for rid, rec in zip(
+                    conflicting["_rid"], records, strict=True
+                )
+            }
+            reasons = [
+                "key appears on records "
+                + ", ".join(str(all_records.get(r, "?")) for r in rids)
+                + " with different values"
+                for rids in conflicting["rids"]
+            ]
+            raws = con.execute(
+                f"SELECT {_row_json(spec, 's')} FROM _stage s JOIN _dup d ON s.rowid = d._rid "
+                "WHERE d.variants > 1 ORDER BY s.rowid"
+            ).fetchall()
+            rejected_frames.append(
+                pd.DataFrame(
+                    {
+                        "record": records,
+                        "column_name": None,
+                        "category": "duplicate",
+                        "reason": reasons,
+                        "raw": [r[0] for r in raws],
+                    }
+                )
+            )
+    if len(conflict_rows) and not replace:
+        rejected_frames.append(
+            pd.DataFrame(
+                {
+                    "record": _records(conflict_rows["_rid"].to_numpy(), staged),
+                    "column_name": None,
+                    "category": "conflict",
+                    "reason": "conflict with the stored row: " + conflict_rows["diff"],
+                    "raw": conflict_rows["incoming"],
+                }
+            )
+        )
+    rejected_all = pd.concat([f for f in rejected_frames if len(f)], ignore_index=True) if any(
+        len(f) for f in rejected_frames
+    ) else None
+    n_rejected = 0
+    if rejected_all is not None:
+        rejected_all = rejected_all.sort_values(["record", "category"], kind="stable")
+        rejected_all.insert(0, "file_path", file_path)
+        rejected_all.insert(0, "batch_id", batch_id)
+        con.register("_rejected_frame", rejected_all)
+        try:
+            con.execute(
+                "INSERT INTO market.rejected_rows "
+                "(batch_id, file_path, record, column_name, category, reason, raw) "
+                "SELECT batch_id, file_path, record, column_name, category, reason, raw "
+                "FROM _rejected_frame"
+            )
+        finally:
+            con.unregister("_rejected_frame")
+        n_rejected = int((rejected_all["category"] != "conflict").sum())
+
+    already_present = int(present) + n_identical
+    accounted = inserted + already_present + int(conflicts) + n_rejected
+    if accounted != staged.records_read:
+        raise RuntimeError(
+            f"{path}: internal accounting error: read {staged.records_read} records but "
+            f"accounted for {accounted}"
+        )
+
+    ranges = con.execute(
+        f"""
+        SELECT asset, min({spec.date_column})::VARCHAR, max({spec.date_column})::VARCHAR,
+               count(*)
+        FROM _stage s WHERE {not_excluded} GROUP BY asset ORDER BY asset
+        """
+    ).fetchall()
+
+    hasher.join()
+    if hasher.error is not None:
+        raise hasher.error
+    finished = datetime.now(UTC)
+    con.execute(
+        """
+        INSERT INTO market.ingest_batches VALUES
+        (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """,
+        [
+            batch_id, file_path, hasher.digest, hasher.size, staged.format.value,
+            staged.kind.value, _sources(con, not_excluded), replace, staged.records_read,
+            inserted, already_present, int(conflicts), replaced, n_rejected, started, finished,
+            __version__, duckdb.__version__,
+        ],
+    )
+    samples = []
+    if rejected_all is not None:
+        shown = rejected_all[rejected_all["category"] != "conflict"].head(SAMPLE)
+        samples = [f"record {r.record}: {r.reason}" for r in shown.itertuples()]
+    conflict_samples = []
+    if len(conflict_rows):
+        recs = _records(conflict_rows["_rid"].to_numpy()[:SAMPLE], staged)
+        conflict_samples = [
+            f"record {rec}: {diff}" for rec, diff in zip(recs, conflict_rows["diff"], strict=False)
+        ]
+    return IngestReport(
+        file=file_path,
+        format=staged.format.value,
+        kind=staged.kind.value,
+        sha256=hasher.digest,
+        file_bytes=hasher.size,
+        batch_id=int(batch_id),
+        replace=replace,
+        rows_read=staged.records_read,
+        inserted=int(inserted),
+        already_present=already_present,
+        conflicts=int(conflicts),
+        replaced=replaced,
+        rejected=n_rejected,
+        rejects_sample=tuple(samples),
+        conflicts_sample=tuple(conflict_samples),
+        assets=tuple(AssetRange(a, f, last, int(n)) for a, f, last, n in ranges),
+    )
+
+
+def _sources(con: duckdb.DuckDBPyConnection, not_excluded: str) -> str:
+    rows = con.execute(
+        f"SELECT DISTINCT source FROM _stage s WHERE {not_excluded} AND source IS NOT NULL "
+        "ORDER BY 1"
+    ).fetchall()
+    return ",".join(r[0] for r in rows) or "-"
+
+
+def _parser_frame(rejects: list[ParserReject]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "record": [r.record for r in rejects],
+            "column_name": [r.column for r in rejects],
+            "category": "invalid",
+            "reason": [r.reason for r in rejects],
+            "raw": [r.raw for r in rejects],
+        }
+    )

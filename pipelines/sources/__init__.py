@@ -1,0 +1,1 @@
+"""Built-in datasets: the seeded synthetic crypto market and arch's S&P 500 / VIX series."""

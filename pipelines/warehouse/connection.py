@@ -1,0 +1,74 @@
+"""Opening the warehouse.
+
+DuckDB lets one process write to a database file at a time; a second process gets an
+``IOException`` ("Could not set lock") when it opens the file. We retry with exponential
+backoff and then fail with :class:`~pipelines.errors.WarehouseBusyError` rather than hang.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from pipelines.errors import WarehouseBusyError
+from pipelines.warehouse.migrations import migrate
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text or "conflicting" in text
+
+
+def connect(
+    database: str | Path,
+    *,
+    read_only: bool = False,
+    wait_seconds: float = 30.0,
+    apply_migrations: bool = True,
+) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse at ``database``, creating its folder and schema when needed.
+
+    Sessions run in UTC so that timestamps render and truncate to days identically on every
+    machine. Migrations are applied unless ``read_only`` (a read-only open of an older file
+    fails loudly later rather than writing).
+    """
+    path = str(database)
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait_seconds
+    delay = 0.05
+    while True:
+        try:
+            con = duckdb.connect(path, read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc) or time.monotonic() >= deadline:
+                if _is_lock_error(exc):
+                    raise WarehouseBusyError(
+                        f"{path}: another process is writing to the warehouse "
+                        f"(waited {wait_seconds:.0f} s); try again when it has finished"
+                    ) from exc
+                raise
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 1.0)
+    con.execute("SET TimeZone = 'UTC'")
+    if apply_migrations and not read_only:
+        migrate(con)
+    return con
+
+
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One explicit transaction: committed on success, rolled back on any exception."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
