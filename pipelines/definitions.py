@@ -1,4 +1,7 @@
-"""Dagster entry point: everything under ``pipelines/defs`` (``dagster dev -m pipelines.definitions``)."""
+"""Dagster entry point: everything under ``pipelines/defs``.
+
+``make ui`` loads it through ``workspace.yaml`` as the code location ``margin_workbench``.
+"""
 
 from pathlib import Path
 

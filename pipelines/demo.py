@@ -38,14 +38,31 @@ def run_demo(settings: WorkbenchSettings, seed: int, console: Console | None) ->
     if console is not None:
         from pipelines.cli.output import table
 
-        say(table("stored series", ["series", "asset", "source", "first", "last", "rows"],
-                  summary[["series", "asset", "source", "first", "last", "rows"]]
-                  .itertuples(index=False)))
-        say(table("asset checks", ["asset", "check", "result", "findings"],
-                  [(c["asset"], c["check"],
-                    "passed" if c["passed"] else f"flagged ({c['severity']})", c["findings"])
-                   for c in checks]))
-        say(f"query it: duckdb {settings.warehouse_path} \"SELECT * FROM market.prices LIMIT 5\"")
+        say(
+            table(
+                "stored series",
+                ["series", "asset", "source", "first", "last", "rows"],
+                summary[["series", "asset", "source", "first", "last", "rows"]].itertuples(
+                    index=False
+                ),
+            )
+        )
+        say(
+            table(
+                "asset checks",
+                ["asset", "check", "result", "findings"],
+                [
+                    (
+                        c["asset"],
+                        c["check"],
+                        "passed" if c["passed"] else f"flagged ({c['severity']})",
+                        c["findings"],
+                    )
+                    for c in checks
+                ],
+            )
+        )
+        say(f'query it: duckdb {settings.warehouse_path} "SELECT * FROM market.prices LIMIT 5"')
     return {
         "success": result.success,
         "warehouse": str(settings.warehouse_path),

@@ -47,8 +47,11 @@ def check_outcomes(result: dg.ExecuteInProcessResult) -> list[dict]:
                 "check": event.check_name,
                 "passed": event.passed,
                 "severity": event.severity.value,
-                "findings": (event.metadata.get("findings").value
-                             if event.metadata.get("findings") is not None else None),
+                "findings": (
+                    event.metadata.get("findings").value
+                    if event.metadata.get("findings") is not None
+                    else None
+                ),
             }
         )
     return sorted(rows, key=lambda r: (r["asset"], r["check"]))

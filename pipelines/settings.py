@@ -89,7 +89,9 @@ def resolve_home(home: str | Path | None = None) -> Path:
     return Path(home or os.environ.get("MWB_HOME") or DEFAULT_HOME).expanduser().resolve()
 
 
-def load_settings(home: str | Path | None = None, config: str | Path | None = None) -> WorkbenchSettings:
+def load_settings(
+    home: str | Path | None = None, config: str | Path | None = None
+) -> WorkbenchSettings:
     """Settings from ``MWB_HOME``/``MWB_CONFIG`` (or the arguments) and the config file."""
     home_path = resolve_home(home)
     config_path = config or os.environ.get("MWB_CONFIG")
@@ -108,7 +110,7 @@ def load_settings(home: str | Path | None = None, config: str | Path | None = No
             raise BadInputError(f"{config_path}: expected a mapping at the top level")
         for source in data.get("sources") or []:
             if isinstance(source, dict) and "path" in source:
-                source["path"] = str((config_path.parent / Path(source["path"]).expanduser()))
+                source["path"] = str(config_path.parent / Path(source["path"]).expanduser())
     try:
         return WorkbenchSettings(home=home_path, config_file=config_path, **data)
     except ValidationError as exc:

@@ -30,8 +30,12 @@ def settings_from(ctx: typer.Context) -> WorkbenchSettings:
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(), console=err, transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
     )
 
 
@@ -39,9 +43,15 @@ def _print_reports(reports: list[IngestReport], errors: list[str]) -> None:
     rows = []
     for r in reports:
         rows.append(
-            (Path(r.file).name, f"{r.format} ({r.kind})", r.rows_read, r.inserted,
-             r.already_present, r.conflicts if not r.replace else f"{r.replaced} replaced",
-             r.rejected)
+            (
+                Path(r.file).name,
+                f"{r.format} ({r.kind})",
+                r.rows_read,
+                r.inserted,
+                r.already_present,
+                r.conflicts if not r.replace else f"{r.replaced} replaced",
+                r.rejected,
+            )
         )
     if rows:
         out.print(

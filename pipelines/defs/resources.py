@@ -42,17 +42,24 @@ class WorkbenchResource(dg.ConfigurableResource):
     def settings(self) -> WorkbenchSettings:
         settings = load_settings(self.home or None, self.config_file or None)
         if self.synthetic_only:
-            seed = self.synthetic_seed if self.synthetic_seed is not None else SyntheticSource().seed
+            seed = (
+                self.synthetic_seed if self.synthetic_seed is not None else SyntheticSource().seed
+            )
             settings = settings.model_copy(update={"sources": (SyntheticSource(seed=seed),)})
         return settings
 
 
 def build_resources(
-    home: str = "", config_file: str = "", *, synthetic_only: bool = False,
+    home: str = "",
+    config_file: str = "",
+    *,
+    synthetic_only: bool = False,
     synthetic_seed: int | None = None,
 ) -> dict[str, dg.ConfigurableResource]:
     workbench = WorkbenchResource(
-        home=home, config_file=config_file, synthetic_only=synthetic_only,
+        home=home,
+        config_file=config_file,
+        synthetic_only=synthetic_only,
         synthetic_seed=synthetic_seed,
     )
     return {

@@ -263,7 +263,10 @@ def detect(path: Path, options: ReadOptions) -> tuple[Format, Kind]:
 def _parquet_columns(path: Path) -> list[str]:
     try:
         con = duckdb.connect()
-        return [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM read_parquet({_lit(path)})").fetchall()]
+        return [
+            row[0]
+            for row in con.execute(f"DESCRIBE SELECT * FROM read_parquet({_lit(path)})").fetchall()
+        ]
     except duckdb.Error as exc:
         raise BadInputError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from exc
 
@@ -326,6 +329,7 @@ def _read_csv_staged(
             SELECT {select_list}
             FROM read_csv({_lit(path)}, header = {str(header).lower()}, columns = $types,
                           delim = ',', quote = '"', escape = '"', auto_detect = false,
+                          dateformat = '%Y-%m-%d',
                           store_rejects = true, rejects_table = '_csv_rejects',
                           rejects_scan = '_csv_reject_scans')
             """,
@@ -413,13 +417,19 @@ def stage_binance_klines(
         open, high, low, close, volume,
         CASE
           WHEN open_time % ({day_ms}) <> 0
-            THEN 'open_time: ' || open_time::VARCHAR || ' is not midnight UTC (only daily klines are stored)'
+            THEN 'open_time: ' || open_time::VARCHAR
+                 || ' is not midnight UTC (only daily klines are stored)'
           WHEN close_time - open_time + 1 <> {day_ms}
             THEN 'close_time: bar is not one day long (only daily klines are stored)'
         END AS _problem
     """
     return _read_csv_staged(
-        con, path, Format.BINANCE_KLINES, Kind.PRICES, dict(KLINE_COLUMNS), select,
+        con,
+        path,
+        Format.BINANCE_KLINES,
+        Kind.PRICES,
+        dict(KLINE_COLUMNS),
+        select,
         header=has_header,
     )
 
@@ -472,7 +482,9 @@ def stage_deribit_dvol(con: duckdb.DuckDBPyConnection, path: Path, options: Read
         if not ok:
             rejects.append(
                 ParserReject(
-                    record, None, "entry must be [timestamp_ms, open, high, low, close]",
+                    record,
+                    None,
+                    "entry must be [timestamp_ms, open, high, low, close]",
                     json.dumps(entry)[:500],
                 )
             )
@@ -511,9 +523,7 @@ def stage_tidy_parquet(
     con: duckdb.DuckDBPyConnection, path: Path, kind: Kind, options: ReadOptions
 ) -> Staged:
     spec = SPECS[kind]
-    described = con.execute(
-        f"DESCRIBE SELECT * FROM read_parquet({_lit(path)})"
-    ).fetchall()
+    described = con.execute(f"DESCRIBE SELECT * FROM read_parquet({_lit(path)})").fetchall()
     file_types = {row[0]: row[1] for row in described}
     layout = dict(LAYOUTS[kind])
     layout["source"] = "source"
@@ -536,9 +546,15 @@ def stage_tidy_parquet(
             if file_types[present[column]] == sql_type:
                 exprs.append(f"{src} AS {column}")
             else:
-                exprs.append(f"TRY_CAST({src} AS {sql_type}) AS {column}")
+                # text dates must be ISO, as in CSV files; other types cast leniently
+                cast = (
+                    f"CAST(try_strptime({src}::VARCHAR, '%Y-%m-%d') AS DATE)"
+                    if sql_type == "DATE"
+                    else f"TRY_CAST({src} AS {sql_type})"
+                )
+                exprs.append(f"{cast} AS {column}")
                 problems.append(
-                    f"CASE WHEN {src} IS NOT NULL AND TRY_CAST({src} AS {sql_type}) IS NULL "
+                    f"CASE WHEN {src} IS NOT NULL AND {cast} IS NULL "
                     f"THEN '{column}: cannot read ''' || {src}::VARCHAR || ''' as {sql_type}' END"
                 )
         else:
@@ -556,9 +572,7 @@ def stage_tidy_parquet(
     return Staged(Format.TIDY_PARQUET, kind, count, [])
 
 
-def stage_file(
-    con: duckdb.DuckDBPyConnection, path: Path, options: ReadOptions
-) -> Staged:
+def stage_file(con: duckdb.DuckDBPyConnection, path: Path, options: ReadOptions) -> Staged:
     """Detect ``path``'s format and kind and stage it into ``_stage``."""
     fmt, kind = detect(path, options)
     if fmt is Format.DERIBIT_DVOL:

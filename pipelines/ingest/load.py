@@ -126,15 +126,26 @@ def _validate(con: duckdb.DuckDBPyConnection, spec: KindSpec) -> None:
     """Fill ``_bad(_rid, column_name, reason, raw)`` with the rows failing any rule."""
     rules = spec.rules
     any_bad = " OR ".join(["_problem IS NOT NULL", *(f"coalesce({r.bad}, false)" for r in rules)])
-    first_column = "coalesce(" + ", ".join(
-        [
-            "CASE WHEN _problem IS NOT NULL THEN NULL END",
-            *(f"CASE WHEN coalesce({r.bad}, false) THEN '{r.column}' END" for r in rules),
-        ]
-    ) + ")"
-    reasons = "concat_ws('; ', " + ", ".join(
-        ["_problem", *(f"CASE WHEN coalesce({r.bad}, false) THEN {r.reason} END" for r in rules)]
-    ) + ")"
+    first_column = (
+        "coalesce("
+        + ", ".join(
+            [
+                "CASE WHEN _problem IS NOT NULL THEN NULL END",
+                *(f"CASE WHEN coalesce({r.bad}, false) THEN '{r.column}' END" for r in rules),
+            ]
+        )
+        + ")"
+    )
+    reasons = (
+        "concat_ws('; ', "
+        + ", ".join(
+            [
+                "_problem",
+                *(f"CASE WHEN coalesce({r.bad}, false) THEN {r.reason} END" for r in rules),
+            ]
+        )
+        + ")"
+    )
     con.execute(
         f"""
         CREATE TEMP TABLE _bad AS
@@ -217,8 +228,15 @@ def load_file(
     finally:
         if hasher.is_alive():
             hasher.join()
-        for table in ("_stage", "_bad", "_dupkeys", "_dup", "_match", "_csv_rejects",
-                      "_csv_reject_scans"):
+        for table in (
+            "_stage",
+            "_bad",
+            "_dupkeys",
+            "_dup",
+            "_match",
+            "_csv_rejects",
+            "_csv_reject_scans",
+        ):
             con.execute(f"DROP TABLE IF EXISTS {table}")
     return report
 
@@ -249,11 +267,15 @@ def _load_staged(
         f"s.rowid NOT IN ({' UNION ALL '.join(excluded_sql)})" if excluded_sql else "true"
     )
     differs = " OR ".join(f"s.{c} IS DISTINCT FROM t.{c}" for c in spec.value_columns)
-    diff_text = "concat_ws('; ', " + ", ".join(
-        f"CASE WHEN s.{c} IS DISTINCT FROM t.{c} THEN '{c}: existing ' || "
-        f"coalesce(t.{c}::VARCHAR, 'NULL') || ', new ' || coalesce(s.{c}::VARCHAR, 'NULL') END"
-        for c in spec.value_columns
-    ) + ")"
+    diff_text = (
+        "concat_ws('; ', "
+        + ", ".join(
+            f"CASE WHEN s.{c} IS DISTINCT FROM t.{c} THEN '{c}: existing ' || "
+            f"coalesce(t.{c}::VARCHAR, 'NULL') || ', new ' || coalesce(s.{c}::VARCHAR, 'NULL') END"
+            for c in spec.value_columns
+        )
+        + ")"
+    )
     con.execute(
         f"""
         CREATE TEMP TABLE _match AS
@@ -317,12 +339,7 @@ def _load_staged(
         n_identical = int(((dup["variants"] == 1) & ~dup["keep"]).sum())
         if len(conflicting):
             records = _records(conflicting["_rid"].to_numpy(), staged)
-            all_records = {
-                rid: rec
-                for rid, rec in zip(
-                    conflicting["_rid"], records, strict=True
-                )
-            }
+            all_records = {rid: rec for rid, rec in zip(conflicting["_rid"], records, strict=True)}
             reasons = [
                 "key appears on records "
                 + ", ".join(str(all_records.get(r, "?")) for r in rids)
@@ -356,9 +373,11 @@ def _load_staged(
                 }
             )
         )
-    rejected_all = pd.concat([f for f in rejected_frames if len(f)], ignore_index=True) if any(
-        len(f) for f in rejected_frames
-    ) else None
+    rejected_all = (
+        pd.concat([f for f in rejected_frames if len(f)], ignore_index=True)
+        if any(len(f) for f in rejected_frames)
+        else None
+    )
     n_rejected = 0
     if rejected_all is not None:
         rejected_all = rejected_all.sort_values(["record", "category"], kind="stable")
@@ -402,10 +421,24 @@ def _load_staged(
         (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """,
         [
-            batch_id, file_path, hasher.digest, hasher.size, staged.format.value,
-            staged.kind.value, _sources(con, not_excluded), replace, staged.records_read,
-            inserted, already_present, int(conflicts), replaced, n_rejected, started, finished,
-            __version__, duckdb.__version__,
+            batch_id,
+            file_path,
+            hasher.digest,
+            hasher.size,
+            staged.format.value,
+            staged.kind.value,
+            _sources(con, not_excluded),
+            replace,
+            staged.records_read,
+            inserted,
+            already_present,
+            int(conflicts),
+            replaced,
+            n_rejected,
+            started,
+            finished,
+            __version__,
+            duckdb.__version__,
         ],
     )
     samples = []

@@ -5,7 +5,8 @@
 ``sp500-vix``
     the real S&P 500 daily OHLCV (1999-2018) and VIX (2014-2019) series that the ``arch``
     package ships, as asset ``SPX`` with ``source='arch'``; VIX is stored as a decimal 30-day
-    implied vol (VIX 13.76 -> 0.1376).
+    implied vol (VIX 13.76 -> 0.1376). The 46 US market holidays on which arch's VIX series
+    holds NaN are left out (there was no quote).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def write_sp500_vix(folder: str | Path) -> list[Path]:
             "source": "arch",
         }
     )
-    v = vix.load()
+    # arch's VIX series holds NaN on US market holidays: those days have no quote at all
+    v = vix.load().dropna()
     iv = pd.DataFrame(
         {
             "date": v.index.date,

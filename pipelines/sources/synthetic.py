@@ -83,12 +83,15 @@ class SyntheticMarketSpec:
     start: date = date(2019, 1, 1)
     end: date = date(2024, 12, 31)
     assets: tuple[AssetModel, ...] = (
-        AssetModel("BTC", 3_800.0, 0.50, 0.52, 0.04, 0.06, 0.90, 4.5, 1.0, (-0.40, 0.10),
-                   30_000.0, True),
-        AssetModel("ETH", 135.0, 0.50, 0.65, 0.05, 0.06, 0.89, 4.5, 1.2, (-0.45, 0.08),
-                   400_000.0, True),
-        AssetModel("SOL", 1.50, 0.75, 0.78, 0.06, 0.05, 0.88, 4.0, 1.4, (-0.50, 0.12),
-                   2_000_000.0, False),
+        AssetModel(
+            "BTC", 3_800.0, 0.50, 0.52, 0.04, 0.06, 0.90, 4.5, 1.0, (-0.40, 0.10), 30_000.0, True
+        ),
+        AssetModel(
+            "ETH", 135.0, 0.50, 0.65, 0.05, 0.06, 0.89, 4.5, 1.2, (-0.45, 0.08), 400_000.0, True
+        ),
+        AssetModel(
+            "SOL", 1.50, 0.75, 0.78, 0.06, 0.05, 0.88, 4.0, 1.4, (-0.50, 0.12), 2_000_000.0, False
+        ),
     )
     correlation: tuple[tuple[float, ...], ...] = (
         (1.00, 0.80, 0.60),
@@ -112,8 +115,14 @@ class SyntheticMarketSpec:
     def __post_init__(self) -> None:
         n = len(self.assets)
         corr = np.asarray(self.correlation, dtype=float)
-        if corr.shape != (n, n) or not np.allclose(corr, corr.T) or not np.allclose(np.diag(corr), 1):
-            raise ValueError("correlation must be a symmetric unit-diagonal matrix, one row per asset")
+        if (
+            corr.shape != (n, n)
+            or not np.allclose(corr, corr.T)
+            or not np.allclose(np.diag(corr), 1)
+        ):
+            raise ValueError(
+                "correlation must be a symmetric unit-diagonal matrix, one row per asset"
+            )
         if np.linalg.eigvalsh(corr).min() <= 0:
             raise ValueError("correlation must be positive definite")
         if not self.start < self.crash_day < self.end:
@@ -123,7 +132,11 @@ class SyntheticMarketSpec:
         """The parameters as plain data, for lineage and documentation."""
         out = asdict(self)
         out.pop("extra")
-        out["start"], out["end"], out["crash_day"] = str(self.start), str(self.end), str(self.crash_day)
+        out["start"], out["end"], out["crash_day"] = (
+            str(self.start),
+            str(self.end),
+            str(self.crash_day),
+        )
         return out
 
 
@@ -231,9 +244,7 @@ def generate_synthetic_market(spec: SyntheticMarketSpec | None = None) -> Synthe
             eta[t] = eta_prev
         iv = np.sqrt(DAYS_PER_YEAR * avg) * spec.variance_risk_premium * np.exp(eta)
         iv_frames.append(
-            pd.DataFrame(
-                {"date": days.date, "asset": a.symbol, "iv": iv, "tenor_days": h}
-            )
+            pd.DataFrame({"date": days.date, "asset": a.symbol, "iv": iv, "tenor_days": h})
         )
     implied_vol = pd.concat(iv_frames, ignore_index=True)
     implied_vol["source"] = "synthetic"
@@ -243,7 +254,9 @@ def generate_synthetic_market(spec: SyntheticMarketSpec | None = None) -> Synthe
     return SyntheticMarket(spec, prices, implied_vol, conditional_vol)
 
 
-def write_synthetic_market(folder: str | Path, spec: SyntheticMarketSpec | None = None) -> list[Path]:
+def write_synthetic_market(
+    folder: str | Path, spec: SyntheticMarketSpec | None = None
+) -> list[Path]:
     """Write the market as tidy CSV files (``prices.csv``, ``implied_vol.csv``) to ``folder``.
 
     The text is deterministic (fixed column order, ``%.10g`` floats, ``\\n`` line ends), so the

@@ -190,7 +190,15 @@ def series_summary(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     frames = [f for f in frames if len(f)]
     if not frames:
         return pd.DataFrame(
-            columns=["series", "asset", "source", "first", "last", "rows", "gaps_over_3d",
-                     "missing_days"]
+            columns=[
+                "series",
+                "asset",
+                "source",
+                "first",
+                "last",
+                "rows",
+                "gaps_over_3d",
+                "missing_days",
+            ]
         )
     return pd.concat(frames, ignore_index=True)

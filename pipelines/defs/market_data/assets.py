@@ -16,7 +16,12 @@ from pipelines.ingest.kinds import SPECS, Kind
 from pipelines.warehouse.quality import series_summary
 
 GROUP = "market_data"
-_SERIES_NAME = {Kind.PRICES: "prices", Kind.IV: "iv", Kind.FUNDING: "funding", Kind.OPTIONS: "options"}
+_SERIES_NAME = {
+    Kind.PRICES: "prices",
+    Kind.IV: "iv",
+    Kind.FUNDING: "funding",
+    Kind.OPTIONS: "options",
+}
 
 
 def _materialize(kind: Kind, warehouse: WarehouseResource, workbench: WorkbenchResource):
@@ -60,7 +65,9 @@ def _materialize(kind: Kind, warehouse: WarehouseResource, workbench: WorkbenchR
 
 
 @dg.asset(key=["market", "prices"], group_name=GROUP, kinds={"duckdb"})
-def market_prices(warehouse: WarehouseResource, workbench: WorkbenchResource) -> dg.MaterializeResult:
+def market_prices(
+    warehouse: WarehouseResource, workbench: WorkbenchResource
+) -> dg.MaterializeResult:
     """Daily OHLCV per asset and source (``market.prices``)."""
     return _materialize(Kind.PRICES, warehouse, workbench)
 
@@ -74,7 +81,9 @@ def market_implied_vol(
 
 
 @dg.asset(key=["market", "funding"], group_name=GROUP, kinds={"duckdb"})
-def market_funding(warehouse: WarehouseResource, workbench: WorkbenchResource) -> dg.MaterializeResult:
+def market_funding(
+    warehouse: WarehouseResource, workbench: WorkbenchResource
+) -> dg.MaterializeResult:
     """Daily perpetual funding rates per venue (``market.funding``)."""
     return _materialize(Kind.FUNDING, warehouse, workbench)
 

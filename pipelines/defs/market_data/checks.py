@@ -21,7 +21,9 @@ STALE_DAYS = 5
 EXTREME_SIGMAS = 8.0
 
 
-def _result(findings: pd.DataFrame, severity: dg.AssetCheckSeverity, **extra) -> dg.AssetCheckResult:
+def _result(
+    findings: pd.DataFrame, severity: dg.AssetCheckSeverity, **extra
+) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=findings.empty,
         severity=severity,
@@ -40,7 +42,9 @@ def _coverage(warehouse, workbench, table: str, assets: tuple[str, ...]) -> dg.A
     return _result(missing, WARN, expected_through=str(through), configured=list(assets))
 
 
-@dg.asset_check(asset=market_prices, description=f"No series has a gap of more than {GAP_DAYS} days.")
+@dg.asset_check(
+    asset=market_prices, description=f"No series has a gap of more than {GAP_DAYS} days."
+)
 def prices_no_long_gaps(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     with warehouse.get_connection() as con:
         return _result(quality.gaps(con, "market.prices", GAP_DAYS), WARN)
@@ -62,8 +66,13 @@ def prices_no_extreme_moves(warehouse: WarehouseResource) -> dg.AssetCheckResult
         return _result(quality.extreme_moves(con, sigmas=EXTREME_SIGMAS), WARN)
 
 
-@dg.asset_check(asset=market_prices, description="Every configured asset has prices up to the last expected day.")
-def prices_coverage(warehouse: WarehouseResource, workbench: WorkbenchResource) -> dg.AssetCheckResult:
+@dg.asset_check(
+    asset=market_prices,
+    description="Every configured asset has prices up to the last expected day.",
+)
+def prices_coverage(
+    warehouse: WarehouseResource, workbench: WorkbenchResource
+) -> dg.AssetCheckResult:
     return _coverage(warehouse, workbench, "market.prices", workbench.settings().market.assets)
 
 
@@ -77,7 +86,9 @@ def implied_vol_in_range(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         return _result(quality.iv_out_of_range(con), ERROR)
 
 
-@dg.asset_check(asset=market_implied_vol, description=f"No IV series has a gap of more than {GAP_DAYS} days.")
+@dg.asset_check(
+    asset=market_implied_vol, description=f"No IV series has a gap of more than {GAP_DAYS} days."
+)
 def implied_vol_no_long_gaps(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     with warehouse.get_connection() as con:
         return _result(quality.gaps(con, "market.implied_vol", GAP_DAYS), WARN)
@@ -89,9 +100,16 @@ def implied_vol_not_stale(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         return _result(quality.stale_runs(con, "market.implied_vol", "iv", STALE_DAYS), WARN)
 
 
-@dg.asset_check(asset=market_implied_vol, description="Every configured IV asset has data up to the last expected day.")
-def implied_vol_coverage(warehouse: WarehouseResource, workbench: WorkbenchResource) -> dg.AssetCheckResult:
-    return _coverage(warehouse, workbench, "market.implied_vol", workbench.settings().market.iv_assets)
+@dg.asset_check(
+    asset=market_implied_vol,
+    description="Every configured IV asset has data up to the last expected day.",
+)
+def implied_vol_coverage(
+    warehouse: WarehouseResource, workbench: WorkbenchResource
+) -> dg.AssetCheckResult:
+    return _coverage(
+        warehouse, workbench, "market.implied_vol", workbench.settings().market.iv_assets
+    )
 
 
 @dg.asset_check(
@@ -103,4 +121,6 @@ def implied_vol_coverage(warehouse: WarehouseResource, workbench: WorkbenchResou
 def option_marks_unique_key(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     with warehouse.get_connection() as con:
         duplicates = quality.duplicate_option_keys(con)
-    return dg.AssetCheckResult(passed=duplicates == 0, severity=ERROR, metadata={"duplicate_keys": duplicates})
+    return dg.AssetCheckResult(
+        passed=duplicates == 0, severity=ERROR, metadata={"duplicate_keys": duplicates}
+    )
