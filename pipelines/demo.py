@@ -62,7 +62,7 @@ def run_demo(settings: WorkbenchSettings, seed: int, console: Console | None) ->
                 ],
             )
         )
-        say(f'query it: duckdb {settings.warehouse_path} "SELECT * FROM market.prices LIMIT 5"')
+        say('query it: mwb sql "SELECT asset, count(*) FROM market.prices GROUP BY asset"')
     return {
         "success": result.success,
         "warehouse": str(settings.warehouse_path),

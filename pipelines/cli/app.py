@@ -33,4 +33,5 @@ def _global(
 app.command("ingest")(market.ingest)
 app.command("status")(market.status)
 app.command("demo")(market.demo)
+app.command("sql")(market.sql)
 app.add_typer(market.datasets_app, name="datasets")

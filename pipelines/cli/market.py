@@ -245,3 +245,28 @@ def demo(
         out.print(f"done in {elapsed:.1f} s")
     if not outcome["success"]:
         raise typer.Exit(1)
+
+
+def sql(
+    ctx: typer.Context,
+    query: str = typer.Argument(..., help="A SQL query (the warehouse is opened read-only)."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Query the warehouse, read-only: `mwb sql "SELECT * FROM market.prices LIMIT 5"`."""
+    import duckdb
+
+    settings = settings_from(ctx)
+    if not settings.warehouse_path.exists():
+        raise BadInputError(f"{settings.warehouse_path}: no warehouse yet; run `mwb demo` first")
+    con = connect(settings.warehouse_path, read_only=True)
+    try:
+        frame = con.execute(query).df()
+    except duckdb.Error as exc:
+        raise BadInputError(f"query failed: {str(exc).splitlines()[0]}") from exc
+    finally:
+        con.close()
+    frame = frame.astype(object).where(frame.notna(), None)
+    if as_json:
+        print_json(frame.to_dict("records"))
+        return
+    out.print(table(None, [str(c) for c in frame.columns], frame.itertuples(index=False)))

@@ -35,6 +35,13 @@ def test_status_on_an_empty_and_a_loaded_warehouse(home, tmp_path) -> None:
     }
     text = run_mwb("status", home=home).stdout
     assert "2024-01-09" in text and str(home / "warehouse.duckdb") in text
+    query = "SELECT close FROM market.prices ORDER BY date"
+    rows = json.loads(run_mwb("sql", query, "--json", home=home).stdout)
+    assert [r["close"] for r in rows] == [1.0, 2.0, 3.0]
+    bad = run_mwb("sql", "SELECT nope FROM market.prices", home=home)
+    assert bad.returncode == 2 and "query failed" in bad.stderr
+    write = run_mwb("sql", "DELETE FROM market.prices", home=home)
+    assert write.returncode == 2  # read-only
 
 
 def test_datasets_load_and_list(home) -> None:
