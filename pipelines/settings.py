@@ -68,11 +68,69 @@ class MarketSettings(_Strict):
     assets: tuple[str, ...] = ("BTC", "ETH", "SOL")
     iv_assets: tuple[str, ...] = ("BTC", "ETH")
     expected_through: Literal["latest", "yesterday"] | date = "latest"
+    # when an asset has rows from several sources, calibration uses the first listed here
+    # (sources not listed come after, alphabetically)
+    source_preference: tuple[str, ...] = ("deribit", "binance", "file", "synthetic", "arch")
+
+
+DEFAULT_BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "underlyings.*.pm.price_range": (0.03, 0.50),
+    "underlyings.*.span.price_scan_range": (0.03, 0.50),
+    "underlyings.*.span.extreme_move_multiple": (1.0, 5.0),
+    "underlyings.*.pm.vol_range_up": (0.05, 2.0),
+    "underlyings.*.pm.vol_range_down": (0.05, 0.9),
+    "underlyings.*.span.vol_scan_range": (0.05, 2.0),
+    "collateral.*.haircut": (0.0, 0.9),
+    "spreads.*.credit": (0.0, 0.9),
+}
+
+
+class CalibrationSettings(_Strict):
+    """The calibration policy (see :class:`calibration.policy.CalibrationPolicy`), the model
+    candidates (``all`` or names like ``gjr-garch/t``) and sanity bounds per parameter
+    pattern for the recommendation check."""
+
+    confidence: float = 0.99
+    mpor_days: int = 2
+    haircut_mpor_days: int = 2
+    lookback_days: int = 1000
+    method: Literal["filtered-historical", "parametric"] = "filtered-historical"
+    apc: Literal["none", "buffer", "stressed-weight", "floor"] = "buffer"
+    apc_buffer: float = 0.25
+    apc_stress_weight: float = 0.25
+    apc_floor_years: float = 10.0
+    extreme_confidence: float = 0.999
+    candidates: Literal["all"] | tuple[str, ...] = "all"
+    bounds: dict[str, tuple[float | None, float | None]] = DEFAULT_BOUNDS
+
+    def policy(self):
+        from calibration.policy import CalibrationPolicy
+
+        fields = self.model_dump(exclude={"candidates", "bounds"})
+        try:
+            return CalibrationPolicy(**fields)
+        except ValueError as exc:
+            raise BadInputError(f"calibration settings: {exc}") from exc
+
+    def specs(self):
+        from calibration.univariate import ALL_SPECS, UnivariateSpec
+
+        if self.candidates == "all":
+            return ALL_SPECS
+        specs = []
+        for name in self.candidates:
+            vol, _, dist = name.partition("/")
+            try:
+                specs.append(UnivariateSpec(vol, dist or "t"))
+            except ValueError as exc:
+                raise BadInputError(f"calibration.candidates: {name!r}: {exc}") from exc
+        return tuple(specs)
 
 
 class WorkbenchSettings(_Strict):
     home: Path
     market: MarketSettings = MarketSettings()
+    calibration: CalibrationSettings = CalibrationSettings()
     sources: tuple[SourceConfig, ...] = (SyntheticSource(),)
     config_file: Path | None = None
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli import market
+from pipelines.cli import calibration, market
 
 app = typer.Typer(
     name="mwb",
@@ -34,4 +34,5 @@ app.command("ingest")(market.ingest)
 app.command("status")(market.status)
 app.command("demo")(market.demo)
 app.command("sql")(market.sql)
+app.command("calibrate")(calibration.calibrate)
 app.add_typer(market.datasets_app, name="datasets")

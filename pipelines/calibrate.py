@@ -1,0 +1,593 @@
+"""Calibration against the warehouse: load series, call the pure ``calibration`` package, store
+results in the ``calib`` schema with their lineage. The Dagster assets and ``mwb calibrate``
+are thin wrappers of these functions.
+
+A calibration is identified by ``calibration_id = <as-of date>-<policy fingerprint[:10]>``; the
+same as-of date and policy always land on the same rows, which a re-run replaces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from calibration.correlation import (
+    CorrelationEstimate,
+    ccc_correlation,
+    ewma_correlation,
+    ewma_correlation_path,
+    fit_dcc,
+    is_psd,
+    stressed_correlations,
+)
+from calibration.iv_dynamics import IvDynamics, iv_dynamics, rebuild_iv_dynamics
+from calibration.lineage import library_versions, series_fingerprint
+from calibration.policy import CalibrationPolicy
+from calibration.recommend import BoundViolation, Recommendations, outside_bounds, recommend
+from calibration.returns import Calendar, log_returns
+from calibration.univariate import (
+    EwmaFit,
+    UnivariateFit,
+    UnivariateSpec,
+    VolatilityCalibration,
+    apply_parameters,
+    calibrate_volatility,
+    fit_ewma,
+)
+from pipelines import __version__
+from pipelines.errors import BadInputError
+from pipelines.settings import WorkbenchSettings
+from pipelines.warehouse import transaction
+
+WEEKDAY_SOURCES = {"arch"}  # equity data (S&P 500) trades on weekdays
+
+
+def to_json(value: object) -> str:
+    """JSON for DuckDB: NaN and infinities become null (JSON has no NaN)."""
+
+    def clean(x):
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {str(k): clean(v) for k, v in x.items()}
+        if isinstance(x, list | tuple):
+            return [clean(v) for v in x]
+        if isinstance(x, np.generic):
+            return clean(x.item())
+        if isinstance(x, np.ndarray):
+            return clean(x.tolist())
+        if isinstance(x, date | datetime):
+            return x.isoformat()
+        return x
+
+    return json.dumps(clean(value), sort_keys=True)
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+@dataclass(frozen=True)
+class CalibrationContext:
+    calibration_id: str
+    as_of: date
+    policy: CalibrationPolicy
+    policy_sha256: str
+    specs: tuple[UnivariateSpec, ...]
+
+
+def policy_fingerprint(policy: CalibrationPolicy, specs: tuple[UnivariateSpec, ...]) -> str:
+    payload = {"policy": policy.to_dict(), "candidates": [s.name for s in specs]}
+    return hashlib.sha256(to_json(payload).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _ordered_sources(available: list[str], preference: tuple[str, ...]) -> list[str]:
+    ranked = [s for s in preference if s in available]
+    return ranked + sorted(s for s in available if s not in preference)
+
+
+def choose_source(
+    con: duckdb.DuckDBPyConnection, table: str, asset: str, preference: tuple[str, ...]
+) -> str | None:
+    available = [
+        r[0]
+        for r in con.execute(
+            f"SELECT DISTINCT source FROM {table} WHERE asset = ?", [asset]
+        ).fetchall()
+    ]
+    ordered = _ordered_sources(available, preference)
+    return ordered[0] if ordered else None
+
+
+def load_closes(
+    con: duckdb.DuckDBPyConnection, asset: str, as_of: date, preference: tuple[str, ...]
+) -> tuple[pd.Series, str]:
+    source = choose_source(con, "market.prices", asset, preference)
+    if source is None:
+        raise BadInputError(f"{asset}: no prices in the warehouse")
+    frame = con.execute(
+        "SELECT date, close FROM market.prices WHERE asset = ? AND source = ? AND date <= ? ORDER BY date",
+        [asset, source, as_of],
+    ).df()
+    series = pd.Series(frame["close"].to_numpy(), index=pd.DatetimeIndex(frame["date"]), name=asset)
+    return series, source
+
+
+def load_iv(
+    con: duckdb.DuckDBPyConnection,
+    asset: str,
+    as_of: date,
+    preference: tuple[str, ...],
+    tenor_days: int = 30,
+) -> tuple[pd.Series, str] | None:
+    source = choose_source(con, "market.implied_vol", asset, preference)
+    if source is None:
+        return None
+    frame = con.execute(
+        "SELECT date, iv FROM market.implied_vol WHERE asset = ? AND source = ? AND tenor_days = ? "
+        "AND date <= ? ORDER BY date",
+        [asset, source, tenor_days, as_of],
+    ).df()
+    if frame.empty:
+        return None
+    return pd.Series(
+        frame["iv"].to_numpy(), index=pd.DatetimeIndex(frame["date"]), name=asset
+    ), source
+
+
+def returns_for(con, settings: WorkbenchSettings, asset: str, as_of: date):
+    closes, source = load_closes(con, asset, as_of, settings.market.source_preference)
+    calendar = Calendar.WEEKDAYS if source in WEEKDAY_SOURCES else Calendar.ALWAYS
+    return log_returns(closes, asset=asset, calendar=calendar), source
+
+
+def latest_common_date(con: duckdb.DuckDBPyConnection, assets: tuple[str, ...]) -> date:
+    """The last day on which every asset that has prices has one (any source)."""
+    rows = con.execute(
+        "SELECT asset, max(date) FROM market.prices WHERE asset IN (SELECT unnest(?)) GROUP BY asset",
+        [list(assets)],
+    ).fetchall()
+    if not rows:
+        raise BadInputError(
+            f"no prices for {', '.join(assets)} in the warehouse; load data first (mwb demo)"
+        )
+    return min(r[1] for r in rows)
+
+
+def context(
+    con: duckdb.DuckDBPyConnection,
+    settings: WorkbenchSettings,
+    assets: tuple[str, ...],
+    as_of: date | None = None,
+) -> CalibrationContext:
+    policy = settings.calibration.policy()
+    specs = settings.calibration.specs()
+    as_of = as_of or latest_common_date(con, assets)
+    sha = policy_fingerprint(policy, specs)
+    return CalibrationContext(f"{as_of.isoformat()}-{sha[:10]}", as_of, policy, sha, specs)
+
+
+def record_run(con: duckdb.DuckDBPyConnection, ctx: CalibrationContext) -> None:
+    with transaction(con):
+        con.execute("DELETE FROM calib.runs WHERE calibration_id = ?", [ctx.calibration_id])
+        con.execute(
+            "INSERT INTO calib.runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                ctx.calibration_id,
+                ctx.as_of,
+                to_json(ctx.policy.to_dict()),
+                ctx.policy_sha256,
+                __version__,
+                to_json(library_versions()),
+                datetime.now(UTC),
+            ],
+        )
+
+
+# --------------------------------------------------------------------------- volatility
+
+
+def _candidate_rows(ctx, calibration: VolatilityCalibration, source: str, window) -> list[list]:
+    rows = []
+    chosen = calibration.chosen
+    versions = to_json(library_versions())
+    common = [source, window.start, window.end, window.n_obs, window.fingerprint, versions]
+    for outcome in calibration.candidates:
+        is_chosen = isinstance(chosen, UnivariateFit) and chosen.spec == outcome.spec
+        detail = chosen.to_dict() if is_chosen else {}
+        rows.append(
+            [
+                ctx.calibration_id,
+                calibration.asset,
+                outcome.spec.name,
+                is_chosen,
+                "garch" if outcome.error is None else "failed",
+                to_json(outcome.spec.to_dict()),
+                to_json(detail.get("params")) if is_chosen else None,
+                to_json(detail.get("std_errors")) if is_chosen else None,
+                _finite(outcome.loglik),
+                _finite(detail.get("aic")) if is_chosen else None,
+                _finite(outcome.bic),
+                outcome.converged,
+                outcome.stationary,
+                _finite(detail.get("persistence")) if is_chosen else None,
+                _finite(detail.get("half_life_days")) if is_chosen else None,
+                _finite(detail.get("unconditional_vol_annual")) if is_chosen else None,
+                _finite(detail.get("next_vol_annual")) if is_chosen else None,
+                to_json(detail.get("ljung_box")) if is_chosen else None,
+                to_json(detail.get("on_bounds")) if is_chosen else None,
+                outcome.error,
+                None,
+                *common,
+            ]
+        )
+    if isinstance(chosen, EwmaFit):
+        detail = chosen.to_dict()
+        rows.append(
+            [
+                ctx.calibration_id,
+                calibration.asset,
+                chosen.name,
+                True,
+                "ewma",
+                to_json(detail["spec"]),
+                to_json({"lambda": chosen.lam}),
+                None,
+                chosen.loglik,
+                None,
+                None,
+                True,
+                False,
+                1.0,
+                None,
+                None,
+                detail["next_vol_annual"],
+                None,
+                "[]",
+                None,
+                calibration.fallback_reason,
+                *common,
+            ]
+        )
+    return rows
+
+
+def fit_asset(
+    con: duckdb.DuckDBPyConnection, settings: WorkbenchSettings, ctx: CalibrationContext, asset: str
+) -> VolatilityCalibration:
+    """Fit every candidate model to the asset's last ``lookback_days`` returns, keep the BIC
+    choice (or the EWMA fallback) and store candidates and the chosen path."""
+    returns, source = returns_for(con, settings, asset, ctx.as_of)
+    window = returns.values.iloc[-ctx.policy.lookback_days :]
+    if len(window) < 100:
+        raise BadInputError(
+            f"{asset}: only {len(window)} returns up to {ctx.as_of}; calibration needs 100"
+        )
+    calibration = calibrate_volatility(window, ctx.specs, asset=asset)
+    chosen = calibration.chosen
+    series = pd.DataFrame(
+        {
+            "calibration_id": ctx.calibration_id,
+            "asset": asset,
+            "date": window.index.date,
+            "log_return": window.to_numpy(),
+            "cond_vol": chosen.conditional_vol.to_numpy(),
+            "std_resid": chosen.std_resid.to_numpy(),
+        }
+    ).dropna()
+    with transaction(con):
+        for table in ("calib.fits", "calib.fitted_series"):
+            con.execute(
+                f"DELETE FROM {table} WHERE calibration_id = ? AND asset = ?",
+                [ctx.calibration_id, asset],
+            )
+        rows = _candidate_rows(ctx, calibration, source, chosen.window)
+        con.executemany(f"INSERT INTO calib.fits VALUES ({', '.join(['?'] * 27)})", rows)
+        con.register("_series", series)
+        con.execute("INSERT INTO calib.fitted_series SELECT * FROM _series")
+        con.unregister("_series")
+    return calibration
+
+
+def load_chosen_fit(
+    con: duckdb.DuckDBPyConnection, settings: WorkbenchSettings, ctx: CalibrationContext, asset: str
+) -> UnivariateFit | EwmaFit:
+    """Rebuild the stored chosen model by applying its parameters to the same data (no refit);
+    refuse if the data changed since it was fitted."""
+    row = con.execute(
+        "SELECT kind, spec, params, window_start, window_end, data_sha256, fallback_reason FROM calib.fits "
+        "WHERE calibration_id = ? AND asset = ? AND chosen",
+        [ctx.calibration_id, asset],
+    ).fetchone()
+    if row is None:
+        raise BadInputError(
+            f"{asset}: no volatility fit for calibration {ctx.calibration_id}; fit it first"
+        )
+    kind, spec, params, start, end, data_sha, reason = row
+    returns, _ = returns_for(con, settings, asset, ctx.as_of)
+    window = returns.values.loc[pd.Timestamp(start) : pd.Timestamp(end)]
+    if series_fingerprint(window) != data_sha:
+        raise BadInputError(
+            f"{asset}: the prices behind calibration {ctx.calibration_id} changed since it was fitted; refit"
+        )
+    if kind == "ewma":
+        return fit_ewma(
+            window, reason=reason or "EWMA fallback", asset=asset, lam=json.loads(params)["lambda"]
+        )
+    spec_dict = json.loads(spec)
+    return apply_parameters(
+        window,
+        UnivariateSpec(spec_dict["vol"], spec_dict["dist"], spec_dict["mean"]),
+        json.loads(params),
+        asset=asset,
+    )
+
+
+# --------------------------------------------------------------------------- correlation
+
+
+@dataclass(frozen=True)
+class CorrelationOutcome:
+    estimates: dict[tuple[str, str], CorrelationEstimate]  # (method, window) -> estimate
+    dcc_a: float
+    dcc_b: float
+    dcc_converged: bool
+    path_psd: bool  # every DCC and EWMA matrix over the sample was PSD
+
+
+def _correlation_row(ctx, method: str, window: str, est: CorrelationEstimate) -> list:
+    return [
+        ctx.calibration_id,
+        method,
+        window,
+        to_json(list(est.assets)),
+        to_json(est.matrix.tolist()),
+        est.psd.psd_before,
+        est.psd.min_eigenvalue_before,
+        est.psd.repaired,
+        est.psd.min_eigenvalue_after,
+        est.n_obs,
+        est.start,
+        est.end,
+        to_json(est.details),
+    ]
+
+
+def calibrate_correlations(
+    con: duckdb.DuckDBPyConnection,
+    settings: WorkbenchSettings,
+    ctx: CalibrationContext,
+    assets: tuple[str, ...],
+) -> CorrelationOutcome:
+    """EWMA, CCC and DCC on the chosen fits' standardized residuals; stressed correlation of
+    returns in each named window; every matrix PSD-checked (and repaired, reported)."""
+    frame = con.execute(
+        "SELECT asset, date, std_resid FROM calib.fitted_series WHERE calibration_id = ? "
+        "AND asset IN (SELECT unnest(?)) ORDER BY date",
+        [ctx.calibration_id, list(assets)],
+    ).df()
+    z = frame.pivot(index="date", columns="asset", values="std_resid").dropna()
+    present = tuple(c for c in assets if c in z.columns)
+    if len(present) < 2:
+        raise BadInputError(
+            f"correlation needs fitted residuals of at least two assets, have {', '.join(present)}"
+        )
+    z = z[list(present)]
+    ewma = ewma_correlation(z)
+    ccc = ccc_correlation(z)
+    dcc = fit_dcc(z)
+    history = {a: returns_for(con, settings, a, ctx.as_of)[0].values for a in present}
+    stressed = stressed_correlations(pd.DataFrame(history), ctx.policy.stress_windows)
+    path_psd = all(is_psd(m) for m in dcc.path) and all(
+        is_psd(m) for m in ewma_correlation_path(z.to_numpy())
+    )
+    estimates = {("ewma", ""): ewma, ("ccc", ""): ccc, ("dcc", ""): dcc.forecast}
+    dcc.forecast.details.update(
+        {
+            "se_a": dcc.se_a,
+            "se_b": dcc.se_b,
+            "loglik": dcc.loglik,
+            "converged": dcc.converged,
+            "path_psd": path_psd,
+        }
+    )
+    for name, est in stressed.items():
+        estimates[("stressed", name)] = est
+    with transaction(con):
+        con.execute("DELETE FROM calib.correlations WHERE calibration_id = ?", [ctx.calibration_id])
+        con.executemany(
+            f"INSERT INTO calib.correlations VALUES ({', '.join(['?'] * 13)})",
+            [_correlation_row(ctx, m, w, e) for (m, w), e in estimates.items()],
+        )
+    return CorrelationOutcome(estimates, dcc.a, dcc.b, dcc.converged, path_psd)
+
+
+def pair_correlations(
+    con: duckdb.DuckDBPyConnection, ctx: CalibrationContext
+) -> dict[tuple[str, str], dict[str, float]]:
+    rows = con.execute(
+        "SELECT method, window_name, assets, matrix FROM calib.correlations WHERE calibration_id = ?",
+        [ctx.calibration_id],
+    ).fetchall()
+    pairs: dict[tuple[str, str], dict[str, float]] = {}
+    for method, window, assets_json, matrix_json in rows:
+        names, matrix = json.loads(assets_json), json.loads(matrix_json)
+        label = window or method
+        for i, a in enumerate(names):
+            for j in range(i + 1, len(names)):
+                key = tuple(sorted((a, names[j])))
+                pairs.setdefault(key, {})[label] = float(matrix[i][j])
+    return pairs
+
+
+# --------------------------------------------------------------------------- implied vol
+
+
+def calibrate_iv(
+    con: duckdb.DuckDBPyConnection,
+    settings: WorkbenchSettings,
+    ctx: CalibrationContext,
+    assets: tuple[str, ...],
+) -> dict[str, IvDynamics]:
+    """IV dynamics of every asset that has a 30-day IV index up to the as-of date."""
+    out = {}
+    rows = []
+    for asset in assets:
+        loaded = load_iv(con, asset, ctx.as_of, settings.market.source_preference)
+        if loaded is None:
+            continue
+        iv, source = loaded
+        if len(iv) < 100:
+            continue
+        spot = returns_for(con, settings, asset, ctx.as_of)[0].values
+        dynamics = iv_dynamics(iv, spot, asset=asset)
+        out[asset] = dynamics
+        rows.append([ctx.calibration_id, asset, source, to_json(dynamics.to_dict())])
+    with transaction(con):
+        con.execute("DELETE FROM calib.iv_dynamics WHERE calibration_id = ?", [ctx.calibration_id])
+        if rows:
+            con.executemany("INSERT INTO calib.iv_dynamics VALUES (?, ?, ?, ?)", rows)
+    return out
+
+
+def load_iv_dynamics(
+    con: duckdb.DuckDBPyConnection,
+    settings: WorkbenchSettings,
+    ctx: CalibrationContext,
+    assets: tuple[str, ...],
+) -> dict[str, IvDynamics]:
+    """The stored IV dynamics, rebuilt without refitting (estimated first if none is stored)."""
+    rows = con.execute(
+        "SELECT asset, detail FROM calib.iv_dynamics WHERE calibration_id = ? AND asset IN (SELECT unnest(?))",
+        [ctx.calibration_id, list(assets)],
+    ).fetchall()
+    if not rows:
+        return calibrate_iv(con, settings, ctx, assets)
+    out = {}
+    for asset, detail in rows:
+        iv, _ = load_iv(con, asset, ctx.as_of, settings.market.source_preference)
+        try:
+            out[asset] = rebuild_iv_dynamics(json.loads(detail), iv)
+        except ValueError as exc:
+            raise BadInputError(f"{exc}; re-run the IV dynamics for {ctx.calibration_id}") from exc
+    return out
+
+
+# --------------------------------------------------------------------------- recommendations
+
+
+def recommend_parameters(
+    con: duckdb.DuckDBPyConnection,
+    settings: WorkbenchSettings,
+    ctx: CalibrationContext,
+    assets: tuple[str, ...],
+) -> Recommendations:
+    fitted = {
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT asset FROM calib.fits WHERE calibration_id = ? AND chosen",
+            [ctx.calibration_id],
+        ).fetchall()
+    }
+    present = tuple(a for a in assets if a in fitted)
+    if not present:
+        raise BadInputError(f"no volatility fits for calibration {ctx.calibration_id}; fit first")
+    fits = {a: load_chosen_fit(con, settings, ctx, a) for a in present}
+    history = {a: returns_for(con, settings, a, ctx.as_of)[0].values for a in present}
+    ivs = load_iv_dynamics(con, settings, ctx, present)
+    recommendations = recommend(
+        fits,
+        history,
+        ctx.policy,
+        as_of=ctx.as_of.isoformat(),
+        iv=ivs,
+        iv_history={a: d.log_changes for a, d in ivs.items()},
+        pair_correlations=pair_correlations(con, ctx),
+    )
+    with transaction(con):
+        con.execute(
+            "DELETE FROM calib.recommendations WHERE calibration_id = ?", [ctx.calibration_id]
+        )
+        con.executemany(
+            "INSERT INTO calib.recommendations VALUES (?, ?, ?, ?, ?)",
+            [
+                [ctx.calibration_id, i.parameter, i.value, i.unit, to_json(i.derivation.to_dict())]
+                for i in recommendations.items
+            ],
+        )
+    return recommendations
+
+
+def bound_violations(
+    settings: WorkbenchSettings, recommendations: Recommendations
+) -> list[BoundViolation]:
+    """Recommendations outside the configured bounds (patterns like ``underlyings.*.pm.price_range``)."""
+    from fnmatch import fnmatchcase
+
+    bounds = {}
+    for item in recommendations.items:
+        for pattern, bound in settings.calibration.bounds.items():
+            if fnmatchcase(item.parameter, pattern):
+                bounds[item.parameter] = bound
+                break
+    return outside_bounds(recommendations, bounds)
+
+
+# --------------------------------------------------------------------------- everything
+
+
+@dataclass(frozen=True)
+class CalibrationRun:
+    context: CalibrationContext
+    volatility: dict[str, VolatilityCalibration]
+    correlation: CorrelationOutcome | None
+    iv: dict[str, IvDynamics]
+    recommendations: Recommendations
+    violations: list[BoundViolation]
+
+
+def run_calibration(
+    con: duckdb.DuckDBPyConnection,
+    settings: WorkbenchSettings,
+    assets: tuple[str, ...] | None = None,
+    as_of: date | None = None,
+) -> CalibrationRun:
+    """Fit, correlate, study IV and recommend for ``assets`` (default: every asset with prices)."""
+    if not assets:
+        assets = tuple(
+            r[0]
+            for r in con.execute("SELECT DISTINCT asset FROM market.prices ORDER BY 1").fetchall()
+        )
+    if not assets:
+        raise BadInputError("the warehouse has no prices; load data first (mwb demo or mwb ingest)")
+    ctx = context(con, settings, assets, as_of)
+    record_run(con, ctx)
+    volatility = {a: fit_asset(con, settings, ctx, a) for a in assets}
+    correlation = calibrate_correlations(con, settings, ctx, assets) if len(assets) > 1 else None
+    calibrate_iv(con, settings, ctx, assets)
+    recommendations = recommend_parameters(con, settings, ctx, assets)
+    ivs = {
+        r[0]: json.loads(r[1])
+        for r in con.execute(
+            "SELECT asset, detail FROM calib.iv_dynamics WHERE calibration_id = ?",
+            [ctx.calibration_id],
+        ).fetchall()
+    }
+    return CalibrationRun(
+        ctx,
+        volatility,
+        correlation,
+        ivs,
+        recommendations,
+        bound_violations(settings, recommendations),
+    )

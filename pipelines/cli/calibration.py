@@ -1,0 +1,197 @@
+"""``mwb calibrate``: fit, correlate, study IV and recommend parameters; print the arithmetic."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import typer
+
+from pipelines.cli.market import JSON_HELP, settings_from
+from pipelines.cli.output import out, print_json, table
+from pipelines.errors import BadInputError
+from pipelines.warehouse import connect
+
+
+def _as_of(text: str | None) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise BadInputError(f"--as-of: {text!r} is not a date (YYYY-MM-DD)") from exc
+
+
+def _fmt(value, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def calibrate(
+    ctx: typer.Context,
+    assets: list[str] = typer.Option(
+        [], "--asset", help="Underlying to calibrate (repeatable; default: all)."
+    ),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="Use data up to this day (default: latest common)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Fit GARCH-family models, correlations and IV dynamics; recommend margin parameters."""
+    from pipelines.calibrate import run_calibration  # numerics: imported when asked for
+
+    settings = settings_from(ctx)
+    con = connect(settings.warehouse_path)
+    try:
+        known = {r[0] for r in con.execute("SELECT DISTINCT asset FROM market.prices").fetchall()}
+        unknown = [a for a in assets if a not in known]
+        if unknown:
+            raise BadInputError(
+                f"--asset: no prices for {', '.join(unknown)} (have: {', '.join(sorted(known)) or 'none'})"
+            )
+        run = run_calibration(con, settings, tuple(assets) or None, _as_of(as_of))
+    finally:
+        con.close()
+    if as_json:
+        print_json(_payload(run))
+        return
+    _print(run)
+
+
+def _payload(run) -> dict:
+    ctx = run.context
+    fits = {}
+    for asset, calibration in run.volatility.items():
+        fits[asset] = {
+            "chosen": calibration.chosen.to_dict(),
+            "fallback_reason": calibration.fallback_reason,
+            "candidates": [
+                {
+                    "model": o.spec.name,
+                    "bic": o.bic,
+                    "loglik": o.loglik,
+                    "converged": o.converged,
+                    "stationary": o.stationary,
+                    "error": o.error,
+                }
+                for o in calibration.candidates
+            ],
+        }
+    correlation = None
+    if run.correlation is not None:
+        correlation = {
+            "dcc": {
+                "a": run.correlation.dcc_a,
+                "b": run.correlation.dcc_b,
+                "converged": run.correlation.dcc_converged,
+            },
+            "all_paths_psd": run.correlation.path_psd,
+            "matrices": [
+                {"method": m, "window": w, **e.to_dict()}
+                for (m, w), e in run.correlation.estimates.items()
+            ],
+        }
+    return {
+        "calibration_id": ctx.calibration_id,
+        "as_of": ctx.as_of.isoformat(),
+        "policy": ctx.policy.to_dict(),
+        "policy_sha256": ctx.policy_sha256,
+        "fits": fits,
+        "correlation": correlation,
+        "iv_dynamics": run.iv,
+        "recommendations": [i.to_dict() for i in run.recommendations.items],
+        "notes": list(run.recommendations.notes),
+        "bound_violations": [v.describe() for v in run.violations],
+    }
+
+
+def _print(run) -> None:
+    ctx = run.context
+    out.print(
+        f"calibration {ctx.calibration_id} (data up to {ctx.as_of}; policy {ctx.policy_sha256[:12]})"
+    )
+    rows = []
+    for asset, calibration in run.volatility.items():
+        fit = calibration.chosen
+        d = fit.to_dict()
+        lb = {x["series"]: x["pvalue"] for x in d.get("ljung_box", [])}
+        rows.append(
+            (
+                asset,
+                fit.name,
+                _fmt(fit.persistence),
+                _fmt(d.get("half_life_days"), 1),
+                _fmt(d.get("unconditional_vol_annual"), 3),
+                _fmt(d["next_vol_annual"], 3),
+                _fmt(lb.get("z"), 3),
+                _fmt(lb.get("z^2"), 3),
+                ", ".join(d.get("on_bounds", [])) or "-",
+                calibration.fallback_reason or "-",
+            )
+        )
+    out.print(
+        table(
+            "volatility models (chosen by BIC)",
+            [
+                "asset",
+                "model",
+                "persistence",
+                "half-life d",
+                "long-run vol",
+                "next-day vol",
+                "LB(z) p",
+                "LB(z²) p",
+                "on bounds",
+                "fallback",
+            ],
+            rows,
+        )
+    )
+    if run.correlation is not None:
+        dcc = run.correlation.estimates[("dcc", "")]
+        out.print(
+            f"DCC(1,1): a = {run.correlation.dcc_a:.4f}, b = {run.correlation.dcc_b:.4f} "
+            f"(a + b = {run.correlation.dcc_a + run.correlation.dcc_b:.4f}); "
+            f"every matrix PSD: {run.correlation.path_psd}"
+        )
+        frame = dcc.as_frame()
+        out.print(
+            table(
+                "DCC correlation forecast",
+                ["", *frame.columns],
+                [(i, *(_fmt(v, 3) for v in row)) for i, row in frame.iterrows()],
+            )
+        )
+    if run.iv:
+        out.print(
+            table(
+                "implied-vol dynamics",
+                ["asset", "IV last", "vol of vol", "spot-vol corr", "IV half-life d"],
+                [
+                    (
+                        a,
+                        _fmt(d["iv_last"], 3),
+                        _fmt(d["vol_of_vol_current_annual"], 3),
+                        _fmt(d["spot_vol_corr"], 3),
+                        _fmt(d["mean_reversion"]["half_life_days"], 1),
+                    )
+                    for a, d in run.iv.items()
+                ],
+            )
+        )
+    out.print(
+        table(
+            "recommended parameters",
+            ["parameter", "value", "how"],
+            [
+                (i.parameter, _fmt(i.value), i.derivation.steps[-1])
+                for i in run.recommendations.items
+            ],
+        )
+    )
+    for note in run.recommendations.notes:
+        out.print(f"note: {note}", markup=False)
+    for violation in run.violations:
+        out.print(f"outside bounds: {violation.describe()}", markup=False)
