@@ -9,10 +9,16 @@ Warm starts: a refit starts from the previous estimate, which usually saves half
 iterations. It is checked against a cold start (arch's own starting values) whenever the warm
 fit shows trouble (no convergence, a parameter on a bound, persistence ≥ 1) and on every
 ``verify_every``-th refit; the better optimum is kept and the check is recorded, so a warm
-start can never silently end at a worse optimum on those refits.
+start can never silently end at a worse optimum on those refits. (GARCH likelihoods on a
+few hundred days can be multi-modal: a warm path sometimes finds a *better* optimum than a
+cold start, which is why the comparison keeps the better of the two.)
 
-Refits of different underlyings — and of separate date chunks of one underlying — run in
-parallel processes (:func:`rolling_forecasts_many`).
+Reproducibility: refit days and warm-start chains are laid out on absolute positions of the
+series — refit ``k`` falls on the ``k·refit_every``-th eligible day and every
+``restart_every``-th refit starts cold — so the forecast for a given day does not depend on the
+requested date range or on how the work is split between processes. Refits of different
+underlyings, and of separate chains of one underlying, run in parallel processes
+(:func:`rolling_forecasts_many`) and give exactly the serial result.
 """
 
 from __future__ import annotations
@@ -54,6 +60,8 @@ class RollingConfig:
         Start each refit from the previous estimate (checked, see the module docstring).
     verify_every : int
         Also fit from a cold start on every ``verify_every``-th refit (0 = only on trouble).
+    restart_every : int
+        Start a fresh (cold) warm-start chain every ``restart_every`` refits.
     """
 
     window: int = 1000
@@ -61,6 +69,7 @@ class RollingConfig:
     horizon: int = 1
     warm_start: bool = True
     verify_every: int = 10
+    restart_every: int = 50
 
     def __post_init__(self) -> None:
         if self.window < 100:
@@ -73,6 +82,8 @@ class RollingConfig:
             raise ValueError(f"RollingConfig.horizon must be >= 1 day, got {self.horizon}")
         if self.verify_every < 0:
             raise ValueError(f"RollingConfig.verify_every must be >= 0, got {self.verify_every}")
+        if self.restart_every < 1:
+            raise ValueError(f"RollingConfig.restart_every must be >= 1, got {self.restart_every}")
 
 
 @dataclass(frozen=True)
@@ -159,6 +170,16 @@ def _ewma_block(
     return np.array(out)
 
 
+def _origins(index: pd.DatetimeIndex, config: RollingConfig, start, end) -> np.ndarray:
+    """Positions of the origins in ``[start, end]`` that have a full window before them."""
+    positions = np.arange(config.window - 1, len(index))
+    if start is not None:
+        positions = positions[index[positions] >= pd.Timestamp(start)]
+    if end is not None:
+        positions = positions[index[positions] <= pd.Timestamp(end)]
+    return positions
+
+
 def rolling_forecasts(
     returns: pd.Series,
     spec: UnivariateSpec = UnivariateSpec(),
@@ -176,40 +197,43 @@ def rolling_forecasts(
         Decimal log returns indexed by date, shape (n,).
     start, end : date-like, optional
         First and last origin; origins need ``config.window`` returns up to and including them.
+        Refits of the warm-start chain that precede ``start`` are run (not reported) so that
+        each forecast is the same whatever range is requested.
     """
     returns = returns.sort_index()
     index = pd.DatetimeIndex(pd.to_datetime(returns.index))
     returns = pd.Series(returns.to_numpy(dtype=float), index=index, name=asset or returns.name)
-    positions = np.arange(len(returns))
-    eligible = positions[positions >= config.window - 1]
-    if start is not None:
-        eligible = eligible[index[eligible] >= pd.Timestamp(start)]
-    if end is not None:
-        eligible = eligible[index[eligible] <= pd.Timestamp(end)]
+    eligible = _origins(index, config, start, end)
     if len(eligible) == 0:
         raise ValueError(
             f"{asset or 'series'}: no origin in [{start}, {end}] has {config.window} returns before it"
         )
+    first_origin = config.window - 1
+    first_k = (eligible[0] - first_origin) // config.refit_every
+    last_k = (eligible[-1] - first_origin) // config.refit_every
+    chain_k = (first_k // config.restart_every) * config.restart_every
+    wanted = set(eligible.tolist())
     rows: list[np.ndarray] = []
+    reported: list[int] = []
     refits: list[dict] = []
     previous: dict[str, float] | None = None
-    for block_start in range(0, len(eligible), config.refit_every):
-        origins = list(eligible[block_start : block_start + config.refit_every])
-        t = origins[0]
+    for k in range(chain_k, last_k + 1):
+        t = first_origin + k * config.refit_every
+        block = [p for p in range(t, min(t + config.refit_every, len(index))) if p in wanted]
         window_start = t - config.window + 1
         window = returns.iloc[window_start : t + 1]
-        refit_number = block_start // config.refit_every
         record = {
             "date": index[t],
             "warm_loglik": math.nan,
             "cold_loglik": math.nan,
             "verified": False,
         }
-        if config.warm_start and previous is not None:
+        restart = k % config.restart_every == 0
+        if config.warm_start and previous is not None and not restart:
             warm = fit_univariate(window, spec, asset=asset, starting_values=previous)
             record["warm_loglik"] = warm.loglik
             trouble = not _usable(warm) or bool(warm.on_bounds)
-            scheduled = config.verify_every > 0 and refit_number % config.verify_every == 0
+            scheduled = config.verify_every > 0 and k % config.verify_every == 0
             if trouble or scheduled:
                 cold = fit_univariate(window, spec, asset=asset)
                 record["cold_loglik"] = cold.loglik
@@ -225,32 +249,34 @@ def rolling_forecasts(
         record["params"] = chosen.params
         record["converged"] = chosen.converged
         record["persistence"] = chosen.persistence
+        record["fallback"] = not _usable(chosen)
+        record["reported"] = bool(block)
         if _usable(chosen):
             previous = chosen.params
-            record["fallback"] = False
-            if len(origins) == 1:
+        refits.append(record)
+        if not block:
+            continue  # a warm-up refit before the requested range
+        if _usable(chosen):
+            if block == [t]:
                 rows.append(chosen.forecast_variance(config.horizon)[None, :])
             else:
                 rows.append(
                     _forecast_block(
-                        returns, spec, chosen.params, window_start, origins, config.horizon
+                        returns, spec, chosen.params, window_start, block, config.horizon
                     )
                 )
         else:
             reason = (
-                "not converged"
-                if not chosen.converged
-                else f"persistence {chosen.persistence:.4f} >= 1"
+                "not converged" if not chosen.converged else f"persistence {chosen.persistence:.4f}"
             )
-            record["fallback"] = True
             rows.append(
                 _ewma_block(
-                    returns, window_start, origins, config.horizon, f"EWMA fallback: {reason}"
+                    returns, window_start, block, config.horizon, f"EWMA fallback: {reason}"
                 )
             )
-        refits.append(record)
+        reported.extend(block)
     variances = pd.DataFrame(
-        np.vstack(rows), index=index[eligible], columns=list(range(1, config.horizon + 1))
+        np.vstack(rows), index=index[reported], columns=list(range(1, config.horizon + 1))
     )
     variances.index.name = "origin"
     return RollingForecasts(asset, spec, config, variances, pd.DataFrame(refits))
@@ -261,22 +287,18 @@ def _task(args):
     return asset, rolling_forecasts(returns, spec, config, start=start, end=end, asset=asset)
 
 
-def _chunks(returns: pd.Series, config: RollingConfig, start, end, n: int) -> list[tuple]:
-    """Split one series' origins into ``n`` contiguous date ranges, aligned to refit blocks."""
+def _chains(returns: pd.Series, config: RollingConfig, start, end) -> list[tuple]:
+    """The requested origins split at warm-start-chain boundaries: independent pieces of work."""
     index = pd.DatetimeIndex(pd.to_datetime(returns.sort_index().index))
-    origins = index[config.window - 1 :]
-    if start is not None:
-        origins = origins[origins >= pd.Timestamp(start)]
-    if end is not None:
-        origins = origins[origins <= pd.Timestamp(end)]
-    if len(origins) == 0:
+    eligible = _origins(index, config, start, end)
+    if len(eligible) == 0:
         return []
-    if n <= 1:
-        return [(origins[0], origins[-1])]
-    size = math.ceil(len(origins) / n / config.refit_every) * config.refit_every
-    return [
-        (origins[i], origins[min(i + size, len(origins)) - 1]) for i in range(0, len(origins), size)
-    ]
+    chain = (eligible - (config.window - 1)) // config.refit_every // config.restart_every
+    pieces = []
+    for value in np.unique(chain):
+        members = eligible[chain == value]
+        pieces.append((index[members[0]], index[members[-1]]))
+    return pieces
 
 
 def rolling_forecasts_many(
@@ -287,27 +309,24 @@ def rolling_forecasts_many(
     start=None,
     end=None,
     max_workers: int | None = None,
-    chunks_per_asset: int | None = None,
 ) -> dict[str, RollingForecasts]:
     """:func:`rolling_forecasts` for several underlyings in parallel processes.
 
-    Each underlying's origins are split into ``chunks_per_asset`` date ranges (default: enough
-    to keep every worker busy) so that three series on two cores do not leave one core idle.
-    Each chunk starts with a cold fit. Workers are started with ``forkserver`` (no fork of a
-    process holding database threads).
+    The work is split into warm-start chains (``restart_every`` refits each), which are
+    independent, so three series on two cores keep both cores busy and the result equals the
+    serial one exactly. Workers are started with ``forkserver`` (no fork of a process holding
+    database threads).
     """
     workers = max_workers or os.cpu_count() or 1
-    if chunks_per_asset is None:
-        chunks_per_asset = max(1, math.ceil(2 * workers / max(1, len(returns))))
     tasks = []
     for asset, series in returns.items():
-        for chunk_start, chunk_end in _chunks(series, config, start, end, chunks_per_asset):
-            tasks.append((series, spec, config, chunk_start, chunk_end, asset))
-    if workers == 1 or len(tasks) == 1:
+        for chain_start, chain_end in _chains(series, config, start, end):
+            tasks.append((series, spec, config, chain_start, chain_end, asset))
+    if workers == 1 or len(tasks) <= 1:
         parts = [_task(t) for t in tasks]
     else:
         context = multiprocessing.get_context("forkserver")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:
             parts = list(pool.map(_task, tasks))
     merged: dict[str, RollingForecasts] = {}
     for asset in returns:

@@ -48,6 +48,9 @@ BOUND_TOLERANCE = 1e-4  # relative distance to a bound that counts as "on the bo
 # the optimum, enough for a warm and a cold start to end at visibly different points; 1e-8
 # costs about 10 % more iterations and makes both land on the same optimum.
 FIT_TOL = 1e-8
+# A persistence this close to 1 is the optimizer sitting on arch's stationarity constraint: the
+# fit is integrated in all but name (half-life > 19 years) and is treated as non-stationary.
+STATIONARITY_MARGIN = 1e-4
 
 
 class VolProcess(StrEnum):
@@ -194,7 +197,8 @@ class UnivariateFit:
 
     @property
     def stationary(self) -> bool:
-        return math.isfinite(self.persistence) and self.persistence < 1.0
+        """Persistence below ``1 - STATIONARITY_MARGIN`` (see there)."""
+        return math.isfinite(self.persistence) and self.persistence < 1.0 - STATIONARITY_MARGIN
 
     @property
     def name(self) -> str:
@@ -438,7 +442,7 @@ def _persistence(spec: UnivariateSpec, params: dict[str, float]) -> float:
 def _unconditional_vol(
     spec: UnivariateSpec, params: dict[str, float], persistence: float
 ) -> float | None:
-    if not 0 < persistence < 1:
+    if not 0 < persistence < 1.0 - STATIONARITY_MARGIN:
         return None
     if spec.vol is VolProcess.EGARCH:
         # exp of the long-run log variance, (omega + alpha (E|z| - sqrt(2/pi))) / (1 - beta): the
@@ -446,7 +450,10 @@ def _unconditional_vol(
         drift = params["omega"] + params["alpha[1]"] * (
             absolute_moment(spec, params) - math.sqrt(2 / math.pi)
         )
-        variance_pct = math.exp(drift / (1.0 - persistence))
+        exponent = drift / (1.0 - persistence)
+        if exponent > 700:  # beyond float range: no meaningful long-run level
+            return None
+        variance_pct = math.exp(exponent)
     else:
         variance_pct = params["omega"] / (1.0 - persistence)
     return math.sqrt(variance_pct / SCALE**2 * DAYS_PER_YEAR)
@@ -528,7 +535,11 @@ def _build_fit(
         std_errors = {k: math.nan for k in names}
         message, iterations, converged = "parameters applied without estimation", None, True
     persistence = _persistence(spec, params)
-    half_life = math.log(0.5) / math.log(persistence) if 0 < persistence < 1 else None
+    half_life = (
+        math.log(0.5) / math.log(persistence)
+        if 0 < persistence < 1.0 - STATIONARITY_MARGIN
+        else None
+    )
     cond_vol = pd.Series(np.asarray(result.conditional_volatility) / SCALE, index=series.index)
     std_resid = pd.Series(np.asarray(result.std_resid), index=series.index)
     finite = std_resid.to_numpy()
@@ -675,13 +686,18 @@ def calibrate_volatility(
     none is usable the asset falls back to EWMA (λ = 0.94) with the reason stated.
     """
     series, name, _, _ = _as_series(returns, asset)
+    _validate_returns(series, name)
     outcomes: list[CandidateOutcome] = []
     fits: list[UnivariateFit] = []
     for spec in candidates:
         try:
             fit = fit_univariate(returns, spec, asset=name)
-        except (ValueError, np.linalg.LinAlgError, RuntimeError) as exc:
-            outcomes.append(CandidateOutcome(spec, None, None, False, False, str(exc)))
+        except (ArithmeticError, ValueError, np.linalg.LinAlgError, RuntimeError) as exc:
+            # degenerate data makes arch fail in several ways; each failure is reported in the
+            # candidate list and none is fatal (bad input was rejected before the loop)
+            outcomes.append(
+                CandidateOutcome(spec, None, None, False, False, f"{type(exc).__name__}: {exc}")
+            )
             continue
         outcomes.append(
             CandidateOutcome(spec, fit.bic, fit.loglik, fit.converged, fit.stationary, None)
