@@ -10,14 +10,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BENCH, RESULTS, meets  # noqa: E402
 
-ORDER = ["ingest", "demo"]
+ORDER = ["ingest", "calibration", "demo"]
 
 
 def main(names: list[str]) -> int:
     names = names or [n for n in ORDER if (BENCH / f"{n}.py").exists()]
     for name in names:
         print(f"== bench/{name}.py")
+        saved = list(sys.path)
         runpy.run_path(str(BENCH / f"{name}.py"), run_name="__main__")
+        sys.path[:] = saved
     failed = []
     print("== targets")
     for name in names:

@@ -3,6 +3,7 @@ fingerprint of the exact data used."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from importlib import metadata
 
@@ -12,25 +13,41 @@ import pandas as pd
 _LIBRARIES = ("numpy", "scipy", "pandas", "arch", "statsmodels")
 
 
-def library_versions() -> dict[str, str]:
-    versions = {}
+@functools.cache
+def _versions() -> tuple[tuple[str, str], ...]:
+    found = []
     for name in _LIBRARIES:
         try:
-            versions[name] = metadata.version(name)
+            found.append((name, metadata.version(name)))
         except metadata.PackageNotFoundError:  # pragma: no cover - all are dependencies
-            versions[name] = "missing"
-    return versions
+            found.append((name, "missing"))
+    return tuple(found)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the numerical libraries (read once per process: they cannot change)."""
+    return dict(_versions())
 
 
 def series_fingerprint(series: pd.Series) -> str:
-    """SHA-256 of a series' index and values as canonical text (dates ISO, floats ``repr``).
+    """SHA-256 of a series' dates and values.
 
-    Equal data gives equal fingerprints whatever the dtype of the index or the order of
-    construction; any changed value, date or row changes it.
+    Dates are hashed as little-endian int64 nanoseconds since the epoch (date-like indexes of
+    any type are normalised first), values as little-endian float64: equal data gives equal
+    fingerprints on every platform; any changed value, date or row changes it. A non-date
+    index is hashed as text.
     """
     sha = hashlib.sha256()
     index = pd.Index(series.index)
-    for key, value in zip(index, np.asarray(series, dtype=float), strict=True):
-        label = key.isoformat() if hasattr(key, "isoformat") else str(key)
-        sha.update(f"{label},{float(value)!r}\n".encode())
+    try:
+        stamps = pd.DatetimeIndex(pd.to_datetime(index))
+        if stamps.tz is not None:
+            stamps = stamps.tz_convert("UTC").tz_localize(None)
+        sha.update(b"datetime64[ns]\n")
+        sha.update(stamps.as_unit("ns").asi8.astype("<i8").tobytes())
+    except (TypeError, ValueError):
+        sha.update(b"text\n")
+        sha.update("\n".join(map(str, index)).encode())
+    sha.update(b"\nfloat64\n")
+    sha.update(np.asarray(series, dtype="<f8").tobytes())
     return sha.hexdigest()

@@ -23,6 +23,7 @@ with persistence :math:`\\alpha + \\kappa\\gamma + \\beta`, :math:`\\kappa = E[z
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -83,6 +84,38 @@ _ARCH_VOL = {
 }
 _ARCH_DIST = {Innovation.NORMAL: "normal", Innovation.STUDENT_T: "t", Innovation.SKEW_T: "skewt"}
 _LABEL = {VolProcess.GARCH: "GARCH", VolProcess.GJR_GARCH: "GJR-GARCH", VolProcess.EGARCH: "EGARCH"}
+
+
+@contextlib.contextmanager
+def _linear_constraint_jacobians():
+    """Hand SLSQP the (constant) Jacobian of arch's linear parameter constraints.
+
+    arch passes each row of its constraints ``A x - b >= 0`` to SciPy as a separate function
+    without a Jacobian, so SciPy differentiates every row numerically at every iteration —
+    more than half the cost of a GJR-GARCH-t fit. One vector constraint with Jacobian ``A``
+    describes the same feasible set exactly; fits land on bit-identical optima (see the tests)
+    in less than half the time. Applied only around our own ``fit`` calls; if arch ever drops
+    the hook, fits simply run unchanged.
+    """
+    import arch.univariate.base as arch_base
+
+    original = getattr(arch_base, "constraint", None)
+    if original is None:  # pragma: no cover - a future arch without the hook
+        yield
+        return
+
+    def vectorised(a, b):
+        a = np.asarray(a, dtype=float)
+        b = np.asarray(b, dtype=float)
+        if a.shape[0] == 0:
+            return []
+        return [{"type": "ineq", "fun": lambda x, *args: a @ x - b, "jac": lambda x, *args: a}]
+
+    arch_base.constraint = vectorised
+    try:
+        yield
+    finally:
+        arch_base.constraint = original
 
 
 def _coerce(enum: type[StrEnum], value: object, field_name: str) -> StrEnum:
@@ -517,19 +550,24 @@ def _build_fit(
     start: FitStart,
     *,
     estimated: bool,
+    diagnostics: bool = True,
 ) -> UnivariateFit:
     model = result.model
     names = list(result.params.index)
     params = {k: float(v) for k, v in result.params.items()}
     if estimated:
-        std_errors = {k: float(v) for k, v in result.std_err.items()}
+        std_errors = (
+            {k: float(v) for k, v in result.std_err.items()}
+            if diagnostics
+            else {k: math.nan for k in names}
+        )
         opt = result.optimization_result
         message = str(getattr(opt, "message", ""))
         iterations = int(getattr(opt, "nit", 0)) if opt is not None else None
         converged = (
             result.convergence_flag == 0
             and math.isfinite(result.loglikelihood)
-            and all(math.isfinite(v) for v in std_errors.values())
+            and (not diagnostics or all(math.isfinite(v) for v in std_errors.values()))
         )
     else:
         std_errors = {k: math.nan for k in names}
@@ -558,7 +596,7 @@ def _build_fit(
         persistence=float(persistence),
         half_life_days=half_life,
         unconditional_vol_annual=_unconditional_vol(spec, params, persistence),
-        ljung_box=_ljung_box(finite),
+        ljung_box=_ljung_box(finite) if diagnostics else (),
         on_bounds=_on_bounds(
             names, result.params.to_numpy(), _bounds(model, np.asarray(model.y, dtype=float))
         )
@@ -583,6 +621,7 @@ def fit_univariate(
     *,
     asset: str | None = None,
     starting_values: dict[str, float] | np.ndarray | None = None,
+    diagnostics: bool = True,
 ) -> UnivariateFit:
     """Fit ``spec`` to decimal log ``returns`` by maximum likelihood (arch, SLSQP).
 
@@ -594,6 +633,9 @@ def fit_univariate(
         The model.
     starting_values : dict or ndarray, optional
         A previous estimate to start from (a *warm* start); default: arch's own.
+    diagnostics : bool
+        Compute standard errors and Ljung–Box (default). Rolling re-estimation, which only
+        needs the estimates and forecasts, turns them off: they cost a third of a fit.
 
     Returns
     -------
@@ -613,11 +655,17 @@ def fit_univariate(
             start_array = np.array([starting_values[k] for k in _parameter_names(model)])
         else:
             start_array = np.asarray(starting_values, dtype=float)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _linear_constraint_jacobians():
         warnings.simplefilter("ignore")
         result = model.fit(disp="off", show_warning=False, starting_values=start_array, tol=FIT_TOL)
     return _build_fit(
-        result, spec, series, _window(series, name, policy, gaps), start, estimated=True
+        result,
+        spec,
+        series,
+        _window(series, name, policy, gaps),
+        start,
+        estimated=True,
+        diagnostics=diagnostics,
     )
 
 
