@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli import calibration, market
+from pipelines.cli import calibration, margin, market
 
 app = typer.Typer(
     name="mwb",
@@ -35,4 +35,5 @@ app.command("status")(market.status)
 app.command("demo")(market.demo)
 app.command("sql")(market.sql)
 app.command("calibrate")(calibration.calibrate)
+app.command("margin")(margin.margin)
 app.add_typer(market.datasets_app, name="datasets")

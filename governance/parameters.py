@@ -1,0 +1,483 @@
+"""Parameter sets: every model's parameters, validated, fingerprinted and diffable (design §7).
+
+A parameter set is a document::
+
+    underlyings:
+      BTC:
+        pm:       {price_range: 0.16, vol_range_up: 0.5, …}     # Deribit-style portfolio margin
+        span:     {price_scan_range: 0.16, …}                   # SPAN-style
+        standard: {future_initial: 0.04, …}                     # isolated margin
+    currencies:
+      BTC: {annualised_move_risk: 0.075, min_annualised_move: 0.01, extended_dampener: 100000}
+    collateral:
+      ETH: {haircut: 0.10, tiers: [{up_to_usd: 1000000, add_on: 0}, …]}
+    spreads:
+      BTC-ETH: {credit: 0.5}
+    pm:  {mm_factor: 0.8}
+    var: {var_confidence: 0.99, es_confidence: 0.975, mpor_days: 2, …}
+
+Every value is addressed by its dotted path (``underlyings.ETH.pm.price_range``); validation
+errors name that path. The identity of a set is the SHA-256 of its canonical JSON (sorted keys,
+compact separators, floats in their shortest round-trip form), so key order and the way a
+number was written (``0.16``, ``0.160``, ``1.6e-1``) do not change it. Sets are never edited: a
+change is a new set (:meth:`ParameterSet.with_changes`).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from margin_engine.params import (
+    CollateralParams,
+    CurrencyParams,
+    HaircutTier,
+    ModelParams,
+    PortfolioMarginParams,
+    SpanParams,
+    StandardParams,
+    VarParams,
+)
+
+SYMBOL = r"^[A-Z0-9]{1,16}$"
+
+
+class ParameterSetError(ValueError):
+    """A parameter set (or a change to one) that does not validate; names the path."""
+
+
+class _Block(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PMBlock(_Block):
+    price_range: float = Field(gt=0, le=1)
+    vol_range_up: float = Field(ge=0, le=5)
+    vol_range_down: float = Field(ge=0, le=1)
+    min_vol_for_shock_up: float = Field(ge=0, le=5)
+    short_term_vega_power: float = Field(ge=0, le=2)
+    long_term_vega_power: float = Field(ge=0, le=2)
+    extended_table_factor: float = Field(ge=0, le=10)
+    max_delta_shock: float = Field(ge=0, le=1)
+    delta_total_liq_shock_threshold: float = Field(ge=0)
+    m_inc: float = Field(ge=0)
+
+
+class SpanBlock(_Block):
+    price_scan_range: float = Field(gt=0, le=1)
+    vol_scan_range: float = Field(ge=0, le=5)
+    extreme_move_multiple: float = Field(ge=1, le=10)
+    extreme_covered_fraction: float = Field(ge=0, le=1)
+    short_option_minimum: float = Field(ge=0, le=1)
+    intra_spread_charge: float = Field(ge=0, le=1)
+
+
+class StandardBlock(_Block):
+    future_initial: float = Field(ge=0, le=1)
+    future_maintenance: float = Field(ge=0, le=1)
+    option_a: float = Field(ge=0, le=1)
+    option_b: float = Field(ge=0, le=1)
+    option_maintenance: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _maintenance_below_initial(self):
+        if self.future_maintenance > self.future_initial:
+            raise ValueError("future_maintenance must not exceed future_initial")
+        return self
+
+
+class UnderlyingBlock(_Block):
+    pm: PMBlock
+    span: SpanBlock
+    standard: StandardBlock
+
+
+class CurrencyBlock(_Block):
+    annualised_move_risk: float = Field(ge=0, le=1)
+    min_annualised_move: float = Field(ge=0, le=1)
+    extended_dampener: float = Field(ge=0)
+
+
+class TierBlock(_Block):
+    up_to_usd: float | None = Field(default=None, gt=0)
+    add_on: float = Field(ge=0, le=1)
+
+
+class CollateralBlock(_Block):
+    """Base haircut and size tiers: collateral in the band up to ``up_to_usd`` is cut by
+    ``haircut + add_on`` (bands applied like tax bands; the last tier has no limit)."""
+
+    haircut: float = Field(ge=0, le=1)
+    tiers: tuple[TierBlock, ...] = (TierBlock(up_to_usd=None, add_on=0.0),)
+
+    @model_validator(mode="after")
+    def _tiers(self):
+        limits = [t.up_to_usd for t in self.tiers]
+        if not limits or limits[-1] is not None:
+            raise ValueError("the last tier must have no limit (up_to_usd: null)")
+        finite = limits[:-1]
+        if (
+            any(x is None for x in finite)
+            or finite != sorted(finite)
+            or len(set(finite)) != len(finite)
+        ):
+            raise ValueError("tier limits must increase")
+        if any(self.haircut + t.add_on > 1 for t in self.tiers):
+            raise ValueError("haircut + add_on must not exceed 1")
+        return self
+
+
+class SpreadBlock(_Block):
+    credit: float = Field(ge=0, le=1)
+
+
+class PMGlobalBlock(_Block):
+    mm_factor: float = Field(gt=0, le=1)
+
+
+class VarBlock(_Block):
+    var_confidence: float = Field(gt=0.5, lt=1)
+    es_confidence: float = Field(gt=0.5, lt=1)
+    mpor_days: int = Field(ge=1, le=30)
+    lookback_days: int = Field(ge=100)
+    method: Literal["historical", "filtered-historical"]
+    apc: Literal["none", "buffer", "stressed-weight", "floor"]
+    apc_buffer: float = Field(ge=0, le=1)
+    apc_stress_weight: float = Field(gt=0, le=1)
+    floor_lookback_days: int = Field(ge=100)
+
+
+class ParameterSet(_Block):
+    """Every model's parameters; see the module docstring."""
+
+    schema_version: Literal[1] = 1
+    underlyings: dict[str, UnderlyingBlock]
+    currencies: dict[str, CurrencyBlock]
+    collateral: dict[str, CollateralBlock]
+    spreads: dict[str, SpreadBlock] = {}
+    pm: PMGlobalBlock
+    var: VarBlock
+
+    @field_validator("underlyings", "currencies", "collateral")
+    @classmethod
+    def _symbols(cls, value: dict) -> dict:
+        import re
+
+        for key in value:
+            if not re.match(SYMBOL, key):
+                raise ValueError(f"{key!r} is not an upper-case symbol")
+        return value
+
+    @model_validator(mode="after")
+    def _spread_legs(self):
+        for key in self.spreads:
+            legs = key.split("-")
+            if (
+                len(legs) != 2
+                or legs[0] == legs[1]
+                or any(leg not in self.underlyings for leg in legs)
+            ):
+                raise ValueError(
+                    f"spreads.{key}: must name two different underlyings of the set, like BTC-ETH"
+                )
+        return self
+
+    # ------------------------------------------------------------------ identity
+
+    def canonical_dict(self) -> dict:
+        return self.model_dump(mode="json")
+
+    def canonical_json(self) -> str:
+        return json.dumps(
+            self.canonical_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False
+        )
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+    # ------------------------------------------------------------------ paths
+
+    def get(self, path: str) -> Any:
+        node: Any = self.canonical_dict()
+        for part in path.split("."):
+            if isinstance(node, list):
+                try:
+                    node = node[int(part)]
+                    continue
+                except (ValueError, IndexError):
+                    raise KeyError(f"{path}: no element {part!r}") from None
+            if not isinstance(node, dict) or part not in node:
+                raise KeyError(f"{path}: no such parameter")
+            node = node[part]
+        return node
+
+    def paths(self) -> dict[str, Any]:
+        """Every leaf value by dotted path."""
+        return dict(_flatten(self.canonical_dict()))
+
+    def with_changes(self, changes: Mapping[str, Any]) -> ParameterSet:
+        """A new, validated set with ``{path: new value}`` applied. A path must already exist,
+        except under a new underlying/collateral asset/spread whose block is given whole."""
+        document = self.canonical_dict()
+        for path, value in changes.items():
+            parts = path.split(".")
+            node = document
+            for i, part in enumerate(parts[:-1]):
+                if isinstance(node, list):
+                    node = node[int(part)]
+                    continue
+                if part not in node:
+                    raise ParameterSetError(
+                        f"{'.'.join(parts[: i + 1])}: no such section (changing {path})"
+                    )
+                node = node[part]
+            last = parts[-1]
+            if isinstance(node, list):
+                node[int(last)] = copy.deepcopy(value)
+            else:
+                if last not in node and not isinstance(value, dict):
+                    raise ParameterSetError(f"{path}: no such parameter")
+                node[last] = copy.deepcopy(value)
+        return parse_parameter_set(document)
+
+    # ------------------------------------------------------------------ to the engine
+
+    def to_model_params(self) -> ModelParams:
+        def tiers(block: CollateralBlock) -> CollateralParams:
+            return CollateralParams(
+                tuple(HaircutTier(t.up_to_usd, block.haircut + t.add_on) for t in block.tiers)
+            )
+
+        v = self.var
+        return ModelParams(
+            pm={u: PortfolioMarginParams(**b.pm.model_dump()) for u, b in self.underlyings.items()},
+            currencies={c: CurrencyParams(**b.model_dump()) for c, b in self.currencies.items()},
+            standard={
+                u: StandardParams(**b.standard.model_dump()) for u, b in self.underlyings.items()
+            },
+            span={u: SpanParams(**b.span.model_dump()) for u, b in self.underlyings.items()},
+            spreads={tuple(k.split("-")): s.credit for k, s in self.spreads.items()},
+            collateral={a: tiers(b) for a, b in self.collateral.items()},
+            var=VarParams(**v.model_dump()),
+            mm_factor=self.pm.mm_factor,
+        )
+
+
+def _flatten(node: Any, prefix: str = ""):
+    if isinstance(node, dict):
+        for key in sorted(node):
+            yield from _flatten(node[key], f"{prefix}{key}.")
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from _flatten(item, f"{prefix}{i}.")
+    else:
+        yield prefix[:-1], node
+
+
+def _message(error: ValidationError) -> str:
+    first = error.errors()[0]
+    path = ".".join(str(p) for p in first["loc"]) or "(document)"
+    got = first.get("input")
+    shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+    extra = f"; and {error.error_count() - 1} more" if error.error_count() > 1 else ""
+    return f"{path}: {first['msg']}{shown}{extra}"
+
+
+def parse_parameter_set(document: Mapping) -> ParameterSet:
+    """Validate a parameter-set document; errors name the dotted path of the first problem."""
+    try:
+        return ParameterSet.model_validate(document)
+    except ValidationError as exc:
+        raise ParameterSetError(_message(exc)) from exc
+
+
+def load_parameter_set(path: str | Path) -> ParameterSet:
+    """A parameter set from a YAML or JSON file."""
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise ParameterSetError(f"{path}: no such file") from exc
+    except yaml.YAMLError as exc:
+        raise ParameterSetError(f"{path}: not valid YAML/JSON ({exc})") from exc
+    if not isinstance(document, dict):
+        raise ParameterSetError(f"{path}: expected a mapping at the top level")
+    try:
+        return parse_parameter_set(document)
+    except ParameterSetError as exc:
+        raise ParameterSetError(f"{path}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Change:
+    path: str
+    old: Any
+    new: Any
+
+    def describe(self) -> str:
+        return f"{self.path}: {_show(self.old)} -> {_show(self.new)}"
+
+
+def _show(value: Any) -> str:
+    return "(absent)" if value is _ABSENT else json.dumps(value)
+
+
+_ABSENT = object()
+
+
+def diff(old: ParameterSet, new: ParameterSet) -> list[Change]:
+    """Every leaf that differs, by path (added and removed leaves included)."""
+    a, b = old.paths(), new.paths()
+    return [
+        Change(path, a.get(path, _ABSENT), b.get(path, _ABSENT))
+        for path in sorted(set(a) | set(b))
+        if a.get(path, _ABSENT) != b.get(path, _ABSENT)
+    ]
+
+
+def apply_diff(changes: list[Change], base: ParameterSet) -> ParameterSet:
+    """``apply_diff(diff(a, b), a) == b``."""
+    document = base.canonical_dict()
+    for change in changes:
+        parts = change.path.split(".")
+        node = document
+        for i, part in enumerate(parts[:-1]):
+            key: Any = int(part) if isinstance(node, list) else part
+            if isinstance(node, dict) and key not in node:
+                node[key] = [] if parts[i + 1].isdigit() else {}
+            node = node[key]
+        last: Any = int(parts[-1]) if isinstance(node, list) else parts[-1]
+        if change.new is _ABSENT:
+            del node[last]
+        elif isinstance(node, list) and last == len(node):
+            node.append(change.new)
+        else:
+            node[last] = change.new
+    _prune(document)
+    return parse_parameter_set(document)
+
+
+def _prune(node: Any) -> None:
+    """Remove sections emptied by deletions."""
+    if isinstance(node, dict):
+        for key in list(node):
+            _prune(node[key])
+            if node[key] in ({}, []) and key not in ("spreads",):
+                del node[key]
+    elif isinstance(node, list):
+        for item in node:
+            _prune(item)
+
+
+def _underlying(pm: dict, span: dict | None = None) -> dict:
+    return {
+        "pm": pm,
+        "span": span
+        or {
+            "price_scan_range": pm["price_range"],
+            "vol_scan_range": pm["vol_range_up"],
+            "extreme_move_multiple": 2.0,
+            "extreme_covered_fraction": 0.35,
+            "short_option_minimum": 0.01,
+            "intra_spread_charge": 0.01,
+        },
+        "standard": {
+            "future_initial": 0.04,
+            "future_maintenance": 0.02,
+            "option_a": 0.15,
+            "option_b": 0.10,
+            "option_maintenance": 0.075,
+        },
+    }
+
+
+_BTC_PM = {
+    "price_range": 0.16,
+    "vol_range_up": 0.50,
+    "vol_range_down": 0.25,
+    "min_vol_for_shock_up": 0.50,
+    "short_term_vega_power": 0.30,
+    "long_term_vega_power": 0.13,
+    "extended_table_factor": 1.0,
+    "max_delta_shock": 0.10,
+    "delta_total_liq_shock_threshold": 20_000_000.0,
+    "m_inc": 5e-5,
+}
+_ETH_PM = {
+    **_BTC_PM,
+    "price_range": 0.18,
+    "vol_range_up": 0.40,
+    "vol_range_down": 0.25,
+    "m_inc": 4e-6,
+}
+_TIERS = [
+    {"up_to_usd": 1_000_000.0, "add_on": 0.0},
+    {"up_to_usd": 10_000_000.0, "add_on": 0.02},
+    {"up_to_usd": None, "add_on": 0.05},
+]
+
+DEFAULT_DOCUMENT: dict = {
+    "schema_version": 1,
+    "underlyings": {
+        # published by Deribit: btc_usd (Jun 2024), eth_usd (Feb 2026), design §5
+        "BTC": _underlying(_BTC_PM),
+        "ETH": _underlying(_ETH_PM),
+        # not published: SOL uses ETH's values, a wider price range for a more volatile coin
+        "SOL": _underlying({**_ETH_PM, "price_range": 0.24}),
+    },
+    "currencies": {
+        "BTC": {
+            "annualised_move_risk": 0.075,
+            "min_annualised_move": 0.01,
+            "extended_dampener": 100_000.0,
+        },
+        "ETH": {
+            "annualised_move_risk": 0.05,
+            "min_annualised_move": 0.005,
+            "extended_dampener": 200_000.0,
+        },
+        "USDC": {
+            "annualised_move_risk": 0.1,
+            "min_annualised_move": 0.01,
+            "extended_dampener": 25_000.0,
+        },
+    },
+    # illustrative haircuts (Deribit does not publish calibrated ones)
+    "collateral": {
+        "BTC": {"haircut": 0.08, "tiers": _TIERS},
+        "ETH": {"haircut": 0.10, "tiers": _TIERS},
+        "SOL": {"haircut": 0.15, "tiers": _TIERS},
+        "USDC": {"haircut": 0.0, "tiers": [{"up_to_usd": None, "add_on": 0.0}]},
+    },
+    "spreads": {
+        "BTC-ETH": {"credit": 0.50},
+        "BTC-SOL": {"credit": 0.35},
+        "ETH-SOL": {"credit": 0.40},
+    },
+    "pm": {"mm_factor": 0.8},
+    "var": {
+        "var_confidence": 0.99,
+        "es_confidence": 0.975,
+        "mpor_days": 2,
+        "lookback_days": 750,
+        "method": "filtered-historical",
+        "apc": "buffer",
+        "apc_buffer": 0.25,
+        "apc_stress_weight": 0.25,
+        "floor_lookback_days": 3650,
+    },
+}
+
+
+def default_parameter_set() -> ParameterSet:
+    """The default set: Deribit's published PM values for BTC and ETH; the rest illustrative."""
+    return parse_parameter_set(copy.deepcopy(DEFAULT_DOCUMENT))

@@ -1,0 +1,344 @@
+"""The risk-array core (design §5): value each instrument once per scenario, then every
+account's scenario P&L is one sparse product, then reduce per account and currency.
+
+Units (per unit of quantity, in the instrument's settlement currency):
+
+=====================  ==============  =====================================================
+instrument             quantity unit   P&L for an underlying move m (F -> F(1+m), σ -> σ')
+=====================  ==============  =====================================================
+inverse fut./perp.     USD notional    :math:`\\frac{1}{F_0}\\frac{m}{1+m}` coin
+linear fut./perp.      coin            :math:`F_0\\,m` quote
+inverse option         coin            :math:`V(F_0(1+m),σ')/(F_0(1+m)) - V(F_0,σ)/F_0` coin
+linear option          coin            :math:`V(F_0(1+m),σ') - V(F_0,σ)` quote
+spot coin              coin            0 (it is the coin balance)
+linear spot pair       coin            :math:`S_0\\,m` quote
+=====================  ==============  =====================================================
+
+so a short inverse perpetual of notional N loses :math:`\\frac{N}{F_0}\\frac{m}{1+m}` coin when the
+price rises by m. Deltas are in coin of the underlying; for inverse options it is Deribit's
+"net transaction delta" :math:`\\Delta_{BS} - V/F`, since the premium itself is held in coin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from margin_engine.instruments import (
+    Instrument,
+    InstrumentError,
+    InstrumentTable,
+    Kind,
+    parse_instrument,
+)
+from margin_engine.market import MarketDataError, MarketSnapshot
+from margin_engine.pricing import black76_greeks, black76_price
+
+STABLE = {"USD", "USDC", "USDT"}  # settlement currencies counted in dollars
+
+
+@dataclass(frozen=True)
+class ValuedBook:
+    """Instruments with their market inputs, values and deltas (arrays of length n)."""
+
+    table: InstrumentTable
+    spot: np.ndarray
+    forward: np.ndarray
+    vol: np.ndarray  # nan where not an option
+    value: np.ndarray  # mark value per unit quantity, settlement currency
+    delta: np.ndarray  # coin delta per unit quantity
+    group_index_price: np.ndarray  # index price of each group's underlying
+
+    def scenario_pnl(self, moves: np.ndarray, vols: np.ndarray | None = None) -> np.ndarray:
+        """P&L per unit quantity (n × S) for relative underlying ``moves`` (n × S, each
+        instrument's own underlying) and new implied ``vols`` (n × S; default unchanged)."""
+        t = self.table
+        moves = np.asarray(moves, dtype=float)
+        f0 = self.forward[:, None]
+        f1 = f0 * (1.0 + moves)
+        pnl = np.zeros_like(moves)
+        futures = np.isin(t.kind, (Kind.PERPETUAL, Kind.FUTURE))
+        inv_fut = futures & t.inverse
+        lin_fut = futures & ~t.inverse
+        pnl[inv_fut] = (moves[inv_fut] / (1.0 + moves[inv_fut])) / f0[inv_fut]
+        pnl[lin_fut] = f0[lin_fut] * moves[lin_fut]
+        lin_spot = (t.kind == Kind.SPOT) & ~t.inverse
+        pnl[lin_spot] = self.spot[lin_spot, None] * moves[lin_spot]
+        options = t.kind == Kind.OPTION
+        if options.any():
+            new_vol = self.vol[options, None] if vols is None else vols[options]
+            v1 = black76_price(
+                f1[options],
+                t.strike[options, None],
+                t.years[options, None],
+                new_vol,
+                t.is_call[options, None],
+            )
+            v0 = black76_price(
+                f0[options],
+                t.strike[options, None],
+                t.years[options, None],
+                self.vol[options, None],
+                t.is_call[options, None],
+            )
+            inverse = t.inverse[options, None]
+            pnl[options] = np.where(inverse, v1 / f1[options] - v0 / f0[options], v1 - v0)
+        return pnl
+
+
+def value_book(
+    instruments: list[Instrument], market: MarketSnapshot
+) -> tuple[ValuedBook, dict[str, str]]:
+    """Value ``instruments`` against ``market``; instruments that cannot be valued (expired, no
+    index, no IV) are left out and returned as ``{name: reason}``."""
+    usable, errors = [], {}
+    spot, forward, vol = [], [], []
+    for instrument in instruments:
+        try:
+            if instrument.expiry is not None and instrument.expiry <= market.as_of:
+                raise InstrumentError(
+                    f"{instrument.name}: expired at {instrument.expiry:%Y-%m-%d %H:%M} UTC"
+                )
+            s = market.spot(instrument.underlying)
+            f = market.forward(instrument)
+            v = market.vol(instrument, f) if instrument.kind is Kind.OPTION else np.nan
+        except (InstrumentError, MarketDataError) as exc:
+            errors[instrument.name] = str(exc)
+            continue
+        usable.append(instrument)
+        spot.append(s)
+        forward.append(f)
+        vol.append(v)
+    table = InstrumentTable.build(usable, market.as_of)
+    spot_a, fwd_a, vol_a = np.array(spot, float), np.array(forward, float), np.array(vol, float)
+    value = np.zeros(len(usable))
+    delta = np.zeros(len(usable))
+    futures = np.isin(table.kind, (Kind.PERPETUAL, Kind.FUTURE))
+    delta[futures & table.inverse] = 1.0 / fwd_a[futures & table.inverse]
+    delta[futures & ~table.inverse] = 1.0
+    coin = (table.kind == Kind.SPOT) & table.inverse
+    value[coin] = 1.0
+    pair = (table.kind == Kind.SPOT) & ~table.inverse
+    value[pair] = spot_a[pair]
+    delta[pair] = 1.0
+    options = table.kind == Kind.OPTION
+    if options.any():
+        price = black76_price(
+            fwd_a[options],
+            table.strike[options],
+            table.years[options],
+            vol_a[options],
+            table.is_call[options],
+        )
+        greeks = black76_greeks(
+            fwd_a[options],
+            table.strike[options],
+            table.years[options],
+            vol_a[options],
+            table.is_call[options],
+        )
+        inverse = table.inverse[options]
+        value[options] = np.where(inverse, price / fwd_a[options], price)
+        delta[options] = np.where(
+            inverse, greeks["delta"] - price / fwd_a[options], greeks["delta"]
+        )
+    group_index = np.array([market.spot(u) for _, u in table.groups], float)
+    return ValuedBook(table, spot_a, fwd_a, vol_a, value, delta, group_index), errors
+
+
+@dataclass(frozen=True)
+class PositionError:
+    account: str
+    instrument: str
+    error: str
+
+    def to_dict(self) -> dict:
+        return {"account": self.account, "instrument": self.instrument, "error": self.error}
+
+
+@dataclass(frozen=True)
+class Positions:
+    """Validated positions: every account listed has only valuable positions.
+
+    ``account`` indexes ``accounts``; ``instrument`` indexes the book's table; quantities are in
+    contract units (see the module docstring); duplicates are summed by the sparse products.
+    """
+
+    book: ValuedBook
+    accounts: tuple[str, ...]
+    account: np.ndarray
+    instrument: np.ndarray
+    quantity: np.ndarray
+    errors: tuple[PositionError, ...] = ()
+
+    @property
+    def n_accounts(self) -> int:
+        return len(self.accounts)
+
+    def matrix(self, rows: np.ndarray, n_rows: int) -> sparse.csr_matrix:
+        """Sparse positions: ``rows[k]`` is the row of position k, columns are instruments."""
+        return sparse.csr_matrix(
+            (self.quantity, (rows, self.instrument)), shape=(n_rows, len(self.book.table))
+        )
+
+
+def build_positions(frame: pd.DataFrame, market: MarketSnapshot) -> Positions:
+    """Validate ``account,instrument,quantity`` rows against ``market``.
+
+    A row with an unknown, expired or unvaluable instrument, or a quantity that is not a finite
+    number, becomes a :class:`PositionError` naming the account and instrument, and its whole
+    account is left out (its margin would be wrong); every other account is kept.
+    """
+    missing = {"account", "instrument", "quantity"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"positions: missing column(s) {', '.join(sorted(missing))}")
+    accounts = frame["account"].astype(str).to_numpy()
+    names = frame["instrument"].astype(str).str.strip().to_numpy()
+    quantity = pd.to_numeric(frame["quantity"], errors="coerce").to_numpy(dtype=float)
+    unique_names = pd.unique(names)
+    parsed: dict[str, Instrument] = {}
+    bad_names: dict[str, str] = {}
+    for name in unique_names:
+        try:
+            parsed[name] = parse_instrument(name)
+        except InstrumentError as exc:
+            bad_names[name] = str(exc)
+    book, unvalued = value_book(list(parsed.values()), market)
+    bad_names.update(unvalued)
+    errors: list[PositionError] = []
+    bad_quantity = ~np.isfinite(quantity)
+    raw_quantity = frame["quantity"].astype(str).to_numpy()
+    for k in np.flatnonzero(bad_quantity):
+        errors.append(
+            PositionError(
+                accounts[k], names[k], f"quantity {raw_quantity[k]!r} is not a finite number"
+            )
+        )
+    bad_rows = bad_quantity | np.isin(names, list(bad_names))
+    for k in np.flatnonzero(np.isin(names, list(bad_names))):
+        errors.append(PositionError(accounts[k], names[k], bad_names[names[k]]))
+    bad_accounts = set(accounts[bad_rows])
+    keep = ~np.isin(accounts, list(bad_accounts)) if bad_accounts else np.ones(len(accounts), bool)
+    account_codes, account_names = pd.factorize(accounts[keep], sort=True)
+    position = {name: i for i, name in enumerate(book.table.names)}
+    instrument_codes = np.array([position[n] for n in names[keep]], dtype=np.int64)
+    errors.sort(key=lambda e: (e.account, e.instrument))
+    return Positions(
+        book,
+        tuple(account_names),
+        account_codes.astype(np.int64),
+        instrument_codes,
+        quantity[keep],
+        tuple(errors),
+    )
+
+
+@dataclass(frozen=True)
+class MarginResult:
+    """Margin per (account, settlement currency), the same shape for every model.
+
+    ``components`` hold the named parts of the initial margin (each an array of the rows);
+    ``worst`` says which scenario drove it, where the model has scenarios.
+    """
+
+    model: str
+    account: np.ndarray  # account index per row
+    accounts: tuple[str, ...]
+    currency: np.ndarray  # currency name per row
+    initial_margin: np.ndarray
+    maintenance_margin: np.ndarray
+    equity: np.ndarray
+    components: dict[str, np.ndarray] = field(default_factory=dict)
+    worst: dict[str, np.ndarray] | None = None  # per-row arrays describing the driving scenario
+    errors: tuple[PositionError, ...] = ()
+
+    @property
+    def liquidation_threshold(self) -> np.ndarray:
+        """Equity at which the account is liquidated: the maintenance margin."""
+        return self.maintenance_margin
+
+    def frame(self) -> pd.DataFrame:
+        out = pd.DataFrame(
+            {
+                "account": np.asarray(self.accounts, dtype=object)[self.account]
+                if len(self.account)
+                else [],
+                "currency": self.currency,
+                "initial_margin": self.initial_margin,
+                "maintenance_margin": self.maintenance_margin,
+                "equity": self.equity,
+            }
+        )
+        for name, values in self.components.items():
+            out[name] = values
+        return out
+
+    def records(self) -> list[dict]:
+        rows = []
+        accounts = np.asarray(self.accounts, dtype=object)
+        for k in range(len(self.account)):
+            rows.append(
+                {
+                    "account": accounts[self.account[k]],
+                    "currency": str(self.currency[k]),
+                    "initial_margin": float(self.initial_margin[k]),
+                    "maintenance_margin": float(self.maintenance_margin[k]),
+                    "equity": float(self.equity[k]),
+                    "liquidation_threshold": float(self.maintenance_margin[k]),
+                    "components": {name: float(v[k]) for name, v in self.components.items()},
+                    "worst_scenario": (
+                        {name: _plain(v[k]) for name, v in self.worst.items()}
+                        if self.worst is not None
+                        else None
+                    ),
+                }
+            )
+        return rows
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+def currency_rows(positions: Positions) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Rows (account, settlement currency) for each position: ``(row per position, groups'
+    currency index, currency names)``; row = account × C + currency."""
+    table = positions.book.table
+    currencies = tuple(sorted({c for c, _ in table.groups}))
+    group_currency = np.array([currencies.index(c) for c, _ in table.groups], dtype=np.int64)
+    position_currency = group_currency[table.group[positions.instrument]]
+    return positions.account * len(currencies) + position_currency, group_currency, currencies
+
+
+def compact(values: dict[str, np.ndarray], present: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: v[present] for k, v in values.items()}
+
+
+def equity_by_currency(positions: Positions) -> np.ndarray:
+    """Mark value of positions per (account, currency) row (row = account × C + currency)."""
+    rows, _, currencies = currency_rows(positions)
+    n_rows = positions.n_accounts * len(currencies)
+    return np.bincount(
+        rows,
+        weights=positions.quantity * positions.book.value[positions.instrument],
+        minlength=n_rows,
+    )
+
+
+def result_rows(positions: Positions) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
+    """The (account, currency) rows that hold at least one position: ``(mask over all rows,
+    account per row, currency name per row, currency names)``."""
+    rows, _, currencies = currency_rows(positions)
+    n_rows = positions.n_accounts * len(currencies)
+    present = np.zeros(n_rows, bool)
+    present[rows] = True
+    idx = np.flatnonzero(present)
+    return (
+        present,
+        idx // len(currencies),
+        np.asarray(currencies, dtype=object)[idx % len(currencies)],
+        currencies,
+    )

@@ -1,0 +1,101 @@
+"""``mwb margin``: margin requirements of accounts under one model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pipelines.cli.calibration import _as_of
+from pipelines.cli.market import JSON_HELP, settings_from
+from pipelines.cli.output import err, out, print_json, table
+from pipelines.errors import BadInputError
+
+
+def margin(
+    ctx: typer.Context,
+    positions: Path = typer.Option(..., "--positions", help="CSV: account,instrument,quantity."),
+    market: Path | None = typer.Option(
+        None, "--market", help="Deribit option-chain CSV or market JSON."
+    ),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="Build the market from the warehouse for this day."
+    ),
+    model: str = typer.Option(..., "--model", help="standard | span | deribit-pm | var | es"),
+    params: Path | None = typer.Option(
+        None, "--params", help="Parameter-set file (default: Deribit's published values)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Initial and maintenance margin per account and settlement currency.
+
+    Quantities are in contract units as on Deribit: options and spot in coin, inverse futures and
+    perpetuals in USD; negative is short. Accounts with a bad position are listed in errors and
+    the others are still margined; exits 2 only when no account could be margined.
+    """
+    from pipelines.margin import (
+        load_params,
+        market_from_warehouse,
+        read_market,
+        read_positions,
+        run_margin,
+    )
+    from pipelines.warehouse import connect
+
+    if (market is None) == (as_of is None):
+        raise BadInputError("give exactly one of --market FILE and --as-of DATE")
+    settings = settings_from(ctx)
+    frame = read_positions(positions)
+    parameter_set = load_params(params)
+    needs_warehouse = as_of is not None or model in ("var", "es")
+    con = (
+        connect(settings.warehouse_path, read_only=settings.warehouse_path.exists())
+        if needs_warehouse
+        else None
+    )
+    try:
+        if as_of is not None:
+            snapshot, notes = market_from_warehouse(con, settings, _as_of(as_of))
+        else:
+            snapshot, notes = read_market(market), []
+        run = run_margin(
+            frame, model, snapshot, parameter_set, market_notes=notes, con=con, settings=settings
+        )
+    finally:
+        if con is not None:
+            con.close()
+    payload = run.payload()
+    if as_json:
+        print_json(payload)
+    else:
+        _print(payload)
+    if not payload["accounts"]:
+        raise typer.Exit(2)
+
+
+def _print(payload: dict) -> None:
+    out.print(
+        f"model {payload['model']} · parameters {payload['params_fingerprint'][:12]} · "
+        f"market {payload['market']['as_of']} ({payload['market']['source']})"
+    )
+    for note in payload["market"]["notes"]:
+        out.print(f"market: {note}", markup=False)
+    component_names = sorted({k for a in payload["accounts"] for k in a["components"]})
+    rows = [
+        (
+            a["account"],
+            a["currency"],
+            f"{a['initial_margin']:.6g}",
+            f"{a['maintenance_margin']:.6g}",
+            f"{a['equity']:.6g}",
+            *(f"{a['components'][k]:.6g}" for k in component_names),
+        )
+        for a in payload["accounts"]
+    ]
+    out.print(table(None, ["account", "currency", "IM", "MM", "equity", *component_names], rows))
+    for e in payload["errors"]:
+        err.print(
+            f"error: account {e['account']}, {e['instrument']}: {e['error']}",
+            markup=False,
+            highlight=False,
+        )

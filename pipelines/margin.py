@@ -1,0 +1,293 @@
+"""Margining accounts from files and the warehouse (what ``mwb margin`` runs).
+
+Market from the warehouse for a date D (``--as-of``): valued at the end of day D (D+1 00:00
+UTC). If ``market.option_marks`` holds a snapshot taken on D, it is used as is (index,
+forwards, every option's IV). Otherwise: index = each underlying's close on D (preferred
+source), forwards = index (zero basis), and options get the 30-day IV index of D through the
+documented smile of :mod:`margin_engine.market`; an underlying without an IV index gets its
+30-day realised volatility (annualised, close-to-close) — a stand-in, said so in the output.
+
+VaR/ES scenarios come from the warehouse's price (and IV) history up to the valuation date:
+historical, or filtered with an EWMA (λ = 0.94) volatility — the RiskMetrics filter, so that
+margining needs no fitted model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from governance.parameters import (
+    ParameterSet,
+    ParameterSetError,
+    default_parameter_set,
+    load_parameter_set,
+)
+from margin_engine.book import MarginResult, Positions, build_positions
+from margin_engine.collateral import collateral_summary
+from margin_engine.instruments import InstrumentError
+from margin_engine.market import MarketSnapshot
+from margin_engine.params import Apc, VarMeasure, VarMethod
+from margin_engine.portfolio_margin import portfolio_margin
+from margin_engine.span import span_margin
+from margin_engine.standard import standard_margin
+from margin_engine.var import JointScenarios, historical_scenarios, var_margin
+from pipelines.calibrate import choose_source
+from pipelines.errors import BadInputError
+from pipelines.settings import WorkbenchSettings
+
+MODELS = ("standard", "span", "deribit-pm", "var", "es")
+EWMA_LAMBDA = 0.94
+
+
+def read_positions(path: str | Path) -> pd.DataFrame:
+    """``account,instrument,quantity`` rows; quantities are validated later, per account."""
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError as exc:
+        raise BadInputError(f"{path}: no such file") from exc
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise BadInputError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from exc
+    frame.columns = [c.strip() for c in frame.columns]
+    missing = {"account", "instrument", "quantity"} - set(frame.columns)
+    if missing:
+        raise BadInputError(
+            f"{path}: missing column(s) {', '.join(sorted(missing))} (need account,instrument,quantity)"
+        )
+    if frame.empty:
+        raise BadInputError(f"{path}: no positions")
+    return frame[["account", "instrument", "quantity"]]
+
+
+def read_market(path: str | Path) -> MarketSnapshot:
+    """A Deribit option-chain snapshot CSV or a market JSON (see :class:`MarketSnapshot`)."""
+    path = Path(path)
+    if not path.exists():
+        raise BadInputError(f"{path}: no such file")
+    try:
+        if path.suffix.lower() == ".json":
+            return MarketSnapshot.from_json(path)
+        return MarketSnapshot.from_deribit_chain(path)
+    except (ValueError, KeyError, json.JSONDecodeError, InstrumentError) as exc:
+        raise BadInputError(f"{path}: not a usable market ({exc})") from exc
+
+
+def end_of_day(day: date) -> datetime:
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
+
+
+def market_from_warehouse(
+    con: duckdb.DuckDBPyConnection, settings: WorkbenchSettings, day: date
+) -> tuple[MarketSnapshot, list[str]]:
+    """The market at the end of ``day`` from the warehouse, and notes on how it was built."""
+    marks = con.execute(
+        "SELECT snapshot_ts AS timestamp, instrument_name, underlying_price AS underlying, implied_volatility, "
+        "asset AS currency, index_price FROM market.option_marks WHERE CAST(snapshot_ts AS DATE) = ? "
+        "AND snapshot_ts = (SELECT max(snapshot_ts) FROM market.option_marks WHERE CAST(snapshot_ts AS DATE) = ?)",
+        [day, day],
+    ).df()
+    if not marks.empty:
+        market = MarketSnapshot.from_deribit_chain(marks)
+        return market, [
+            f"option chain snapshot of {market.as_of:%Y-%m-%d %H:%M} UTC from market.option_marks"
+        ]
+    assets = [
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT asset FROM market.prices WHERE date = ?", [day]
+        ).fetchall()
+    ]
+    if not assets:
+        raise BadInputError(f"--as-of {day}: no prices stored for that day")
+    index, default_iv, notes = {}, {}, []
+    preference = settings.market.source_preference
+    for asset in sorted(assets):
+        source = choose_source(con, "market.prices", asset, preference)
+        closes = con.execute(
+            "SELECT date, close FROM market.prices WHERE asset = ? AND source = ? AND date <= ? ORDER BY date DESC LIMIT 31",
+            [asset, source, day],
+        ).df()
+        if closes.empty or closes["date"].iloc[0] != pd.Timestamp(day):
+            continue
+        index[asset] = float(closes["close"].iloc[0])
+        iv_source = choose_source(con, "market.implied_vol", asset, preference)
+        iv = None
+        if iv_source is not None:
+            iv = con.execute(
+                "SELECT iv FROM market.implied_vol WHERE asset = ? AND source = ? AND tenor_days = 30 AND date = ?",
+                [asset, iv_source, day],
+            ).fetchone()
+        if iv:
+            default_iv[asset] = float(iv[0])
+            notes.append(
+                f"{asset}: index {index[asset]:.6g} ({source}), 30-day IV index {iv[0]:.4f} ({iv_source}) with the smile"
+            )
+        elif len(closes) >= 10:
+            realised = float(
+                np.std(np.diff(np.log(closes["close"].to_numpy()[::-1])), ddof=1) * math.sqrt(365)
+            )
+            default_iv[asset] = min(max(realised, 0.05), 5.0)
+            notes.append(
+                f"{asset}: index {index[asset]:.6g} ({source}), no IV index: 30-day realised vol {realised:.4f} used as IV"
+            )
+        else:
+            notes.append(
+                f"{asset}: index {index[asset]:.6g} ({source}), no IV: options on it cannot be valued"
+            )
+    market = MarketSnapshot(end_of_day(day), index, {}, {}, default_iv, source="warehouse")
+    return market, notes
+
+
+def ewma_vol(returns: pd.DataFrame, lam: float = EWMA_LAMBDA) -> tuple[pd.DataFrame, pd.Series]:
+    """Each day's EWMA volatility (using returns before it) and the forecast for tomorrow."""
+    r2 = returns.fillna(0.0).to_numpy() ** 2
+    var = np.empty_like(r2)
+    var[0] = np.nanmean(r2[: min(30, len(r2))], axis=0)
+    for t in range(1, len(r2)):
+        var[t] = lam * var[t - 1] + (1 - lam) * r2[t - 1]
+    tomorrow = lam * var[-1] + (1 - lam) * r2[-1]
+    return pd.DataFrame(np.sqrt(var), index=returns.index, columns=returns.columns), pd.Series(
+        np.sqrt(tomorrow), index=returns.columns
+    )
+
+
+def history(
+    con, settings: WorkbenchSettings, underlyings: list[str], day: date
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Daily log returns and log IV changes of ``underlyings`` up to ``day`` (dates × assets)."""
+    preference = settings.market.source_preference
+    prices, ivs = {}, {}
+    for u in underlyings:
+        source = choose_source(con, "market.prices", u, preference)
+        if source is None:
+            raise BadInputError(f"VaR/ES need price history of {u}; none in the warehouse")
+        frame = con.execute(
+            "SELECT date, close FROM market.prices WHERE asset = ? AND source = ? AND date <= ? ORDER BY date",
+            [u, source, day],
+        ).df()
+        prices[u] = pd.Series(frame["close"].to_numpy(), index=pd.DatetimeIndex(frame["date"]))
+        iv_source = choose_source(con, "market.implied_vol", u, preference)
+        if iv_source is not None:
+            frame = con.execute(
+                "SELECT date, iv FROM market.implied_vol WHERE asset = ? AND source = ? AND tenor_days = 30 AND date <= ? ORDER BY date",
+                [u, iv_source, day],
+            ).df()
+            ivs[u] = pd.Series(frame["iv"].to_numpy(), index=pd.DatetimeIndex(frame["date"]))
+    returns = np.log(pd.DataFrame(prices)).diff().iloc[1:]
+    iv_changes = np.log(pd.DataFrame(ivs)).diff() if ivs else pd.DataFrame(index=returns.index)
+    return returns, iv_changes
+
+
+def var_scenarios(
+    con, settings: WorkbenchSettings, params: ParameterSet, underlyings: list[str], day: date
+) -> tuple[JointScenarios, JointScenarios | None]:
+    v = params.var
+    returns, iv_changes = history(con, settings, underlyings, day)
+    returns = returns.dropna()
+    if len(returns) < v.mpor_days + 20:
+        raise BadInputError(
+            f"VaR/ES need at least {v.mpor_days + 20} days of joint history up to {day}; have {len(returns)}"
+        )
+    cond, now = ewma_vol(returns)
+    stress = []
+    weight = 0.0
+    if v.apc == Apc.STRESSED_WEIGHT.value:
+        from calibration.stress import STRESS_WINDOWS
+
+        stress = [(w.start, w.end) for w in STRESS_WINDOWS]
+        weight = v.apc_stress_weight
+
+    def build(lookback: int) -> JointScenarios:
+        return historical_scenarios(
+            returns,
+            v.mpor_days,
+            lookback,
+            method=VarMethod(v.method),
+            cond_vol=cond,
+            vol_now=now,
+            iv_log_changes=iv_changes.reindex(columns=returns.columns),
+            stress_windows=stress,
+            stress_weight=weight,
+        )
+
+    floor = build(v.floor_lookback_days) if v.apc == Apc.FLOOR.value else None
+    return build(v.lookback_days), floor
+
+
+@dataclass(frozen=True)
+class MarginRun:
+    model: str
+    params: ParameterSet
+    market: MarketSnapshot
+    market_notes: list[str]
+    positions: Positions
+    result: MarginResult | None
+
+    def payload(self) -> dict:
+        accounts = self.result.records() if self.result is not None else []
+        collateral = collateral_summary(self.positions, self.params.to_model_params())
+        return {
+            "model": self.model,
+            "params_fingerprint": self.params.fingerprint,
+            "market": {
+                "as_of": self.market.as_of.isoformat(),
+                "source": self.market.source,
+                "notes": self.market_notes,
+            },
+            "accounts": accounts,
+            "collateral": collateral.to_dict("records"),
+            "errors": [e.to_dict() for e in self.positions.errors],
+        }
+
+
+def run_margin(
+    positions_frame: pd.DataFrame,
+    model: str,
+    market: MarketSnapshot,
+    params: ParameterSet | None = None,
+    *,
+    market_notes: list[str] | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+    settings: WorkbenchSettings | None = None,
+) -> MarginRun:
+    if model not in MODELS:
+        raise BadInputError(f"--model: {model!r} is not one of {', '.join(MODELS)}")
+    params = params or default_parameter_set()
+    positions = build_positions(positions_frame, market)
+    engine = params.to_model_params()
+    result = None
+    if positions.n_accounts:
+        if model == "standard":
+            result = standard_margin(positions, engine)
+        elif model == "span":
+            result = span_margin(positions, engine)
+        elif model == "deribit-pm":
+            result = portfolio_margin(positions, engine)
+        else:
+            if con is None or settings is None:
+                raise BadInputError("--model var/es needs the warehouse's price history")
+            underlyings = sorted({u for _, u in positions.book.table.groups})
+            scenarios, floor = var_scenarios(
+                con, settings, params, underlyings, (market.as_of - timedelta(seconds=1)).date()
+            )
+            result = var_margin(
+                positions, scenarios, engine, measure=VarMeasure(model), floor_scenarios=floor
+            )
+    return MarginRun(model, params, market, market_notes or [], positions, result)
+
+
+def load_params(path: str | Path | None) -> ParameterSet:
+    if path is None:
+        return default_parameter_set()
+    try:
+        return load_parameter_set(path)
+    except ParameterSetError as exc:
+        raise BadInputError(str(exc)) from exc
