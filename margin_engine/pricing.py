@@ -28,12 +28,13 @@ def _pdf(x: np.ndarray) -> np.ndarray:
     return np.exp(-0.5 * x * x) / _SQRT_2PI
 
 
-def _d1_d2(forward, strike, years, vol):
-    forward, strike, years, vol = np.broadcast_arrays(
+def _d1_d2(forward, strike, years, vol, is_call):
+    forward, strike, years, vol, is_call = np.broadcast_arrays(
         np.asarray(forward, float),
         np.asarray(strike, float),
         np.asarray(years, float),
         np.asarray(vol, float),
+        np.asarray(is_call, bool),
     )
     sd = vol * np.sqrt(np.maximum(years, 0.0))
     live = sd > 0
@@ -41,13 +42,14 @@ def _d1_d2(forward, strike, years, vol):
         d1 = np.where(
             live, (np.log(forward / strike) + 0.5 * sd * sd) / np.where(live, sd, 1.0), 0.0
         )
-    return forward, strike, years, vol, sd, live, d1, d1 - sd
+    return forward, strike, years, vol, is_call, sd, live, d1, d1 - sd
 
 
 def black76_price(forward, strike, years, vol, is_call) -> np.ndarray:
     """Undiscounted Black-76 price in quote currency per unit of underlying."""
-    forward, strike, years, vol, sd, live, d1, d2 = _d1_d2(forward, strike, years, vol)
-    is_call = np.broadcast_to(np.asarray(is_call, bool), forward.shape)
+    forward, strike, years, vol, is_call, sd, live, d1, d2 = _d1_d2(
+        forward, strike, years, vol, is_call
+    )
     call = forward * ndtr(d1) - strike * ndtr(d2)
     put = strike * ndtr(-d2) - forward * ndtr(-d1)
     intrinsic = np.where(
@@ -58,8 +60,9 @@ def black76_price(forward, strike, years, vol, is_call) -> np.ndarray:
 
 def black76_greeks(forward, strike, years, vol, is_call) -> dict[str, np.ndarray]:
     """``delta``, ``gamma``, ``vega`` (per 1.00 vol) and ``theta`` (per year), same shape as F."""
-    forward, strike, years, vol, sd, live, d1, d2 = _d1_d2(forward, strike, years, vol)
-    is_call = np.broadcast_to(np.asarray(is_call, bool), forward.shape)
+    forward, strike, years, vol, is_call, sd, live, d1, d2 = _d1_d2(
+        forward, strike, years, vol, is_call
+    )
     pdf = _pdf(d1)
     sqrt_t = np.sqrt(np.maximum(years, 0.0))
     intrinsic_delta = np.where(
@@ -80,8 +83,13 @@ def implied_vol(
 ) -> np.ndarray:
     """The Black-76 vol that reproduces ``price`` (bisection, vectorised); ``nan`` when the price
     is outside the no-arbitrage bounds."""
-    price, forward, strike, years = (np.asarray(x, float) for x in (price, forward, strike, years))
-    is_call = np.broadcast_to(np.asarray(is_call, bool), price.shape)
+    price, forward, strike, years, is_call = np.broadcast_arrays(
+        np.asarray(price, float),
+        np.asarray(forward, float),
+        np.asarray(strike, float),
+        np.asarray(years, float),
+        np.asarray(is_call, bool),
+    )
     low, high = np.full(price.shape, lo), np.full(price.shape, hi)
     for _ in range(200):
         mid = 0.5 * (low + high)

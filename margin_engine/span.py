@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from margin_engine.book import STABLE, MarginResult, Positions, equity_by_currency, result_rows
+from margin_engine.book import STABLE, MarginResult, Positions, worst_by_row
 from margin_engine.instruments import Kind
 from margin_engine.params import ModelParams
 
@@ -78,8 +78,7 @@ def span_margin(positions: Positions, params: ModelParams | None = None) -> Marg
         [book.group_index_price[g] if c in STABLE else 1.0 for g, c in enumerate(group_currency)]
     )
 
-    rows = positions.account * n_groups + table.group[positions.instrument]
-    pnl = (positions.matrix(rows, accounts * n_groups) @ risk_arrays(positions, params)).reshape(
+    pnl = (positions.group_matrix @ risk_arrays(positions, params)).reshape(
         accounts, n_groups, N_SCENARIOS
     )
     worst_index = pnl.argmin(axis=2)
@@ -87,15 +86,8 @@ def span_margin(positions: Positions, params: ModelParams | None = None) -> Marg
 
     # intra-commodity (calendar) spread charge
     intra = np.zeros((accounts, n_groups))
-    bucketed = table.bucket[positions.instrument] >= 0
-    if len(table.buckets):
-        n_b = len(table.buckets)
-        b_rows = positions.account[bucketed] * n_b + table.bucket[positions.instrument[bucketed]]
-        b_delta = np.bincount(
-            b_rows,
-            weights=positions.quantity[bucketed] * book.delta[positions.instrument[bucketed]],
-            minlength=accounts * n_b,
-        ).reshape(accounts, n_b)
+    if table.buckets:
+        b_delta = positions.per_bucket(book.delta)
         for g in range(n_groups):
             members = [b for b, (bg, _) in enumerate(table.buckets) if bg == g]
             if len(members) < 2:
@@ -119,11 +111,7 @@ def span_margin(positions: Positions, params: ModelParams | None = None) -> Marg
         som = amount.reshape(accounts, n_groups)
 
     # inter-commodity credits between underlyings of one currency with opposite net deltas
-    g_delta = np.bincount(
-        rows,
-        weights=positions.quantity * book.delta[positions.instrument],
-        minlength=accounts * n_groups,
-    ).reshape(accounts, n_groups)
+    g_delta = positions.per_group(book.delta)
     credit = np.zeros((accounts, n_groups))
     remaining = scan.copy()
     pairs = []
@@ -142,32 +130,18 @@ def span_margin(positions: Positions, params: ModelParams | None = None) -> Marg
         remaining[:, b] -= matched
 
     margin = np.maximum(scan + intra - credit, som)
-    present, account_of_row, currency_of_row, currencies = result_rows(positions)
-    currency_index = np.array([currencies.index(c) for c in group_currency], dtype=np.int64)
-    n_cur = len(currencies)
-
-    def per_currency(values: np.ndarray) -> np.ndarray:
-        out = np.zeros((accounts, n_cur))
-        for g in range(n_groups):
-            out[:, currency_index[g]] += values[:, g]
-        return out.reshape(-1)[present]
-
-    total = per_currency(margin)
-    row_currency = np.flatnonzero(present) % n_cur
-    candidates = np.where(
-        currency_index[None, :] == row_currency[:, None], scan[account_of_row], -1.0
-    )
-    group_of_row = candidates.argmax(axis=1)
-    scenario_of_row = worst_index[account_of_row, group_of_row]
-    grids = np.array(
-        [
-            scenario_grid(
-                params.span_for(u).price_scan_range, params.span_for(u).extreme_move_multiple
-            )[0]
-            for u in group_underlying
+    total = positions.to_currency(margin)
+    _, account_of_row, currency_of_row = positions.layout
+    scenario_of_row, loss_of_row = worst_by_row(positions, scan, worst_index, N_SCENARIOS)
+    vol_names = ["up", "down"] * len(MOVES) + ["unchanged", "unchanged"]
+    catalog = []
+    for u in group_underlying:
+        p = params.span_for(u)
+        moves, _ = scenario_grid(p.price_scan_range, p.extreme_move_multiple)
+        catalog += [
+            {"underlying": u, "scenario": j, "price_move": float(m), "vol": vol_names[j]}
+            for j, m in enumerate(moves)
         ]
-    )
-    vol_names = np.array(["up", "down"] * len(MOVES) + ["unchanged", "unchanged"], dtype=object)
     return MarginResult(
         model="span",
         account=account_of_row,
@@ -175,19 +149,15 @@ def span_margin(positions: Positions, params: ModelParams | None = None) -> Marg
         currency=currency_of_row,
         initial_margin=total,
         maintenance_margin=params.mm_factor * total,
-        equity=equity_by_currency(positions)[present],
+        equity=positions.equity(),
         components={
-            "scan_risk": per_currency(scan),
-            "intra_spread_charge": per_currency(intra),
-            "inter_spread_credit": per_currency(credit),
-            "short_option_minimum": per_currency(som),
+            "scan_risk": positions.to_currency(scan),
+            "intra_spread_charge": positions.to_currency(intra),
+            "inter_spread_credit": positions.to_currency(credit),
+            "short_option_minimum": positions.to_currency(som),
         },
-        worst={
-            "underlying": np.array(group_underlying, dtype=object)[group_of_row],
-            "scenario": scenario_of_row,
-            "price_move": grids[group_of_row, scenario_of_row],
-            "vol": vol_names[scenario_of_row],
-            "loss": scan[account_of_row, group_of_row],
-        },
+        worst_scenario=scenario_of_row,
+        worst_loss=loss_of_row,
+        scenario_catalog=tuple(catalog),
         errors=positions.errors,
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from margin_engine.book import STABLE, MarginResult, Positions, equity_by_currency, result_rows
+from margin_engine.book import STABLE, MarginResult, Positions
 from margin_engine.instruments import Kind
 from margin_engine.params import ModelParams
 
@@ -56,13 +56,8 @@ def standard_margin(positions: Positions, params: ModelParams | None = None) -> 
     im = np.where(short_option, option_im, im)
     mm = np.where(short_option, option_mm, mm)
 
-    present, account_of_row, currency_of_row, currencies = result_rows(positions)
-    currency_index = np.array([currencies.index(c) for c in group_currency], dtype=np.int64)
-    rows_all = positions.account * len(currencies) + currency_index[g]
-    n_rows = positions.n_accounts * len(currencies)
-
-    def total(values: np.ndarray) -> np.ndarray:
-        return np.bincount(rows_all, weights=values, minlength=n_rows)[present]
+    present, account_of_row, currency_of_row = positions.layout
+    total = positions.per_position_to_currency
 
     return MarginResult(
         model="standard",
@@ -71,7 +66,7 @@ def standard_margin(positions: Positions, params: ModelParams | None = None) -> 
         currency=currency_of_row,
         initial_margin=total(im),
         maintenance_margin=total(mm),
-        equity=equity_by_currency(positions)[present],
+        equity=positions.equity(),
         components={
             "futures": total(np.where(futures, im, 0.0)),
             "short_options": total(np.where(short_option, im, 0.0)),

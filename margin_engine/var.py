@@ -30,13 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from margin_engine.book import (
-    MarginResult,
-    Positions,
-    currency_rows,
-    equity_by_currency,
-    result_rows,
-)
+from margin_engine.book import MarginResult, Positions
 from margin_engine.params import Apc, ModelParams, VarMeasure, VarMethod
 
 
@@ -194,15 +188,16 @@ def var_margin(
     def risk(s: JointScenarios) -> tuple[np.ndarray, np.ndarray]:
         moves = s.price_moves.T[u_of_instrument]  # (n, S)
         vols = book.vol[:, None] * (1.0 + s.vol_moves.T[u_of_instrument])
-        rows, _, currencies = currency_rows(positions)
-        pnl = positions.matrix(rows, positions.n_accounts * len(currencies)) @ book.scenario_pnl(
-            moves, vols
-        )
+        pnl = currency_matrix @ book.scenario_pnl(moves, vols)
         return weighted_var_es(-pnl, s.weights, p.var_confidence, p.es_confidence)
 
     p = params.var
-    present, account_of_row, currency_of_row, _ = result_rows(positions)
-    var, es = (x[present] for x in risk(scenarios))
+    present, account_of_row, currency_of_row = positions.layout
+    # VaR/ES diversify across underlyings within a settlement currency: one row per currency
+    currency_matrix = positions.matrix(
+        positions.currency_row, positions.n_accounts * len(positions.currencies)
+    )[present]
+    var, es = risk(scenarios)
     base = np.maximum(var if measure is VarMeasure.VAR else es, 0.0)
     components = {"var": var, "es": es}
     margin = base
@@ -210,7 +205,7 @@ def var_margin(
         margin = base * (1 + p.apc_buffer)
         components["apc_buffer"] = margin - base
     elif p.apc is Apc.FLOOR and floor_scenarios is not None:
-        f_var, f_es = (x[present] for x in risk(floor_scenarios))
+        f_var, f_es = risk(floor_scenarios)
         floor = np.maximum(f_var if measure is VarMeasure.VAR else f_es, 0.0)
         margin = np.maximum(base, floor)
         components["apc_floor"] = floor
@@ -221,7 +216,7 @@ def var_margin(
         currency=currency_of_row,
         initial_margin=margin,
         maintenance_margin=params.mm_factor * margin,
-        equity=equity_by_currency(positions)[present],
+        equity=positions.equity(),
         components=components,
         errors=positions.errors,
     )

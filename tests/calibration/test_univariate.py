@@ -73,7 +73,7 @@ def test_recovery_improves_with_sample_size() -> None:
 
 @pytest.fixture(scope="module")
 def btc_returns(request) -> pd.Series:
-    from conftest import SHARED_DATA
+    from helpers import SHARED_DATA
 
     if SHARED_DATA is None:
         pytest.skip("real market data not found")

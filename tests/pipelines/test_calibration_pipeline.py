@@ -7,7 +7,7 @@ import json
 
 import dagster as dg
 import pytest
-from conftest import run_mwb
+from helpers import run_mwb
 
 from pipelines.calibrate import context, load_chosen_fit, run_calibration
 from pipelines.defs.resources import build_resources

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import yaml
-from conftest import run_mwb
+from helpers import run_mwb
 
 from pipelines.errors import BadInputError
 from pipelines.settings import FileSource, SyntheticSource, load_settings

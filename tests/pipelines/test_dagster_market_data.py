@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
+from helpers import REPO
 
 from pipelines.defs.resources import build_resources
 from pipelines.runs import check_outcomes, loaded_definitions, materialize_group

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import run_mwb
+from helpers import run_mwb
 
 from pipelines.ingest import file_sha256, load_file
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_mwb, table_fingerprint
+from helpers import run_mwb, table_fingerprint
 
 from pipelines.errors import BadInputError
 from pipelines.ingest import Kind, ReadOptions, load_file

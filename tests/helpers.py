@@ -1,0 +1,52 @@
+"""Helpers the tests import (kept out of conftest.py, which pytest loads per folder)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _shared_data_dir() -> Path | None:
+    candidates = [
+        os.environ.get("MWB_SHARED_DATA"),
+        REPO.parent / "shared" / "data",
+        Path("/work/shared/data"),
+    ]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "prices" / "binance_spot_daily.csv").exists():
+            return Path(candidate)
+    return None
+
+
+SHARED_DATA = _shared_data_dir()
+
+
+def run_mwb(*args: str, home: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the real command line in a subprocess (exit codes, stdout and stderr as users see)."""
+    env = {**os.environ, "MWB_HOME": str(home)}
+    env.pop("MWB_CONFIG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=REPO,
+    )
+
+
+def table_fingerprint(connection) -> dict[str, tuple]:
+    """Row count and an order-independent content hash of every market table."""
+    out = {}
+    for (name,) in connection.execute(
+        "SELECT table_schema || '.' || table_name FROM information_schema.tables "
+        "WHERE table_schema IN ('market', 'meta') ORDER BY 1"
+    ).fetchall():
+        out[name] = connection.execute(
+            f"SELECT count(*), coalesce(sum(hash(t)), 0) FROM {name} t"
+        ).fetchone()
+    return out
