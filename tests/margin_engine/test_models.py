@@ -217,3 +217,41 @@ def test_bad_positions_are_reported_and_the_rest_is_margined(chain_market) -> No
     assert positions.accounts == ("good",)
     for model in (portfolio_margin, span_margin, standard_margin):
         assert [r["account"] for r in model(positions).records()] == ["good"]
+
+
+def test_stressed_weight_and_floor_anti_procyclicality() -> None:
+    dates = pd.date_range("2021-01-01", periods=500, freq="D")
+    rng = np.random.default_rng(3)
+    daily = rng.normal(0, 0.01, 500)
+    daily[430:433] = -0.08  # a short stressed spell inside the stress window below
+    returns = pd.DataFrame({"BTC": daily}, index=dates)
+    window = (dates[428].date(), dates[442].date())
+    plain = historical_scenarios(returns, 1, 500)
+    weighted = historical_scenarios(returns, 1, 500, stress_windows=[window], stress_weight=0.25)
+    stressed = (np.array([pd.Timestamp(x.split("..")[0]) for x in weighted.labels]) >= pd.Timestamp(window[0])) & (
+        np.array([pd.Timestamp(x.split("..")[0]) for x in weighted.labels]) <= pd.Timestamp(window[1])
+    )
+    assert weighted.weights[stressed].sum() == pytest.approx(0.25)
+    assert weighted.weights[~stressed].sum() == pytest.approx(0.75)
+    positions = build_positions(positions_frame([("a", "BTC-PERPETUAL", 40_000.0)]), market())
+    none = ModelParams(var=VarParams(apc="none"))
+    base = var_margin(positions, plain, none).initial_margin[0]
+    heavier = var_margin(positions, weighted, none).initial_margin[0]
+    assert heavier > base  # stressed days weigh more than their share
+    recent = historical_scenarios(returns.iloc[-100:], 1, 100)
+    floor = ModelParams(var=VarParams(apc="floor", lookback_days=100))
+    floored = var_margin(positions, recent, floor, floor_scenarios=plain)
+    calm = var_margin(positions, recent, none).initial_margin[0]
+    assert floored.initial_margin[0] == pytest.approx(max(calm, base))
+    assert floored.components["apc_floor"][0] == pytest.approx(base)
+
+
+def test_scenario_validation() -> None:
+    with pytest.raises(ValueError, match="-100 %"):
+        JointScenarios(("BTC",), np.array([[-1.0]]), np.zeros((1, 1)), np.ones(1))
+    with pytest.raises(ValueError, match="sum to 1"):
+        JointScenarios(("BTC",), np.zeros((2, 1)), np.zeros((2, 1)), np.ones(2))
+    positions = build_positions(positions_frame([("a", "ETH-PERPETUAL", 100.0)]), market())
+    only_btc = JointScenarios(("BTC",), np.zeros((2, 1)), np.zeros((2, 1)), np.full(2, 0.5))
+    with pytest.raises(ValueError, match="no scenarios for underlying"):
+        var_margin(positions, only_btc)
