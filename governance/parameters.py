@@ -222,7 +222,7 @@ class ParameterSet(_Block):
 
     def paths(self) -> dict[str, Any]:
         """Every leaf value by dotted path."""
-        return dict(_flatten(self.canonical_dict()))
+        return dict(flatten_paths(self.canonical_dict()))
 
     def with_changes(self, changes: Mapping[str, Any]) -> ParameterSet:
         """A new, validated set with ``{path: new value}`` applied. A path must already exist,
@@ -272,13 +272,13 @@ class ParameterSet(_Block):
         )
 
 
-def _flatten(node: Any, prefix: str = ""):
+def flatten_paths(node: Any, prefix: str = ""):
     if isinstance(node, dict):
         for key in sorted(node):
-            yield from _flatten(node[key], f"{prefix}{key}.")
+            yield from flatten_paths(node[key], f"{prefix}{key}.")
     elif isinstance(node, list):
         for i, item in enumerate(node):
-            yield from _flatten(item, f"{prefix}{i}.")
+            yield from flatten_paths(item, f"{prefix}{i}.")
     else:
         yield prefix[:-1], node
 
@@ -328,54 +328,75 @@ class Change:
 
 
 def _show(value: Any) -> str:
-    return "(absent)" if value is _ABSENT else json.dumps(value)
+    return "(absent)" if value is ABSENT else json.dumps(value)
 
 
-_ABSENT = object()
+ABSENT = object()  # the value of a leaf that one side of a Change does not have
 
 
 def diff(old: ParameterSet, new: ParameterSet) -> list[Change]:
     """Every leaf that differs, by path (added and removed leaves included)."""
-    a, b = old.paths(), new.paths()
+    return diff_paths(old.paths(), new.paths())
+
+
+def diff_paths(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[Change]:
+    """Differences of two flattened documents (``path -> leaf``); :data:`ABSENT` marks a missing side."""
     return [
-        Change(path, a.get(path, _ABSENT), b.get(path, _ABSENT))
+        Change(path, a.get(path, ABSENT), b.get(path, ABSENT))
         for path in sorted(set(a) | set(b))
-        if a.get(path, _ABSENT) != b.get(path, _ABSENT)
+        if a.get(path, ABSENT) != b.get(path, ABSENT)
     ]
 
 
 def apply_diff(changes: list[Change], base: ParameterSet) -> ParameterSet:
-    """``apply_diff(diff(a, b), a) == b``."""
+    """``apply_diff(diff(a, b), a) == b``: set, add and remove leaves, list items included."""
     document = base.canonical_dict()
-    for change in changes:
+
+    def natural(change: Change) -> list:  # "tiers.10" after "tiers.2"
+        return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in change.path.split(".")]
+
+    for change in sorted(changes, key=natural):
         parts = change.path.split(".")
-        node = document
+        node: Any = document
         for i, part in enumerate(parts[:-1]):
-            key: Any = int(part) if isinstance(node, list) else part
-            if isinstance(node, dict) and key not in node:
-                node[key] = [] if parts[i + 1].isdigit() else {}
-            node = node[key]
-        last: Any = int(parts[-1]) if isinstance(node, list) else parts[-1]
-        if change.new is _ABSENT:
-            del node[last]
-        elif isinstance(node, list) and last == len(node):
-            node.append(change.new)
+            child = [] if parts[i + 1].isdigit() else {}
+            if isinstance(node, list):
+                index = int(part)
+                while len(node) <= index:
+                    node.append(copy.deepcopy(child))
+                node = node[index]
+            else:
+                node = node.setdefault(part, child)
+        last = parts[-1]
+        if isinstance(node, list):
+            index = int(last)
+            while len(node) <= index:
+                node.append(_REMOVED)
+            node[index] = _REMOVED if change.new is ABSENT else change.new
+        elif change.new is ABSENT:
+            node.pop(last, None)
         else:
             node[last] = change.new
     _prune(document)
     return parse_parameter_set(document)
 
 
-def _prune(node: Any) -> None:
-    """Remove sections emptied by deletions."""
+_REMOVED = object()  # a list slot whose item the diff removes; dropped by _prune
+
+
+def _prune(node: Any, top: bool = True) -> Any:
+    """Drop removed list slots and the sections and list items that removals emptied."""
     if isinstance(node, dict):
         for key in list(node):
-            _prune(node[key])
-            if node[key] in ({}, []) and key not in ("spreads",):
+            _prune(node[key], top=False)
+            # `spreads` may legitimately be empty: a set without cross-margin credits
+            if node[key] in ({}, []) and not (top and key == "spreads"):
                 del node[key]
     elif isinstance(node, list):
         for item in node:
-            _prune(item)
+            _prune(item, top=False)
+        node[:] = [item for item in node if item is not _REMOVED and item not in ({}, [])]
+    return node
 
 
 def _underlying(pm: dict, span: dict | None = None) -> dict:

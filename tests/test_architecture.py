@@ -9,6 +9,7 @@ FORBIDDEN = {
     "calibration": ("dagster", "duckdb"),
     "margin_engine": ("dagster", "duckdb"),
     "reports": ("dagster",),
+    "governance": ("dagster",),
 }
 
 

@@ -228,8 +228,12 @@ def test_stressed_weight_and_floor_anti_procyclicality() -> None:
     window = (dates[428].date(), dates[442].date())
     plain = historical_scenarios(returns, 1, 500)
     weighted = historical_scenarios(returns, 1, 500, stress_windows=[window], stress_weight=0.25)
-    stressed = (np.array([pd.Timestamp(x.split("..")[0]) for x in weighted.labels]) >= pd.Timestamp(window[0])) & (
-        np.array([pd.Timestamp(x.split("..")[0]) for x in weighted.labels]) <= pd.Timestamp(window[1])
+    stressed = (
+        np.array([pd.Timestamp(x.split("..")[0]) for x in weighted.labels])
+        >= pd.Timestamp(window[0])
+    ) & (
+        np.array([pd.Timestamp(x.split("..")[0]) for x in weighted.labels])
+        <= pd.Timestamp(window[1])
     )
     assert weighted.weights[stressed].sum() == pytest.approx(0.25)
     assert weighted.weights[~stressed].sum() == pytest.approx(0.75)

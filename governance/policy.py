@@ -1,0 +1,232 @@
+"""The governance policy: parameter bounds, the committee, quorum and cool-downs (design §7).
+
+A policy document::
+
+    bounds:                                   # dotted paths; * matches one path segment
+      underlyings.*.pm.price_range: {min: 0.05, max: 0.40, max_change: 0.25, change: relative}
+      collateral.*.haircut:         {min: 0.0,  max: 0.50, max_change: 0.05, change: absolute}
+    committee:
+      - {name: alice, public_key: <base64 Ed25519 raw public key>}
+    quorum: 2
+    cooldown_days: 7                          # between two changes of the same parameter
+    drift_tolerance: {underlyings.*.pm.price_range: 0.15}   # relative, for drift triggers
+    rollback: {max_breaches: 3, window_days: 30}
+
+A change outside ``[min, max]`` or larger than ``max_change`` (absolute difference, or relative
+to the current value) is refused with a message naming the parameter, the value and the bound.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class PolicyError(ValueError):
+    """A policy document that does not validate."""
+
+
+class _Block(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Bound(_Block):
+    min: float | None = None
+    max: float | None = None
+    max_change: float | None = Field(default=None, ge=0)
+    change: Literal["absolute", "relative"] = "absolute"
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+class Member(_Block):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    public_key: str  # base64 of the 32-byte raw Ed25519 public key
+
+    @field_validator("public_key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except ValueError as exc:
+            raise ValueError("public_key must be base64") from exc
+        if len(raw) != 32:
+            raise ValueError(f"public_key must decode to 32 bytes (Ed25519), got {len(raw)}")
+        return value
+
+
+class RollbackRule(_Block):
+    max_breaches: int = Field(default=3, ge=0)
+    window_days: int = Field(default=30, ge=1)
+
+
+class Policy(_Block):
+    bounds: dict[str, Bound] = {}
+    committee: tuple[Member, ...] = ()
+    quorum: int = Field(default=1, ge=1)
+    cooldown_days: float = Field(default=7.0, ge=0)
+    drift_tolerance: dict[str, float] = {}
+    rollback: RollbackRule = RollbackRule()
+
+    @model_validator(mode="after")
+    def _committee(self):
+        names = [m.name for m in self.committee]
+        if len(set(names)) != len(names):
+            raise ValueError("committee member names must be unique")
+        keys = [m.public_key for m in self.committee]
+        if len(set(keys)) != len(keys):
+            raise ValueError("two committee members share a public key")
+        if self.committee and self.quorum > len(self.committee):
+            raise ValueError(
+                f"quorum {self.quorum} exceeds the committee's {len(self.committee)} members"
+            )
+        return self
+
+    @property
+    def fingerprint(self) -> str:
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def member(self, name: str) -> Member | None:
+        return next((m for m in self.committee if m.name == name), None)
+
+    def bound_for(self, path: str) -> tuple[str, Bound] | None:
+        """The most specific bound whose pattern matches ``path`` (fewest wildcards)."""
+        matches = [(p, b) for p, b in self.bounds.items() if fnmatchcase(path, p)]
+        if not matches:
+            return None
+        return min(matches, key=lambda pb: (pb[0].count("*"), pb[0]))
+
+    def tolerance_for(self, path: str) -> float | None:
+        matches = [(p, t) for p, t in self.drift_tolerance.items() if fnmatchcase(path, p)]
+        return min(matches, key=lambda pt: pt[0].count("*"))[1] if matches else None
+
+
+@dataclass(frozen=True)
+class Violation:
+    path: str
+    value: Any
+    bound: str
+    message: str
+
+
+def check_change(policy: Policy, path: str, old: Any, new: Any) -> Violation | None:
+    """Whether changing ``path`` from ``old`` to ``new`` respects the policy's bound for it."""
+    found = policy.bound_for(path)
+    if found is None or not isinstance(new, int | float) or isinstance(new, bool):
+        return None
+    pattern, bound = found
+    if not math.isfinite(new):
+        return Violation(path, new, pattern, f"{path} = {new} is not a finite number")
+    if bound.min is not None and new < bound.min:
+        return Violation(
+            path, new, pattern, f"{path} = {new:g} is below the minimum {bound.min:g} ({pattern})"
+        )
+    if bound.max is not None and new > bound.max:
+        return Violation(
+            path, new, pattern, f"{path} = {new:g} is above the maximum {bound.max:g} ({pattern})"
+        )
+    if bound.max_change is not None and isinstance(old, int | float) and not isinstance(old, bool):
+        if bound.change == "relative":
+            size = abs(new - old) / abs(old) if old else math.inf
+            allowed = f"{bound.max_change:.0%} of {old:g}"
+        else:
+            size = abs(new - old)
+            allowed = f"{bound.max_change:g}"
+        if size > bound.max_change + 1e-12:
+            return Violation(
+                path,
+                new,
+                pattern,
+                f"{path}: {old:g} -> {new:g} changes by more than the allowed {allowed} in one proposal ({pattern})",
+            )
+    return None
+
+
+DEFAULT_POLICY_DOCUMENT: dict = {
+    "bounds": {
+        "underlyings.*.pm.price_range": {
+            "min": 0.05,
+            "max": 0.40,
+            "max_change": 0.25,
+            "change": "relative",
+        },
+        "underlyings.*.pm.vol_range_up": {
+            "min": 0.10,
+            "max": 2.0,
+            "max_change": 0.5,
+            "change": "relative",
+        },
+        "underlyings.*.pm.vol_range_down": {
+            "min": 0.05,
+            "max": 0.75,
+            "max_change": 0.5,
+            "change": "relative",
+        },
+        "underlyings.*.span.price_scan_range": {
+            "min": 0.05,
+            "max": 0.40,
+            "max_change": 0.25,
+            "change": "relative",
+        },
+        "underlyings.*.span.extreme_move_multiple": {"min": 1.0, "max": 5.0},
+        "collateral.*.haircut": {"min": 0.0, "max": 0.50, "max_change": 0.05, "change": "absolute"},
+        "spreads.*.credit": {"min": 0.0, "max": 0.80, "max_change": 0.15, "change": "absolute"},
+        "pm.mm_factor": {"min": 0.5, "max": 1.0, "max_change": 0.1, "change": "absolute"},
+    },
+    "committee": [],
+    "quorum": 2,
+    "cooldown_days": 7,
+    "drift_tolerance": {
+        "underlyings.*.pm.price_range": 0.15,
+        "underlyings.*.pm.vol_range_up": 0.25,
+        "collateral.*.haircut": 0.20,
+    },
+    "rollback": {"max_breaches": 3, "window_days": 30},
+}
+
+
+def _message(error: ValidationError) -> str:
+    first = error.errors()[0]
+    return f"{'.'.join(str(p) for p in first['loc']) or '(document)'}: {first['msg']}"
+
+
+def parse_policy(document: dict) -> Policy:
+    try:
+        return Policy.model_validate(document)
+    except ValidationError as exc:
+        raise PolicyError(_message(exc)) from exc
+
+
+def default_policy() -> Policy:
+    """Bounds for the parameters committees change most; no committee (add members first)."""
+    return parse_policy(json.loads(json.dumps(DEFAULT_POLICY_DOCUMENT)))
+
+
+def load_policy(path: str | Path) -> Policy:
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise PolicyError(f"{path}: no such file") from exc
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(document, dict):
+        raise PolicyError(f"{path}: expected a mapping")
+    try:
+        return parse_policy(document)
+    except PolicyError as exc:
+        raise PolicyError(f"{path}: {exc}") from exc

@@ -1,0 +1,79 @@
+"""Ed25519 keys and signatures (the ``cryptography`` package).
+
+Committee members sign the *proposal fingerprint* — the hex SHA-256 of the proposal's
+canonical JSON — as UTF-8 bytes, prefixed with the decision so that an approval cannot be
+replayed as a rejection or the reverse: ``b"approve:" + fingerprint``. Private keys are PKCS#8
+PEM files (unencrypted, mode 0600); public keys travel as base64 of the 32 raw bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+from typing import Literal
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+Decision = Literal["approve", "reject"]
+
+
+class KeyError_(ValueError):
+    """A key file that cannot be read as an Ed25519 private key."""
+
+
+def message(decision: Decision, fingerprint: str) -> bytes:
+    return f"{decision}:{fingerprint}".encode()
+
+
+def generate_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+def public_key_b64(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode()
+
+
+def write_private_key(key: Ed25519PrivateKey, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
+    return path
+
+
+def read_private_key(path: str | Path) -> Ed25519PrivateKey:
+    path = Path(path)
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except FileNotFoundError as exc:
+        raise KeyError_(f"{path}: no such key file") from exc
+    except (ValueError, TypeError) as exc:
+        raise KeyError_(f"{path}: not a PEM private key ({exc})") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyError_(f"{path}: not an Ed25519 key")
+    return key
+
+
+def sign(key: Ed25519PrivateKey, decision: Decision, fingerprint: str) -> str:
+    """Base64 signature of ``decision:fingerprint``."""
+    return base64.b64encode(key.sign(message(decision, fingerprint))).decode()
+
+
+def verify(
+    public_key_b64_text: str, signature_b64: str, decision: Decision, fingerprint: str
+) -> bool:
+    try:
+        public = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key_b64_text))
+        public.verify(base64.b64decode(signature_b64), message(decision, fingerprint))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
