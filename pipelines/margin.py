@@ -230,6 +230,7 @@ class MarginRun:
     market_notes: list[str]
     positions: Positions
     result: MarginResult | None
+    params_source: str = ""
 
     def payload(self) -> dict:
         accounts = self.result.records() if self.result is not None else []
@@ -237,6 +238,7 @@ class MarginRun:
         return {
             "model": self.model,
             "params_fingerprint": self.params.fingerprint,
+            "params_source": self.params_source,
             "market": {
                 "as_of": self.market.as_of.isoformat(),
                 "source": self.market.source,
@@ -257,6 +259,7 @@ def run_margin(
     market_notes: list[str] | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
     settings: WorkbenchSettings | None = None,
+    params_source: str = "",
 ) -> MarginRun:
     if model not in MODELS:
         raise BadInputError(f"--model: {model!r} is not one of {', '.join(MODELS)}")
@@ -281,13 +284,38 @@ def run_margin(
             result = var_margin(
                 positions, scenarios, engine, measure=VarMeasure(model), floor_scenarios=floor
             )
-    return MarginRun(model, params, market, market_notes or [], positions, result)
+    return MarginRun(model, params, market, market_notes or [], positions, result, params_source)
 
 
-def load_params(path: str | Path | None) -> ParameterSet:
-    if path is None:
-        return default_parameter_set()
-    try:
-        return load_parameter_set(path)
-    except ParameterSetError as exc:
-        raise BadInputError(str(exc)) from exc
+def load_params(
+    path: str | Path | None,
+    con: duckdb.DuckDBPyConnection | None = None,
+    at: datetime | None = None,
+) -> tuple[ParameterSet, str]:
+    """The parameter set to margin with, and where it came from.
+
+    A file when given; otherwise the set the governance registry had in force at ``at`` (no
+    look-ahead: a set enacted later does not margin an earlier market); otherwise, with no
+    registry, the default set of Deribit's published values.
+    """
+    if path is not None:
+        try:
+            return load_parameter_set(path), f"file {path}"
+        except ParameterSetError as exc:
+            raise BadInputError(str(exc)) from exc
+    if con is not None and _has_registry(con):
+        from governance.registry import Registry
+
+        registry = Registry(con)
+        activation = registry.active_at(at) if at is not None else registry.head()
+        if activation is not None:
+            when = "in force" if at is None else f"in force at {at.isoformat()}"
+            return registry.parameter_set(activation.parameter_set), f"registry ({when})"
+    return default_parameter_set(), "default (Deribit's published values)"
+
+
+def _has_registry(con: duckdb.DuckDBPyConnection) -> bool:
+    tables = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'gov' AND table_name = 'activations'"
+    ).fetchone()[0]
+    return bool(tables) and con.execute("SELECT count(*) FROM gov.activations").fetchone()[0] > 0

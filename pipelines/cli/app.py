@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli import calibration, margin, market
+from pipelines.cli import calibration, governance, margin, market
 
 app = typer.Typer(
     name="mwb",
@@ -37,3 +37,14 @@ app.command("sql")(market.sql)
 app.command("calibrate")(calibration.calibrate)
 app.command("margin")(margin.margin)
 app.add_typer(market.datasets_app, name="datasets")
+app.add_typer(governance.params_app, name="params")
+app.add_typer(governance.policy_app, name="policy")
+app.command("propose")(governance.propose)
+app.command("proposals")(governance.proposals)
+app.command("keygen")(governance.keygen)
+app.command("sign")(governance.sign_command)
+app.command("approve")(governance.approve)
+app.command("reject")(governance.reject)
+app.command("enact")(governance.enact_command)
+app.add_typer(governance.audit_app, name="audit")
+app.command("triggers")(governance.triggers)

@@ -23,7 +23,9 @@ def margin(
     ),
     model: str = typer.Option(..., "--model", help="standard | span | deribit-pm | var | es"),
     params: Path | None = typer.Option(
-        None, "--params", help="Parameter-set file (default: Deribit's published values)."
+        None,
+        "--params",
+        help="Parameter-set file (default: the registry's set in force, else Deribit's published values).",
     ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -46,20 +48,28 @@ def margin(
         raise BadInputError("give exactly one of --market FILE and --as-of DATE")
     settings = settings_from(ctx)
     frame = read_positions(positions)
-    parameter_set = load_params(params)
     needs_warehouse = as_of is not None or model in ("var", "es")
+    # the warehouse also holds the governance registry, whose set in force is the default
     con = (
         connect(settings.warehouse_path, read_only=settings.warehouse_path.exists())
-        if needs_warehouse
+        if needs_warehouse or settings.warehouse_path.exists()
         else None
     )
     try:
+        parameter_set, params_source = load_params(params, con)
         if as_of is not None:
             snapshot, notes = market_from_warehouse(con, settings, _as_of(as_of))
         else:
             snapshot, notes = read_market(market), []
         run = run_margin(
-            frame, model, snapshot, parameter_set, market_notes=notes, con=con, settings=settings
+            frame,
+            model,
+            snapshot,
+            parameter_set,
+            market_notes=notes,
+            con=con,
+            settings=settings,
+            params_source=params_source,
         )
     finally:
         if con is not None:
@@ -75,7 +85,8 @@ def margin(
 
 def _print(payload: dict) -> None:
     out.print(
-        f"model {payload['model']} · parameters {payload['params_fingerprint'][:12]} · "
+        f"model {payload['model']} · parameters {payload['params_fingerprint'][:12]} "
+        f"({payload['params_source']}) · "
         f"market {payload['market']['as_of']} ({payload['market']['source']})"
     )
     for note in payload["market"]["notes"]:

@@ -71,9 +71,20 @@ def test_demo_prints_the_warehouse_and_checks(home) -> None:
         ("iv", "BTC"),
         ("iv", "ETH"),
     }
+    # governance: a demo committee adopted, a drift draft recorded, and the audit chain checked
+    (draft,) = payload["drafts"]
+    assert (home / "proposals" / "drafts" / f"{draft['id']}.yaml").exists()
+    assert sorted(p.name for p in (home / "keys").iterdir()) == [
+        "demo-alice.pem",
+        "demo-bob.pem",
+        "demo-carol.pem",
+    ]
+    (audit_check,) = [c for c in payload["checks"] if c["check"] == "audit_log_verifies"]
+    assert audit_check["passed"]
     human = run_mwb("demo", home=home, timeout=300)
     assert human.returncode == 0 and "warehouse.duckdb" in human.stdout
     assert "prices_no_extreme_moves" in human.stdout
+    assert f"drafted {draft['id']}" in human.stdout  # the same draft, not a second one
 
 
 def test_settings_defaults_and_file(tmp_path, monkeypatch) -> None:
