@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from governance.documents import load_document, validation_message
 from margin_engine.params import (
     CollateralParams,
     CurrencyParams,
@@ -283,38 +283,17 @@ def flatten_paths(node: Any, prefix: str = ""):
         yield prefix[:-1], node
 
 
-def _message(error: ValidationError) -> str:
-    first = error.errors()[0]
-    path = ".".join(str(p) for p in first["loc"]) or "(document)"
-    got = first.get("input")
-    shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
-    extra = f"; and {error.error_count() - 1} more" if error.error_count() > 1 else ""
-    return f"{path}: {first['msg']}{shown}{extra}"
-
-
 def parse_parameter_set(document: Mapping) -> ParameterSet:
     """Validate a parameter-set document; errors name the dotted path of the first problem."""
     try:
         return ParameterSet.model_validate(document)
     except ValidationError as exc:
-        raise ParameterSetError(_message(exc)) from exc
+        raise ParameterSetError(validation_message(exc)) from exc
 
 
 def load_parameter_set(path: str | Path) -> ParameterSet:
     """A parameter set from a YAML or JSON file."""
-    path = Path(path)
-    try:
-        document = yaml.safe_load(path.read_text())
-    except FileNotFoundError as exc:
-        raise ParameterSetError(f"{path}: no such file") from exc
-    except yaml.YAMLError as exc:
-        raise ParameterSetError(f"{path}: not valid YAML/JSON ({exc})") from exc
-    if not isinstance(document, dict):
-        raise ParameterSetError(f"{path}: expected a mapping at the top level")
-    try:
-        return parse_parameter_set(document)
-    except ParameterSetError as exc:
-        raise ParameterSetError(f"{path}: {exc}") from exc
+    return load_document(path, parse_parameter_set, ParameterSetError)
 
 
 @dataclass(frozen=True)
@@ -325,6 +304,14 @@ class Change:
 
     def describe(self) -> str:
         return f"{self.path}: {_show(self.old)} -> {_show(self.new)}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready; an absent side is ``None``."""
+        return {
+            "path": self.path,
+            "old": None if self.old is ABSENT else self.old,
+            "new": None if self.new is ABSENT else self.new,
+        }
 
 
 def _show(value: Any) -> str:

@@ -27,8 +27,9 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from governance.documents import load_document, validation_message
 
 
 class PolicyError(ValueError):
@@ -199,16 +200,11 @@ DEFAULT_POLICY_DOCUMENT: dict = {
 }
 
 
-def _message(error: ValidationError) -> str:
-    first = error.errors()[0]
-    return f"{'.'.join(str(p) for p in first['loc']) or '(document)'}: {first['msg']}"
-
-
 def parse_policy(document: dict) -> Policy:
     try:
         return Policy.model_validate(document)
     except ValidationError as exc:
-        raise PolicyError(_message(exc)) from exc
+        raise PolicyError(validation_message(exc)) from exc
 
 
 def default_policy() -> Policy:
@@ -217,16 +213,4 @@ def default_policy() -> Policy:
 
 
 def load_policy(path: str | Path) -> Policy:
-    path = Path(path)
-    try:
-        document = yaml.safe_load(path.read_text())
-    except FileNotFoundError as exc:
-        raise PolicyError(f"{path}: no such file") from exc
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(document, dict):
-        raise PolicyError(f"{path}: expected a mapping")
-    try:
-        return parse_policy(document)
-    except PolicyError as exc:
-        raise PolicyError(f"{path}: {exc}") from exc
+    return load_document(path, parse_policy, PolicyError)

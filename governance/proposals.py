@@ -30,9 +30,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from governance.documents import load_document, validation_message
 from governance.parameters import ParameterSet, ParameterSetError, diff
 from governance.policy import Policy, PolicyError, parse_policy
 
@@ -94,26 +94,11 @@ def parse_proposal(document: dict) -> ProposalDocument:
     try:
         return ProposalDocument.model_validate(document)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ProposalError(
-            f"{'.'.join(str(p) for p in first['loc']) or '(document)'}: {first['msg']}"
-        ) from exc
+        raise ProposalError(validation_message(exc)) from exc
 
 
 def load_proposal(path: str | Path) -> ProposalDocument:
-    path = Path(path)
-    try:
-        document = yaml.safe_load(path.read_text())
-    except FileNotFoundError as exc:
-        raise ProposalError(f"{path}: no such file") from exc
-    except yaml.YAMLError as exc:
-        raise ProposalError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(document, dict):
-        raise ProposalError(f"{path}: expected a mapping")
-    try:
-        return parse_proposal(document)
-    except ProposalError as exc:
-        raise ProposalError(f"{path}: {exc}") from exc
+    return load_document(path, parse_proposal, ProposalError)
 
 
 @dataclass(frozen=True)
@@ -144,6 +129,18 @@ class Proposal:
     @property
     def id(self) -> str:
         return "P-" + self.fingerprint[:12]
+
+    def summary(self) -> dict[str, Any]:
+        """What identifies the transition, for audit entries and printed payloads."""
+        return {
+            "fingerprint": self.fingerprint,
+            "kind": self.document.kind,
+            "title": self.document.title,
+            "base_set": self.base_fingerprint,
+            "proposed_set": self.proposed_fingerprint,
+            "proposed_policy": self.proposed_policy.fingerprint if self.proposed_policy else None,
+            "policy": self.policy_fingerprint,
+        }
 
     def changes(self, base: ParameterSet) -> list:
         return diff(base, self.proposed)

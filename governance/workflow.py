@@ -109,10 +109,6 @@ def _plain(value: Any) -> Any:
     return None if value is ABSENT else value
 
 
-def _changes_detail(changes) -> list[dict]:
-    return [{"path": c.path, "old": _plain(c.old), "new": _plain(c.new)} for c in changes]
-
-
 def policy_changes(old: Policy, new: Policy) -> list[Change]:
     """Leaf-by-leaf differences of two policies (``committee.0.name`` …), like :func:`diff`."""
     return diff_paths(
@@ -189,18 +185,7 @@ def submit(
         proposal.id,
         actor,
         now,
-        {
-            "fingerprint": proposal.fingerprint,
-            "kind": proposal.document.kind,
-            "title": proposal.document.title,
-            "base_fingerprint": proposal.base_fingerprint,
-            "proposed_fingerprint": proposal.proposed_fingerprint,
-            "proposed_policy": proposal.proposed_policy.fingerprint
-            if proposal.proposed_policy
-            else None,
-            "policy_fingerprint": proposal.policy_fingerprint,
-            "changes": _changes_detail(changes),
-        },
+        {**proposal.summary(), "changes": [c.as_dict() for c in changes]},
     )
     return state, event
 

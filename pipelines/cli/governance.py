@@ -108,10 +108,6 @@ def _changes_rows(changes) -> list[tuple[str, str, str]]:
     return [(c.path, _value(c.old), _value(c.new)) for c in changes]
 
 
-def _plain(value: Any) -> Any:
-    return None if value is ABSENT else value
-
-
 # ---------------------------------------------------------------------------- params
 
 
@@ -208,9 +204,7 @@ def params_diff(
             {
                 "old": a.fingerprint,
                 "new": b.fingerprint,
-                "changes": [
-                    {"path": c.path, "old": _plain(c.old), "new": _plain(c.new)} for c in changes
-                ],
+                "changes": [c.as_dict() for c in changes],
             }
         )
         return
@@ -395,19 +389,9 @@ def _state_payload(state: ProposalState) -> dict[str, Any]:
     proposal = state.proposal
     return {
         "id": state.id,
-        "fingerprint": proposal.fingerprint,
         "status": state.status.value,
-        "kind": proposal.document.kind,
-        "title": proposal.document.title,
-        "base_set": proposal.base_fingerprint,
-        "proposed_set": proposal.proposed_fingerprint,
-        "proposed_policy": proposal.proposed_policy.fingerprint
-        if proposal.proposed_policy
-        else None,
-        "policy": proposal.policy_fingerprint,
-        "changes": [
-            {"path": c.path, "old": _plain(c.old), "new": _plain(c.new)} for c in state.changes
-        ],
+        **proposal.summary(),
+        "changes": [c.as_dict() for c in state.changes],
         "votes": [
             {"member": v.member, "decision": v.decision, "at": v.at.isoformat(), "reason": v.reason}
             for v in state.votes

@@ -6,6 +6,7 @@ backoff (``pipelines.warehouse.connect``); within a process, conflicting transac
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -15,13 +16,13 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from conftest import T0, make_policy, member_key
+from concurrency_worker import member_session
+from conftest import T0, make_policy
 
 from governance.parameters import default_parameter_set
 from governance.proposals import parse_proposal
 from governance.registry import Registry
-from governance.signing import sign
-from governance.workflow import Refusal, Status
+from governance.workflow import Status
 from pipelines.warehouse import connect
 
 HERE = Path(__file__).parent
@@ -129,29 +130,15 @@ def test_two_threads_with_their_own_connections(tmp_path) -> None:
     lock = threading.Lock()
 
     def member_thread(member: str) -> None:
-        registry = Registry(
-            con.cursor()
-        )  # a cursor is a connection of its own to the same database
-        key = member_key(member)
-        for action in ("approve", "enact"):
-            for proposal_id in ids:
-                try:
-                    if action == "approve":
-                        fingerprint = registry.state(proposal_id).proposal.fingerprint
-                        registry.vote(
-                            proposal_id,
-                            member=member,
-                            decision="approve",
-                            signature=sign(key, "approve", fingerprint),
-                            now=datetime.now(UTC),
-                        )
-                    else:
-                        registry.enact(proposal_id, actor=member, now=datetime.now(UTC))
-                    result = "ok"
-                except Refusal as refusal:
-                    result = f"refused: {refusal}"
-                with lock:
-                    outcomes.append((action, proposal_id, result))
+        cursor = con.cursor()  # a cursor is a connection of its own to the same database
+
+        @contextlib.contextmanager
+        def open_registry():
+            yield Registry(cursor)
+
+        for outcome in member_session(open_registry, member, ids):
+            with lock:
+                outcomes.append(outcome)
 
     threads = [threading.Thread(target=member_thread, args=(m,)) for m in ("alice", "bob")]
     for thread in threads:

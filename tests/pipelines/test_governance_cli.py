@@ -56,6 +56,20 @@ def _proposal(
     return path
 
 
+def _propose(tmp_path: Path, home: Path, changes: dict, **kwargs) -> dict:
+    return _json(
+        run_mwb("propose", str(_proposal(tmp_path, "p", changes, **kwargs)), "--json", home=home)
+    )
+
+
+def _approve(home: Path, committee: dict[str, Path], pid: str, *members: str) -> dict:
+    for member in members:
+        result = _json(
+            run_mwb("approve", pid, "--key", str(committee[member]), "--json", home=home)
+        )
+    return result
+
+
 def _warehouse(home: Path) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(home / "warehouse.duckdb"))
 
@@ -100,21 +114,14 @@ def test_out_of_bound_proposal_is_refused_and_only_the_refusal_recorded(
 
 
 def test_propose_approve_enact_and_audit(tmp_path, home, committee) -> None:
-    submitted = _json(
-        run_mwb(
-            "propose",
-            str(_proposal(tmp_path, "p", {"collateral.ETH.haircut": 0.08})),
-            "--json",
-            home=home,
-        )
-    )
+    submitted = _propose(tmp_path, home, {"collateral.ETH.haircut": 0.08})
     pid = submitted["id"]
     assert submitted["changes"] == [{"path": "collateral.ETH.haircut", "old": 0.1, "new": 0.08}]
 
     # a non-member's key is refused, and enacting below the quorum is refused; both audited
     refused = run_mwb("approve", pid, "--key", str(committee["mallory"]), home=home)
     assert refused.returncode == 3 and "is not a member of the committee" in refused.stderr
-    _json(run_mwb("approve", pid, "--key", str(committee["alice"]), "--json", home=home))
+    _approve(home, committee, pid, "alice")
     refused = run_mwb("enact", pid, home=home)
     assert refused.returncode == 3 and "not approved" in refused.stderr
 
@@ -161,14 +168,7 @@ def test_propose_approve_enact_and_audit(tmp_path, home, committee) -> None:
 
 
 def test_reject_needs_a_reason_and_closes_the_vote(tmp_path, home, committee) -> None:
-    pid = _json(
-        run_mwb(
-            "propose",
-            str(_proposal(tmp_path, "p", {"collateral.BTC.haircut": 0.07})),
-            "--json",
-            home=home,
-        )
-    )["id"]
+    pid = _propose(tmp_path, home, {"collateral.BTC.haircut": 0.07})["id"]
     assert (
         run_mwb("reject", pid, "--key", str(committee["alice"]), home=home).returncode == 2
     )  # --reason missing
@@ -203,16 +203,8 @@ def test_reject_needs_a_reason_and_closes_the_vote(tmp_path, home, committee) ->
 def test_audit_verify_fails_naming_the_first_bad_entry(
     tmp_path, home, committee, sql, first_bad
 ) -> None:
-    pid = _json(
-        run_mwb(
-            "propose",
-            str(_proposal(tmp_path, "p", {"collateral.ETH.haircut": 0.08})),
-            "--json",
-            home=home,
-        )
-    )["id"]
-    for member in ("alice", "bob"):
-        _json(run_mwb("approve", pid, "--key", str(committee[member]), "--json", home=home))
+    pid = _propose(tmp_path, home, {"collateral.ETH.haircut": 0.08})["id"]
+    _approve(home, committee, pid, "alice", "bob")
     assert run_mwb("audit", "verify", home=home).returncode == 0
     with _warehouse(home) as con:
         con.execute(sql)
@@ -244,23 +236,10 @@ def test_margin_uses_the_set_in_force(tmp_path, home, committee, shared_data) ->
     before = _json(run_mwb(*args, home=home))
     assert before["params_fingerprint"] == default_parameter_set().fingerprint
     assert before["params_source"].startswith("registry")
-    pid = _json(
-        run_mwb(
-            "propose",
-            str(
-                _proposal(
-                    tmp_path,
-                    "p",
-                    {"underlyings.BTC.pm.price_range": 0.14},
-                    title="Narrow the BTC price range",
-                )
-            ),
-            "--json",
-            home=home,
-        )
+    pid = _propose(
+        tmp_path, home, {"underlyings.BTC.pm.price_range": 0.14}, title="Narrow the BTC price range"
     )["id"]
-    for member in ("alice", "bob"):
-        _json(run_mwb("approve", pid, "--key", str(committee[member]), "--json", home=home))
+    _approve(home, committee, pid, "alice", "bob")
     enacted = _json(run_mwb("enact", pid, "--json", home=home))
     after = _json(run_mwb(*args, home=home))
     assert after["params_fingerprint"] == enacted["proposed_set"]
