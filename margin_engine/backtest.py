@@ -35,6 +35,7 @@ The backtest engine uses the Monte Carlo null, seeded, and records the seed.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -235,38 +236,64 @@ def _asymptotic_pvalue(name: str, statistic: float, failures: int) -> float:
     return float(stats.chi2.sf(statistic, _df(name, failures)))
 
 
+class MonteCarloNull:
+    """The statistics of ``simulations`` sequences of N i.i.d. Bernoulli(p) failures — a
+    correct model's — against which observed sequences of the same length are ranked.
+
+    Simulating once per (N, p) lets a backtest test many portfolios on one null. P-values use
+    Dufour's (2006) randomised tie-breaking, so that a test at level α with α(B + 1) an integer
+    has size exactly α — the Monte Carlo tests Christoffersen and Pelletier (2004) recommend
+    because the χ² approximations of duration tests are poor on a few years of data. Larger
+    statistics are more extreme (|z| for the binomial test).
+
+    .. math:: \\hat p = \\frac{1 + \\#\\{j: T_j > T_0\\} + \\#\\{j: T_j = T_0,\\ U_j \\ge U_0\\}}{B + 1}
+    """
+
+    def __init__(
+        self, n: int, p: float, rng: np.random.Generator, simulations: int = 9_999
+    ) -> None:
+        if simulations < 99:
+            raise ValueError(f"simulations must be at least 99, got {simulations}")
+        self.n, self.p, self.simulations = n, p, simulations
+        block = max(1, min(simulations, 4_000_000 // max(n, 1)))
+        parts: list[dict[str, np.ndarray]] = []
+        done = 0
+        while done < simulations:
+            size = min(block, simulations - done)
+            parts.append(_statistics(rng.random((size, n)) < p, p))
+            done += size
+        self.statistics = {
+            name: np.abs(np.concatenate([part[name] for part in parts]))
+            if name == "binomial"
+            else np.concatenate([part[name] for part in parts])
+            for name in STATISTICS
+        }
+        self.uniforms = rng.random((len(STATISTICS), simulations))
+        # the observed sequence's tie-breaking draw depends on the sequence itself, so that the
+        # same failures always get the same p-values (two sets with equal breaches agree)
+        self._tie_seed = int(rng.integers(2**62))
+
+    def pvalues(self, f: np.ndarray) -> dict[str, float]:
+        if f.size != self.n:
+            raise ValueError(f"this null is for {self.n} observations, got {f.size}")
+        observed = _statistics(f[None, :], self.p)
+        digest = int.from_bytes(hashlib.sha256(np.packbits(f).tobytes()).digest()[:8], "little")
+        u0 = np.random.default_rng([self._tie_seed, digest, f.size]).random(len(STATISTICS))
+        out = {}
+        for k, name in enumerate(STATISTICS):
+            t0 = abs(observed[name][0]) if name == "binomial" else observed[name][0]
+            t = self.statistics[name]
+            tie = np.abs(t - t0) <= 1e-9 * max(1.0, abs(t0))
+            greater = int(np.sum((t > t0) & ~tie) + np.sum(tie & (self.uniforms[k] >= u0[k])))
+            out[name] = (1 + greater) / (self.simulations + 1)
+        return out
+
+
 def monte_carlo_pvalues(
     f: np.ndarray, p: float, rng: np.random.Generator, simulations: int = 9_999
 ) -> dict[str, float]:
-    """Finite-sample p-values of every statistic under the null of i.i.d. Bernoulli(p) failures,
-    with Dufour's (2006) randomised tie-breaking, so that a test at level α with
-    α(B + 1) an integer has size exactly α — the Monte Carlo tests Christoffersen and Pelletier
-    (2004) recommend because the χ² approximations of duration tests are poor in samples of a
-    few years. Larger statistics are more extreme (|z| for the binomial test).
-
-    .. math:: \\hat p = \frac{1 + \\#\\{j: T_j > T_0\\} + \\#\\{j: T_j = T_0,\\ U_j \\ge U_0\\}}{B + 1}
-    """
-    if simulations < 99:
-        raise ValueError(f"simulations must be at least 99, got {simulations}")
-    observed = _statistics(f[None, :], p)
-    out = {name: 0.0 for name in STATISTICS}
-    greater = dict.fromkeys(STATISTICS, 0)
-    block = max(1, min(simulations, 4_000_000 // f.size))
-    u0 = rng.random(len(STATISTICS))
-    done = 0
-    while done < simulations:
-        size = min(block, simulations - done)
-        simulated = _statistics(rng.random((size, f.size)) < p, p)
-        u = rng.random((len(STATISTICS), size))
-        for k, name in enumerate(STATISTICS):
-            t0 = abs(observed[name][0]) if name == "binomial" else observed[name][0]
-            t = np.abs(simulated[name]) if name == "binomial" else simulated[name]
-            tie = np.abs(t - t0) <= 1e-9 * max(1.0, abs(t0))
-            greater[name] += int(np.sum((t > t0) & ~tie) + np.sum(tie & (u[k] >= u0[k])))
-        done += size
-    for name in STATISTICS:
-        out[name] = (1 + greater[name]) / (simulations + 1)
-    return out
+    """Finite-sample p-values of every statistic of ``f`` (see :class:`MonteCarloNull`)."""
+    return MonteCarloNull(f.size, p, rng, simulations).pvalues(f)
 
 
 def _run(
@@ -773,11 +800,12 @@ def coverage_report(
     null: Null = "asymptotic",
     rng: np.random.Generator | None = None,
     simulations: int = 9_999,
+    null_distribution: MonteCarloNull | None = None,
 ) -> CoverageReport:
     """Every frequency, independence and duration test, and the traffic light.
 
-    With ``null="monte-carlo"`` one simulated null (``simulations`` sequences) serves every
-    test, so the report costs one simulation, not seven.
+    With ``null="monte-carlo"`` one simulated null (``simulations`` sequences, or a prepared
+    ``null_distribution`` shared by many reports of the same length) serves every test.
     """
     f = _as_failures(failures)
     p = _probability(level)
@@ -792,9 +820,16 @@ def coverage_report(
         "tbf": haas_tbf(f, level, test_level=test_level),
     }
     if null == "monte-carlo":
-        if rng is None:
-            raise ValueError("null='monte-carlo' needs rng (a numpy Generator)")
-        pvalues = monte_carlo_pvalues(f, p, rng, simulations)
+        if null_distribution is None:
+            if rng is None:
+                raise ValueError(
+                    "null='monte-carlo' needs rng (a numpy Generator) or a null_distribution"
+                )
+            null_distribution = MonteCarloNull(f.size, p, rng, simulations)
+        elif null_distribution.p != p:
+            raise ValueError(f"the null is for p = {null_distribution.p}, not {p}")
+        simulations = null_distribution.simulations
+        pvalues = null_distribution.pvalues(f)
         observed = _statistics(f[None, :], p)
         for name, result in tests.items():
             tests[name] = _monte_carlo(

@@ -35,7 +35,7 @@ from margin_engine.instruments import (
     Kind,
     parse_instrument,
 )
-from margin_engine.market import MarketDataError, MarketSnapshot
+from margin_engine.market import MarketDataError, MarketSnapshot, smile_vol
 from margin_engine.pricing import black76_greeks, black76_price
 
 STABLE = {"USD", "USDC", "USDT"}  # settlement currencies counted in dollars
@@ -90,13 +90,32 @@ class ValuedBook:
         return pnl
 
 
+def _vols(instruments: list[Instrument], forward: np.ndarray, market: MarketSnapshot) -> np.ndarray:
+    """Implied vol of each option (NaN elsewhere): quoted, else the default IV through the
+    smile — vectorised, since backtests value thousands of options."""
+    vol = np.full(len(instruments), np.nan)
+    smiled = [
+        k for k, i in enumerate(instruments) if i.kind is Kind.OPTION and i.name not in market.iv
+    ]
+    for k, i in enumerate(instruments):
+        if i.kind is Kind.OPTION and i.name in market.iv:
+            vol[k] = float(market.iv[i.name])
+    if smiled:
+        idx = np.array(smiled)
+        atm = np.array([market.default_iv[instruments[k].underlying] for k in smiled], float)
+        strike = np.array([instruments[k].strike for k in smiled], float)
+        years = np.array([instruments[k].years_to_expiry(market.as_of) for k in smiled], float)
+        vol[idx] = smile_vol(atm, strike, forward[idx], years)
+    return vol
+
+
 def value_book(
     instruments: list[Instrument], market: MarketSnapshot
 ) -> tuple[ValuedBook, dict[str, str]]:
     """Value ``instruments`` against ``market``; instruments that cannot be valued (expired, no
     index, no IV) are left out and returned as ``{name: reason}``."""
     usable, errors = [], {}
-    spot, forward, vol = [], [], []
+    spot, forward = [], []
     for instrument in instruments:
         try:
             if instrument.expiry is not None and instrument.expiry <= market.as_of:
@@ -105,14 +124,19 @@ def value_book(
                 )
             s = market.spot(instrument.underlying)
             f = market.forward(instrument)
-            v = market.vol(instrument, f) if instrument.kind is Kind.OPTION else np.nan
+            if (
+                instrument.kind is Kind.OPTION
+                and instrument.name not in market.iv
+                and instrument.underlying not in market.default_iv
+            ):
+                market.vol(instrument, f)  # raises the snapshot's own error
         except (InstrumentError, MarketDataError) as exc:
             errors[instrument.name] = str(exc)
             continue
         usable.append(instrument)
         spot.append(s)
         forward.append(f)
-        vol.append(v)
+    vol = _vols(usable, np.array(forward, float), market)
     table = InstrumentTable.build(usable, market.as_of)
     spot_a, fwd_a, vol_a = np.array(spot, float), np.array(forward, float), np.array(vol, float)
     value = np.zeros(len(usable))

@@ -19,6 +19,7 @@ collateral, valued with haircuts by :mod:`margin_engine.collateral`.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -102,8 +103,10 @@ def _parse_expiry(text: str, name: str) -> datetime:
         raise InstrumentError(f"{name}: {text!r} is not a calendar date") from exc
 
 
+@functools.lru_cache(maxsize=65_536)
 def parse_instrument(name: str) -> Instrument:
-    """Parse a Deribit-style instrument name (see the module docstring)."""
+    """Parse a Deribit-style instrument name (see the module docstring). Instruments are
+    immutable, so parses are cached: backtests value the same names on many days."""
     if not isinstance(name, str) or not name.strip():
         raise InstrumentError(f"{name!r}: empty instrument name")
     name = name.strip()

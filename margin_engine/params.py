@@ -10,7 +10,7 @@ Deribit does not publish (standard and SPAN-style rates, SOL) are illustrative a
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 
@@ -243,25 +243,27 @@ class ModelParams:
         for pair, credit in self.spreads.items():
             _fraction(f"spreads.{pair[0]}-{pair[1]}.credit", credit)
 
-    def _lookup(self, table: Mapping, key: str, default):
+    def _lookup(self, table: Mapping, key: str, default: Callable[[], object]):
+        """``table[key]``, else the fallback underlying's entry, else ``default()`` (built only
+        when needed: models ask for parameters per group many times per call)."""
         if key in table:
             return table[key]
         if self.fallback_underlying in table:
             return table[self.fallback_underlying]
-        return default
+        return default()
 
     def pm_for(self, underlying: str) -> PortfolioMarginParams:
-        return self._lookup(self.pm, underlying, PortfolioMarginParams())
+        return self._lookup(self.pm, underlying, PortfolioMarginParams)
 
     def currency_for(self, currency: str) -> CurrencyParams:
         if currency in self.currencies:
             return self.currencies[currency]
         if currency in {"USD", "USDT"} and "USDC" in self.currencies:
             return self.currencies["USDC"]
-        return self._lookup(self.currencies, currency, CurrencyParams())
+        return self._lookup(self.currencies, currency, CurrencyParams)
 
     def standard_for(self, underlying: str) -> StandardParams:
-        return self._lookup(self.standard, underlying, StandardParams())
+        return self._lookup(self.standard, underlying, StandardParams)
 
     def span_for(self, underlying: str) -> SpanParams:
         if underlying in self.span:

@@ -78,8 +78,9 @@ def risk_arrays(positions: Positions, params: ModelParams) -> np.ndarray:
     moves = np.empty((n, N_SCENARIOS))
     vols = np.tile(book.vol[:, None], (1, N_SCENARIOS))
     scale = np.ones((n, N_SCENARIOS))
-    for g, (_, underlying) in enumerate(table.groups):
-        members = table.group == g
+    underlying_of = np.array([u for _, u in table.groups], dtype=object)[table.group]
+    for underlying in dict.fromkeys(u for _, u in table.groups):
+        members = underlying_of == underlying
         p = params.pm_for(underlying)
         moves[members] = scenario_moves(p.price_range)
         scale[members, N_STANDARD:] = extended_scale(p.price_range, p.extended_table_factor)
@@ -98,10 +99,11 @@ def risk_arrays(positions: Positions, params: ModelParams) -> np.ndarray:
 def scenario_catalog(params: ModelParams, groups) -> tuple[dict, ...]:
     """One description per (group, scenario), in group-major order."""
     catalog = []
+    per_underlying: dict[str, list[dict]] = {}
     for _, underlying in groups:
-        moves = scenario_moves(params.pm_for(underlying).price_range)
-        for j, move in enumerate(moves):
-            catalog.append(
+        if underlying not in per_underlying:
+            moves = scenario_moves(params.pm_for(underlying).price_range)
+            per_underlying[underlying] = [
                 {
                     "underlying": underlying,
                     "scenario": j,
@@ -109,7 +111,9 @@ def scenario_catalog(params: ModelParams, groups) -> tuple[dict, ...]:
                     "price_move": float(move),
                     "vol": VOL_SCENARIOS[j % 3] if j < N_STANDARD else "up",
                 }
-            )
+                for j, move in enumerate(moves)
+            ]
+        catalog += per_underlying[underlying]
     return tuple(catalog)
 
 

@@ -52,8 +52,9 @@ def risk_arrays(positions: Positions, params: ModelParams) -> np.ndarray:
     moves = np.empty((n, N_SCENARIOS))
     vols = np.tile(book.vol[:, None], (1, N_SCENARIOS))
     scale = np.ones((n, N_SCENARIOS))
-    for g, (_, underlying) in enumerate(table.groups):
-        members = table.group == g
+    underlying_of = np.array([u for _, u in table.groups], dtype=object)[table.group]
+    for underlying in dict.fromkeys(u for _, u in table.groups):
+        members = underlying_of == underlying
         p = params.span_for(underlying)
         m, direction = scenario_grid(p.price_scan_range, p.extreme_move_multiple)
         moves[members] = m
@@ -88,8 +89,10 @@ def span_margin(positions: Positions, params: ModelParams | None = None) -> Marg
     intra = np.zeros((accounts, n_groups))
     if table.buckets:
         b_delta = positions.per_bucket(book.delta)
-        for g in range(n_groups):
-            members = [b for b, (bg, _) in enumerate(table.buckets) if bg == g]
+        members_of: dict[int, list[int]] = {}
+        for b, (bg, _) in enumerate(table.buckets):
+            members_of.setdefault(bg, []).append(b)
+        for g, members in members_of.items():
             if len(members) < 2:
                 continue
             d = b_delta[:, members]
@@ -135,13 +138,16 @@ def span_margin(positions: Positions, params: ModelParams | None = None) -> Marg
     scenario_of_row, loss_of_row = worst_by_row(positions, scan, worst_index, N_SCENARIOS)
     vol_names = ["up", "down"] * len(MOVES) + ["unchanged", "unchanged"]
     catalog = []
+    per_underlying: dict[str, list[dict]] = {}
     for u in group_underlying:
-        p = params.span_for(u)
-        moves, _ = scenario_grid(p.price_scan_range, p.extreme_move_multiple)
-        catalog += [
-            {"underlying": u, "scenario": j, "price_move": float(m), "vol": vol_names[j]}
-            for j, m in enumerate(moves)
-        ]
+        if u not in per_underlying:
+            p = params.span_for(u)
+            moves, _ = scenario_grid(p.price_scan_range, p.extreme_move_multiple)
+            per_underlying[u] = [
+                {"underlying": u, "scenario": j, "price_move": float(m), "vol": vol_names[j]}
+                for j, m in enumerate(moves)
+            ]
+        catalog += per_underlying[u]
     return MarginResult(
         model="span",
         account=account_of_row,
