@@ -133,10 +133,15 @@ def run_triggers(
     settings: WorkbenchSettings,
     *,
     now: datetime,
-    breaches: Sequence[Breach] = (),
+    breaches: Sequence[Breach] | None = None,
     actor: str = "mwb-triggers",
 ) -> list[TriggerOutcome]:
-    """Evaluate the drift and breach rules against the head set; record fired rules' drafts."""
+    """Evaluate the drift and breach rules against the head set; record fired rules' drafts.
+
+    Breaches default to those of the newest backtest of the head set (``bt`` schema), counted up
+    to that backtest's last day — the rule looks at the history the backtest saw, not at days
+    it has not replayed yet.
+    """
     registry = Registry(con)
     head = registry.head()
     active = registry.parameter_set(head.parameter_set)
@@ -158,6 +163,13 @@ def run_triggers(
         )
     activations = registry.activations()
     earlier = [a.parameter_set for a in activations if a.parameter_set != head.parameter_set]
+    as_of = now
+    if breaches is None:
+        from pipelines.backtest import latest_breaches
+
+        breaches, last_day = latest_breaches(con, head.parameter_set)
+        if last_day is not None:
+            as_of = min(now, datetime.combine(last_day, datetime.min.time(), tzinfo=now.tzinfo))
     findings.append(
         breach_trigger(
             breaches,
@@ -165,7 +177,7 @@ def run_triggers(
             active_fingerprint=head.parameter_set,
             active_since=_first_effective(activations, head.parameter_set),
             previous_fingerprint=earlier[-1] if earlier else None,
-            now=now,
+            now=as_of,
         )
     )
     outcomes = []

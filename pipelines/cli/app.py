@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli import calibration, governance, margin, market
+from pipelines.cli import backtest, calibration, governance, margin, market
 
 app = typer.Typer(
     name="mwb",
@@ -36,6 +36,7 @@ app.command("demo")(market.demo)
 app.command("sql")(market.sql)
 app.command("calibrate")(calibration.calibrate)
 app.command("margin")(margin.margin)
+app.command("backtest")(backtest.backtest)
 app.add_typer(market.datasets_app, name="datasets")
 app.add_typer(governance.params_app, name="params")
 app.add_typer(governance.policy_app, name="policy")

@@ -23,7 +23,7 @@ DRAFTS = dg.AssetKey(["gov", "drafted_proposals"])
     key=DRAFTS,
     group_name=GROUP,
     kinds={"duckdb", "python"},
-    deps=[dg.AssetKey(["calib", "recommendations"])],
+    deps=[dg.AssetKey(["calib", "recommendations"]), dg.AssetKey(["bt", "active_set_backtest"])],
 )
 def drafted_proposals(
     warehouse: WarehouseResource, workbench: WorkbenchResource

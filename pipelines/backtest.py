@@ -1,0 +1,1055 @@
+"""Backtests over the warehouse (what ``mwb backtest`` and the ``bt`` assets run).
+
+A run replays the warehouse's history through :mod:`margin_engine.replay` for one parameter set,
+or two ("current" and "proposed") on identical inputs, summarises every (set, portfolio, model)
+with the coverage tests, procyclicality, capital efficiency and the stress windows, and stores
+runs, daily rows and summaries in the ``bt`` schema.
+
+Inputs as known on each day (no look-ahead):
+
+* market: each underlying's close (preferred source) and 30-day IV index; an underlying without
+  one uses its trailing 30-day realised volatility as IV (said so in the run's notes);
+* volatility for filtered-historical VaR/ES and for calibrated parameters: GJR-GARCH-t
+  re-estimated every ``refit_every`` days on the trailing ``window`` returns and filtered daily
+  in between (:mod:`calibration.realtime`), EWMA (λ = 0.94) until the first window is full;
+* parameters: a fixed set, the set the governance registry had in force that day
+  (``registry``), and optionally paths taken daily from the rolling calibration
+  (``calibrate``: price ranges and haircuts at the run's confidence and MPOR, × ``scale``).
+
+Caches (fast what-ifs): rolling volatility per (asset, model, window, data), realised losses per
+portfolio, and margins per (model, portfolio, *the parameters that model reads for that
+portfolio's underlyings*). Re-running after changing a haircut recomputes only haircut rows;
+after changing the BTC price range only the PM margins of BTC books; nothing is refitted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from fnmatch import fnmatchcase
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from calibration.lineage import library_versions
+from calibration.realtime import (
+    RealtimeVolatility,
+    combine,
+    ewma_realtime,
+    fhs_moves,
+    realtime_volatility,
+)
+from calibration.rolling import RollingConfig, rolling_forecasts_many
+from calibration.stress import STRESS_WINDOWS
+from calibration.univariate import UnivariateSpec
+from governance.parameters import ParameterSet
+from margin_engine.backtest import CoverageReport, MonteCarloNull, coverage_report
+from margin_engine.params import ModelParams
+from margin_engine.portfolios import Portfolio, select
+from margin_engine.procyclicality import max_increase, procyclicality_summary
+from margin_engine.replay import (
+    BOOK_MODELS,
+    HAIRCUT_MODEL,
+    DayBook,
+    MarketHistory,
+    VarInputs,
+    build_day,
+    end_of_day,
+    override,
+    replay_books,
+    replay_collateral,
+    trading_days,
+)
+from pipelines import __version__
+from pipelines.calibrate import choose_source
+from pipelines.errors import BadInputError
+from pipelines.settings import WorkbenchSettings
+from pipelines.warehouse import transaction
+
+PACKAGE_VERSION = __version__
+
+DEFAULT_MODELS = ("deribit-pm", "span", "var")
+DEFAULT_PORTFOLIOS = ("books", "collateral")
+VOL_SPEC = UnivariateSpec("gjr-garch", "t")
+CALIBRATABLE = (
+    "underlyings.*.pm.price_range",
+    "underlyings.*.span.price_scan_range",
+    "collateral.*.haircut",
+)
+CALIBRATABLE_PATH = re.compile(
+    r"^(underlyings\.(\*|[A-Z0-9]+)\.(pm\.price_range|span\.price_scan_range)|collateral\.(\*|[A-Z0-9]+)\.haircut)$"
+)
+CACHE_VERSION = "1"  # bump when the replay's numbers change for the same inputs
+
+
+@dataclass(frozen=True)
+class BacktestSpec:
+    """What to replay; see the module docstring. ``confidence`` and ``mpor_days`` default to the
+    first set's ``var.var_confidence`` and ``var.mpor_days``."""
+
+    start: date | None = None
+    end: date | None = None
+    models: tuple[str, ...] = DEFAULT_MODELS
+    portfolios: tuple[str, ...] = DEFAULT_PORTFOLIOS
+    mpor_days: int | None = None
+    confidence: float | None = None
+    calibrate: tuple[str, ...] = ()
+    scale: float = 1.0
+    seed: int = 0
+    simulations: int = 999
+    window: int = 500
+    refit_every: int = 5
+    residual_lookback: int = 500
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.models if m not in BOOK_MODELS]
+        if unknown:
+            raise BadInputError(
+                f"--model: {', '.join(unknown)} not one of {', '.join(BOOK_MODELS)}"
+            )
+        try:
+            select(self.portfolios)
+        except ValueError as exc:
+            raise BadInputError(f"--portfolio: {exc}") from exc
+        for pattern in self.calibrate:
+            if not CALIBRATABLE_PATH.match(pattern):
+                raise BadInputError(
+                    f"--calibrate: {pattern!r} is not one of {', '.join(CALIBRATABLE)} (with * or a symbol)"
+                )
+        if not self.scale > 0:
+            raise BadInputError(f"--scale must be positive, got {self.scale}")
+        if self.start and self.end and self.end < self.start:
+            raise BadInputError(f"--to {self.end} is before --from {self.start}")
+        if self.simulations < 99:
+            raise BadInputError(f"simulations must be at least 99, got {self.simulations}")
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["start"] = self.start.isoformat() if self.start else None
+        data["end"] = self.end.isoformat() if self.end else None
+        return data
+
+
+@dataclass(frozen=True)
+class ParamSource:
+    """A set to backtest: a fixed ``params``, or the registry's set in force each day."""
+
+    label: str
+    params: ParameterSet
+    by_day: Callable[[pd.Timestamp], ParameterSet] | None = None
+    note: str = ""
+
+    @property
+    def fingerprint(self) -> str:
+        return self.params.fingerprint if self.by_day is None else "registry:" + self.note
+
+
+def _sha(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- market history
+
+
+def load_history(
+    con: duckdb.DuckDBPyConnection, settings: WorkbenchSettings, assets: Sequence[str]
+):
+    """Closes and 30-day IVs of ``assets`` (dates × assets), notes, and the data fingerprint."""
+    preference = settings.market.source_preference
+    closes, ivs, notes = {}, {}, []
+    for asset in assets:
+        source = choose_source(con, "market.prices", asset, preference)
+        if source is None:
+            notes.append(f"{asset}: no prices in the warehouse; its portfolios are skipped")
+            continue
+        frame = con.execute(
+            "SELECT date, close FROM market.prices WHERE asset = ? AND source = ? ORDER BY date",
+            [asset, source],
+        ).df()
+        closes[asset] = pd.Series(
+            frame["close"].to_numpy(float), index=pd.DatetimeIndex(frame["date"])
+        )
+        iv_source = choose_source(con, "market.implied_vol", asset, preference)
+        if iv_source is not None:
+            frame = con.execute(
+                "SELECT date, iv FROM market.implied_vol WHERE asset = ? AND source = ? AND tenor_days = 30 "
+                "ORDER BY date",
+                [asset, iv_source],
+            ).df()
+            ivs[asset] = pd.Series(
+                frame["iv"].to_numpy(float), index=pd.DatetimeIndex(frame["date"])
+            )
+            notes.append(f"{asset}: close from {source}, 30-day IV index from {iv_source}")
+        else:
+            notes.append(
+                f"{asset}: close from {source}; no IV index — trailing 30-day realised vol as IV"
+            )
+    if not closes:
+        raise BadInputError(
+            "the warehouse has no prices for the backtest's underlyings; load data first"
+        )
+    close = pd.DataFrame(closes).sort_index()
+    close = close.reindex(pd.date_range(close.index.min(), close.index.max(), freq="D"))
+    realised = np.log(close).diff().rolling(30, min_periods=25).std() * math.sqrt(365.0)
+    iv = pd.DataFrame(
+        {a: ivs[a].reindex(close.index) if a in ivs else realised[a] for a in close.columns}
+    )
+    iv = iv.where((iv > 0) & (iv <= 5))
+    digest = hashlib.sha256()
+    for frame in (close, iv):
+        digest.update(pd.util.hash_pandas_object(frame.round(12), index=True).to_numpy().tobytes())
+        digest.update(",".join(map(str, frame.columns)).encode())
+    return MarketHistory(close, iv), notes, digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- rolling volatility
+
+
+def realtime_inputs(
+    con: duckdb.DuckDBPyConnection,
+    history: MarketHistory,
+    data_sha: str,
+    spec: BacktestSpec,
+    horizon: int,
+    first_day: pd.Timestamp,
+    lookback: int,
+) -> tuple[dict[str, RealtimeVolatility], dict]:
+    """Rolling GJR-GARCH-t (EWMA before its first window) per underlying, from the cache or
+    computed and cached. Forecast origins start ``lookback`` days before ``first_day`` so that
+    the first day's FHS residuals and VaR scenarios are already GARCH-filtered."""
+    config = RollingConfig(window=spec.window, refit_every=spec.refit_every, horizon=horizon)
+    start = first_day - pd.Timedelta(days=lookback + 10)
+    key = _sha(
+        {
+            "v": CACHE_VERSION,
+            "data": data_sha,
+            "spec": VOL_SPEC.name,
+            "config": asdict(config),
+            "from": start.date().isoformat(),
+        }
+    )
+    returns = {a: np.log(history.close[a]).diff().dropna() for a in history.close.columns}
+    cached = con.execute(
+        "SELECT asset, date, cond_vol, std_resid, forecasts FROM bt.vol_cache WHERE cache_key = ? ORDER BY asset, date",
+        [key],
+    ).df()
+    if not cached.empty:
+        out = {}
+        for asset, frame in cached.groupby("asset"):
+            index = pd.DatetimeIndex(frame["date"])
+            forecasts = pd.DataFrame(
+                np.vstack(frame["forecasts"].to_numpy()),
+                index=index,
+                columns=list(range(1, horizon + 1)),
+            )
+            forecasts.index.name = "origin"
+            out[asset] = RealtimeVolatility(
+                asset,
+                frame.set_index(index)["cond_vol"].dropna(),
+                frame.set_index(index)["std_resid"].dropna(),
+                forecasts,
+            )
+        return out, {"vol_cache": "hit", "key": key}
+    rolling = rolling_forecasts_many(
+        returns, VOL_SPEC, config, start=start, end=history.days.max(), max_workers=2
+    )
+    out = {}
+    rows = []
+    for asset, series in returns.items():
+        fallback = ewma_realtime(series, horizon, asset=asset)
+        combined = (
+            combine(realtime_volatility(rolling[asset], series), fallback)
+            if len(rolling[asset].variances)
+            else fallback
+        )
+        out[asset] = combined
+        frame = combined.forecasts.copy()
+        rows.append(
+            pd.DataFrame(
+                {
+                    "cache_key": key,
+                    "asset": asset,
+                    "date": frame.index,
+                    "cond_vol": combined.cond_vol.reindex(frame.index).to_numpy(),
+                    "std_resid": combined.std_resid.reindex(frame.index).to_numpy(),
+                    "forecasts": list(frame.to_numpy()),
+                }
+            )
+        )
+    table = pd.concat(rows, ignore_index=True)
+    with transaction(con):
+        con.execute("DELETE FROM bt.vol_cache WHERE cache_key = ?", [key])
+        con.register("vol_rows", table)
+        con.execute(
+            "INSERT INTO bt.vol_cache SELECT cache_key, asset, date, cond_vol, std_resid, forecasts FROM vol_rows"
+        )
+        con.unregister("vol_rows")
+    refits = {a: int(len(r.refits)) for a, r in rolling.items()}
+    return out, {"vol_cache": "computed", "key": key, "refits": refits}
+
+
+def var_inputs(history: MarketHistory, realtime: Mapping[str, RealtimeVolatility]) -> VarInputs:
+    returns = np.log(history.close).diff()
+    iv_changes = np.log(history.iv).diff()
+    cond = pd.DataFrame({a: r.cond_vol for a, r in realtime.items()}).reindex(returns.index)
+    nxt = pd.DataFrame({a: np.sqrt(r.forecasts[1]) for a, r in realtime.items()}).reindex(
+        returns.index
+    )
+    return VarInputs(returns, iv_changes, cond, nxt)
+
+
+def calibrated_values(
+    realtime: Mapping[str, RealtimeVolatility],
+    spec: BacktestSpec,
+    days: Sequence[pd.Timestamp],
+    confidence: float,
+    mpor: int,
+) -> pd.DataFrame:
+    """Daily values of the ``calibrate`` paths (days × paths): FHS moves at ``confidence`` over
+    the MPOR from the residuals known that day, × ``scale``; price ranges take the larger tail,
+    haircuts the down move."""
+    out = {}
+    index = pd.DatetimeIndex(days)
+    for asset, rt in realtime.items():
+        paths = [
+            p
+            for p in (
+                f"underlyings.{asset}.pm.price_range",
+                f"underlyings.{asset}.span.price_scan_range",
+                f"collateral.{asset}.haircut",
+            )
+            if any(fnmatchcase(p, c) for c in spec.calibrate)
+        ]
+        if not paths:
+            continue
+        moves = fhs_moves(rt, index, mpor, confidence, spec.residual_lookback)
+        for path in paths:
+            column = "down" if path.startswith("collateral") else "price_range"
+            out[path] = (moves[column] * spec.scale).reindex(index)
+    return pd.DataFrame(out, index=index)
+
+
+# --------------------------------------------------------------------------- cache keys
+
+
+def _relevant(params: ParameterSet, model: str, portfolio: Portfolio) -> dict:
+    """The parameters ``model`` reads for ``portfolio`` (what its cached margins depend on)."""
+    doc = params.canonical_dict()
+    under = {u: doc["underlyings"].get(u) for u in portfolio.underlyings}
+    if model == HAIRCUT_MODEL:
+        return {"collateral": {u: doc["collateral"].get(u) for u in portfolio.underlyings}}
+    if model == "standard":
+        return {u: (v or {}).get("standard") for u, v in under.items()}
+    if model == "span":
+        spreads = {
+            k: v for k, v in doc.get("spreads", {}).items() if any(u in k.split("-") for u in under)
+        }
+        # SPAN falls back to the PM ranges only for an underlying without a span block
+        fallback = {u: (v or {}).get("pm") for u, v in under.items() if not (v or {}).get("span")}
+        return {
+            "span": {u: (v or {}).get("span") for u, v in under.items()},
+            "spreads": spreads,
+            "pm_fallback": fallback,
+            "mm": doc["pm"],
+        }
+    if model == "deribit-pm":
+        return {
+            "pm": {u: (v or {}).get("pm") for u, v in under.items()},
+            "currencies": doc["currencies"],
+            "mm": doc["pm"],
+        }
+    return {"var": doc["var"], "mm": doc["pm"]}
+
+
+def _margin_key(
+    source: ParamSource, model: str, portfolio: Portfolio, common: dict, spec: BacktestSpec
+) -> str | None:
+    """The cache key of a (set, model, portfolio) margin series; None when not cacheable."""
+    if source.by_day is not None:
+        return None  # registry mode: the set changes by day; not cached
+    calibrated = [
+        c
+        for c in spec.calibrate
+        if any(
+            fnmatchcase(f"underlyings.{u}.{part}", c)
+            for u in portfolio.underlyings
+            for part in ("pm.price_range", "span.price_scan_range")
+        )
+    ]
+    uses_vol = model in ("var", "es") or bool(calibrated)
+    return _sha(
+        {
+            **common,
+            "model": model,
+            "portfolio": portfolio.name,
+            "params": _relevant(source.params, model, portfolio),
+            "calibrated": calibrated,
+            "scale": spec.scale if calibrated else None,
+            "vol": common.get("vol") if uses_vol else None,
+        }
+    )
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class BacktestRun:
+    run_id: str
+    spec: BacktestSpec
+    sets: dict[str, str]
+    start: date
+    end: date
+    mpor_days: int
+    confidence: float
+    daily: pd.DataFrame
+    summaries: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+    cache: dict = field(default_factory=dict)
+    data_sha: str = ""
+    elapsed: float = 0.0
+
+    def summary_records(self) -> list[dict]:
+        return [json.loads(s) for s in self.summaries["summary"]]
+
+
+def run_backtest(
+    con: duckdb.DuckDBPyConnection,
+    settings: WorkbenchSettings,
+    sources: Sequence[ParamSource],
+    spec: BacktestSpec,
+    *,
+    store: bool = True,
+) -> BacktestRun:
+    """Replay ``sources`` (1 or 2) on identical inputs; store and return the run."""
+    started = time.perf_counter()
+    if not 1 <= len(sources) <= 2:
+        raise BadInputError("a backtest compares one or two parameter sets")
+    portfolios = select(spec.portfolios)
+    books = tuple(p for p in portfolios if p.kind == "book")
+    collateral = tuple(p for p in portfolios if p.kind == "collateral")
+    first = sources[0].params
+    mpor = spec.mpor_days or first.var.mpor_days
+    confidence = spec.confidence or first.var.var_confidence
+    assets = sorted({u for p in portfolios for u in p.underlyings})
+    history, notes, data_sha = load_history(con, settings, assets)
+    days = trading_days(history, spec.start, spec.end, mpor)
+    if not days:
+        raise BadInputError(
+            f"no day in [{spec.start or 'start'}, {spec.end or 'end'}] has prices {mpor} days later "
+            f"(history {history.days.min():%Y-%m-%d}..{history.days.max():%Y-%m-%d})"
+        )
+    cache: dict = {
+        "margins": {"reused": 0, "computed": 0},
+        "losses": {"reused": 0, "computed": 0},
+        "seconds": {},
+    }
+    clock = [time.perf_counter()]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        cache["seconds"][name] = round(cache["seconds"].get(name, 0.0) + now - clock[0], 3)
+        clock[0] = now
+
+    lap("history")
+    needs_vol = bool(spec.calibrate) or (
+        bool(books) and any(m in ("var", "es") for m in spec.models)
+    )
+    realtime: dict[str, RealtimeVolatility] = {}
+    calibrated = pd.DataFrame(index=pd.DatetimeIndex(days))
+    var_in = None
+    if needs_vol:
+        horizon = max(mpor, max(s.params.var.mpor_days for s in sources))
+        lookback = max([spec.residual_lookback, *(s.params.var.lookback_days for s in sources)])
+        lap("setup")
+        realtime, cache["volatility"] = realtime_inputs(
+            con, history, data_sha, spec, horizon, days[0], lookback
+        )
+        lap("volatility")
+        var_in = var_inputs(history, realtime)
+        if spec.calibrate:
+            calibrated = calibrated_values(realtime, spec, days, confidence, mpor)
+            usable = calibrated.dropna().index
+            dropped = len(days) - len(usable)
+            if dropped:
+                notes.append(
+                    f"{dropped} day(s) before every calibrated series had {250} residuals are not replayed"
+                )
+            days = [d for d in days if d in usable]
+            if not days:
+                raise BadInputError("no day has every calibrated parameter; widen the history")
+    if var_in is not None and books and any(m in ("var", "es") for m in spec.models):
+        lookback = max(s.params.var.lookback_days for s in sources)
+        notes.append(
+            f"VaR/ES: filtered historical simulation on up to {lookback} days of history, "
+            f"GJR-GARCH-t refitted every {spec.refit_every} days on {spec.window} returns"
+        )
+    common = {
+        "v": CACHE_VERSION,
+        "data": data_sha,
+        "mpor": mpor,
+        "days": [days[0].date().isoformat(), days[-1].date().isoformat(), len(days)],
+        "package": PACKAGE_VERSION,
+        "vol": cache.get("volatility", {}).get("key"),
+    }
+    models = tuple(dict.fromkeys(("standard", *spec.models)))  # standard: the efficiency baseline
+    # which (set, model, portfolio) margins and which portfolio losses are missing
+    margin_keys: dict[tuple[str, str, str], str | None] = {}
+    for source in sources:
+        for model in models:
+            for p in books:
+                margin_keys[(source.label, model, p.name)] = _margin_key(
+                    source, model, p, common, spec
+                )
+    loss_keys = {
+        p.name: _sha({**{k: v for k, v in common.items() if k != "vol"}, "loss": p.name})
+        for p in books
+    }
+    have_margins = _existing(con, "bt.margin_cache", [k for k in margin_keys.values() if k])
+    have_losses = _existing(con, "bt.loss_cache", list(loss_keys.values()))
+    missing_books = {
+        p for (_, _, p), k in margin_keys.items() if k is None or k not in have_margins
+    }
+    missing_books |= {p for p, k in loss_keys.items() if k not in have_losses}
+    day_books: list[DayBook] = []
+    if missing_books:
+        subset = tuple(p for p in books if p.name in missing_books)
+        realised = any(loss_keys[p.name] not in have_losses for p in subset)
+        lap("setup")
+        day_books = [
+            b
+            for d in days
+            if (b := build_day(history, subset, d, mpor, realised=realised)) is not None
+        ]
+        lap("books")
+    params_cache: dict = {}
+
+    def params_for(source: ParamSource) -> Callable[[pd.Timestamp], ModelParams]:
+        def get(day: pd.Timestamp) -> ModelParams:
+            base_set = source.params if source.by_day is None else source.by_day(day)
+            base = params_cache.get(id(base_set))
+            if base is None:
+                base = params_cache[id(base_set)] = base_set.to_model_params()
+            if spec.calibrate and day in calibrated.index:
+                return override(base, calibrated.loc[day].dropna().to_dict())
+            return base
+
+        return get
+
+    # losses
+    new_losses = []
+    computed_losses = [p.name for p in books if loss_keys[p.name] not in have_losses]
+    cache["losses"]["reused"] = len(books) - len(computed_losses)
+    cache["losses"]["computed"] = len(computed_losses)
+    if computed_losses and day_books:
+        realised = pd.DataFrame(
+            {
+                "date": np.concatenate([np.full(len(b.portfolio), b.day) for b in day_books]),
+                "portfolio": np.concatenate([b.portfolio for b in day_books]),
+                "currency": np.concatenate([b.currency for b in day_books]),
+                "loss": -np.concatenate([b.pnl for b in day_books]),
+                "fx_usd": np.concatenate([b.fx_usd for b in day_books]),
+                "notional_usd": np.concatenate([b.notional_usd for b in day_books]),
+            }
+        )
+        realised = realised[realised["portfolio"].isin(computed_losses)]
+        realised["cache_key"] = realised["portfolio"].map(loss_keys)
+        new_losses.append(realised.drop(columns="portfolio"))
+    # margins
+    new_margins = []
+    for source in sources:
+        get = params_for(source)
+        for model in models:
+            wanted = [
+                p.name
+                for p in books
+                if (k := margin_keys[(source.label, model, p.name)]) is None
+                or k not in have_margins
+            ]
+            cache["margins"]["reused"] += len(books) - len(wanted)
+            if not wanted:
+                continue
+            cache["margins"]["computed"] += len(wanted)
+            rows = replay_books(day_books, model, get, var_in)
+            rows = rows[rows["portfolio"].isin(wanted)]
+            for name, frame in rows.groupby("portfolio"):
+                key = margin_keys[(source.label, model, name)]
+                new_margins.append(
+                    frame[["date", "currency", "margin", "maintenance"]].assign(
+                        cache_key=key or f"nocache:{source.label}:{model}:{name}"
+                    )
+                )
+    lap("margins")
+    _store_cache(con, new_losses, new_margins)
+    lap("cache writes")
+    # assemble
+    daily = []
+    all_keys = {k: v for k, v in margin_keys.items()}
+    margins = _load(
+        con,
+        "bt.margin_cache",
+        [k for k in all_keys.values() if k],
+        "cache_key, date, currency, margin, maintenance",
+    )
+    uncached = (
+        [m for m in new_margins if str(m["cache_key"].iloc[0]).startswith("nocache:")]
+        if new_margins
+        else []
+    )
+    if uncached:
+        margins = pd.concat([margins, *uncached], ignore_index=True)
+    losses = _load(
+        con,
+        "bt.loss_cache",
+        list(loss_keys.values()),
+        "cache_key, date, currency, loss, fx_usd, notional_usd",
+    )
+    loss_by = {k: f for k, f in losses.groupby("cache_key")} if not losses.empty else {}
+    margin_by = {k: f for k, f in margins.groupby("cache_key")} if not margins.empty else {}
+    day_set = pd.DatetimeIndex(days)
+    for (label, model, name), key in all_keys.items():
+        key = key or f"nocache:{label}:{model}:{name}"
+        m = margin_by.get(key)
+        lo = loss_by.get(loss_keys[name])
+        if m is None or lo is None:
+            continue
+        joined = m.merge(lo.drop(columns="cache_key"), on=["date", "currency"], how="inner")
+        joined = joined[pd.DatetimeIndex(joined["date"]).isin(day_set)]
+        daily.append(
+            joined.drop(columns="cache_key").assign(set_label=label, portfolio=name, model=model)
+        )
+    for source in sources:
+        if collateral:
+            rows = replay_collateral(history, collateral, days, mpor, params_for(source))
+            daily.append(
+                rows.drop(columns="model").assign(set_label=source.label, model=HAIRCUT_MODEL)
+            )
+    frame = pd.concat(daily, ignore_index=True) if daily else pd.DataFrame()
+    if frame.empty:
+        raise BadInputError(
+            "nothing to backtest: no portfolio had its inputs on any day of the range"
+        )
+    frame["date"] = pd.to_datetime(frame["date"])
+    frame["breach"] = frame["loss"] > frame["margin"]
+    frame = frame[
+        [
+            "set_label",
+            "date",
+            "portfolio",
+            "model",
+            "currency",
+            "margin",
+            "maintenance",
+            "loss",
+            "breach",
+            "fx_usd",
+            "notional_usd",
+        ]
+    ].sort_values(["set_label", "portfolio", "model", "currency", "date"], ignore_index=True)
+    sets = {s.label: s.fingerprint for s in sources}
+    run_id = (
+        "bt-"
+        + _sha(
+            {
+                "spec": spec.as_dict(),
+                "sets": sets,
+                "data": data_sha,
+                "mpor": mpor,
+                "confidence": confidence,
+                "package": PACKAGE_VERSION,
+            }
+        )[:12]
+    )
+    lap("assemble")
+    summaries = summarise(frame, confidence, spec, list(sets))
+    lap("summaries")
+    run = BacktestRun(
+        run_id,
+        spec,
+        sets,
+        days[0].date(),
+        days[-1].date(),
+        mpor,
+        confidence,
+        frame,
+        summaries,
+        notes,
+        cache,
+        data_sha,
+        time.perf_counter() - started,
+    )
+    if store:
+        store_run(con, run)
+        lap("store")
+    run.elapsed = time.perf_counter() - started
+    return run
+
+
+def _existing(con, table: str, keys: list[str]) -> set[str]:
+    if not keys:
+        return set()
+    rows = con.execute(
+        f"SELECT DISTINCT cache_key FROM {table} WHERE cache_key IN (SELECT unnest(?))", [keys]
+    )
+    return {r[0] for r in rows.fetchall()}
+
+
+def _load(con, table: str, keys: list[str], columns: str) -> pd.DataFrame:
+    if not keys:
+        return pd.DataFrame(columns=[c.strip() for c in columns.split(",")])
+    frame = con.execute(
+        f"SELECT {columns} FROM {table} WHERE cache_key IN (SELECT unnest(?))", [keys]
+    ).df()
+    frame["date"] = pd.to_datetime(frame["date"])
+    return frame
+
+
+def _store_cache(con, losses: list[pd.DataFrame], margins: list[pd.DataFrame]) -> None:
+    margins = [m for m in margins if not str(m["cache_key"].iloc[0]).startswith("nocache:")]
+    if not losses and not margins:
+        return
+    with transaction(con):
+        if losses:
+            table = pd.concat(losses, ignore_index=True)
+            con.register("loss_rows", table)
+            con.execute(
+                "DELETE FROM bt.loss_cache WHERE cache_key IN (SELECT DISTINCT cache_key FROM loss_rows)"
+            )
+            con.execute(
+                "INSERT INTO bt.loss_cache SELECT cache_key, date, currency, loss, fx_usd, notional_usd "
+                "FROM loss_rows"
+            )
+            con.unregister("loss_rows")
+        if margins:
+            table = pd.concat(margins, ignore_index=True)
+            con.register("margin_rows", table)
+            con.execute(
+                "DELETE FROM bt.margin_cache WHERE cache_key IN (SELECT DISTINCT cache_key FROM margin_rows)"
+            )
+            con.execute(
+                "INSERT INTO bt.margin_cache SELECT cache_key, date, currency, margin, maintenance "
+                "FROM margin_rows"
+            )
+            con.unregister("margin_rows")
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+def summarise(
+    frame: pd.DataFrame, confidence: float, spec: BacktestSpec, labels: list[str]
+) -> pd.DataFrame:
+    """One row per (set, portfolio, model, currency): coverage tests on the Monte Carlo null
+    (one null per series length, seeded), breaches, procyclicality, efficiency, stress windows."""
+    rng = np.random.default_rng(spec.seed)
+    nulls: dict[int, MonteCarloNull] = {}
+    standard = frame[frame["model"] == "standard"].set_index(
+        ["set_label", "date", "portfolio", "currency"]
+    )["margin"]
+    rows = []
+    for (label, portfolio, model, currency), g in frame.groupby(
+        ["set_label", "portfolio", "model", "currency"], sort=True
+    ):
+        g = g.sort_values("date")
+        n = len(g)
+        if n not in nulls:
+            nulls[n] = MonteCarloNull(n, 1 - confidence, rng, spec.simulations)
+        report = coverage_report(
+            g["breach"].to_numpy(), confidence, null="monte-carlo", null_distribution=nulls[n]
+        )
+        summary = _summary(label, portfolio, model, currency, g, report, standard)
+        rows.append(
+            (
+                label,
+                portfolio,
+                model,
+                currency,
+                n,
+                int(g["breach"].sum()),
+                report.traffic_light.zone,
+                json.dumps(summary, default=_json_default, allow_nan=False),
+            )
+        )
+    out = pd.DataFrame(
+        rows,
+        columns=[
+            "set_label",
+            "portfolio",
+            "model",
+            "currency",
+            "observations",
+            "breaches",
+            "zone",
+            "summary",
+        ],
+    )
+    return out
+
+
+def _json_default(value):
+    if isinstance(value, np.integer | np.floating):
+        return value.item()
+    if isinstance(value, pd.Timestamp | date | datetime):
+        return value.isoformat()[:10]
+    raise TypeError(type(value).__name__)
+
+
+def _finite(x) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _summary(
+    label, portfolio, model, currency, g: pd.DataFrame, report: CoverageReport, standard
+) -> dict:
+    dates = pd.DatetimeIndex(g["date"])
+    margin_usd = (g["margin"] * g["fx_usd"]).to_numpy()
+    loss_usd = (g["loss"] * g["fx_usd"]).to_numpy()
+    breaches = g[g["breach"]]
+    shortfall = ((breaches["loss"] - breaches["margin"]) * breaches["fx_usd"]).to_numpy()
+    worst = int(np.argmax(shortfall)) if len(shortfall) else None
+    # procyclicality in the settlement currency: a coin-margined book's USD margin also moves
+    # with the coin's price, which is not the model's doing
+    margin_own = g["margin"].to_numpy()
+    procyclicality = None
+    if len(margin_own) and (margin_own > 0).all():
+        procyclicality = procyclicality_summary(margin_own).as_dict()
+        for part in ("peak_to_trough", "peak_to_trough_trough_first"):
+            for end in ("peak", "trough"):
+                procyclicality[part][end] = dates[procyclicality[part][end]].date().isoformat()
+        for part in ("max_increase", "max_increase_pathwise"):
+            for item in procyclicality[part].values():
+                if item["defined"]:
+                    item["start"] = dates[item["start"]].date().isoformat()
+                    item["end"] = dates[item["end"]].date().isoformat()
+    efficiency = {
+        "mean_margin_usd": _finite(margin_usd.mean()),
+        "mean_margin_over_notional": _finite(np.mean(margin_usd / g["notional_usd"].to_numpy()))
+        if (g["notional_usd"] > 0).all()
+        else None,
+    }
+    if model not in ("standard", HAIRCUT_MODEL):
+        base = standard.reindex(
+            pd.MultiIndex.from_arrays(
+                [[label] * len(g), dates, [portfolio] * len(g), g["currency"]]
+            )
+        ).to_numpy()
+        valid = np.isfinite(base) & (base > 0)
+        if valid.any():
+            efficiency["margin_over_standard"] = _finite(
+                np.mean(g["margin"].to_numpy()[valid] / base[valid])
+            )
+    stress = []
+    for window in STRESS_WINDOWS:
+        inside = (dates >= pd.Timestamp(window.start)) & (dates <= pd.Timestamp(window.end))
+        if not inside.any():
+            continue
+        w = g[inside]
+        w_margin = margin_usd[inside]
+        w_own = margin_own[inside]
+        increase = (
+            max_increase(w_own, min(5, max(1, len(w_own) - 1))) if (w_own > 0).all() else None
+        )
+        stress.append(
+            {
+                "window": window.name,
+                "days": int(inside.sum()),
+                "breaches": int(w["breach"].sum()),
+                "worst_shortfall_usd": _finite(
+                    max(((w["loss"] - w["margin"]) * w["fx_usd"]).max(), 0.0)
+                ),
+                "max_margin_usd": _finite(w_margin.max()),
+                "max_5d_increase": _finite(increase.value)
+                if increase is not None and increase.defined
+                else None,
+            }
+        )
+    return {
+        "set": label,
+        "portfolio": portfolio,
+        "model": model,
+        "currency": currency,
+        "from": dates.min().date().isoformat(),
+        "to": dates.max().date().isoformat(),
+        "coverage": report.as_dict(),
+        "breach_dates": [d.date().isoformat() for d in pd.DatetimeIndex(breaches["date"])],
+        "worst_shortfall": None
+        if worst is None
+        else {
+            "date": pd.Timestamp(breaches["date"].iloc[worst]).date().isoformat(),
+            "usd": _finite(shortfall[worst]),
+            "loss_usd": _finite(breaches["loss"].iloc[worst] * breaches["fx_usd"].iloc[worst]),
+            "margin_usd": _finite(breaches["margin"].iloc[worst] * breaches["fx_usd"].iloc[worst]),
+        },
+        "mean_loss_usd": _finite(loss_usd.mean()),
+        "procyclicality": procyclicality,
+        "efficiency": efficiency,
+        "stress": stress,
+    }
+
+
+def comparison(run: BacktestRun) -> pd.DataFrame:
+    """Side by side per (portfolio, model, currency): breaches, zone, test p-values, peak/trough,
+    largest 5-day increase, mean margin (USD) for each set, and the margin freed."""
+    records = run.summary_records()
+    rows: dict[tuple, dict] = {}
+    for r in records:
+        key = (r["portfolio"], r["model"], r["currency"])
+        row = rows.setdefault(key, {"portfolio": key[0], "model": key[1], "currency": key[2]})
+        tests = r["coverage"]["tests"]
+        proc = r["procyclicality"] or {}
+        prefix = r["set"]
+        row.update(
+            {
+                f"{prefix}.days": r["coverage"]["observations"],
+                f"{prefix}.breaches": r["coverage"]["failures"],
+                f"{prefix}.expected": r["coverage"]["expected"],
+                f"{prefix}.zone": r["coverage"]["traffic_light"]["zone"],
+                f"{prefix}.pof_p": tests["pof"]["pvalue"],
+                f"{prefix}.cc_p": tests["cc"]["pvalue"],
+                f"{prefix}.tbf_p": tests["tbf"]["pvalue"],
+                f"{prefix}.rejected": ",".join(r["coverage"]["rejected"]),
+                f"{prefix}.peak_trough": (proc.get("peak_to_trough") or {}).get("ratio"),
+                f"{prefix}.max_5d_increase": ((proc.get("max_increase") or {}).get("5") or {}).get(
+                    "value"
+                ),
+                f"{prefix}.mean_margin_usd": r["efficiency"]["mean_margin_usd"],
+                f"{prefix}.worst_shortfall_usd": (r["worst_shortfall"] or {}).get("usd"),
+            }
+        )
+    frame = pd.DataFrame(list(rows.values()))
+    labels = list(run.sets)
+    if len(labels) == 2 and not frame.empty:
+        a, b = labels
+        frame["margin_freed_usd"] = frame[f"{a}.mean_margin_usd"] - frame[f"{b}.mean_margin_usd"]
+    return frame
+
+
+# --------------------------------------------------------------------------- storage
+
+
+def store_run(con: duckdb.DuckDBPyConnection, run: BacktestRun) -> None:
+    daily = run.daily.assign(run_id=run.run_id)
+    summaries = run.summaries.assign(run_id=run.run_id)
+    with transaction(con):
+        for table in ("bt.daily", "bt.summaries", "bt.runs"):
+            con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run.run_id])
+        con.execute(
+            "INSERT INTO bt.runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                run.run_id,
+                datetime.now(UTC),
+                run.start,
+                run.end,
+                json.dumps(
+                    {
+                        **run.spec.as_dict(),
+                        "mpor_days": run.mpor_days,
+                        "confidence": run.confidence,
+                        "notes": run.notes,
+                    }
+                ),
+                json.dumps(run.sets),
+                run.data_sha,
+                PACKAGE_VERSION,
+                json.dumps(library_versions()),
+                run.elapsed,
+                json.dumps(run.cache, default=str),
+            ],
+        )
+        con.register("daily_rows", daily)
+        con.execute(
+            "INSERT INTO bt.daily SELECT run_id, set_label, date, portfolio, model, currency, margin, "
+            "maintenance, loss, breach, fx_usd, notional_usd FROM daily_rows"
+        )
+        con.unregister("daily_rows")
+        con.register("summary_rows", summaries)
+        con.execute(
+            "INSERT INTO bt.summaries SELECT run_id, set_label, portfolio, model, currency, observations, "
+            "breaches, zone, summary FROM summary_rows"
+        )
+        con.unregister("summary_rows")
+
+
+def registry_source(con: duckdb.DuckDBPyConnection, label: str = "in-force") -> ParamSource:
+    """The set the governance registry had in force at the end of each day (no look-ahead).
+    Days before the first activation use the genesis set, and the run's note says so."""
+    from governance.registry import Registry
+
+    registry = Registry(con)
+    activations = registry.activations()
+    if not activations:
+        raise BadInputError(
+            "--params registry: the governance registry is empty (`mwb params init`)"
+        )
+    sets = {a.parameter_set: registry.parameter_set(a.parameter_set) for a in activations}
+    genesis = sets[activations[0].parameter_set]
+    history_key = _sha([(a.parameter_set, a.effective_from.isoformat()) for a in activations])
+
+    def by_day(day: pd.Timestamp) -> ParameterSet:
+        activation = registry.active_at(end_of_day(day))
+        return genesis if activation is None else sets[activation.parameter_set]
+
+    return ParamSource(label, genesis, by_day, note=history_key)
+
+
+def resolve_source(con: duckdb.DuckDBPyConnection, ref: str, label: str) -> ParamSource:
+    """A set named on the command line: ``registry``, ``active``, ``default``, a file or a
+    fingerprint (prefix) in the registry."""
+    from pathlib import Path
+
+    from governance.parameters import ParameterSetError, default_parameter_set, load_parameter_set
+    from governance.registry import GovernanceError, Registry
+
+    if ref == "registry":
+        return registry_source(con, label)
+    registry = Registry(con)
+    if ref == "active":
+        if registry.initialised():
+            return ParamSource(label, registry.parameter_set(registry.head().parameter_set))
+        return ParamSource(label, default_parameter_set(), note="default set (no registry)")
+    if ref == "default":
+        return ParamSource(label, default_parameter_set())
+    if Path(ref).exists():
+        try:
+            return ParamSource(label, load_parameter_set(ref))
+        except ParameterSetError as exc:
+            raise BadInputError(str(exc)) from exc
+    if re.fullmatch(r"[0-9a-f]{6,64}", ref):
+        try:
+            return ParamSource(label, registry.parameter_set(ref))
+        except GovernanceError as exc:
+            raise BadInputError(str(exc)) from exc
+    raise BadInputError(
+        f"{ref!r}: not 'registry', 'active', 'default', an existing file or a fingerprint"
+    )
+
+
+def latest_breaches(con: duckdb.DuckDBPyConnection, fingerprint: str):
+    """Breach rows of the newest run that backtested the set ``fingerprint`` (for the rollback
+    trigger), and that run's last day."""
+    from governance.triggers import Breach
+
+    runs = con.execute(
+        "SELECT run_id, end_date, sets FROM bt.runs ORDER BY created_at DESC"
+    ).fetchall()
+    for run_id, end_date, sets in runs:
+        labels = [label for label, fp in json.loads(sets).items() if fp == fingerprint]
+        if not labels:
+            continue
+        rows = con.execute(
+            "SELECT date, portfolio, loss * fx_usd, margin * fx_usd, currency, model FROM bt.daily "
+            "WHERE run_id = ? AND set_label = ? AND breach AND model <> 'standard' ORDER BY date",
+            [run_id, labels[0]],
+        ).fetchall()
+        return [
+            Breach(d, f"{p} ({m})", float(lo), float(ma), "USD", m) for d, p, lo, ma, _, m in rows
+        ], end_date
+    return [], None
