@@ -44,14 +44,23 @@ class Portfolio:
     legs: Callable[[DayMarket], Legs]
     kind: str = "book"  # book | collateral
     needs_iv: bool = False
+    expires: date | None = None  # a static book is replayed only while its first expiry is ahead
 
     def available(self, market: DayMarket) -> bool:
         """Whether every input of the book exists on the day (prices, and IVs for options)."""
-        if any(u not in market.spot or not math.isfinite(market.spot[u]) for u in self.underlyings):
+        if self.expires is not None and market.day >= self.expires:
+            return False
+        if any(
+            u not in market.spot or not math.isfinite(market.spot[u]) for u in self.underlying_list
+        ):
             return False
         return not self.needs_iv or all(
-            u in market.iv and math.isfinite(market.iv[u]) for u in self.underlyings
+            u in market.iv and math.isfinite(market.iv[u]) for u in self.underlying_list
         )
+
+    @property
+    def underlying_list(self) -> tuple[str, ...]:
+        return tuple(u for u in self.underlyings if u not in ("USD", "USDC", "USDT"))
 
 
 # --------------------------------------------------------------------------- naming
@@ -270,6 +279,49 @@ GROUPS: dict[str, tuple[Portfolio, ...]] = {
     "spot": SPOT,
     "collateral": COLLATERAL,
 }
+
+
+def from_positions(frame, source: str) -> tuple[Portfolio, ...]:
+    """Account snapshots (``account,instrument,quantity`` rows, e.g. a positions file) as static
+    books: the same positions on every day, replayed while every instrument is alive at the end
+    of the MPOR. The description carries a fingerprint of the rows, so cached results follow
+    the file's content."""
+    import hashlib
+
+    from margin_engine.instruments import InstrumentError, Kind, parse_instrument
+
+    books = []
+    for account, rows in frame.groupby("account", sort=True):
+        legs: Legs = []
+        underlyings, expiries, options = set(), [], False
+        for name, quantity in zip(rows["instrument"], rows["quantity"], strict=True):
+            try:
+                inst = parse_instrument(str(name).strip())
+                q = float(quantity)
+            except (InstrumentError, ValueError) as exc:
+                raise ValueError(f"{source}: account {account}, {name}: {exc}") from exc
+            if not math.isfinite(q):
+                raise ValueError(
+                    f"{source}: account {account}, {name}: quantity {quantity!r} is not a number"
+                )
+            legs.append((inst.name, q))
+            underlyings.add(inst.underlying)
+            options |= inst.kind is Kind.OPTION
+            if inst.expiry is not None:
+                expiries.append(inst.expiry.date())
+        digest = hashlib.sha256(repr(sorted(legs)).encode()).hexdigest()[:12]
+        books.append(
+            Portfolio(
+                f"{account}",
+                f"account {account} from {source} (rows {digest})",
+                tuple(sorted(underlyings)),
+                lambda m, legs=tuple(legs): list(legs),
+                "book",
+                options,
+                min(expiries) if expiries else None,
+            )
+        )
+    return tuple(books)
 
 
 def select(names: list[str] | tuple[str, ...]) -> tuple[Portfolio, ...]:

@@ -366,7 +366,7 @@ def replay_collateral(
     for account in accounts:
         if account.kind != "collateral":
             continue
-        (asset,) = account.underlyings
+        (asset,) = account.underlying_list
         spot = history.close[asset].reindex(index).to_numpy()
         spot_later = history.close[asset].reindex(later).to_numpy()
         ok = np.isfinite(spot) & np.isfinite(spot_later) & (spot > 0)

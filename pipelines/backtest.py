@@ -342,9 +342,9 @@ def calibrated_values(
 def _relevant(params: ParameterSet, model: str, portfolio: Portfolio) -> dict:
     """The parameters ``model`` reads for ``portfolio`` (what its cached margins depend on)."""
     doc = params.canonical_dict()
-    under = {u: doc["underlyings"].get(u) for u in portfolio.underlyings}
+    under = {u: doc["underlyings"].get(u) for u in portfolio.underlying_list}
     if model == HAIRCUT_MODEL:
-        return {"collateral": {u: doc["collateral"].get(u) for u in portfolio.underlyings}}
+        return {"collateral": {u: doc["collateral"].get(u) for u in portfolio.underlying_list}}
     if model == "standard":
         return {u: (v or {}).get("standard") for u, v in under.items()}
     if model == "span":
@@ -379,7 +379,7 @@ def _margin_key(
         for c in spec.calibrate
         if any(
             fnmatchcase(f"underlyings.{u}.{part}", c)
-            for u in portfolio.underlyings
+            for u in portfolio.underlying_list
             for part in ("pm.price_range", "span.price_scan_range")
         )
     ]
@@ -426,19 +426,29 @@ def run_backtest(
     sources: Sequence[ParamSource],
     spec: BacktestSpec,
     *,
+    accounts: Sequence[Portfolio] = (),
     store: bool = True,
 ) -> BacktestRun:
-    """Replay ``sources`` (1 or 2) on identical inputs; store and return the run."""
+    """Replay ``sources`` (1 or 2) on identical inputs; store and return the run.
+
+    ``accounts`` adds static books (account snapshots, :func:`margin_engine.portfolios.from_positions`)
+    to the library's portfolios.
+    """
     started = time.perf_counter()
     if not 1 <= len(sources) <= 2:
         raise BadInputError("a backtest compares one or two parameter sets")
-    portfolios = select(spec.portfolios)
+    portfolios = select(spec.portfolios) + tuple(accounts)
+    names = [p.name for p in portfolios]
+    if len(set(names)) != len(names):
+        raise BadInputError(
+            f"an account is named like a library portfolio: {sorted({n for n in names if names.count(n) > 1})}"
+        )
     books = tuple(p for p in portfolios if p.kind == "book")
     collateral = tuple(p for p in portfolios if p.kind == "collateral")
     first = sources[0].params
     mpor = spec.mpor_days or first.var.mpor_days
     confidence = spec.confidence or first.var.var_confidence
-    assets = sorted({u for p in portfolios for u in p.underlyings})
+    assets = sorted({u for p in portfolios for u in p.underlying_list})
     history, notes, data_sha = load_history(con, settings, assets)
     days = trading_days(history, spec.start, spec.end, mpor)
     if not days:

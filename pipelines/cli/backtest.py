@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import typer
 
@@ -58,6 +59,11 @@ def backtest(
     scale: float = typer.Option(
         1.0, "--scale", help="Multiply calibrated parameters by this (what-if: 0.5 halves them)."
     ),
+    positions: Path | None = typer.Option(
+        None,
+        "--positions",
+        help="Also replay these accounts (account,instrument,quantity), held unchanged.",
+    ),
     seed: int = typer.Option(
         0, "--seed", help="Seed of the Monte Carlo null of the coverage tests."
     ),
@@ -70,6 +76,15 @@ def backtest(
     from pipelines.warehouse import connect
 
     settings = settings_from(ctx)
+    accounts = ()
+    if positions is not None:
+        from margin_engine.portfolios import from_positions
+        from pipelines.margin import read_positions
+
+        try:
+            accounts = from_positions(read_positions(positions), positions.name)
+        except ValueError as exc:
+            raise BadInputError(str(exc)) from exc
     spec = BacktestSpec(
         start=_day(start, "--from"),
         end=_day(end, "--to"),
@@ -86,7 +101,7 @@ def backtest(
         sources = [resolve_source(con, params, "current" if vs else "set")]
         if vs is not None:
             sources.append(resolve_source(con, vs, "proposed"))
-        run = run_backtest(con, settings, sources, spec)
+        run = run_backtest(con, settings, sources, spec, accounts=accounts)
     finally:
         con.close()
     side = comparison(run)

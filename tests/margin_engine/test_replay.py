@@ -218,3 +218,37 @@ def test_a_book_without_its_inputs_is_left_out() -> None:
     names = set(book.portfolio)
     assert "eth-short-straddle" not in names and "btc-short-straddle" in names
     assert "btc-eth-long-short" in names  # needs no IV
+
+
+def test_account_snapshots_are_static_books_until_their_first_expiry() -> None:
+    from margin_engine.portfolios import from_positions
+
+    frame = pd.DataFrame(
+        {
+            "account": ["whale", "whale", "basis", "basis"],
+            "instrument": [
+                "BTC-20JAN23-21000-C",
+                "BTC-PERPETUAL",
+                "BTC_USDC",
+                "BTC_USDC-PERPETUAL",
+            ],
+            "quantity": ["-2", "30000", "1", "-1"],
+        }
+    )
+    basis, whale = from_positions(frame, "positions.csv")
+    assert (whale.name, whale.expires, whale.needs_iv) == (
+        "whale",
+        pd.Timestamp("2023-01-20").date(),
+        True,
+    )
+    assert basis.expires is None and basis.underlying_list == ("BTC",)
+    h = synthetic_history()
+    days = [d for d in h.days[:25] if build_day(h, (whale,), d, 2) is not None]
+    assert days[-1] == pd.Timestamp("2023-01-17")  # its MPOR must end before the option expires
+    book = build_day(h, (whale, basis), h.days[3], 2)
+    assert set(book.portfolio) == {"whale", "basis"}
+    (k,) = rows_of(book, "basis")
+    assert book.pnl[k] == pytest.approx(0.0, abs=1e-9)  # spot against its perpetual
+    bad = frame.assign(quantity=["-2", "lots", "1", "-1"])
+    with pytest.raises(ValueError, match="positions.csv: account whale, BTC-PERPETUAL"):
+        from_positions(bad, "positions.csv")
