@@ -459,7 +459,7 @@ def kupiec_pof(
 
     .. math::
 
-        LR_{POF} = -2\\log\frac{(1-p)^{N-x}p^x}{(1-x/N)^{N-x}(x/N)^x}
+        LR_{POF} = -2\\log\\frac{(1-p)^{N-x}p^x}{(1-x/N)^{N-x}(x/N)^x}
     """
     return _run("pof", failures, level, test_level, null, rng, simulations)
 
@@ -491,7 +491,7 @@ def christoffersen_independence(
 
     .. math::
 
-        LR_{CCI} = -2\\log\frac{(1-\\pi)^{n_{00}+n_{10}}\\pi^{n_{01}+n_{11}}}
+        LR_{CCI} = -2\\log\\frac{(1-\\pi)^{n_{00}+n_{10}}\\pi^{n_{01}+n_{11}}}
         {(1-\\pi_{01})^{n_{00}}\\pi_{01}^{n_{01}}(1-\\pi_{11})^{n_{10}}\\pi_{11}^{n_{11}}}
 
     with :math:`\\pi_{01} = n_{01}/(n_{00}+n_{01})`, :math:`\\pi_{11} = n_{11}/(n_{10}+n_{11})`,
@@ -534,7 +534,7 @@ def kupiec_tuff(
     """Kupiec's time-until-first-failure likelihood ratio, :math:`\\chi^2_1`, with ``n`` the day
     (1-based) of the first failure:
 
-    .. math:: LR_{TUFF} = -2\\log\frac{p(1-p)^{n-1}}{\frac1n(1-\frac1n)^{n-1}}
+    .. math:: LR_{TUFF} = -2\\log\\frac{p(1-p)^{n-1}}{\\frac1n(1-\\frac1n)^{n-1}}
     """
     return _run("tuff", failures, level, test_level, null, rng, simulations)
 

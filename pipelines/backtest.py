@@ -726,28 +726,24 @@ def _store_cache(con, losses: list[pd.DataFrame], margins: list[pd.DataFrame]) -
     if not losses and not margins:
         return
     with transaction(con):
-        if losses:
-            table = pd.concat(losses, ignore_index=True)
-            con.register("loss_rows", table)
-            con.execute(
-                "DELETE FROM bt.loss_cache WHERE cache_key IN (SELECT DISTINCT cache_key FROM loss_rows)"
-            )
-            con.execute(
-                "INSERT INTO bt.loss_cache SELECT cache_key, date, currency, loss, fx_usd, notional_usd "
-                "FROM loss_rows"
-            )
-            con.unregister("loss_rows")
-        if margins:
-            table = pd.concat(margins, ignore_index=True)
-            con.register("margin_rows", table)
-            con.execute(
-                "DELETE FROM bt.margin_cache WHERE cache_key IN (SELECT DISTINCT cache_key FROM margin_rows)"
-            )
-            con.execute(
-                "INSERT INTO bt.margin_cache SELECT cache_key, date, currency, margin, maintenance "
-                "FROM margin_rows"
-            )
-            con.unregister("margin_rows")
+        _replace_rows(
+            con, "bt.loss_cache", losses, "cache_key, date, currency, loss, fx_usd, notional_usd"
+        )
+        _replace_rows(
+            con, "bt.margin_cache", margins, "cache_key, date, currency, margin, maintenance"
+        )
+
+
+def _replace_rows(con, table: str, frames: list[pd.DataFrame], columns: str) -> None:
+    """Replace the cache entries whose keys ``frames`` hold (inside the caller's transaction)."""
+    if not frames:
+        return
+    con.register("cache_rows", pd.concat(frames, ignore_index=True))
+    con.execute(
+        f"DELETE FROM {table} WHERE cache_key IN (SELECT DISTINCT cache_key FROM cache_rows)"
+    )
+    con.execute(f"INSERT INTO {table} SELECT {columns} FROM cache_rows")
+    con.unregister("cache_rows")
 
 
 # --------------------------------------------------------------------------- summaries

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 import typer
 
-from pipelines.cli.market import JSON_HELP, settings_from
+from pipelines.cli.market import JSON_HELP, parse_day, settings_from
 from pipelines.cli.output import err, out, print_json, table
 from pipelines.errors import BadInputError
 
 SET_HELP = "'active' (the registry's set in force now, or the default), 'default', 'registry' (the set in force each day), a file, or a fingerprint."
-
-
-def _day(text: str | None, option: str) -> date | None:
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise BadInputError(f"{option}: {text!r} is not a date (YYYY-MM-DD)") from exc
 
 
 def backtest(
@@ -86,8 +76,8 @@ def backtest(
         except ValueError as exc:
             raise BadInputError(str(exc)) from exc
     spec = BacktestSpec(
-        start=_day(start, "--from"),
-        end=_day(end, "--to"),
+        start=parse_day(start, "--from"),
+        end=parse_day(end, "--to"),
         models=tuple(models) or BacktestSpec.models,
         portfolios=tuple(portfolios) or BacktestSpec.portfolios,
         mpor_days=mpor,

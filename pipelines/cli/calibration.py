@@ -6,19 +6,14 @@ from datetime import date
 
 import typer
 
-from pipelines.cli.market import JSON_HELP, settings_from
+from pipelines.cli.market import JSON_HELP, parse_day, settings_from
 from pipelines.cli.output import out, print_json, table
 from pipelines.errors import BadInputError
 from pipelines.warehouse import connect
 
 
 def _as_of(text: str | None) -> date | None:
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise BadInputError(f"--as-of: {text!r} is not a date (YYYY-MM-DD)") from exc
+    return parse_day(text, "--as-of")
 
 
 def _fmt(value, digits: int = 4) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import date
 from pathlib import Path
 
 import typer
@@ -21,6 +22,16 @@ from pipelines.warehouse.quality import series_summary
 
 JSON_HELP = "Print the results as JSON."
 datasets_app = typer.Typer(help="Built-in datasets (synthetic market, S&P 500 and VIX).")
+
+
+def parse_day(text: str | None, option: str) -> date | None:
+    """An ISO date from an option, or a bad-input error naming the option."""
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise BadInputError(f"{option}: {text!r} is not a date (YYYY-MM-DD)") from exc
 
 
 def settings_from(ctx: typer.Context) -> WorkbenchSettings:
