@@ -88,6 +88,22 @@ CALIBRATABLE_PATH = re.compile(
 )
 CACHE_VERSION = "1"  # bump when the replay's numbers change for the same inputs
 
+# One row per (set, portfolio, model, settlement currency, day), in the order summaries expect.
+DAILY_COLUMNS = (
+    "set_label",
+    "date",
+    "portfolio",
+    "model",
+    "currency",
+    "margin",
+    "maintenance",
+    "loss",
+    "breach",
+    "fx_usd",
+    "notional_usd",
+)
+DAILY_KEY = ("set_label", "portfolio", "model", "currency", "date")
+
 
 @dataclass(frozen=True)
 class BacktestSpec:
@@ -596,6 +612,8 @@ def run_backtest(
                         cache_key=key or f"nocache:{source.label}:{model}:{name}"
                     )
                 )
+                if key is not None:
+                    have_margins.add(key)  # the other set may share it: computed once
     lap("margins")
     _store_cache(con, new_losses, new_margins)
     lap("cache writes")
@@ -648,21 +666,7 @@ def run_backtest(
         )
     frame["date"] = pd.to_datetime(frame["date"])
     frame["breach"] = frame["loss"] > frame["margin"]
-    frame = frame[
-        [
-            "set_label",
-            "date",
-            "portfolio",
-            "model",
-            "currency",
-            "margin",
-            "maintenance",
-            "loss",
-            "breach",
-            "fx_usd",
-            "notional_usd",
-        ]
-    ].sort_values(["set_label", "portfolio", "model", "currency", "date"], ignore_index=True)
+    frame = frame[list(DAILY_COLUMNS)].sort_values(list(DAILY_KEY), ignore_index=True)
     sets = {s.label: s.fingerprint for s in sources}
     run_id = (
         "bt-"

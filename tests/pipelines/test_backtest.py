@@ -312,3 +312,28 @@ def test_rollback_rule_counts_the_backtested_breaches_of_the_set_in_force(real) 
     )  # the backtest's last day, not today
     assert len(breach.finding.evidence["breaches"]) > 3
     assert "no earlier set" in breach.finding.summary and breach.draft is None
+
+
+def test_two_sets_sharing_a_model_compute_its_margins_once(real) -> None:
+    settings, con = real
+    proposed = DEFAULT.with_changes({"collateral.ETH.haircut": 0.07})
+    spec = BacktestSpec(
+        start=date(2022, 3, 1),
+        end=date(2022, 3, 31),
+        models=("span",),
+        portfolios=("eth-short-straddle", "eth-collateral"),
+    )
+    con.execute("DELETE FROM bt.margin_cache")
+    run = run_backtest(
+        con, settings, [ParamSource("current", DEFAULT), ParamSource("proposed", proposed)], spec
+    )
+    assert run.cache["margins"] == {
+        "reused": 2,
+        "computed": 2,
+    }  # standard and SPAN, once for both sets
+    books = run.daily[run.daily["portfolio"] == "eth-short-straddle"]
+    a, b = (
+        books[books["set_label"] == s].set_index(["date", "model"])["margin"]
+        for s in ("current", "proposed")
+    )
+    pd.testing.assert_series_equal(a, b)

@@ -1,0 +1,455 @@
+"""Reports from the warehouse (what ``mwb report`` runs): gather a proposal, its backtests and
+the latest calibration, build the context (:mod:`reports.context`), render and write it, and
+record the files in ``rpt.reports``.
+
+Reports are reproducible: the same warehouse state gives the same bytes. The "generated" line
+names the state it was made from (the proposal's last change, the data's last day), not the
+wall clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from calibration.lineage import library_versions
+from governance.parameters import ParameterSet, ParameterSetError
+from governance.registry import Registry
+from pipelines import __version__
+from pipelines.backtest import BacktestSpec, ParamSource, run_backtest
+from pipelines.errors import BadInputError
+from pipelines.settings import WorkbenchSettings
+from pipelines.warehouse import transaction
+from reports.context import (
+    BacktestData,
+    CalibrationData,
+    ProposalData,
+    ReportContext,
+    backtest_context,
+    calibration_context,
+    proposal_context,
+)
+from reports.render import RenderedReport, render, write
+
+
+@dataclass(frozen=True)
+class WrittenReport:
+    context: ReportContext
+    rendered: RenderedReport
+    paths: dict[str, Path]
+
+
+def reports_dir(settings: WorkbenchSettings) -> Path:
+    return settings.home / "reports"
+
+
+def versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = dict(library_versions())
+    for package in ("duckdb", "jinja2", "matplotlib", "cryptography", "pydantic"):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return dict(sorted(out.items()))
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+def latest_calibration(con: duckdb.DuckDBPyConnection) -> CalibrationData | None:
+    """The newest calibration with recommendations, as report input (None when there is none)."""
+    row = con.execute(
+        "SELECT calibration_id, as_of, policy FROM calib.runs r WHERE EXISTS (SELECT 1 FROM calib.recommendations x "
+        "WHERE x.calibration_id = r.calibration_id) ORDER BY as_of DESC, updated_at DESC LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return None
+    calibration_id, as_of, policy = row
+    fits = con.execute(
+        "SELECT asset, model, persistence, next_vol_annual, n_obs, data_sha256, price_source FROM calib.fits "
+        "WHERE calibration_id = ? AND chosen ORDER BY asset",
+        [calibration_id],
+    ).df()
+    recommendations = [
+        {"parameter": p, "value": float(v), "unit": u, "derivation": json.loads(d)}
+        for p, v, u, d in con.execute(
+            "SELECT parameter, value, unit, derivation FROM calib.recommendations WHERE calibration_id = ? "
+            "ORDER BY parameter",
+            [calibration_id],
+        ).fetchall()
+    ]
+    correlation = None
+    corr = con.execute(
+        "SELECT method, assets, matrix FROM calib.correlations WHERE calibration_id = ? AND window_name = '' "
+        "ORDER BY CASE method WHEN 'dcc' THEN 0 WHEN 'ccc' THEN 1 ELSE 2 END LIMIT 1",
+        [calibration_id],
+    ).fetchone()
+    if corr is not None:
+        correlation = {
+            "method": corr[0],
+            "assets": json.loads(corr[1]),
+            "matrix": json.loads(corr[2]),
+        }
+    series = {}
+    for asset, source in fits[["asset", "price_source"]].itertuples(index=False):
+        frame = con.execute(
+            "SELECT f.date, p.close, f.cond_vol FROM calib.fitted_series f JOIN market.prices p "
+            "ON p.asset = f.asset AND p.date = f.date AND p.source = ? WHERE f.calibration_id = ? AND f.asset = ? "
+            "ORDER BY f.date",
+            [source, calibration_id, asset],
+        ).df()
+        if not frame.empty:
+            series[asset] = pd.DataFrame(
+                {
+                    "close": frame["close"].to_numpy(),
+                    "cond_vol_annual": frame["cond_vol"].to_numpy() * np.sqrt(365.0),
+                },
+                index=pd.DatetimeIndex(frame["date"]),
+            )
+    iv = []
+    for asset, source, detail in con.execute(
+        "SELECT asset, iv_source, detail FROM calib.iv_dynamics WHERE calibration_id = ? ORDER BY asset",
+        [calibration_id],
+    ).fetchall():
+        d = json.loads(detail)
+        iv.append(
+            {
+                "asset": asset,
+                "source": source,
+                "vol_of_vol": (d.get("vol_of_vol_current_annual") or 0.0) / np.sqrt(365.0) or None,
+                "spot_vol_corr": d.get("spot_vol_corr"),
+                "half_life_days": (d.get("mean_reversion") or {}).get("half_life_days"),
+            }
+        )
+    return CalibrationData(
+        calibration_id,
+        as_of.isoformat(),
+        json.loads(policy),
+        [
+            {
+                **r,
+                "persistence": _num(r["persistence"]),
+                "next_vol_annual": _num(r["next_vol_annual"]),
+                "n_obs": int(r["n_obs"]),
+            }
+            for r in fits.drop(columns="price_source").to_dict("records")
+        ],
+        recommendations,
+        correlation,
+        series,
+        iv,
+        [],
+        {r["asset"]: r["data_sha256"] for r in fits.to_dict("records")},
+    )
+
+
+def _num(x) -> float | None:
+    return None if x is None or (isinstance(x, float) and not np.isfinite(x)) else float(x)
+
+
+# --------------------------------------------------------------------------- backtests
+
+
+def load_run(con: duckdb.DuckDBPyConnection, run_id: str) -> BacktestData:
+    """A stored backtest run, as report input."""
+    row = con.execute(
+        "SELECT run_id, start_date, end_date, spec, sets, data_sha256 FROM bt.runs WHERE run_id = ?",
+        [run_id],
+    ).fetchone()
+    if row is None:
+        known = [
+            r[0]
+            for r in con.execute(
+                "SELECT run_id FROM bt.runs ORDER BY created_at DESC LIMIT 5"
+            ).fetchall()
+        ]
+        raise BadInputError(
+            f"--backtest {run_id}: no such run (latest: {', '.join(known) or 'none'})"
+        )
+    run_id, start, end, spec, sets, data_sha = row
+    spec = json.loads(spec)
+    daily = con.execute(
+        "SELECT set_label, date, portfolio, model, currency, margin, maintenance, loss, breach, fx_usd, notional_usd "
+        "FROM bt.daily WHERE run_id = ? ORDER BY set_label, portfolio, model, currency, date",
+        [run_id],
+    ).df()
+    daily["date"] = pd.to_datetime(daily["date"])
+    summaries = [
+        json.loads(s)
+        for (s,) in con.execute(
+            "SELECT summary FROM bt.summaries WHERE run_id = ? ORDER BY set_label, portfolio, model, currency",
+            [run_id],
+        ).fetchall()
+    ]
+    return BacktestData(
+        run_id,
+        json.loads(sets),
+        start,
+        end,
+        int(spec["mpor_days"]),
+        float(spec["confidence"]),
+        daily,
+        summaries,
+        data_sha,
+        spec,
+        list(spec.get("notes", [])),
+    )
+
+
+def _window(con: duckdb.DuckDBPyConnection, evidence: dict) -> BacktestSpec:
+    """Three years up to the data's end, widened to cover the evidence windows asked for."""
+    last = con.execute("SELECT max(date) FROM market.prices").fetchone()[0]
+    if last is None:
+        raise BadInputError("the warehouse has no prices to backtest the proposal on")
+    start = (pd.Timestamp(last) - pd.DateOffset(years=3)).date()
+    for window in evidence.get("backtest_windows", []):
+        start = min(start, date.fromisoformat(str(window["start"])))
+    return BacktestSpec(start=start)
+
+
+# --------------------------------------------------------------------------- proposal
+
+
+def proposal_report(
+    con: duckdb.DuckDBPyConnection,
+    settings: WorkbenchSettings,
+    proposal_id: str,
+    out_dir: Path | None = None,
+) -> WrittenReport:
+    registry = Registry(con)
+    state = registry.state(proposal_id)
+    proposal = state.proposal
+    policy = registry.policy(proposal.policy_fingerprint)
+    base = registry.parameter_set(proposal.base_fingerprint)
+    proposed = proposal.proposed
+    record = next(r for r in registry.proposals() if r.proposal_id == state.id)
+    spec = _window(con, proposal.document.evidence.model_dump(mode="json"))
+    main = run_backtest(
+        con, settings, [ParamSource("current", base), ParamSource("proposed", proposed)], spec
+    )
+    backtest = BacktestData.from_run(main)
+    sensitivity = [
+        ("current (one step back)", _values(state.changes, "old"), _relabel(backtest, "current")),
+        ("proposed", _values(state.changes, "new"), _relabel(backtest, "proposed")),
+    ]
+    further = _one_step_further(base, proposed, state.changes)
+    if further is not None:
+        run = run_backtest(con, settings, [ParamSource("set", further[0])], spec)
+        sensitivity.append(("one step further", further[1], BacktestData.from_run(run)))
+    calibration = latest_calibration(con)
+    alternatives = [
+        ("keep the current set", "no change", backtest, "current"),
+        (
+            "the proposal",
+            ", ".join(f"{c.path} = {c.new}" for c in state.changes),
+            backtest,
+            "proposed",
+        ),
+    ]
+    recommended = _recommended_alternative(base, state.changes, calibration)
+    if recommended is not None:
+        run = run_backtest(con, settings, [ParamSource("set", recommended[0])], spec)
+        alternatives.append(
+            ("the calibration's values", recommended[1], BacktestData.from_run(run), "set")
+        )
+    bounds = {}
+    for change in state.changes:
+        found = policy.bound_for(change.path)
+        if found is not None:
+            pattern, bound = found
+            bounds[change.path] = {"pattern": pattern, **bound.model_dump()}
+    data = ProposalData(
+        id=state.id,
+        fingerprint=proposal.fingerprint,
+        status=state.status.value,
+        kind=proposal.document.kind,
+        title=proposal.document.title,
+        author=proposal.document.author,
+        motivation=proposal.document.motivation,
+        created_at=record.created_at.astimezone(UTC).isoformat(timespec="seconds"),
+        base_fingerprint=proposal.base_fingerprint,
+        proposed_fingerprint=proposal.proposed_fingerprint,
+        policy_fingerprint=proposal.policy_fingerprint,
+        changes=[c.as_dict() for c in state.changes],
+        votes=[
+            {
+                "member": v.member,
+                "decision": v.decision,
+                "at": v.at.astimezone(UTC).isoformat(timespec="seconds"),
+                "reason": v.reason,
+            }
+            for v in state.votes
+        ],
+        quorum=policy.quorum,
+        committee=[m.name for m in policy.committee],
+        bounds=bounds,
+        rollback_rule=policy.rollback.model_dump(),
+        drift_tolerance={
+            c.path: t for c in state.changes if (t := policy.tolerance_for(c.path)) is not None
+        },
+        cooldown_days=policy.cooldown_days,
+        evidence=proposal.document.evidence.model_dump(mode="json"),
+        effective_from=state.effective_from.astimezone(UTC).isoformat(timespec="seconds")
+        if state.effective_from
+        else None,
+    )
+    state_time = record.updated_at.astimezone(UTC).isoformat(timespec="seconds")
+    reproducibility = {
+        "proposal fingerprint": proposal.fingerprint,
+        "current set": proposal.base_fingerprint,
+        "proposed set": proposal.proposed_fingerprint,
+        "policy": proposal.policy_fingerprint,
+        "calibration": calibration.calibration_id if calibration else "none",
+        "calibration data sha256": json.dumps(calibration.data_fingerprints, sort_keys=True)
+        if calibration
+        else "none",
+        "Monte Carlo seed, simulations": f"{spec.seed}, {spec.simulations}",
+        "package": f"margin-workbench {__version__}",
+        "libraries": json.dumps(versions(), sort_keys=True),
+    }
+    context = proposal_context(
+        data,
+        backtest,
+        calibration=calibration,
+        sensitivity=sensitivity,
+        alternatives=alternatives,
+        reproducibility=reproducibility,
+        generated_at=f"from the registry as of {state_time} and data through {backtest.end}",
+        command=f"mwb report {state.id}",
+    )
+    return _finish(con, context, out_dir or reports_dir(settings) / state.id)
+
+
+def _values(changes, side: str) -> dict[str, float]:
+    out = {}
+    for c in changes:
+        value = getattr(c, side)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out[c.path] = float(value)
+    return out
+
+
+def _relabel(backtest: BacktestData, label: str) -> BacktestData:
+    """The part of a two-set run that is ``label``'s, labelled ``set`` (a sensitivity row)."""
+    return BacktestData(
+        backtest.run_id,
+        {"set": backtest.sets[label]},
+        backtest.start,
+        backtest.end,
+        backtest.mpor_days,
+        backtest.confidence,
+        backtest.daily[backtest.daily["set_label"] == label].assign(set_label="set"),
+        [{**s, "set": "set"} for s in backtest.summaries if s["set"] == label],
+        backtest.data_sha,
+        backtest.spec,
+        backtest.notes,
+    )
+
+
+def _one_step_further(
+    base: ParameterSet, proposed: ParameterSet, changes
+) -> tuple[ParameterSet, dict] | None:
+    """The proposed set moved once more by the same step (every numeric change doubled)."""
+    step = {}
+    for c in changes:
+        if (
+            isinstance(c.old, int | float)
+            and isinstance(c.new, int | float)
+            and not isinstance(c.new, bool)
+        ):
+            step[c.path] = round(c.new + (c.new - c.old), 10)
+    if not step:
+        return None
+    try:
+        return proposed.with_changes(step), step
+    except ParameterSetError:
+        return None  # a step further leaves the schema's range: no such case
+
+
+def _recommended_alternative(base: ParameterSet, changes, calibration: CalibrationData | None):
+    if calibration is None:
+        return None
+    recommended = {r["parameter"]: r["value"] for r in calibration.recommendations}
+    values = {c.path: round(recommended[c.path], 6) for c in changes if c.path in recommended}
+    if not values:
+        return None
+    try:
+        return base.with_changes(values), ", ".join(f"{k} = {v:g}" for k, v in values.items())
+    except ParameterSetError:
+        return None
+
+
+# --------------------------------------------------------------------------- the other two
+
+
+def calibration_report(
+    con: duckdb.DuckDBPyConnection, settings: WorkbenchSettings, out_dir: Path | None = None
+) -> WrittenReport:
+    calibration = latest_calibration(con)
+    if calibration is None:
+        raise BadInputError(
+            "no calibration in the warehouse: run `mwb calibrate` (or `mwb demo`) first"
+        )
+    context = calibration_context(
+        calibration,
+        reproducibility={
+            "calibration": calibration.calibration_id,
+            "data sha256": json.dumps(calibration.data_fingerprints, sort_keys=True),
+            "policy": json.dumps(calibration.policy, sort_keys=True),
+            "package": f"margin-workbench {__version__}",
+            "libraries": json.dumps(versions(), sort_keys=True),
+        },
+        generated_at=f"from calibration {calibration.calibration_id}",
+        command="mwb report --calibration",
+    )
+    return _finish(con, context, out_dir or reports_dir(settings) / calibration.calibration_id)
+
+
+def backtest_report(
+    con: duckdb.DuckDBPyConnection,
+    settings: WorkbenchSettings,
+    run_id: str,
+    out_dir: Path | None = None,
+) -> WrittenReport:
+    backtest = load_run(con, run_id)
+    context = backtest_context(
+        backtest,
+        reproducibility={
+            "package": f"margin-workbench {__version__}",
+            "libraries": json.dumps(versions(), sort_keys=True),
+        },
+        generated_at=f"from backtest {backtest.run_id}, data through {backtest.end}",
+        command=f"mwb report --backtest {backtest.run_id}",
+    )
+    return _finish(con, context, out_dir or reports_dir(settings) / backtest.run_id)
+
+
+def _finish(con: duckdb.DuckDBPyConnection, context: ReportContext, out_dir: Path) -> WrittenReport:
+    rendered = render(context)
+    paths = write(rendered, out_dir)
+    files = {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in paths.items()}
+    with transaction(con):
+        con.execute(
+            "DELETE FROM rpt.reports WHERE report_id = ? AND kind = ?", [context.id, context.kind]
+        )
+        con.execute(
+            "INSERT INTO rpt.reports VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                context.id,
+                context.kind,
+                context.title,
+                datetime.now(UTC),
+                str(out_dir),
+                json.dumps(files),
+            ],
+        )
+    return WrittenReport(context, rendered, paths)

@@ -1,0 +1,725 @@
+"""Format-neutral report contexts (design §8): proposal, calibration and backtest results
+turned into plain data — dicts, lists, numbers, strings — plus charts. The HTML and Markdown
+twins render the same context, and ``payload.json`` is the context itself (charts by file
+name), so every number a reader sees is one number in three places.
+
+Inputs are plain dataclasses (:class:`ProposalData`, :class:`CalibrationData`,
+:class:`BacktestData`); :mod:`pipelines.report` fills them from the warehouse. Nothing here
+reads a database or a clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reports import charts
+from reports.charts import Chart
+
+ZONE_RANK = {"green": 0, "yellow": 1, "red": 2}
+COHORTS = (
+    (
+        "option books",
+        lambda name: any(
+            k in name
+            for k in (
+                "straddle",
+                "strangle",
+                "butterfly",
+                "condor",
+                "calendar",
+                "reversal",
+                "covered",
+                "delta-hedged",
+            )
+        ),
+    ),
+    (
+        "delta-one books",
+        lambda name: any(k in name for k in ("basis", "long-short", "-long", "-short")),
+    ),
+    ("collateral-only accounts", lambda name: name.endswith("-collateral")),
+)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class BacktestData:
+    """What a report needs of a backtest run (``pipelines.backtest.BacktestRun`` has it all)."""
+
+    run_id: str
+    sets: dict[str, str]
+    start: Any
+    end: Any
+    mpor_days: int
+    confidence: float
+    daily: pd.DataFrame
+    summaries: list[dict]
+    data_sha: str
+    spec: dict
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_run(cls, run) -> BacktestData:
+        return cls(
+            run.run_id,
+            dict(run.sets),
+            run.start,
+            run.end,
+            run.mpor_days,
+            run.confidence,
+            run.daily,
+            run.summary_records(),
+            run.data_sha,
+            run.spec.as_dict(),
+            list(run.notes),
+        )
+
+
+@dataclass(frozen=True)
+class CalibrationData:
+    calibration_id: str
+    as_of: str
+    policy: dict
+    fits: list[dict]
+    recommendations: list[dict]  # parameter, value, unit, derivation
+    correlation: dict | None = None  # {"method", "assets", "matrix"}
+    series: Mapping[str, pd.DataFrame] = field(
+        default_factory=dict
+    )  # asset -> close, cond_vol_annual
+    iv: list[dict] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+    data_fingerprints: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProposalData:
+    id: str
+    fingerprint: str
+    status: str
+    kind: str
+    title: str
+    author: str
+    motivation: str
+    created_at: str
+    base_fingerprint: str
+    proposed_fingerprint: str
+    policy_fingerprint: str
+    changes: list[dict]  # path, old, new
+    votes: list[dict]
+    quorum: int
+    committee: list[str]
+    bounds: dict[str, dict]  # path -> {pattern, min, max, max_change, change}
+    rollback_rule: dict
+    drift_tolerance: dict[str, float]
+    cooldown_days: float
+    evidence: dict = field(default_factory=dict)
+    effective_from: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    kind: str  # proposal | calibration | backtest
+    id: str
+    title: str
+    data: dict
+    charts: tuple[Chart, ...] = ()
+
+    def payload(self) -> dict:
+        """The context as JSON: every figure of the report, charts by their PNG file name."""
+        return {
+            "kind": self.kind,
+            "id": self.id,
+            "title": self.title,
+            **self.data,
+            "charts": [
+                {"id": c.id, "title": c.title, "file": c.filename, "alt": c.alt}
+                for c in self.charts
+            ],
+        }
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _finite(x) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def cohort_of(portfolio: str) -> str:
+    for name, test in COHORTS:
+        if test(portfolio):
+            return name
+    return "accounts from files"
+
+
+def coverage_rows(backtest: BacktestData) -> list[dict]:
+    """One row per (portfolio, model, currency) with every set's coverage figures side by side."""
+    rows: dict[tuple, dict] = {}
+    for s in backtest.summaries:
+        if s["model"] == "standard":
+            continue
+        key = (s["portfolio"], s["model"], s["currency"])
+        row = rows.setdefault(
+            key, {"portfolio": key[0], "model": key[1], "currency": key[2], "sets": {}}
+        )
+        cov, tests = s["coverage"], s["coverage"]["tests"]
+        row["sets"][s["set"]] = {
+            "days": cov["observations"],
+            "breaches": cov["failures"],
+            "expected": _finite(cov["expected"]),
+            "zone": cov["traffic_light"]["zone"],
+            "pof": _finite(tests["pof"]["pvalue"]),
+            "cc": _finite(tests["cc"]["pvalue"]),
+            "tbf": _finite(tests["tbf"]["pvalue"]),
+            "rejected": list(cov["rejected"]),
+            "mean_margin_usd": _finite(s["efficiency"]["mean_margin_usd"]),
+            "worst_shortfall_usd": _finite((s["worst_shortfall"] or {}).get("usd")),
+            "first_breaches": s["breach_dates"][:5],
+        }
+    return [rows[k] for k in sorted(rows)]
+
+
+def primary_model(backtest: BacktestData) -> str:
+    """The model an account is margined under: the run's first (capital figures use it; haircut
+    rows are the collateral accounts' model)."""
+    models = [m for m in backtest.spec.get("models", ()) if m != "standard"]
+    if models:
+        return models[0]
+    found = sorted({s["model"] for s in backtest.summaries} - {"standard", "haircut"})
+    return found[0] if found else "haircut"
+
+
+def _totals(backtest: BacktestData, label: str) -> dict:
+    """Breaches and zones over every (portfolio, model) pair; the margin held under the primary
+    model (and the haircut for collateral accounts), summed over portfolios."""
+    mine = [s for s in backtest.summaries if s["set"] == label and s["model"] != "standard"]
+    held = [s for s in mine if s["model"] in (primary_model(backtest), "haircut")]
+    zones = [s["coverage"]["traffic_light"]["zone"] for s in mine]
+    return {
+        "breaches": int(sum(s["coverage"]["failures"] for s in mine)),
+        "expected": _finite(sum(s["coverage"]["expected"] for s in mine)),
+        "worst_zone": max(zones, key=ZONE_RANK.get) if zones else "-",
+        "red": sum(z == "red" for z in zones),
+        "mean_margin_usd": _finite(sum(s["efficiency"]["mean_margin_usd"] or 0.0 for s in held)),
+    }
+
+
+def _usd_daily(backtest: BacktestData) -> pd.DataFrame:
+    d = backtest.daily[backtest.daily["model"] != "standard"].copy()
+    d["margin_usd"] = d["margin"] * d["fx_usd"]
+    d["loss_usd"] = d["loss"] * d["fx_usd"]
+    return d
+
+
+def _reproducibility(items: Mapping[str, Any]) -> list[dict]:
+    return [{"name": k, "value": str(v)} for k, v in items.items()]
+
+
+# --------------------------------------------------------------------------- proposal
+
+
+def proposal_context(
+    proposal: ProposalData,
+    backtest: BacktestData,
+    *,
+    calibration: CalibrationData | None,
+    sensitivity: Sequence[tuple[str, dict[str, float], BacktestData]] = (),
+    alternatives: Sequence[tuple[str, str, BacktestData, str]] = (),
+    reproducibility: Mapping[str, Any],
+    generated_at: str,
+    command: str,
+) -> ReportContext:
+    """The proposal report (design §8 sections, in order). ``backtest`` replays the current and
+    proposed sets (labels ``current`` and ``proposed``); ``sensitivity`` are (name, values,
+    run) one step either side; ``alternatives`` (name, description, run, label-in-run)."""
+    current, proposed = _totals(backtest, "current"), _totals(backtest, "proposed")
+    coverage = coverage_rows(backtest)
+    daily = _usd_daily(backtest)
+    impact = _impact(daily, primary_model(backtest))
+    freed = _finite(sum(row["freed_usd"] or 0.0 for row in impact))
+    worse = [r for r in coverage if _worse(r["sets"].get("current"), r["sets"].get("proposed"))]
+    verdict, reasons = _verdict(proposal, current, proposed, worse, freed, primary_model(backtest))
+    changes = [_change_row(c, proposal.bounds.get(c["path"])) for c in proposal.changes]
+    affected = _most_affected(daily)
+    chart_list = _proposal_charts(backtest, daily, calibration, affected, proposal)
+    data = {
+        "generated_at": generated_at,
+        "header": {
+            "id": proposal.id,
+            "title": proposal.title,
+            "author": proposal.author,
+            "status": proposal.status,
+            "kind": proposal.kind,
+            "created_at": proposal.created_at,
+            "fingerprint": proposal.fingerprint,
+            "current_set": proposal.base_fingerprint,
+            "proposed_set": proposal.proposed_fingerprint,
+            "policy": proposal.policy_fingerprint,
+            "quorum": proposal.quorum,
+            "committee": proposal.committee,
+            "votes": proposal.votes,
+            "approve": f"mwb approve {proposal.id} --key YOUR_KEY.pem",
+            "reject": f'mwb reject {proposal.id} --key YOUR_KEY.pem --reason "..."',
+        },
+        "tldr": {
+            "verdict": verdict,
+            "reasons": reasons,
+            "current": current,
+            "proposed": proposed,
+            "freed_usd": freed,
+            "window": f"{backtest.start} .. {backtest.end}",
+            "mpor_days": backtest.mpor_days,
+            "confidence": backtest.confidence,
+            "model": primary_model(backtest),
+        },
+        "changes": changes,
+        "motivation": proposal.motivation,
+        "evidence_windows": proposal.evidence.get("backtest_windows", []),
+        "data_and_models": _data_and_models(
+            calibration, backtest, [c["path"] for c in proposal.changes]
+        ),
+        "coverage": coverage,
+        "impact": impact,
+        "stress": _stress_rows(backtest),
+        "procyclicality": _procyclicality_rows(backtest),
+        "sensitivity": [
+            _alternative_row(name, describe_values(values), run, "set")
+            for name, values, run in sensitivity
+        ],
+        "alternatives": [
+            _alternative_row(name, description, run, label)
+            for name, description, run, label in alternatives
+        ],
+        "implementation": {
+            "effective_from": proposal.effective_from or "on enactment (mwb enact)",
+            "enact": f"mwb enact {proposal.id}",
+            "cooldown_days": proposal.cooldown_days,
+            "rollback_rule": proposal.rollback_rule,
+            "drift": [
+                {"path": c["path"], "tolerance": _finite(proposal.drift_tolerance.get(c["path"]))}
+                for c in proposal.changes
+            ],
+            "rollback_to": proposal.base_fingerprint,
+        },
+        "appendix": {
+            "diff": [f"{c['path']}: {c['old']} -> {c['new']}" for c in proposal.changes],
+            "reproducibility": _reproducibility(
+                {
+                    **reproducibility,
+                    "backtest run": backtest.run_id,
+                    "backtest data sha256": backtest.data_sha,
+                    "backtest window": f"{backtest.start} .. {backtest.end}",
+                    "command": command,
+                }
+            ),
+        },
+    }
+    return ReportContext("proposal", proposal.id, proposal.title, data, tuple(chart_list))
+
+
+def describe_values(values: Mapping[str, float]) -> str:
+    return ", ".join(f"{k} = {v:g}" for k, v in values.items())
+
+
+def _change_row(change: dict, bound: dict | None) -> dict:
+    old, new = change["old"], change["new"]
+    numeric = (
+        isinstance(old, int | float) and isinstance(new, int | float) and not isinstance(old, bool)
+    )
+    delta = (new - old) if numeric else None
+    relative = (delta / old) if numeric and old else None
+    within = True
+    if bound and numeric:
+        if bound.get("min") is not None and new < bound["min"]:
+            within = False
+        if bound.get("max") is not None and new > bound["max"]:
+            within = False
+    return {
+        "path": change["path"],
+        "current": old,
+        "proposed": new,
+        "delta": _finite(delta) if numeric else None,
+        "relative": _finite(relative),
+        "bound": bound or {},
+        "within_bounds": within,
+    }
+
+
+def _worse(current: dict | None, proposed: dict | None) -> bool:
+    """A worse zone, or more breaches where the current set is already red."""
+    if not current or not proposed:
+        return False
+    if ZONE_RANK[proposed["zone"]] != ZONE_RANK[current["zone"]]:
+        return ZONE_RANK[proposed["zone"]] > ZONE_RANK[current["zone"]]
+    return proposed["zone"] == "red" and proposed["breaches"] > current["breaches"]
+
+
+def _verdict(proposal, current, proposed, worse, freed, model: str) -> tuple[str, list[str]]:
+    reasons = []
+    if worse:
+        names = ", ".join(f"{r['portfolio']} ({r['model']})" for r in worse[:5])
+        reasons.append(
+            f"coverage gets worse for {len(worse)} portfolio/model pair(s) — a worse traffic-light "
+            f"zone, or more breaches in the red: {names}"
+        )
+        verdict = "do not approve"
+    elif proposed["breaches"] > max(current["breaches"], proposed["expected"] or 0) * 1.25 + 2:
+        reasons.append(
+            f"breaches rise from {current['breaches']} to {proposed['breaches']} "
+            f"against {proposed['expected']:.1f} expected"
+        )
+        verdict = "approve with care"
+    else:
+        verdict = "approve with care" if proposed["red"] else "approve"
+        reasons.append(
+            f"coverage holds: worst zone {proposed['worst_zone']} (current {current['worst_zone']}), "
+            f"{proposed['breaches']} breaches against {current['breaches']} under the current set"
+        )
+        if proposed["red"]:
+            reasons.append(
+                f"{proposed['red']} portfolio/model pair(s) are red under both sets: the change does not "
+                "cause it, but does not cure it either"
+            )
+    if freed is not None:
+        reasons.append(
+            f"{'frees' if freed >= 0 else 'adds'} ${abs(freed):,.0f} of margin on average over the test portfolios"
+        )
+    return verdict, reasons
+
+
+def _impact(daily: pd.DataFrame, model: str) -> list[dict]:
+    """Mean margin per cohort under the primary ``model`` (haircuts for collateral accounts)."""
+    held = daily[daily["model"].isin((model, "haircut"))]
+    means = (
+        held.groupby(["set_label", "portfolio", "currency"])["margin_usd"]
+        .mean()
+        .groupby(level=[0, 1])
+        .sum()
+    )
+    means = means.unstack(0)
+    if "proposed" not in means or "current" not in means:
+        return []
+    rows = []
+    for cohort in sorted({cohort_of(p) for p in means.index}):
+        members = [p for p in means.index if cohort_of(p) == cohort]
+        cur, prop = (
+            float(means.loc[members, "current"].sum()),
+            float(means.loc[members, "proposed"].sum()),
+        )
+        rows.append(
+            {
+                "cohort": cohort,
+                "accounts": len(members),
+                "current_usd": _finite(cur),
+                "proposed_usd": _finite(prop),
+                "change": _finite(prop / cur - 1) if cur else None,
+                "freed_usd": _finite(cur - prop),
+            }
+        )
+    return rows
+
+
+def _most_affected(daily: pd.DataFrame) -> tuple[str, str] | None:
+    means = daily.groupby(["set_label", "portfolio", "model"])["margin_usd"].mean().unstack(0)
+    if "proposed" not in means or "current" not in means:
+        return None
+    change = (means["proposed"] - means["current"]).abs()
+    if change.empty:
+        return None
+    return tuple(change.idxmax())
+
+
+def _stress_rows(backtest: BacktestData) -> list[dict]:
+    rows = []
+    for s in backtest.summaries:
+        if s["model"] == "standard":
+            continue
+        for w in s["stress"]:
+            rows.append(
+                {
+                    "window": w["window"],
+                    "portfolio": s["portfolio"],
+                    "model": s["model"],
+                    "set": s["set"],
+                    "days": w["days"],
+                    "breaches": w["breaches"],
+                    "worst_shortfall_usd": w["worst_shortfall_usd"],
+                    "max_margin_usd": w["max_margin_usd"],
+                    "max_5d_increase": w["max_5d_increase"],
+                }
+            )
+    return sorted(rows, key=lambda r: (r["window"], r["portfolio"], r["model"], r["set"]))
+
+
+def _procyclicality_rows(backtest: BacktestData) -> list[dict]:
+    rows = []
+    for s in backtest.summaries:
+        p = s["procyclicality"]
+        if s["model"] == "standard" or not p:
+            continue
+        increases = p["max_increase"]
+        rows.append(
+            {
+                "portfolio": s["portfolio"],
+                "model": s["model"],
+                "set": s["set"],
+                "peak_trough": _finite(p["peak_to_trough"]["ratio"]),
+                "trough_first": _finite(p["peak_to_trough_trough_first"]["ratio"]),
+                "increase_1d": _finite(increases["1"]["value"]),
+                "increase_5d": _finite(increases["5"]["value"]),
+                "increase_30d": _finite(increases["30"]["value"]),
+            }
+        )
+    return sorted(rows, key=lambda r: (r["portfolio"], r["model"], r["set"]))
+
+
+def _alternative_row(name: str, description: str, run: BacktestData, label: str) -> dict:
+    totals = _totals(run, label)
+    return {
+        "name": name,
+        "description": description,
+        "breaches": totals["breaches"],
+        "expected": totals["expected"],
+        "worst_zone": totals["worst_zone"],
+        "red": totals["red"],
+        "mean_margin_usd": totals["mean_margin_usd"],
+        "run": run.run_id,
+    }
+
+
+def _calibration_section(calibration: CalibrationData, focus: Sequence[str] | None = None) -> dict:
+    """Fits and recommendations; with ``focus`` (a proposal's changed paths) the derivations of
+    those come first and the rest are listed by value only."""
+    rows = [
+        {
+            "parameter": r["parameter"],
+            "value": _finite(r["value"]),
+            "unit": r["unit"],
+            "method": r["derivation"].get("method", ""),
+            "steps": list(r["derivation"].get("steps", ())),
+        }
+        for r in calibration.recommendations
+    ]
+    if focus is None:
+        derived, others = rows, []
+    else:
+        derived = [r for r in rows if r["parameter"] in focus]
+        others = [
+            {k: r[k] for k in ("parameter", "value", "unit")}
+            for r in rows
+            if r["parameter"] not in focus
+        ]
+    return {
+        "id": calibration.calibration_id,
+        "as_of": calibration.as_of,
+        "policy": calibration.policy,
+        "fits": calibration.fits,
+        "recommendations": derived,
+        "other_recommendations": others,
+        "violations": calibration.violations,
+    }
+
+
+def _data_and_models(
+    calibration: CalibrationData | None, backtest: BacktestData, focus: Sequence[str]
+) -> dict:
+    return {
+        "calibration": _calibration_section(calibration, focus) if calibration else None,
+        "notes": backtest.notes,
+    }
+
+
+def _proposal_charts(backtest, daily, calibration, affected, proposal) -> list[Chart]:
+    out = []
+    asset = _changed_asset(proposal)
+    if calibration is not None and asset not in calibration.series:
+        asset = next(iter(sorted(calibration.series)), None)
+    if calibration is not None and asset in calibration.series:
+        breach_days = daily[
+            (daily["set_label"] == "proposed")
+            & daily["breach"]
+            & daily["portfolio"].str.startswith(asset.lower())
+        ]["date"]
+        frame = calibration.series[asset]
+        out.append(
+            charts.price_and_volatility(
+                "price-volatility", asset, frame["close"], frame["cond_vol_annual"], breach_days
+            )
+        )
+    if affected is not None:
+        portfolio, model = affected
+        series = {}
+        for label in ("current", "proposed"):
+            f = daily[
+                (daily["set_label"] == label)
+                & (daily["portfolio"] == portfolio)
+                & (daily["model"] == model)
+            ]
+            series[label] = f.set_index("date")[["margin_usd", "loss_usd", "breach"]].rename(
+                columns={"margin_usd": "margin", "loss_usd": "loss"}
+            )
+        out.append(
+            charts.margin_vs_loss(
+                "margin-vs-loss", f"{portfolio} ({model}): margin against realised loss", series
+            )
+        )
+        out.append(
+            charts.margin_path(
+                "procyclicality",
+                f"{portfolio} ({model}): margin path",
+                {k: v["margin"] for k, v in series.items()},
+                "USD",
+            )
+        )
+    rows = [
+        (f"{r['portfolio']} · {r['model']}", {k: v["zone"] for k, v in r["sets"].items()})
+        for r in coverage_rows(backtest)
+    ]
+    out.append(charts.traffic_light_strip("traffic-lights", rows, list(backtest.sets)))
+    wide = daily.pivot_table(
+        index=["date", "portfolio", "model", "currency"], columns="set_label", values="margin_usd"
+    )
+    if {"current", "proposed"} <= set(wide.columns):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            change = (wide["proposed"] / wide["current"] - 1.0).to_numpy()
+        out.append(
+            charts.margin_change_distribution("margin-change", change, "proposed vs current")
+        )
+    if calibration is not None and calibration.correlation:
+        out.append(_correlation_chart(calibration.correlation))
+    return out
+
+
+def _correlation_chart(correlation: Mapping[str, Any]) -> charts.Chart:
+    return charts.correlation_heatmap(
+        "correlation",
+        correlation["assets"],
+        np.asarray(correlation["matrix"]),
+        f"{correlation['method'].upper()} correlation",
+    )
+
+
+def _changed_asset(proposal: ProposalData) -> str | None:
+    for change in proposal.changes:
+        parts = change["path"].split(".")
+        if parts[0] in ("underlyings", "collateral") and len(parts) > 1:
+            return parts[1]
+    return None
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+def calibration_context(
+    calibration: CalibrationData,
+    *,
+    reproducibility: Mapping[str, Any],
+    generated_at: str,
+    command: str,
+) -> ReportContext:
+    chart_list = [
+        charts.price_and_volatility(
+            f"price-volatility-{a.lower()}", a, f["close"], f["cond_vol_annual"]
+        )
+        for a, f in sorted(calibration.series.items())
+    ]
+    if calibration.correlation:
+        chart_list.append(_correlation_chart(calibration.correlation))
+    data = {
+        "generated_at": generated_at,
+        "calibration": _calibration_section(calibration),
+        "iv": calibration.iv,
+        "appendix": {"reproducibility": _reproducibility({**reproducibility, "command": command})},
+    }
+    return ReportContext(
+        "calibration",
+        calibration.calibration_id,
+        f"Calibration {calibration.calibration_id}",
+        data,
+        tuple(chart_list),
+    )
+
+
+# --------------------------------------------------------------------------- backtest
+
+
+def backtest_context(
+    backtest: BacktestData, *, reproducibility: Mapping[str, Any], generated_at: str, command: str
+) -> ReportContext:
+    coverage = coverage_rows(backtest)
+    daily = _usd_daily(backtest)
+    labels = list(backtest.sets)
+    chart_list = [
+        charts.traffic_light_strip(
+            "traffic-lights",
+            [
+                (f"{r['portfolio']} · {r['model']}", {k: v["zone"] for k, v in r["sets"].items()})
+                for r in coverage
+            ],
+            labels,
+        )
+    ]
+    red = [r for r in coverage if any(v["zone"] == "red" for v in r["sets"].values())]
+    focus = red[0] if red else (coverage[0] if coverage else None)
+    if focus is not None:
+        series = {}
+        for label in labels:
+            f = daily[
+                (daily["set_label"] == label)
+                & (daily["portfolio"] == focus["portfolio"])
+                & (daily["model"] == focus["model"])
+            ]
+            series[label] = f.set_index("date")[["margin_usd", "loss_usd", "breach"]].rename(
+                columns={"margin_usd": "margin", "loss_usd": "loss"}
+            )
+        title = f"{focus['portfolio']} ({focus['model']}): margin against realised loss"
+        chart_list.append(charts.margin_vs_loss("margin-vs-loss", title, series))
+        chart_list.append(
+            charts.margin_path(
+                "procyclicality",
+                f"{focus['portfolio']} ({focus['model']}): margin path",
+                {k: v["margin"] for k, v in series.items()},
+                "USD",
+            )
+        )
+    data = {
+        "generated_at": generated_at,
+        "run": {
+            "id": backtest.run_id,
+            "sets": backtest.sets,
+            "from": str(backtest.start),
+            "to": str(backtest.end),
+            "mpor_days": backtest.mpor_days,
+            "confidence": backtest.confidence,
+            "notes": backtest.notes,
+            "totals": {label: _totals(backtest, label) for label in labels},
+        },
+        "coverage": coverage,
+        "stress": _stress_rows(backtest),
+        "procyclicality": _procyclicality_rows(backtest),
+        "appendix": {
+            "reproducibility": _reproducibility(
+                {
+                    **reproducibility,
+                    "backtest run": backtest.run_id,
+                    "data sha256": backtest.data_sha,
+                    "spec": backtest.spec,
+                    "command": command,
+                }
+            )
+        },
+    }
+    return ReportContext(
+        "backtest", backtest.run_id, f"Backtest {backtest.run_id}", data, tuple(chart_list)
+    )

@@ -1,0 +1,164 @@
+"""``mwb report`` end to end on the demo warehouse: the files, and every figure the same in the
+Markdown, the HTML, payload.json and the database (issue 7, Must show)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import UTC, datetime
+from html import unescape
+from pathlib import Path
+
+import pytest
+from helpers import run_mwb
+
+from governance.proposals import parse_proposal
+from governance.registry import Registry
+from pipelines.demo import run_demo
+from pipelines.settings import load_settings
+from pipelines.sources.synthetic import DEFAULT_SEED
+from pipelines.warehouse import connect
+from reports.environment import number, percent, pvalue, usd
+
+
+@pytest.fixture(scope="module")
+def proposal(tmp_path_factory):
+    home = tmp_path_factory.mktemp("report-home")
+    settings = load_settings(home)
+    run_demo(settings, DEFAULT_SEED, None)
+    con = connect(settings.warehouse_path)
+    document = parse_proposal(
+        {
+            "title": "Lower the ETH haircut",
+            "author": "risk-team",
+            "motivation": "ETH volatility fell.",
+            "changes": {"collateral.ETH.haircut": 0.08, "underlyings.BTC.pm.price_range": 0.14},
+        }
+    )
+    state = Registry(con).submit(document, actor="test", now=datetime(2026, 1, 2, tzinfo=UTC))
+    con.close()
+    result = run_mwb("report", state.id, "--json", home=home, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return home, state.id, json.loads(result.stdout)
+
+
+def _text(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def test_report_files_are_written_and_recorded(proposal) -> None:
+    home, proposal_id, out = proposal
+    files = {k: Path(v) for k, v in out["files"].items()}
+    assert files["html"].name == "report.html" and files["markdown"].name == "report.md"
+    assert files["html"].parent == home / "reports" / proposal_id
+    pngs = [p for k, p in files.items() if k not in ("html", "markdown", "payload")]
+    assert len(pngs) == 6 and all(p.read_bytes().startswith(b"\x89PNG") for p in pngs)
+    markdown = _text(files["markdown"])
+    for png in pngs:
+        assert f"]({png.name})" in markdown  # the Markdown shows every chart beside it
+    con = connect(load_settings(home).warehouse_path)
+    (recorded,) = con.execute(
+        "SELECT files FROM rpt.reports WHERE report_id = ? AND kind = 'proposal'", [proposal_id]
+    ).fetchone()
+    con.close()
+    for name, sha in json.loads(recorded).items():
+        assert hashlib.sha256(files[name].read_bytes()).hexdigest() == sha
+
+
+def test_every_figure_agrees_across_markdown_html_payload_and_database(proposal) -> None:
+    home, proposal_id, out = proposal
+    files = {k: Path(v) for k, v in out["files"].items()}
+    payload = json.loads(_text(files["payload"]))
+    markdown = _text(files["markdown"])
+    html = unescape(re.sub(r"<[^>]+>", " ", _text(files["html"])))
+    html = re.sub(r"\s+", " ", html)
+    con = connect(load_settings(home).warehouse_path)
+    registry = Registry(con)
+    state = registry.state(proposal_id)
+    current = registry.parameter_set(state.proposal.base_fingerprint)
+    proposed = registry.parameter_set(state.proposal.proposed_fingerprint)
+    run_id = next(
+        r["value"] for r in payload["appendix"]["reproducibility"] if r["name"] == "backtest run"
+    )
+    db = {
+        (s, p, m, c): (n, b, z)
+        for s, p, m, c, n, b, z in con.execute(
+            "SELECT set_label, portfolio, model, currency, observations, breaches, zone FROM bt.summaries WHERE run_id = ?",
+            [run_id],
+        ).fetchall()
+    }
+    model = payload["tldr"]["model"]
+    means = dict(
+        con.execute(
+            "SELECT set_label, sum(m) FROM (SELECT set_label, portfolio, model, currency, avg(margin * fx_usd) AS m "
+            "FROM bt.daily WHERE run_id = ? AND model IN (?, 'haircut') GROUP BY ALL) GROUP BY set_label",
+            [run_id, model],
+        ).fetchall()
+    )
+    con.close()
+
+    # the changes: the registry's sets, the payload and both texts
+    for change in payload["changes"]:
+        assert change["current"] == current.get(change["path"])
+        assert change["proposed"] == proposed.get(change["path"])
+        row = f"| {change['path'].replace('_', chr(92) + '_')} | {number(change['current'])} | {number(change['proposed'])} |"
+        assert row in markdown
+        assert f"{change['path']} {number(change['current'])} {number(change['proposed'])}" in html
+
+    # coverage: every (set, portfolio, model) of the payload is the database's, and printed as such
+    assert payload["coverage"]
+    for row in payload["coverage"]:
+        cells = []
+        for label in ("current", "proposed"):
+            s = row["sets"][label]
+            days, breaches, zone = db[(label, row["portfolio"], row["model"], row["currency"])]
+            assert (s["days"], s["breaches"], s["zone"]) == (days, breaches, zone)
+            cells.append(
+                f"{number(s['breaches'])} / {number(s['days'])} ({number(s['expected'], 3)}) | {s['zone']} | "
+                f"{pvalue(s['pof'])} · {pvalue(s['cc'])} · {pvalue(s['tbf'])}"
+            )
+        assert " | ".join(cells) in markdown, row["portfolio"]
+        assert (
+            f"{number(row['sets']['current']['breaches'])} / {number(row['sets']['current']['days'])}"
+            in html
+        )
+
+    # headline figures
+    tldr = payload["tldr"]
+    assert tldr["current"]["mean_margin_usd"] == pytest.approx(means["current"], rel=1e-9)
+    assert tldr["proposed"]["mean_margin_usd"] == pytest.approx(means["proposed"], rel=1e-9)
+    assert tldr["freed_usd"] == pytest.approx(
+        means["current"] - means["proposed"], rel=1e-9, abs=1e-6
+    )
+    for text in (markdown, html):
+        assert f"margin freed {usd(tldr['freed_usd'])}" in text
+        assert (
+            f"breaches {number(tldr['current']['breaches'])} → {number(tldr['proposed']['breaches'])}"
+            in text
+        )
+    for cohort in payload["impact"]:
+        assert (
+            f"{usd(cohort['current_usd'])} | {usd(cohort['proposed_usd'])} | {percent(cohort['change'])}"
+            in markdown
+        )
+    assert payload["header"]["fingerprint"] == state.proposal.fingerprint in markdown
+
+
+def test_other_reports_and_errors(proposal) -> None:
+    home, proposal_id, out = proposal
+    payload = json.loads(Path(out["files"]["payload"]).read_text())
+    run_id = next(
+        r["value"] for r in payload["appendix"]["reproducibility"] if r["name"] == "backtest run"
+    )
+    backtest = run_mwb("report", "--backtest", run_id, "--json", home=home, timeout=300)
+    assert backtest.returncode == 0, backtest.stderr[-2000:]
+    files = json.loads(backtest.stdout)["files"]
+    assert Path(files["markdown"]).read_text().startswith(f"# Backtest {run_id.replace('-', '-')}")
+    calibration = run_mwb("report", "--calibration", home=home, timeout=300)
+    assert calibration.returncode == 0 and "calibration report" in calibration.stdout
+    assert run_mwb("report", home=home).returncode == 2
+    unknown = run_mwb("report", "P-ffffffffffff", home=home)
+    assert unknown.returncode == 2 and "no such proposal" in unknown.stderr
+    missing = run_mwb("report", "--backtest", "bt-nothing", home=home)
+    assert missing.returncode == 2 and "no such run" in missing.stderr

@@ -1,0 +1,235 @@
+"""A fixed synthetic proposal, calibration and backtest for report tests: seeded data, fixed
+times and versions, so that the rendered Markdown is the same bytes on every run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from governance.parameters import default_parameter_set
+from margin_engine.portfolios import select
+from margin_engine.replay import (
+    MarketHistory,
+    build_day,
+    replay_books,
+    replay_collateral,
+    trading_days,
+)
+from pipelines.backtest import DAILY_COLUMNS, DAILY_KEY, BacktestSpec, summarise
+from reports.context import BacktestData, CalibrationData, ProposalData, proposal_context
+
+CURRENT = default_parameter_set()
+CHANGES = {"collateral.ETH.haircut": 0.08, "underlyings.BTC.pm.price_range": 0.14}
+PROPOSED = CURRENT.with_changes(CHANGES)
+PORTFOLIOS = ("btc-short-straddle", "eth-iron-condor", "btc-eth-long-short", "eth-collateral")
+HOSTILE = "<script>alert(1)</script> {{ 7*7 }} *bold* _it_ [x](http://example.com) | # & <b>"
+
+
+def history(days: int = 420, seed: int = 21) -> MarketHistory:
+    rng = np.random.default_rng(seed)
+    index = pd.date_range("2022-01-01", periods=days, freq="D")
+    shocks = rng.standard_t(4, size=(days, 3)) * np.array([0.025, 0.032, 0.045])
+    close = pd.DataFrame(
+        np.array([30_000.0, 2_000.0, 40.0]) * np.exp(np.cumsum(shocks, axis=0)),
+        index=index,
+        columns=["BTC", "ETH", "SOL"],
+    )
+    iv = pd.DataFrame(
+        {
+            "BTC": 0.55 + 0.05 * np.sin(np.arange(days) / 30),
+            "ETH": 0.7 + 0.05 * np.cos(np.arange(days) / 25),
+            "SOL": np.full(days, 0.9),
+        },
+        index=index,
+    )
+    return MarketHistory(close, iv)
+
+
+def backtest(h: MarketHistory | None = None) -> BacktestData:
+    h = h or history()
+    portfolios = select(PORTFOLIOS)
+    days = trading_days(h, h.days[220].date(), None, 2)
+    books = [b for d in days if (b := build_day(h, portfolios, d, 2)) is not None]
+    frames = []
+    for label, params in (("current", CURRENT), ("proposed", PROPOSED)):
+        model_params = params.to_model_params()
+        for model in ("standard", "deribit-pm", "span"):
+            frames.append(
+                replay_books(books, model, lambda d, p=model_params: p).assign(set_label=label)
+            )
+        frames.append(
+            replay_collateral(h, portfolios, days, 2, lambda d, p=model_params: p).assign(
+                set_label=label
+            )
+        )
+    daily = pd.concat(frames, ignore_index=True)
+    daily = daily[list(DAILY_COLUMNS)].sort_values(list(DAILY_KEY), ignore_index=True)
+    spec = BacktestSpec(simulations=199, seed=3)
+    summaries = summarise(daily, 0.99, spec, ["current", "proposed"])
+    import json
+
+    return BacktestData(
+        "bt-golden000000",
+        {"current": CURRENT.fingerprint, "proposed": PROPOSED.fingerprint},
+        days[0].date(),
+        days[-1].date(),
+        2,
+        0.99,
+        daily,
+        [json.loads(s) for s in summaries["summary"]],
+        "d" * 64,
+        {**spec.as_dict(), "start": None, "end": None},
+        ["synthetic history for report tests"],
+    )
+
+
+def calibration(h: MarketHistory | None = None, asset_name: str = "BTC") -> CalibrationData:
+    h = h or history()
+    returns = np.log(h.close).diff().fillna(0.0)
+    vol = np.sqrt(returns.pow(2).ewm(alpha=0.06).mean()) * np.sqrt(365.0)
+    series = {
+        a: pd.DataFrame({"close": h.close[a], "cond_vol_annual": vol[a]}) for a in ("BTC", "ETH")
+    }
+    derivation = {
+        "method": "filtered historical simulation",
+        "steps": [
+            "q_0.01 of path-worst down moves = -0.07 (log)",
+            "price range = max(down, up) = 13.9 %",
+        ],
+    }
+    return CalibrationData(
+        "2023-02-25-golden",
+        "2023-02-25",
+        {
+            "confidence": 0.99,
+            "mpor_days": 2,
+            "lookback_days": 1000,
+            "method": "filtered-historical",
+            "apc": "buffer",
+        },
+        [
+            {
+                "asset": asset_name,
+                "model": "GJR-GARCH(1,1)-t",
+                "persistence": 0.9512,
+                "next_vol_annual": 0.5131,
+                "n_obs": 1000,
+                "data_sha256": "a" * 64,
+            },
+            {
+                "asset": "ETH",
+                "model": "GARCH(1,1)-t",
+                "persistence": 0.9433,
+                "next_vol_annual": 0.6742,
+                "n_obs": 1000,
+                "data_sha256": "b" * 64,
+            },
+        ],
+        [
+            {
+                "parameter": "underlyings.BTC.pm.price_range",
+                "value": 0.139,
+                "unit": "fraction of index price",
+                "derivation": derivation,
+            },
+            {
+                "parameter": "collateral.ETH.haircut",
+                "value": 0.0812,
+                "unit": "fraction of collateral value",
+                "derivation": {
+                    "method": "filtered historical simulation",
+                    "steps": ["haircut = down move over 2 days"],
+                },
+            },
+            {
+                "parameter": "spreads.BTC-ETH.credit",
+                "value": 0.45,
+                "unit": "fraction",
+                "derivation": {},
+            },
+        ],
+        {"method": "dcc", "assets": ["BTC", "ETH"], "matrix": [[1.0, 0.81], [0.81, 1.0]]},
+        series,
+        [
+            {
+                "asset": "BTC",
+                "source": "synthetic",
+                "vol_of_vol": 0.058,
+                "spot_vol_corr": -0.41,
+                "half_life_days": 18.5,
+            }
+        ],
+        [],
+        {"BTC": "a" * 64, "ETH": "b" * 64},
+    )
+
+
+def proposal(
+    title: str = "Lower the ETH haircut and the BTC price range",
+    motivation: str | None = None,
+    author: str = "risk-team",
+) -> ProposalData:
+    return ProposalData(
+        id="P-0123456789ab",
+        fingerprint="0123456789ab" + "c" * 52,
+        status="submitted",
+        kind="change",
+        title=title,
+        author=author,
+        motivation=motivation
+        or "Realised volatility fell through 2022.\nThe 2-day 99 % ETH move is below 8 %.",
+        created_at="2023-03-01T09:00:00+00:00",
+        base_fingerprint=CURRENT.fingerprint,
+        proposed_fingerprint=PROPOSED.fingerprint,
+        policy_fingerprint="e" * 64,
+        changes=[
+            {"path": "collateral.ETH.haircut", "old": 0.1, "new": 0.08},
+            {"path": "underlyings.BTC.pm.price_range", "old": 0.16, "new": 0.14},
+        ],
+        votes=[
+            {
+                "member": "alice",
+                "decision": "approve",
+                "at": "2023-03-02T10:00:00+00:00",
+                "reason": "",
+            }
+        ],
+        quorum=2,
+        committee=["alice", "bob", "carol"],
+        bounds={
+            "collateral.ETH.haircut": {
+                "pattern": "collateral.*.haircut",
+                "min": 0.0,
+                "max": 0.5,
+                "max_change": 0.05,
+                "change": "absolute",
+            }
+        },
+        rollback_rule={"max_breaches": 3, "window_days": 30},
+        drift_tolerance={"collateral.ETH.haircut": 0.2},
+        cooldown_days=7.0,
+        evidence={
+            "backtest_windows": [{"name": "2022", "start": "2022-01-01", "end": "2022-12-31"}]
+        },
+    )
+
+
+def context(**overrides):
+    h = history()
+    run = backtest(h)
+    return proposal_context(
+        overrides.get("proposal") or proposal(),
+        run,
+        calibration=overrides.get("calibration") or calibration(h),
+        sensitivity=[("current (one step back)", {"collateral.ETH.haircut": 0.1}, run)],
+        alternatives=[
+            ("keep the current set", "no change", run, "current"),
+            ("the proposal", "as proposed", run, "proposed"),
+        ],
+        reproducibility={
+            "package": "margin-workbench 0.1.0",
+            "libraries": "fixed for the golden test",
+        },
+        generated_at="from a fixed synthetic proposal",
+        command="mwb report P-0123456789ab",
+    )
