@@ -15,16 +15,27 @@ and reports. ``config.yaml`` there — or the file named by ``MWB_CONFIG`` — m
         source: binance
       - type: folder
         path: ~/market-drops
+      - type: deribit                # the live public API (see pipelines/sources/deribit.py)
+        currencies: [BTC, ETH]
+        option_chain: true
 
 Relative paths in the file are relative to the file's folder.
+
+Environment variables override the file: ``MWB__`` followed by the setting's path with ``__``
+between levels, the value read as YAML — ``MWB__market__assets='[BTC, ETH]'``,
+``MWB__sources__2__base_url=http://127.0.0.1:8080/api/v2`` (list items by index). A variable
+naming an item past the end of a list appends it, so ``MWB__sources__0__type=deribit`` alone
+configures a Deribit-only workbench when the file has no sources.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -61,7 +72,26 @@ class FolderSource(_Strict):
     source: str | None = None
 
 
-SourceConfig = Annotated[SyntheticSource | FileSource | FolderSource, Field(discriminator="type")]
+class DeribitSource(_Strict):
+    """Deribit's public API: daily index (perpetual) bars, DVOL and optionally the live option
+    chain. A partitioned run fetches its days; an unpartitioned one the last ``history_days``."""
+
+    type: Literal["deribit"] = "deribit"
+    base_url: str = "https://www.deribit.com/api/v2"
+    currencies: tuple[str, ...] = ("BTC", "ETH")
+    history_days: int = Field(default=30, ge=1)
+    option_chain: bool = False
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    backoff_seconds: float = Field(default=0.5, ge=0)
+    requests_per_second: float = Field(default=5.0, gt=0)
+    page_days: int = Field(default=365, ge=1)
+    source: str = "deribit"
+
+
+SourceConfig = Annotated[
+    SyntheticSource | FileSource | FolderSource | DeribitSource, Field(discriminator="type")
+]
 
 
 class MarketSettings(_Strict):
@@ -169,9 +199,56 @@ def load_settings(
         for source in data.get("sources") or []:
             if isinstance(source, dict) and "path" in source:
                 source["path"] = str(config_path.parent / Path(source["path"]).expanduser())
+    data = apply_env_overrides(data, os.environ)
     try:
         return WorkbenchSettings(home=home_path, config_file=config_path, **data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise BadInputError(f"{config_path}: {where}: {first['msg']}") from exc
+
+
+ENV_PREFIX = "MWB__"
+
+
+def apply_env_overrides(data: dict, environ: Mapping[str, str]) -> dict:
+    """``data`` with every ``MWB__a__b__0__c=value`` variable applied (value parsed as YAML).
+
+    ``sources`` not given in the file start from the default list, so an override can address
+    ``MWB__sources__0__seed``."""
+    names = sorted(k for k in environ if k.startswith(ENV_PREFIX) and len(k) > len(ENV_PREFIX))
+    if not names:
+        return data
+    out = json.loads(json.dumps(data, default=str))
+    for name in names:
+        path = name[len(ENV_PREFIX) :].split("__")
+        if path[0] == "sources" and "sources" not in out:
+            out["sources"] = [{"type": "synthetic"}]
+        try:
+            value = yaml.safe_load(environ[name])
+        except yaml.YAMLError as exc:
+            raise BadInputError(f"{name}: not a valid YAML value ({exc})") from exc
+        node: Any = out
+        for i, part in enumerate(path):
+            last = i == len(path) - 1
+            if isinstance(node, list):
+                if not part.isdigit():
+                    raise BadInputError(f"{name}: {part!r} must be a list index")
+                index = int(part)
+                if index > len(node):
+                    raise BadInputError(
+                        f"{name}: index {index} skips items (the list has {len(node)})"
+                    )
+                if index == len(node):
+                    node.append(value if last else {})
+                elif last:
+                    node[index] = value
+                node = node[index]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = value
+                else:
+                    node = node.setdefault(part, {})
+            else:
+                raise BadInputError(f"{name}: cannot set {part!r} inside a {type(node).__name__}")
+    return out

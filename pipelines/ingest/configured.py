@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import httpx
 
 from pipelines.errors import BadInputError
 from pipelines.ingest.formats import Format, ReadOptions, detect
 from pipelines.ingest.kinds import Kind
 from pipelines.ingest.load import IngestReport, load_file
-from pipelines.settings import FileSource, FolderSource, SyntheticSource, WorkbenchSettings
+from pipelines.settings import (
+    DeribitSource,
+    FileSource,
+    FolderSource,
+    SyntheticSource,
+    WorkbenchSettings,
+)
 from pipelines.sources.builtin import DatasetName, write_dataset
 
 FOLDER_PATTERNS = ("*.csv", "*.csv.gz", "*.parquet", "*.json")
@@ -59,15 +67,70 @@ def planned_files(settings: WorkbenchSettings) -> list[tuple[Path, ReadOptions]]
     return planned
 
 
+def fetch_deribit(
+    settings: WorkbenchSettings,
+    source: DeribitSource,
+    kinds: set[Kind] | None,
+    window: tuple[date, date] | None,
+    *,
+    transport: httpx.BaseTransport | None = None,
+    today: date | None = None,
+) -> list[Path]:
+    """Fetch what ``source`` offers of ``kinds`` over ``window`` (default: its last
+    ``history_days`` full days) and write it under HOME/datasets/deribit. A failure raises
+    before any file is written."""
+    from pipelines.sources.deribit import ClientOptions, DeribitClient, fetch, write_files
+
+    wanted = kinds if kinds is not None else set(Kind)
+    if window is None:
+        last = (today or datetime.now(UTC).date()) - timedelta(days=1)
+        window = (last - timedelta(days=source.history_days - 1), last)
+    options = ClientOptions(
+        base_url=source.base_url,
+        timeout_seconds=source.timeout_seconds,
+        max_attempts=source.max_attempts,
+        backoff_seconds=source.backoff_seconds,
+        requests_per_second=source.requests_per_second,
+        page_days=source.page_days,
+    )
+    with DeribitClient(options, transport=transport) as client:
+        fetched = fetch(
+            client,
+            source.currencies,
+            window[0],
+            window[1],
+            prices=Kind.PRICES in wanted,
+            dvol=Kind.IV in wanted,
+            option_chain=source.option_chain and Kind.OPTIONS in wanted,
+        )
+    return write_files(fetched, settings.datasets_dir / "deribit", source=source.source)
+
+
 def load_configured(
     con: duckdb.DuckDBPyConnection,
     settings: WorkbenchSettings,
     kinds: set[Kind] | None = None,
+    window: tuple[date, date] | None = None,
 ) -> ConfiguredLoad:
-    """Load the configured files of the given kinds; each file is its own transaction, so a
-    bad file is reported in ``errors`` without undoing the others."""
+    """Load the configured sources of the given kinds; each file is its own transaction, so a
+    bad file is reported in ``errors`` without undoing the others.
+
+    ``window`` (first and last day) is what a daily-partitioned run asks for: the live Deribit
+    source fetches exactly those days; files are loaded whole (loading is idempotent, rows
+    already present insert nothing)."""
+    from pipelines.sources.deribit import DeribitError
+
     outcome = ConfiguredLoad()
-    for path, options in planned_files(settings):
+    planned = planned_files(settings)
+    for source in settings.sources:
+        if isinstance(source, DeribitSource):
+            try:
+                paths = fetch_deribit(settings, source, kinds, window)
+            except DeribitError as exc:
+                outcome.errors.append(f"deribit: {exc}")
+                continue
+            planned.extend((p, ReadOptions(source=source.source)) for p in paths)
+    for path, options in planned:
         try:
             _, kind = detect(path, options)
             if kinds is not None and kind not in kinds:
