@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, write_results  # noqa: E402
 
-TARGET_SECONDS = 60
+TARGET_SECONDS = 90  # issue 8: the whole story, ingest to report, on this 2-core machine
 
 
 def main() -> None:
@@ -31,10 +31,13 @@ def main() -> None:
     if result.returncode != 0:
         print(result.stdout[-3000:], result.stderr[-3000:])
         raise SystemExit("mwb demo failed")
-    print(f"mwb demo on a fresh home: {seconds:.1f} s")
+    printed = next((line for line in result.stdout.splitlines() if line.startswith("report: ")), "")
+    if not printed.endswith("report.html"):
+        raise SystemExit("mwb demo did not print the report's path")
+    print(f"mwb demo on a fresh home: {seconds:.1f} s; {printed}")
     write_results(
         "demo",
-        {"seconds": round(seconds, 2)},
+        {"seconds": round(seconds, 2), "report_path_printed": True},
         {"demo_wall_seconds": {"value": round(seconds, 2), "target": f"<= {TARGET_SECONDS}"}},
     )
 

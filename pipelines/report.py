@@ -205,7 +205,7 @@ def load_run(con: duckdb.DuckDBPyConnection, run_id: str) -> BacktestData:
     )
 
 
-def _window(con: duckdb.DuckDBPyConnection, evidence: dict) -> BacktestSpec:
+def proposal_window(con: duckdb.DuckDBPyConnection, evidence: dict) -> BacktestSpec:
     """Three years up to the data's end, widened to cover the evidence windows asked for."""
     last = con.execute("SELECT max(date) FROM market.prices").fetchone()[0]
     if last is None:
@@ -232,7 +232,7 @@ def proposal_report(
     base = registry.parameter_set(proposal.base_fingerprint)
     proposed = proposal.proposed
     record = next(r for r in registry.proposals() if r.proposal_id == state.id)
-    spec = _window(con, proposal.document.evidence.model_dump(mode="json"))
+    spec = proposal_window(con, proposal.document.evidence.model_dump(mode="json"))
     main = run_backtest(
         con, settings, [ParamSource("current", base), ParamSource("proposed", proposed)], spec
     )

@@ -18,6 +18,7 @@ def materialize(
     resources: Mapping[str, object],
     *,
     partition_key: str | None = None,
+    partition_range: tuple[str, str] | None = None,
     instance: dg.DagsterInstance | None = None,
     raise_on_error: bool = False,
     log_level: str = "WARNING",
@@ -26,14 +27,24 @@ def materialize(
 
     Dagster's console log is kept at ``log_level`` so that the command line shows our own
     progress rather than Dagster's step events (the events are still in the run record).
+    ``partition_range`` (first, last key) runs a range as one run, as a single-run backfill does.
     """
     definitions = loaded_definitions()
+    tags = (
+        {
+            "dagster/asset_partition_range_start": partition_range[0],
+            "dagster/asset_partition_range_end": partition_range[1],
+        }
+        if partition_range
+        else None
+    )
     return dg.materialize(
         [*definitions.assets, *definitions.asset_checks],
         resources=resources,
         instance=instance or dg.DagsterInstance.ephemeral(),
         selection=selection,
         partition_key=partition_key,
+        tags=tags,
         raise_on_error=raise_on_error,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
@@ -42,7 +53,16 @@ def materialize(
 def materialize_group(
     group: str, resources: Mapping[str, object], **kwargs
 ) -> dg.ExecuteInProcessResult:
-    """Materialize every asset of ``group`` with its checks."""
+    """Materialize every asset of ``group`` with its checks. The market data, partitioned by
+    day, default to the last complete day (files load whole; the live source fetches that day)."""
+    if (
+        group == "market_data"
+        and not kwargs.get("partition_key")
+        and not kwargs.get("partition_range")
+    ):
+        from pipelines.defs.market_data.assets import market_days
+
+        kwargs["partition_key"] = market_days.get_last_partition_key()
     return materialize(dg.AssetSelection.groups(group), resources, **kwargs)
 
 
@@ -61,3 +81,56 @@ def check_outcomes(result: dg.ExecuteInProcessResult) -> list[dict]:
             }
         )
     return sorted(rows, key=lambda r: (r["asset"], r["check"]))
+
+
+def run_job(
+    name: str,
+    resources: Mapping[str, object],
+    run_config: dict | None = None,
+    *,
+    processes: int = 1,
+    instance: dg.DagsterInstance | None = None,
+    log_level: str = "WARNING",
+) -> dg.ExecuteInProcessResult | dg.ExecutionResult:
+    """Run the job ``name`` of the definitions (failures reported, not raised).
+
+    ``processes`` > 1 runs each step in its own process (Dagster's multiprocess executor), so
+    the per-underlying fits of ``daily_calibration`` run side by side. The child processes
+    load the definitions themselves, with resources from ``MWB_HOME``/``MWB_CONFIG``; the
+    caller's ``resources`` must be those defaults.
+    """
+    config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": log_level}}}}
+    if processes > 1:
+        from dagster._core.definitions.reconstruct import build_reconstructable_job
+
+        config["execution"] = {"config": {"multiprocess": {"max_concurrent": processes}}}
+        job = build_reconstructable_job("pipelines.runs", "job_named", reconstructable_args=(name,))
+        with instance or dg.DagsterInstance.local_temp() as active:
+            return dg.execute_job(job, instance=active, run_config=config, raise_on_error=False)
+    job = loaded_definitions().resolve_job_def(name)
+    return job.execute_in_process(
+        run_config=config,
+        resources=resources,
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
+def job_named(name: str) -> dg.JobDefinition:
+    """The job ``name`` with the definitions' resources (rebuilt in each child process)."""
+    return loaded_definitions().resolve_job_def(name)
+
+
+def failures(result: dg.ExecuteInProcessResult) -> list[str]:
+    """One line per failed step or failed blocking check, for the command line."""
+    lines = []
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            error = event.event_specific_data.error
+            message = error.message.strip().splitlines()[0] if error else "failed"
+            cause = error.cause.message.strip().splitlines()[0] if error and error.cause else ""
+            lines.append(f"{event.step_key}: {cause or message}")
+    for check in check_outcomes(result):
+        if not check["passed"] and check["severity"] == "ERROR":
+            lines.append(f"check {check['asset']} {check['check']} failed")
+    return lines

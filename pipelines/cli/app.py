@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli import backtest, calibration, governance, margin, market, report
+from pipelines.cli import backtest, calibration, governance, margin, market, report, run
 
 app = typer.Typer(
     name="mwb",
@@ -38,6 +38,7 @@ app.command("calibrate")(calibration.calibrate)
 app.command("margin")(margin.margin)
 app.command("backtest")(backtest.backtest)
 app.command("report")(report.report)
+app.add_typer(run.run_app, name="run")
 app.add_typer(market.datasets_app, name="datasets")
 app.add_typer(governance.params_app, name="params")
 app.add_typer(governance.policy_app, name="policy")

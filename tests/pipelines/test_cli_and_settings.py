@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -81,10 +82,18 @@ def test_demo_prints_the_warehouse_and_checks(home) -> None:
     ]
     (audit_check,) = [c for c in payload["checks"] if c["check"] == "audit_log_verifies"]
     assert audit_check["passed"]
+    # the story ends with the ETH haircut proposal's report, which names its fingerprint
+    report = payload["report"]
+    html = Path(report["html"])
+    assert html.exists() and report["fingerprint"] in html.read_text(encoding="utf-8")
+    assert report["fingerprint"] in Path(report["markdown"]).read_text(encoding="utf-8")
+    assert html.parent == home / "reports" / report["proposal"]
+    assert len(report["summary"]) == 3 and report["verdict"] in report["summary"][0]
     human = run_mwb("demo", home=home, timeout=300)
     assert human.returncode == 0 and "warehouse.duckdb" in human.stdout
     assert "prices_no_extreme_moves" in human.stdout
     assert f"drafted {draft['id']}" in human.stdout  # the same draft, not a second one
+    assert f"report: {html}" in human.stdout  # the same proposal, found again
 
 
 def test_settings_defaults_and_file(tmp_path, monkeypatch) -> None:

@@ -1,6 +1,8 @@
-"""Backtest assets: the set in force replayed over history, stored in the ``bt`` schema.
+"""Backtest assets: the set in force replayed over history, and a proposal's current vs
+proposed sets side by side, stored in the ``bt`` schema.
 
-The rollback trigger reads its breaches from here; a red traffic light is flagged by the check.
+The rollback trigger reads its breaches from here; a red traffic light is flagged by the check
+(and, for a proposal, blocks its enactment: see ``rpt/proposal_report``).
 """
 
 from datetime import date
@@ -8,12 +10,42 @@ from datetime import date
 import dagster as dg
 import pandas as pd
 
-from pipelines.backtest import BacktestSpec, comparison, resolve_source, run_backtest
+from pipelines.backtest import BacktestRun, BacktestSpec, comparison, resolve_source, run_backtest
 from pipelines.defs.metadata import markdown_table
 from pipelines.defs.resources import WarehouseResource, WorkbenchResource
 
 GROUP = "backtest"
 BACKTEST = dg.AssetKey(["bt", "active_set_backtest"])
+PROPOSAL_BACKTEST = dg.AssetKey(["bt", "proposal_backtest"])
+
+
+class ProposalConfig(dg.Config):
+    """Which proposal a run is about: an id (``P-…``, or a fingerprint prefix) or a proposal
+    YAML file, which is submitted first if the registry does not hold it yet."""
+
+    proposal: str
+    actor: str = "mwb-pipeline"
+
+
+def summary_metadata(run: BacktestRun) -> dict:
+    side = comparison(run)
+    columns = ["portfolio", "model"] + [
+        c
+        for c in side.columns
+        if c.split(".", 1)[-1] in ("breaches", "zone", "pof_p", "mean_margin_usd")
+    ]
+    red = side[[c for c in side.columns if c.endswith(".zone")]].eq("red").any(axis=1)
+    return {
+        "run_id": run.run_id,
+        "parameter_sets": dg.MetadataValue.json(dict(run.sets)),
+        "from": str(run.start),
+        "to": str(run.end),
+        "mpor_days": run.mpor_days,
+        "data_sha256": run.data_sha,
+        "red": int(red.sum()),
+        "summary": markdown_table(side[columns]),
+        "seconds": round(run.elapsed, 1),
+    }
 
 
 class BacktestConfig(dg.Config):
@@ -47,27 +79,28 @@ def active_set_backtest(
             start=start, end=end, models=tuple(config.models), portfolios=tuple(config.portfolios)
         )
         run = run_backtest(con, settings, [resolve_source(con, config.params, "in-force")], spec)
-    side = comparison(run)
-    columns = [
-        "portfolio",
-        "model",
-        "in-force.breaches",
-        "in-force.expected",
-        "in-force.zone",
-        "in-force.pof_p",
-        "in-force.mean_margin_usd",
-    ]
-    red = side[side["in-force.zone"] == "red"]
-    return dg.MaterializeResult(
-        metadata={
-            "run_id": run.run_id,
-            "parameter_set": run.sets["in-force"],
-            "from": str(run.start),
-            "to": str(run.end),
-            "mpor_days": run.mpor_days,
-            "data_sha256": run.data_sha,
-            "red": len(red),
-            "summary": markdown_table(side[columns]),
-            "seconds": round(run.elapsed, 1),
-        }
-    )
+    return dg.MaterializeResult(metadata=summary_metadata(run))
+
+
+@dg.asset(
+    key=PROPOSAL_BACKTEST,
+    group_name=GROUP,
+    kinds={"duckdb", "python"},
+    deps=[
+        dg.AssetKey(["market", "prices"]),
+        dg.AssetKey(["market", "implied_vol"]),
+        dg.AssetKey(["calib", "recommendations"]),
+    ],
+)
+def proposal_backtest(
+    config: ProposalConfig, warehouse: WarehouseResource, workbench: WorkbenchResource
+) -> dg.MaterializeResult:
+    """The proposal's current and proposed sets replayed on identical inputs, over three years
+    widened to the proposal's evidence windows (the report's window)."""
+    from pipelines.workflows import backtest_proposal, resolve_proposal
+
+    settings = workbench.settings()
+    with warehouse.get_connection() as con:
+        proposal_id = resolve_proposal(con, config.proposal, actor=config.actor)
+        run = backtest_proposal(con, settings, proposal_id)
+    return dg.MaterializeResult(metadata={"proposal": proposal_id, **summary_metadata(run)})

@@ -46,7 +46,10 @@ def _context(con, workbench: WorkbenchResource, config: CalibrationConfig):
     group_name=GROUP,
     kinds={"duckdb", "python"},
     partitions_def=underlyings,
-    deps=[dg.AssetKey(["market", "prices"])],
+    # a fit reads the whole price history of its underlying: every day's partition
+    deps=[
+        dg.AssetDep(dg.AssetKey(["market", "prices"]), partition_mapping=dg.AllPartitionMapping())
+    ],
     check_specs=[
         dg.AssetCheckSpec(
             "fit_converged",

@@ -1,8 +1,10 @@
-"""Governance assets: the proposals the triggers draft after each calibration.
+"""Governance assets: the proposals the triggers draft after each calibration, the audit log,
+and the enactment of a proposal the committee approved.
 
-The registry itself (sets, votes, activations, audit log) changes only through the committee's
-commands (`mwb propose`, `approve`, `enact`); the pipeline's part is to notice drift (and, with
-backtests, breaches) and draft a proposal with its evidence for the committee to consider.
+The registry (sets, votes, activations, audit log) changes only through the committee's
+commands and the rules of :mod:`governance`; the pipeline notices drift and breaches and drafts
+proposals with their evidence, and enacts only behind two blocking checks: the audit log
+verifies (``gov/audit_log``) and the proposal's report is not red (``rpt/proposal_report``).
 """
 
 from datetime import UTC, datetime
@@ -62,5 +64,61 @@ def drafted_proposals(
             "policy": head.policy,
             "drafts": [o.draft.id for o in outcomes if o.draft],
             "findings": markdown_table(frame),
+        }
+    )
+
+
+AUDIT_LOG = dg.AssetKey(["gov", "audit_log"])
+ENACTED = dg.AssetKey(["gov", "enacted_parameters"])
+
+
+@dg.asset(key=AUDIT_LOG, group_name=GROUP, kinds={"duckdb"})
+def audit_log(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """The hash-chained audit log (``gov.audit_log``): its head, for publishing; verified by the
+    blocking check ``audit_log_verifies``."""
+    with warehouse.get_connection() as con:
+        registry = Registry(con)
+        if not registry.initialised():
+            return dg.MaterializeResult(metadata={"initialised": False, "entries": 0})
+        entries = registry.audit_entries()
+    return dg.MaterializeResult(
+        metadata={
+            "initialised": True,
+            "entries": len(entries),
+            "head_hash": entries[-1].hash if entries else "",
+        }
+    )
+
+
+class EnactConfig(dg.Config):
+    proposal: str  # the approved proposal's id
+    effective_from: str = ""  # ISO timestamp; empty = now
+    actor: str = "mwb-pipeline"
+
+
+@dg.asset(
+    key=ENACTED,
+    group_name=GROUP,
+    kinds={"duckdb"},
+    deps=[AUDIT_LOG, dg.AssetKey(["rpt", "proposal_report"])],
+)
+def enacted_parameters(config: EnactConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Enact an approved proposal (quorum, cool-down and registry rules of ``mwb enact``): the
+    new set in force from ``effective_from``. Runs only when the audit log verifies and the
+    proposal's report passed its gate in the same run."""
+    now = datetime.now(UTC)
+    effective = datetime.fromisoformat(config.effective_from) if config.effective_from else None
+    with warehouse.get_connection() as con:
+        registry = Registry(con)
+        state = registry.enact(
+            config.proposal, actor=config.actor, now=now, effective_from=effective
+        )
+        head = registry.head()
+    return dg.MaterializeResult(
+        metadata={
+            "proposal": state.id,
+            "status": state.status.value,
+            "parameter_set": head.parameter_set,
+            "effective_from": head.effective_from.isoformat(),
         }
     )

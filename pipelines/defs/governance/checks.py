@@ -1,14 +1,14 @@
-"""Governance checks: nothing is promoted on top of a history that does not verify."""
+"""Governance checks: nothing is enacted on top of a history that does not verify."""
 
 import dagster as dg
 
 from governance.registry import Registry
-from pipelines.defs.governance.assets import drafted_proposals
+from pipelines.defs.governance.assets import audit_log
 from pipelines.defs.resources import WarehouseResource
 
 
 @dg.asset_check(
-    asset=drafted_proposals,
+    asset=audit_log,
     blocking=True,
     description="The audit log's hash chain verifies and the state tables agree with it.",
 )

@@ -4,7 +4,7 @@ Assets stay thin: the loading is :func:`pipelines.ingest.configured.load_configu
 summaries are :mod:`pipelines.warehouse.quality`.
 """
 
-from __future__ import annotations
+from datetime import date, timedelta
 
 import dagster as dg
 import pandas as pd
@@ -24,10 +24,35 @@ _SERIES_NAME = {
 }
 
 
-def _materialize(kind: Kind, warehouse: WarehouseResource, workbench: WorkbenchResource):
+# One partition per UTC day, up to yesterday. A range runs as one run (backfills of years stay
+# one load per file); the live Deribit source fetches exactly the range, files load whole.
+market_days = dg.DailyPartitionsDefinition(start_date="2010-01-01", timezone="UTC")
+_PARTITIONED = {
+    "partitions_def": market_days,
+    "backfill_policy": dg.BackfillPolicy.single_run(),
+    "group_name": GROUP,
+    "kinds": {"duckdb"},
+}
+
+
+def partition_window(context: dg.AssetExecutionContext) -> tuple[date, date] | None:
+    """First and last day of the run's partition range (None when run unpartitioned)."""
+    if not context.has_partition_key_range:
+        return None
+    window = context.partition_time_window
+    return window.start.date(), (window.end - timedelta(days=1)).date()
+
+
+def _materialize(
+    context: dg.AssetExecutionContext,
+    kind: Kind,
+    warehouse: WarehouseResource,
+    workbench: WorkbenchResource,
+):
     settings = workbench.settings()
+    window = partition_window(context)
     with warehouse.get_connection() as con:
-        outcome = load_configured(con, settings, {kind})
+        outcome = load_configured(con, settings, {kind}, window)
         total = con.execute(f"SELECT count(*) FROM {SPECS[kind].table}").fetchone()[0]
         series = series_summary(con)
     if outcome.errors:
@@ -59,38 +84,39 @@ def _materialize(kind: Kind, warehouse: WarehouseResource, workbench: WorkbenchR
             "files": markdown_table(files),
             "file_fingerprints": [r.sha256 for r in outcome.reports],
             "series": markdown_table(mine),
+            "window": f"{window[0]}..{window[1]}" if window else "all",
             "warehouse": dg.MetadataValue.path(warehouse.database),
         }
     )
 
 
-@dg.asset(key=["market", "prices"], group_name=GROUP, kinds={"duckdb"})
+@dg.asset(key=["market", "prices"], **_PARTITIONED)
 def market_prices(
-    warehouse: WarehouseResource, workbench: WorkbenchResource
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, workbench: WorkbenchResource
 ) -> dg.MaterializeResult:
     """Daily OHLCV per asset and source (``market.prices``)."""
-    return _materialize(Kind.PRICES, warehouse, workbench)
+    return _materialize(context, Kind.PRICES, warehouse, workbench)
 
 
-@dg.asset(key=["market", "implied_vol"], group_name=GROUP, kinds={"duckdb"})
+@dg.asset(key=["market", "implied_vol"], **_PARTITIONED)
 def market_implied_vol(
-    warehouse: WarehouseResource, workbench: WorkbenchResource
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, workbench: WorkbenchResource
 ) -> dg.MaterializeResult:
     """Daily 30-day implied-volatility indices, annualised decimals (``market.implied_vol``)."""
-    return _materialize(Kind.IV, warehouse, workbench)
+    return _materialize(context, Kind.IV, warehouse, workbench)
 
 
-@dg.asset(key=["market", "funding"], group_name=GROUP, kinds={"duckdb"})
+@dg.asset(key=["market", "funding"], **_PARTITIONED)
 def market_funding(
-    warehouse: WarehouseResource, workbench: WorkbenchResource
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, workbench: WorkbenchResource
 ) -> dg.MaterializeResult:
     """Daily perpetual funding rates per venue (``market.funding``)."""
-    return _materialize(Kind.FUNDING, warehouse, workbench)
+    return _materialize(context, Kind.FUNDING, warehouse, workbench)
 
 
-@dg.asset(key=["market", "option_marks"], group_name=GROUP, kinds={"duckdb"})
+@dg.asset(key=["market", "option_marks"], **_PARTITIONED)
 def market_option_marks(
-    warehouse: WarehouseResource, workbench: WorkbenchResource
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, workbench: WorkbenchResource
 ) -> dg.MaterializeResult:
     """Option-chain snapshots: marks, implied vols and greeks (``market.option_marks``)."""
-    return _materialize(Kind.OPTIONS, warehouse, workbench)
+    return _materialize(context, Kind.OPTIONS, warehouse, workbench)

@@ -1,0 +1,166 @@
+"""``mwb run``: the Dagster jobs from the command line, in-process (what the schedule and the
+sensors launch in ``dagster dev``)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import typer
+
+from pipelines.cli.market import JSON_HELP, settings_from
+from pipelines.cli.output import err, out, print_json
+from pipelines.errors import BadInputError
+
+run_app = typer.Typer(help="Run the jobs: daily calibration, a proposal's backtest, enactment.")
+
+
+def _resources(ctx: typer.Context):
+    from pipelines.defs.resources import build_resources
+
+    settings = settings_from(ctx)
+    return build_resources(home=str(settings.home), config_file=str(settings.config_file or ""))
+
+
+def _finish(result, what: str, as_json: bool, extra: dict) -> None:
+    from pipelines.runs import check_outcomes, failures
+
+    problems = failures(result)
+    if as_json:
+        print_json(
+            {
+                "job": what,
+                "success": result.success,
+                "run_id": result.run_id,
+                "failures": problems,
+                "checks": check_outcomes(result),
+                **extra,
+            }
+        )
+    else:
+        out.print(f"{what}: {'succeeded' if result.success else 'FAILED'} (run {result.run_id})")
+        for key, value in extra.items():
+            out.print(f"  {key}: {value}", markup=False)
+        for line in problems:
+            err.print(f"  {line}", markup=False)
+    if not result.success:
+        raise typer.Exit(1)
+
+
+def _materialized(result, node: str, field: str) -> list:
+    found = []
+    for event in result.get_asset_materialization_events():
+        metadata = event.materialization.metadata
+        if event.step_key == node and field in metadata:
+            found.append(metadata[field].value)
+    return found
+
+
+@run_app.command("daily")
+def daily(
+    ctx: typer.Context,
+    day: str = typer.Option("", "--day", help="Market day to ingest (default: yesterday UTC)."),
+    as_of: str = typer.Option("", "--as-of", help="Calibrate as of (default: latest common day)."),
+    no_draft_reports: bool = typer.Option(
+        False, "--no-draft-reports", help="Draft proposals but do not backtest or report them."
+    ),
+    processes: int = typer.Option(
+        1, "--processes", min=1, help="Run steps in this many processes (fits in parallel)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """daily_calibration: ingest → fit → recommend → backtest → draft → report."""
+    from pipelines.runs import run_job
+
+    for name, value in (("--day", day), ("--as-of", as_of)):
+        if value:
+            try:
+                date.fromisoformat(value)
+            except ValueError as exc:
+                raise BadInputError(f"{name}: {value!r} is not a date (YYYY-MM-DD)") from exc
+    import os
+
+    resources = _resources(ctx)
+    if processes > 1:  # the step processes read their settings from the environment
+        settings = settings_from(ctx)
+        os.environ["MWB_HOME"] = str(settings.home)
+        if settings.config_file:
+            os.environ["MWB_CONFIG"] = str(settings.config_file)
+    result = run_job(
+        "daily_calibration",
+        resources,
+        {
+            "ops": {
+                "ingest_market_day": {"config": {"day": day, "as_of": as_of}},
+                "draft_proposals": {"config": {"backtest_and_report": not no_draft_reports}},
+            }
+        },
+        processes=processes,
+    )
+    reports = _materialized(result, "write_reports", "html")
+    _finish(result, "daily_calibration", as_json, {"reports": reports})
+
+
+@run_app.command("backtest")
+def backtest(
+    ctx: typer.Context,
+    proposal: str = typer.Argument(..., help="A proposal id, or a proposal YAML to submit."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """backtest_proposal: backtest current vs proposed and write the report."""
+    from pipelines.defs.workflows.jobs import proposal_config
+    from pipelines.runs import run_job
+
+    result = run_job("backtest_proposal", _resources(ctx), proposal_config(proposal))
+    html = _materialized(result, "rpt__proposal_report", "html")
+    verdict = _materialized(result, "rpt__proposal_report", "verdict")
+    _finish(
+        result,
+        "backtest_proposal",
+        as_json,
+        {"report": html[0] if html else None, "verdict": verdict[0] if verdict else None},
+    )
+
+
+@run_app.command("enact")
+def enact(
+    ctx: typer.Context,
+    proposal: str = typer.Argument(..., help="The approved proposal's id."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """enact_proposal: audit log verified, backtest, report; enacted only if both pass."""
+    from pipelines.defs.workflows.jobs import proposal_config
+    from pipelines.runs import run_job
+
+    result = run_job("enact_proposal", _resources(ctx), proposal_config(proposal, enact=True))
+    enacted = _materialized(result, "gov__enacted_parameters", "parameter_set")
+    _finish(result, "enact_proposal", as_json, {"enacted_set": enacted[0] if enacted else None})
+
+
+@run_app.command("backfill")
+def backfill(
+    ctx: typer.Context,
+    start: str = typer.Option(..., "--from", help="First market day (YYYY-MM-DD)."),
+    end: str = typer.Option(..., "--to", help="Last market day (YYYY-MM-DD)."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Load the market-data partitions of a day range in one run (a single-run backfill)."""
+    from pipelines.runs import materialize_group
+
+    for name, value in (("--from", start), ("--to", end)):
+        try:
+            date.fromisoformat(value)
+        except ValueError as exc:
+            raise BadInputError(f"{name}: {value!r} is not a date (YYYY-MM-DD)") from exc
+    if end < start:
+        raise BadInputError(f"--to {end} is before --from {start}")
+    result = materialize_group("market_data", _resources(ctx), partition_range=(start, end))
+    partitions = {
+        (e.asset_key.to_user_string(), e.partition)
+        for e in result.get_asset_materialization_events()
+    }
+    _finish(
+        result,
+        f"market_data backfill {start}...{end}",
+        as_json,
+        {"partitions_materialized": len(partitions)},
+    )

@@ -1,0 +1,84 @@
+"""Report assets: the proposal report the committee votes on and the calibration report, written
+under HOME/reports and recorded in ``rpt.reports``.
+
+The proposal report records the enactment gate (``gate_passed``); the blocking check
+``proposed_set_not_red`` (checks.py) turns it into a stop for ``gov/enacted_parameters``.
+"""
+
+import dagster as dg
+
+from pipelines.defs.backtest.assets import PROPOSAL_BACKTEST, ProposalConfig
+from pipelines.defs.metadata import markdown_table
+from pipelines.defs.resources import WarehouseResource, WorkbenchResource
+
+GROUP = "reports"
+PROPOSAL_REPORT = dg.AssetKey(["rpt", "proposal_report"])
+CALIBRATION_REPORT = dg.AssetKey(["rpt", "calibration_report"])
+
+
+def _files_metadata(written) -> dict:
+    return {
+        "html": dg.MetadataValue.path(str(written.paths["html"])),
+        "markdown": dg.MetadataValue.path(str(written.paths["markdown"])),
+        "payload": dg.MetadataValue.path(str(written.paths["payload"])),
+        "sha256": dg.MetadataValue.json(written.rendered.fingerprints()),
+    }
+
+
+@dg.asset(
+    key=PROPOSAL_REPORT,
+    group_name=GROUP,
+    kinds={"html", "markdown"},
+    deps=[PROPOSAL_BACKTEST],
+)
+def proposal_report(
+    config: ProposalConfig, warehouse: WarehouseResource, workbench: WorkbenchResource
+) -> dg.MaterializeResult:
+    """report.html, report.md and payload.json for one proposal (design §8)."""
+    from pipelines.report import proposal_report as write_report
+    from pipelines.workflows import enactment_gate, resolve_proposal
+
+    settings = workbench.settings()
+    with warehouse.get_connection() as con:
+        proposal_id = resolve_proposal(con, config.proposal, actor=config.actor)
+        written = write_report(con, settings, proposal_id)
+    payload = written.context.data
+    gate = enactment_gate(payload["coverage"])
+    return dg.MaterializeResult(
+        metadata={
+            "proposal": proposal_id,
+            "fingerprint": payload["header"]["fingerprint"],
+            "verdict": payload["tldr"]["verdict"],
+            "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in payload["tldr"]["reasons"])),
+            "gate_passed": gate.passed,
+            "gate_reasons": "; ".join(gate.reasons) or "none",
+            "red_where_changed": markdown_table_of(gate.red_where_changed),
+            "worse": markdown_table_of(gate.worse),
+            **_files_metadata(written),
+        }
+    )
+
+
+def markdown_table_of(lines: tuple[str, ...]) -> dg.MetadataValue:
+    import pandas as pd
+
+    return markdown_table(pd.DataFrame({"pair": list(lines)}))
+
+
+@dg.asset(
+    key=CALIBRATION_REPORT,
+    group_name=GROUP,
+    kinds={"html", "markdown"},
+    deps=[dg.AssetKey(["calib", "recommendations"])],
+)
+def calibration_report(
+    warehouse: WarehouseResource, workbench: WorkbenchResource
+) -> dg.MaterializeResult:
+    """The latest calibration's report: fits, correlations and each recommendation's derivation."""
+    from pipelines.report import calibration_report as write_report
+
+    with warehouse.get_connection() as con:
+        written = write_report(con, workbench.settings())
+    return dg.MaterializeResult(
+        metadata={"calibration_id": written.context.id, **_files_metadata(written)}
+    )
