@@ -314,3 +314,29 @@ def test_definitions_show_every_job_schedule_sensor_and_group() -> None:
     assert fits.partitions_def.get_partition_keys() == ["BTC", "ETH", "SOL"]
     blocking = {key.name for key in graph.asset_check_keys if graph.get_check_spec(key).blocking}
     assert {"audit_log_verifies", "proposed_set_not_red"} <= blocking
+
+
+def test_market_data_backfill_runs_a_partition_range_in_one_run(tmp_path) -> None:
+    from pipelines.runs import materialize_group
+
+    resources = build_resources(home=str(tmp_path / "bf-home"), synthetic_only=True)
+    result = materialize_group(
+        "market_data", resources, partition_range=("2024-12-29", "2024-12-31")
+    )
+    assert result.success
+    partitions: dict[str, set] = {}
+    for event in result.get_asset_materialization_events():
+        partitions.setdefault(event.asset_key.to_user_string(), set()).add(event.partition)
+    days = {"2024-12-29", "2024-12-30", "2024-12-31"}
+    assert partitions == {
+        "market/prices": days,
+        "market/implied_vol": days,
+        "market/funding": days,
+        "market/option_marks": days,
+    }
+    (prices,) = {
+        e.materialization.metadata["window"].value
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey(["market", "prices"])
+    }
+    assert prices == "2024-12-29..2024-12-31"  # one run saw the whole range
