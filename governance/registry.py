@@ -441,33 +441,23 @@ class Registry:
         (``draft=True``: as a draft, which a later submit of the same document promotes)."""
 
         def step() -> ProposalState:
-            head = self.head()
-            active = self.parameter_set(head.parameter_set)
-            policy = self.policy(head.policy)
-            target = None
-            if document.kind == "rollback":
-                target = self._rollback_target(document.rollback_to or "")
-            proposal = prepare(
-                document, active, policy, actor=actor, now=now, rollback_target=target
-            )
+            proposal, active, policy = self._bind(document, actor=actor, now=now)
             status = Status.DRAFT if draft else Status.SUBMITTED
-            existing = self.con.execute(
-                "SELECT status FROM gov.proposals WHERE proposal_id = ?", [proposal.id]
-            ).fetchone()
+            existing = self.recorded_status(proposal.id)
             state, event = submit(proposal, active, policy, actor=actor, now=now, status=status)
             if existing is not None:
                 if draft:
                     return self.state(proposal.id)  # drafting is idempotent: the same draft exists
-                if existing[0] != Status.DRAFT.value:
+                if existing is not Status.DRAFT:
                     raise Refusal(
-                        f"{proposal.id} is already recorded ({existing[0]})",
+                        f"{proposal.id} is already recorded ({existing.value})",
                         Event(
                             "proposal_refused",
                             proposal.id,
                             actor,
                             now,
                             {
-                                "reason": f"already recorded ({existing[0]})",
+                                "reason": f"already recorded ({existing.value})",
                                 "fingerprint": proposal.fingerprint,
                             },
                         ),
@@ -501,6 +491,30 @@ class Registry:
             return state
 
         return self._write(step)
+
+    def _bind(
+        self, document: ProposalDocument, *, actor: str, now: datetime
+    ) -> tuple[Proposal, ParameterSet, Policy]:
+        head = self.head()
+        active = self.parameter_set(head.parameter_set)
+        policy = self.policy(head.policy)
+        target = None
+        if document.kind == "rollback":
+            target = self._rollback_target(document.rollback_to or "")
+        proposal = prepare(document, active, policy, actor=actor, now=now, rollback_target=target)
+        return proposal, active, policy
+
+    def prepare(self, document: ProposalDocument, *, actor: str, now: datetime) -> Proposal:
+        """``document`` bound to the set and policy in force, as :meth:`submit` would record it
+        (same id), without recording anything. Raises :class:`Refusal` as submit would."""
+        return self._bind(document, actor=actor, now=now)[0]
+
+    def recorded_status(self, proposal_id: str) -> Status | None:
+        """The status of proposal ``proposal_id`` (an exact id), or None if it is not recorded."""
+        row = self.con.execute(
+            "SELECT status FROM gov.proposals WHERE proposal_id = ?", [proposal_id]
+        ).fetchone()
+        return Status(row[0]) if row else None
 
     def _rollback_target(self, fingerprint: str) -> ParameterSet | None:
         """A set that was in force before; rollbacks go nowhere else."""

@@ -105,6 +105,16 @@ DAILY_COLUMNS = (
 DAILY_KEY = ("set_label", "portfolio", "model", "currency", "date")
 
 
+def years_before(
+    con: duckdb.DuckDBPyConnection, years: int, end: date | None = None
+) -> date | None:
+    """The first day of the ``years`` up to ``end`` (default: the last day with prices); the
+    default window of the in-force backtest and of a proposal's backtest."""
+    if end is None:
+        end = con.execute("SELECT max(date) FROM market.prices").fetchone()[0]
+    return (pd.Timestamp(end) - pd.DateOffset(years=years)).date() if end else None
+
+
 @dataclass(frozen=True)
 class BacktestSpec:
     """What to replay; see the module docstring. ``confidence`` and ``mpor_days`` default to the

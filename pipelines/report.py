@@ -23,7 +23,7 @@ from calibration.lineage import library_versions
 from governance.parameters import ParameterSet, ParameterSetError
 from governance.registry import Registry
 from pipelines import __version__
-from pipelines.backtest import BacktestSpec, ParamSource, run_backtest
+from pipelines.backtest import BacktestSpec, ParamSource, run_backtest, years_before
 from pipelines.errors import BadInputError
 from pipelines.settings import WorkbenchSettings
 from pipelines.warehouse import transaction
@@ -207,10 +207,9 @@ def load_run(con: duckdb.DuckDBPyConnection, run_id: str) -> BacktestData:
 
 def proposal_window(con: duckdb.DuckDBPyConnection, evidence: dict) -> BacktestSpec:
     """Three years up to the data's end, widened to cover the evidence windows asked for."""
-    last = con.execute("SELECT max(date) FROM market.prices").fetchone()[0]
-    if last is None:
+    start = years_before(con, 3)
+    if start is None:
         raise BadInputError("the warehouse has no prices to backtest the proposal on")
-    start = (pd.Timestamp(last) - pd.DateOffset(years=3)).date()
     for window in evidence.get("backtest_windows", []):
         start = min(start, date.fromisoformat(str(window["start"])))
     return BacktestSpec(start=start)

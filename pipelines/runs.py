@@ -27,9 +27,12 @@ def materialize(
 
     Dagster's console log is kept at ``log_level`` so that the command line shows our own
     progress rather than Dagster's step events (the events are still in the run record).
-    ``partition_range`` (first, last key) runs a range as one run, as a single-run backfill does.
+    ``partition_range`` (first, last key) runs a range as one run, as a single-run backfill does;
+    with neither, time-partitioned assets run their latest partition (the last complete day).
     """
     definitions = loaded_definitions()
+    if partition_key is None and partition_range is None:
+        partition_key = _latest_time_partition(definitions, selection)
     tags = (
         {
             "dagster/asset_partition_range_start": partition_range[0],
@@ -50,19 +53,19 @@ def materialize(
     )
 
 
+def _latest_time_partition(definitions: dg.Definitions, selection: dg.AssetSelection) -> str | None:
+    graph = definitions.resolve_asset_graph()
+    for key in selection.resolve(graph):
+        partitions = graph.get(key).partitions_def
+        if isinstance(partitions, dg.TimeWindowPartitionsDefinition):
+            return partitions.get_last_partition_key()
+    return None
+
+
 def materialize_group(
     group: str, resources: Mapping[str, object], **kwargs
 ) -> dg.ExecuteInProcessResult:
-    """Materialize every asset of ``group`` with its checks. The market data, partitioned by
-    day, default to the last complete day (files load whole; the live source fetches that day)."""
-    if (
-        group == "market_data"
-        and not kwargs.get("partition_key")
-        and not kwargs.get("partition_range")
-    ):
-        from pipelines.defs.market_data.assets import market_days
-
-        kwargs["partition_key"] = market_days.get_last_partition_key()
+    """Materialize every asset of ``group`` with its checks."""
     return materialize(dg.AssetSelection.groups(group), resources, **kwargs)
 
 

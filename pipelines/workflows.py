@@ -19,7 +19,7 @@ import duckdb
 
 from governance.proposals import ProposalError, load_proposal
 from governance.registry import Registry
-from governance.workflow import Refusal, prepare
+from governance.workflow import Refusal, Status
 from pipelines.backtest import BacktestRun, ParamSource, run_backtest
 from pipelines.errors import BadInputError
 from pipelines.report import proposal_window
@@ -43,29 +43,15 @@ def resolve_proposal(
     except ProposalError as exc:
         raise BadInputError(str(exc)) from exc
     when = now or datetime.now(UTC)
-    head = registry.head()
-    target = (
-        registry._rollback_target(document.rollback_to or "")
-        if document.kind == "rollback"
-        else None
-    )
     try:
-        prepared = prepare(
-            document,
-            registry.parameter_set(head.parameter_set),
-            registry.policy(head.policy),
-            actor=actor,
-            now=when,
-            rollback_target=target,
-        )
+        proposal_id = registry.prepare(document, actor=actor, now=when).id
     except Refusal:
-        prepared = None  # submit refuses it again, and records the refusal in the audit log
-    if prepared is not None:
-        known = con.execute(
-            "SELECT status FROM gov.proposals WHERE proposal_id = ?", [prepared.id]
-        ).fetchone()
-        if known is not None and known[0] != "draft":
-            return prepared.id
+        proposal_id = None  # submit refuses it again, and records the refusal in the audit log
+    if proposal_id is not None and registry.recorded_status(proposal_id) not in (
+        None,
+        Status.DRAFT,
+    ):
+        return proposal_id
     return registry.submit(document, actor=actor, now=when).id
 
 

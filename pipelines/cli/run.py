@@ -3,11 +3,9 @@ sensors launch in ``dagster dev``)."""
 
 from __future__ import annotations
 
-from datetime import date
-
 import typer
 
-from pipelines.cli.market import JSON_HELP, settings_from
+from pipelines.cli.market import JSON_HELP, parse_day, settings_from
 from pipelines.cli.output import err, out, print_json
 from pipelines.errors import BadInputError
 
@@ -71,12 +69,8 @@ def daily(
     """daily_calibration: ingest → fit → recommend → backtest → draft → report."""
     from pipelines.runs import run_job
 
-    for name, value in (("--day", day), ("--as-of", as_of)):
-        if value:
-            try:
-                date.fromisoformat(value)
-            except ValueError as exc:
-                raise BadInputError(f"{name}: {value!r} is not a date (YYYY-MM-DD)") from exc
+    parse_day(day or None, "--day")
+    parse_day(as_of or None, "--as-of")
     import os
 
     resources = _resources(ctx)
@@ -146,12 +140,7 @@ def backfill(
     """Load the market-data partitions of a day range in one run (a single-run backfill)."""
     from pipelines.runs import materialize_group
 
-    for name, value in (("--from", start), ("--to", end)):
-        try:
-            date.fromisoformat(value)
-        except ValueError as exc:
-            raise BadInputError(f"{name}: {value!r} is not a date (YYYY-MM-DD)") from exc
-    if end < start:
+    if parse_day(end, "--to") < parse_day(start, "--from"):
         raise BadInputError(f"--to {end} is before --from {start}")
     result = materialize_group("market_data", _resources(ctx), partition_range=(start, end))
     partitions = {

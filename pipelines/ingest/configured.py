@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -85,14 +85,8 @@ def fetch_deribit(
     if window is None:
         last = (today or datetime.now(UTC).date()) - timedelta(days=1)
         window = (last - timedelta(days=source.history_days - 1), last)
-    options = ClientOptions(
-        base_url=source.base_url,
-        timeout_seconds=source.timeout_seconds,
-        max_attempts=source.max_attempts,
-        backoff_seconds=source.backoff_seconds,
-        requests_per_second=source.requests_per_second,
-        page_days=source.page_days,
-    )
+    # the source's settings are named as the client's options
+    options = ClientOptions(**source.model_dump(include={f.name for f in fields(ClientOptions)}))
     with DeribitClient(options, transport=transport) as client:
         fetched = fetch(
             client,

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 import httpx
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, model_validator
 
 DEFAULT_BASE_URL = "https://www.deribit.com/api/v2"
 DAY_MS = 86_400_000
@@ -240,35 +240,20 @@ class DeribitClient:
             f"{what}: gave up after {self.options.max_attempts} attempt(s); last: {last}"
         )
 
-    def _validated(self, model: type[BaseModel], method: str, params: dict, result: Any):
+    def fetch(self, schema: Any, method: str, params: dict[str, Any]) -> Any:
+        """``method``'s result validated as ``schema`` (a reply model, or ``list[model]``); a
+        mismatch names the field (``result.close.2``, ``result.3.mark_iv``)."""
+        result = self.call(method, params)
         try:
-            return model.model_validate(result)
+            return TypeAdapter(schema).validate_python(result)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in ("result", *first["loc"]))
+            got = first.get("input")
+            shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
             raise DeribitReplyError(
-                f"{method} ({_describe(params)}): malformed reply: {where}: {first['msg']}"
-                + (f" (got {first['input']!r})" if "input" in first else "")
+                f"{method} ({_describe(params)}): malformed reply: {where}: {first['msg']}{shown}"
             ) from exc
-
-    def _list(self, model: type[BaseModel], method: str, params: dict) -> list:
-        result = self.call(method, params)
-        if not isinstance(result, list):
-            raise DeribitReplyError(
-                f"{method} ({_describe(params)}): malformed reply: result: expected a list, "
-                f"got {type(result).__name__}"
-            )
-        out = []
-        for i, item in enumerate(result):
-            try:
-                out.append(model.model_validate(item))
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in ("result", i, *first["loc"]))
-                raise DeribitReplyError(
-                    f"{method} ({_describe(params)}): malformed reply: {where}: {first['msg']}"
-                ) from exc
-        return out
 
     # -- methods -------------------------------------------------------------------------
 
@@ -289,7 +274,7 @@ class DeribitClient:
                 "resolution": "1D",
             }
             method = "public/get_tradingview_chart_data"
-            chart = self._validated(ChartData, method, params, self.call(method, params))
+            chart = self.fetch(ChartData, method, params)
             if chart.status == "ok" and chart.ticks:
                 frames.append(
                     pd.DataFrame(
@@ -326,7 +311,7 @@ class DeribitClient:
                 "end_timestamp": window_end,
                 "resolution": "1D",
             }
-            page = self._validated(VolatilityIndexData, method, params, self.call(method, params))
+            page = self.fetch(VolatilityIndexData, method, params)
             for ts, o, h, lo, c in page.data:
                 if _ms(start) <= ts <= _ms(end):
                     bars[ts] = [ts, o, h, lo, c]
@@ -343,13 +328,13 @@ class DeribitClient:
     def option_chain(self, currency: str, now: datetime | None = None) -> pd.DataFrame:
         """The live option chain in the shape of the bundled snapshots
         (``../shared/data/options``): one row per active option with a mark and a mark IV."""
-        instruments = self._list(
-            InstrumentInfo,
+        instruments = self.fetch(
+            list[InstrumentInfo],
             "public/get_instruments",
             {"currency": currency, "kind": "option", "expired": "false"},
         )
-        books = self._list(
-            BookSummary,
+        books = self.fetch(
+            list[BookSummary],
             "public/get_book_summary_by_currency",
             {"currency": currency, "kind": "option"},
         )

@@ -8,9 +8,15 @@ The rollback trigger reads its breaches from here; a red traffic light is flagge
 from datetime import date
 
 import dagster as dg
-import pandas as pd
 
-from pipelines.backtest import BacktestRun, BacktestSpec, comparison, resolve_source, run_backtest
+from pipelines.backtest import (
+    BacktestRun,
+    BacktestSpec,
+    comparison,
+    resolve_source,
+    run_backtest,
+    years_before,
+)
 from pipelines.defs.metadata import markdown_table
 from pipelines.defs.resources import WarehouseResource, WorkbenchResource
 
@@ -70,11 +76,7 @@ def active_set_backtest(
     settings = workbench.settings()
     with warehouse.get_connection() as con:
         end = date.fromisoformat(config.end) if config.end else None
-        if config.start:
-            start = date.fromisoformat(config.start)
-        else:
-            last = con.execute("SELECT max(date) FROM market.prices").fetchone()[0]
-            start = (pd.Timestamp(last) - pd.DateOffset(years=3)).date() if last else None
+        start = date.fromisoformat(config.start) if config.start else years_before(con, 3)
         spec = BacktestSpec(
             start=start, end=end, models=tuple(config.models), portfolios=tuple(config.portfolios)
         )

@@ -41,6 +41,49 @@ def _context(con, workbench: WorkbenchResource, config: CalibrationConfig):
     return settings, context(con, settings, settings.market.assets, as_of)
 
 
+def fit_metadata(ctx, calibration) -> dict:
+    """A volatility fit for a materialization: the chosen model, its window and the candidates."""
+    chosen = calibration.chosen
+    candidates = pd.DataFrame(
+        [
+            {
+                "model": o.spec.name,
+                "bic": o.bic,
+                "converged": o.converged,
+                "stationary": o.stationary,
+                "error": o.error or "",
+            }
+            for o in calibration.candidates
+        ]
+    ).sort_values("bic")
+    detail = chosen.to_dict()
+    return {
+        "calibration_id": ctx.calibration_id,
+        "as_of": ctx.as_of.isoformat(),
+        "model": chosen.name,
+        "persistence": float(chosen.persistence),
+        "half_life_days": detail.get("half_life_days"),
+        "next_vol_annual": detail["next_vol_annual"],
+        "fallback_reason": calibration.fallback_reason or "",
+        "data_sha256": chosen.window.fingerprint,
+        "window": f"{chosen.window.start}..{chosen.window.end} ({chosen.window.n_obs} returns)",
+        "candidates": markdown_table(candidates),
+    }
+
+
+def recommendations_metadata(ctx, result) -> dict:
+    """The recommended parameters for a materialization, with the policy they follow."""
+    table = pd.DataFrame(
+        [{"parameter": i.parameter, "value": i.value, "unit": i.unit} for i in result.items]
+    )
+    return {
+        "calibration_id": ctx.calibration_id,
+        "policy_sha256": ctx.policy_sha256,
+        "recommendations": markdown_table(table, max_rows=100),
+        "notes": "\n".join(result.notes) or "",
+    }
+
+
 @dg.asset(
     key=FITS,
     group_name=GROUP,
@@ -82,33 +125,9 @@ def volatility_fits(
         record_run(con, ctx)
         calibration = fit_asset(con, settings, ctx, asset)
     chosen = calibration.chosen
-    candidates = pd.DataFrame(
-        [
-            {
-                "model": o.spec.name,
-                "bic": o.bic,
-                "converged": o.converged,
-                "stationary": o.stationary,
-                "error": o.error or "",
-            }
-            for o in calibration.candidates
-        ]
-    ).sort_values("bic")
-    detail = chosen.to_dict()
     on_bounds = list(getattr(chosen, "on_bounds", ()))
     return dg.MaterializeResult(
-        metadata={
-            "calibration_id": ctx.calibration_id,
-            "as_of": ctx.as_of.isoformat(),
-            "model": chosen.name,
-            "persistence": float(chosen.persistence),
-            "half_life_days": detail.get("half_life_days"),
-            "next_vol_annual": detail["next_vol_annual"],
-            "fallback_reason": calibration.fallback_reason or "",
-            "data_sha256": chosen.window.fingerprint,
-            "window": f"{chosen.window.start}..{chosen.window.end} ({chosen.window.n_obs} returns)",
-            "candidates": markdown_table(candidates),
-        },
+        metadata=fit_metadata(ctx, calibration),
         check_results=[
             dg.AssetCheckResult(
                 check_name="fit_converged",
@@ -255,16 +274,8 @@ def recommendations(
         settings, ctx = _context(con, workbench, config)
         result = recommend_parameters(con, settings, ctx, settings.market.assets)
     violations = bound_violations(settings, result)
-    table = pd.DataFrame(
-        [{"parameter": i.parameter, "value": i.value, "unit": i.unit} for i in result.items]
-    )
     return dg.MaterializeResult(
-        metadata={
-            "calibration_id": ctx.calibration_id,
-            "policy_sha256": ctx.policy_sha256,
-            "recommendations": markdown_table(table, max_rows=100),
-            "notes": "\n".join(result.notes) or "",
-        },
+        metadata=recommendations_metadata(ctx, result),
         check_results=[
             dg.AssetCheckResult(
                 check_name="recommendations_within_bounds",

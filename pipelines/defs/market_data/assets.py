@@ -13,9 +13,19 @@ from pipelines.defs.metadata import markdown_table
 from pipelines.defs.resources import WarehouseResource, WorkbenchResource
 from pipelines.ingest.configured import load_configured
 from pipelines.ingest.kinds import SPECS, Kind
+from pipelines.ingest.load import IngestReport
 from pipelines.warehouse.quality import series_summary
 
 GROUP = "market_data"
+MARKET_ASSETS = {
+    kind: dg.AssetKey(["market", name])
+    for kind, name in (
+        (Kind.PRICES, "prices"),
+        (Kind.IV, "implied_vol"),
+        (Kind.FUNDING, "funding"),
+        (Kind.OPTIONS, "option_marks"),
+    )
+}
 _SERIES_NAME = {
     Kind.PRICES: "prices",
     Kind.IV: "iv",
@@ -60,6 +70,20 @@ def _materialize(
             description="Some configured files could not be loaded:\n" + "\n".join(outcome.errors),
             metadata={"loaded_files": len(outcome.reports)},
         )
+    mine = series[series["series"] == _SERIES_NAME[kind]].drop(columns="series")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": int(total),
+            **load_metadata(outcome.reports),
+            "series": markdown_table(mine),
+            "window": f"{window[0]}..{window[1]}" if window else "all",
+            "warehouse": dg.MetadataValue.path(warehouse.database),
+        }
+    )
+
+
+def load_metadata(reports: list[IngestReport]) -> dict:
+    """What a load did, for a materialization: totals and the files with their SHA-256."""
     files = pd.DataFrame(
         [
             {
@@ -71,26 +95,20 @@ def _materialize(
                 "conflicts": r.conflicts,
                 "rejected": r.rejected,
             }
-            for r in outcome.reports
+            for r in reports
         ]
     )
-    mine = series[series["series"] == _SERIES_NAME[kind]].drop(columns="series")
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": int(total),
-            "inserted": sum(r.inserted for r in outcome.reports),
-            "rejected": sum(r.rejected for r in outcome.reports),
-            "conflicts": sum(r.conflicts for r in outcome.reports),
-            "files": markdown_table(files),
-            "file_fingerprints": [r.sha256 for r in outcome.reports],
-            "series": markdown_table(mine),
-            "window": f"{window[0]}..{window[1]}" if window else "all",
-            "warehouse": dg.MetadataValue.path(warehouse.database),
-        }
-    )
+    return {
+        "inserted": sum(r.inserted for r in reports),
+        "already_present": sum(r.already_present for r in reports),
+        "rejected": sum(r.rejected for r in reports),
+        "conflicts": sum(r.conflicts for r in reports),
+        "files": markdown_table(files),
+        "file_fingerprints": [r.sha256 for r in reports],
+    }
 
 
-@dg.asset(key=["market", "prices"], **_PARTITIONED)
+@dg.asset(key=MARKET_ASSETS[Kind.PRICES], **_PARTITIONED)
 def market_prices(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, workbench: WorkbenchResource
 ) -> dg.MaterializeResult:
@@ -98,7 +116,7 @@ def market_prices(
     return _materialize(context, Kind.PRICES, warehouse, workbench)
 
 
-@dg.asset(key=["market", "implied_vol"], **_PARTITIONED)
+@dg.asset(key=MARKET_ASSETS[Kind.IV], **_PARTITIONED)
 def market_implied_vol(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, workbench: WorkbenchResource
 ) -> dg.MaterializeResult:
@@ -106,7 +124,7 @@ def market_implied_vol(
     return _materialize(context, Kind.IV, warehouse, workbench)
 
 
-@dg.asset(key=["market", "funding"], **_PARTITIONED)
+@dg.asset(key=MARKET_ASSETS[Kind.FUNDING], **_PARTITIONED)
 def market_funding(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, workbench: WorkbenchResource
 ) -> dg.MaterializeResult:
@@ -114,7 +132,7 @@ def market_funding(
     return _materialize(context, Kind.FUNDING, warehouse, workbench)
 
 
-@dg.asset(key=["market", "option_marks"], **_PARTITIONED)
+@dg.asset(key=MARKET_ASSETS[Kind.OPTIONS], **_PARTITIONED)
 def market_option_marks(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, workbench: WorkbenchResource
 ) -> dg.MaterializeResult:

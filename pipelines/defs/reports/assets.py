@@ -6,6 +6,7 @@ The proposal report records the enactment gate (``gate_passed``); the blocking c
 """
 
 import dagster as dg
+import pandas as pd
 
 from pipelines.defs.backtest.assets import PROPOSAL_BACKTEST, ProposalConfig
 from pipelines.defs.metadata import markdown_table
@@ -36,32 +37,39 @@ def proposal_report(
 ) -> dg.MaterializeResult:
     """report.html, report.md and payload.json for one proposal (design §8)."""
     from pipelines.report import proposal_report as write_report
-    from pipelines.workflows import enactment_gate, resolve_proposal
+    from pipelines.workflows import resolve_proposal
 
     settings = workbench.settings()
     with warehouse.get_connection() as con:
         proposal_id = resolve_proposal(con, config.proposal, actor=config.actor)
         written = write_report(con, settings, proposal_id)
+    return dg.MaterializeResult(metadata=proposal_report_metadata(written))
+
+
+def proposal_report_metadata(written) -> dict:
+    """A written proposal report for a materialization: verdict, the enactment gate, files."""
+    from pipelines.workflows import enactment_gate
+
     payload = written.context.data
     gate = enactment_gate(payload["coverage"])
-    return dg.MaterializeResult(
-        metadata={
-            "proposal": proposal_id,
-            "fingerprint": payload["header"]["fingerprint"],
-            "verdict": payload["tldr"]["verdict"],
-            "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in payload["tldr"]["reasons"])),
-            "gate_passed": gate.passed,
-            "gate_reasons": "; ".join(gate.reasons) or "none",
-            "red_where_changed": markdown_table_of(gate.red_where_changed),
-            "worse": markdown_table_of(gate.worse),
-            **_files_metadata(written),
-        }
-    )
+    return {
+        "proposal": written.context.id,
+        "fingerprint": payload["header"]["fingerprint"],
+        "verdict": payload["tldr"]["verdict"],
+        "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in payload["tldr"]["reasons"])),
+        "gate_passed": gate.passed,
+        "gate_reasons": "; ".join(gate.reasons) or "none",
+        "red_where_changed": markdown_table_of(gate.red_where_changed),
+        "worse": markdown_table_of(gate.worse),
+        **_files_metadata(written),
+    }
+
+
+def calibration_report_metadata(written) -> dict:
+    return {"calibration_id": written.context.id, **_files_metadata(written)}
 
 
 def markdown_table_of(lines: tuple[str, ...]) -> dg.MetadataValue:
-    import pandas as pd
-
     return markdown_table(pd.DataFrame({"pair": list(lines)}))
 
 
@@ -79,6 +87,4 @@ def calibration_report(
 
     with warehouse.get_connection() as con:
         written = write_report(con, workbench.settings())
-    return dg.MaterializeResult(
-        metadata={"calibration_id": written.context.id, **_files_metadata(written)}
-    )
+    return dg.MaterializeResult(metadata=calibration_report_metadata(written))

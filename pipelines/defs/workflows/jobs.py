@@ -16,24 +16,34 @@ import dagster as dg
 import pandas as pd
 
 from pipelines.defs.backtest.assets import BACKTEST, PROPOSAL_BACKTEST, summary_metadata
-from pipelines.defs.calibration.assets import CORRELATIONS, FITS, IV_DYNAMICS, RECOMMENDATIONS
+from pipelines.defs.calibration.assets import (
+    CORRELATIONS,
+    FITS,
+    IV_DYNAMICS,
+    RECOMMENDATIONS,
+    fit_metadata,
+    recommendations_metadata,
+)
 from pipelines.defs.governance.assets import AUDIT_LOG, DRAFTS, ENACTED
+from pipelines.defs.market_data.assets import MARKET_ASSETS, load_metadata
 from pipelines.defs.metadata import markdown_table
-from pipelines.defs.reports.assets import CALIBRATION_REPORT, PROPOSAL_REPORT
+from pipelines.defs.reports.assets import (
+    CALIBRATION_REPORT,
+    PROPOSAL_REPORT,
+    calibration_report_metadata,
+    proposal_report_metadata,
+)
 from pipelines.defs.resources import WarehouseResource, WorkbenchResource
-
-MARKET_KEYS = {
-    "prices": dg.AssetKey(["market", "prices"]),
-    "iv": dg.AssetKey(["market", "implied_vol"]),
-    "funding": dg.AssetKey(["market", "funding"]),
-    "options": dg.AssetKey(["market", "option_marks"]),
-}
+from pipelines.ingest.kinds import Kind
 
 
 class DailyConfig(dg.Config):
     day: str = ""  # market day to ingest, YYYY-MM-DD; empty = yesterday (UTC)
     as_of: str = ""  # calibrate as of this day; empty = the last day every underlying has a price
-    backtest_years: int = 3  # the in-force set's backtest window before the as-of day
+
+
+class InForceBacktestConfig(dg.Config):
+    years: int = 3  # the window before the calibration's as-of day
 
 
 @dg.op(description="Load the configured sources for the market day (the live source fetches it).")
@@ -60,21 +70,15 @@ def ingest_market_day(
         raise dg.Failure(
             description="Some configured sources could not be loaded:\n" + "\n".join(outcome.errors)
         )
-    by_kind: dict[str, list] = {}
+    by_kind: dict[Kind, list] = {}
     for report in outcome.reports:
-        by_kind.setdefault(report.kind, []).append(report)
+        by_kind.setdefault(Kind(report.kind), []).append(report)
     for kind, reports in by_kind.items():
         context.log_event(
             dg.AssetMaterialization(
-                asset_key=MARKET_KEYS[kind],
+                asset_key=MARKET_ASSETS[kind],
                 partition=day.isoformat(),
-                metadata={
-                    "inserted": sum(r.inserted for r in reports),
-                    "already_present": sum(r.already_present for r in reports),
-                    "rejected": sum(r.rejected for r in reports),
-                    "conflicts": sum(r.conflicts for r in reports),
-                    "file_fingerprints": [r.sha256 for r in reports],
-                },
+                metadata=load_metadata(reports),
             )
         )
     return as_of.isoformat()
@@ -108,18 +112,9 @@ def fit_underlying(
     with warehouse.get_connection() as con:
         ctx = calibration_context(con, settings, settings.market.assets, date.fromisoformat(as_of))
         calibration = fit_asset(con, settings, ctx, asset)
-    chosen = calibration.chosen
     context.log_event(
         dg.AssetMaterialization(
-            asset_key=FITS,
-            partition=asset,
-            metadata={
-                "calibration_id": ctx.calibration_id,
-                "model": chosen.name,
-                "persistence": float(chosen.persistence),
-                "fallback_reason": calibration.fallback_reason or "",
-                "data_sha256": chosen.window.fingerprint,
-            },
+            asset_key=FITS, partition=asset, metadata=fit_metadata(ctx, calibration)
         )
     )
     return as_of
@@ -149,12 +144,8 @@ def recommend(
         calibrate_iv(con, settings, ctx, assets)
         context.log_event(dg.AssetMaterialization(IV_DYNAMICS, metadata=_id(ctx)))
         result = recommend_parameters(con, settings, ctx, assets)
-    table = pd.DataFrame([{"parameter": i.parameter, "value": i.value} for i in result.items])
     context.log_event(
-        dg.AssetMaterialization(
-            RECOMMENDATIONS,
-            metadata={**_id(ctx), "recommendations": markdown_table(table, max_rows=100)},
-        )
+        dg.AssetMaterialization(RECOMMENDATIONS, metadata=recommendations_metadata(ctx, result))
     )
     return ctx.calibration_id
 
@@ -166,19 +157,19 @@ def _id(ctx) -> dict:
 @dg.op(description="Backtest the set in force (the breach rule reads it).")
 def backtest_in_force(
     context: dg.OpExecutionContext,
-    config: DailyConfig,
+    config: InForceBacktestConfig,
     calibration_id: str,
     warehouse: WarehouseResource,
     workbench: WorkbenchResource,
 ) -> str:
-    from pipelines.backtest import BacktestSpec, resolve_source, run_backtest
+    from pipelines.backtest import BacktestSpec, resolve_source, run_backtest, years_before
 
     settings = workbench.settings()
     with warehouse.get_connection() as con:
         as_of = con.execute(
             "SELECT as_of FROM calib.runs WHERE calibration_id = ?", [calibration_id]
         ).fetchone()[0]
-        start = (pd.Timestamp(as_of) - pd.DateOffset(years=config.backtest_years)).date()
+        start = years_before(con, config.years, as_of)
         run = run_backtest(
             con, settings, [resolve_source(con, "active", "in-force")], BacktestSpec(start=start)
         )
@@ -263,25 +254,14 @@ def write_reports(
         written.append(str(calibration.paths["html"]))
         context.log_event(
             dg.AssetMaterialization(
-                CALIBRATION_REPORT,
-                metadata={
-                    "calibration_id": calibration.context.id,
-                    "html": dg.MetadataValue.path(str(calibration.paths["html"])),
-                },
+                CALIBRATION_REPORT, metadata=calibration_report_metadata(calibration)
             )
         )
         for proposal_id in drafts:
             report = proposal_report(con, settings, proposal_id)
             written.append(str(report.paths["html"]))
             context.log_event(
-                dg.AssetMaterialization(
-                    PROPOSAL_REPORT,
-                    metadata={
-                        "proposal": proposal_id,
-                        "verdict": report.context.data["tldr"]["verdict"],
-                        "html": dg.MetadataValue.path(str(report.paths["html"])),
-                    },
-                )
+                dg.AssetMaterialization(PROPOSAL_REPORT, metadata=proposal_report_metadata(report))
             )
     return written
 
