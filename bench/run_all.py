@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import runpy
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,10 +16,13 @@ ORDER = ["ingest", "calibration", "margin", "backtest", "demo"]
 def main(names: list[str]) -> int:
     names = names or [n for n in ORDER if (BENCH / f"{n}.py").exists()]
     for name in names:
-        print(f"== bench/{name}.py")
-        saved = list(sys.path)
-        runpy.run_path(str(BENCH / f"{name}.py"), run_name="__main__")
-        sys.path[:] = saved
+        print(f"== bench/{name}.py", flush=True)
+        # Each benchmark in its own process: peak-memory figures (ru_maxrss) are per process,
+        # and one benchmark's caches must not flatter the next one's timings.
+        done = subprocess.run([sys.executable, str(BENCH / f"{name}.py")], check=False)
+        if done.returncode != 0:
+            print(f"bench/{name}.py failed with exit code {done.returncode}")
+            return done.returncode
     failed = []
     print("== targets")
     for name in names:
