@@ -25,7 +25,10 @@ Parameters recommended (paths as in the parameter set):
 
 * ``underlyings.A.pm.price_range`` and ``underlyings.A.span.price_scan_range`` =
   max(down, up) at (confidence, MPOR);
-* ``underlyings.A.span.extreme_move_multiple`` = move at ``extreme_confidence`` / price range;
+* ``underlyings.A.span.extreme_move_multiple`` = :math:`M / (f R)` with M the move at
+  ``extreme_confidence``, R the price range and f the SPAN covered fraction of the extreme
+  scenario: SPAN charges f times the loss of a move k·R, so a linear position's extreme charge
+  f·k·R equals M exactly (clipped to the parameter's range [1, 10], said so when it is);
 * ``underlyings.A.pm.vol_range_up``, ``…vol_range_down`` (relative IV moves of the 30-day
   index over the MPOR) and ``underlyings.A.span.vol_scan_range`` = the larger;
 * ``collateral.A.haircut`` = down move at (confidence, haircut MPOR);
@@ -313,6 +316,35 @@ def estimate_move(
     return Move(down, up, base_down, base_up, derivation)
 
 
+DEFAULT_COVERED_FRACTION = 0.35  # SPAN-style default of the parameter set (CME-like)
+EXTREME_MULTIPLE_RANGE = (1.0, 10.0)  # the parameter set's bounds of the multiple
+
+
+def extreme_multiple(
+    extreme_move: float, price_range: float, covered_fraction: float
+) -> tuple[float, tuple[str, ...]]:
+    """The SPAN extreme-move multiple k whose *charged* extreme equals ``extreme_move``.
+
+    SPAN's extreme scenarios move the price by :math:`k R` and count a fraction f of the loss,
+    so a linear position is charged :math:`f k R`: :math:`k = M / (f R)` covers the move M.
+    Clipped to :data:`EXTREME_MULTIPLE_RANGE` (the schema's bounds); the steps say so.
+    """
+    if not (price_range > 0 and 0 < covered_fraction <= 1):
+        return math.nan, (
+            f"no multiple: price range {price_range!r}, covered fraction {covered_fraction!r}",
+        )
+    raw = extreme_move / (covered_fraction * price_range)
+    low, high = EXTREME_MULTIPLE_RANGE
+    value = min(max(raw, low), high)
+    steps = [
+        f"multiple = move / (covered fraction x price range) = {_pct(extreme_move)} / "
+        f"({covered_fraction:.3g} x {_pct(price_range)}) = {raw:.3f}"
+    ]
+    if value != raw:
+        steps.append(f"clipped to [{low:g}, {high:g}]: {value:.3f}")
+    return value, tuple(steps)
+
+
 def spread_credit(rho: float) -> float:
     """Margin saving of a two-leg spread whose legs carry equal margin, at correlation ρ:
     :math:`1 - \\sqrt{2 - 2\\rho}/2`, zero for ρ ≤ 0."""
@@ -345,6 +377,7 @@ def recommend(
     iv_history: Mapping[str, pd.Series] | None = None,
     pair_correlations: Mapping[tuple[str, str], Mapping[str, float]] | None = None,
     collateral: Sequence[str] | None = None,
+    extreme_covered_fraction: Mapping[str, float] | float = DEFAULT_COVERED_FRACTION,
 ) -> Recommendations:
     """Recommend every parameter the policy covers; see the module docstring.
 
@@ -360,6 +393,9 @@ def recommend(
         ``{("BTC", "ETH"): {"dcc": 0.81, "ccc": 0.80, "March 2020": 0.93, …}}``.
     collateral
         Assets to recommend haircuts for (default: every fitted underlying).
+    extreme_covered_fraction
+        SPAN's covered fraction f of the extreme scenario per underlying (or one for all), as
+        the parameter set in force has it: the extreme multiple is derived for it.
     """
     items: list[Recommendation] = []
     notes: list[str] = []
@@ -393,7 +429,12 @@ def recommend(
             fit, history[asset], policy, policy.mpor_days, policy.extreme_confidence
         )
         extreme_move = max(extreme.down, extreme.up)
-        multiple = extreme_move / price_range if price_range > 0 else math.nan
+        covered = (
+            extreme_covered_fraction
+            if isinstance(extreme_covered_fraction, int | float)
+            else extreme_covered_fraction.get(asset, DEFAULT_COVERED_FRACTION)
+        )
+        multiple, steps = extreme_multiple(extreme_move, price_range, covered)
         items.append(
             Recommendation(
                 f"underlyings.{asset}.span.extreme_move_multiple",
@@ -401,8 +442,8 @@ def recommend(
                 "multiple of the price scan range",
                 _with(
                     extreme.derivation,
-                    f"extreme move at {policy.extreme_confidence:.4g} = {_pct(extreme_move)}; "
-                    f"/ price range {_pct(price_range)} = {multiple:.3f}",
+                    f"extreme move at {policy.extreme_confidence:.4g} = {_pct(extreme_move)}",
+                    *steps,
                 ),
             )
         )

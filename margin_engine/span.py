@@ -11,7 +11,10 @@ down by the vol scan range (relative: σ(1 ± r), floored at 1 %), plus two extr
 * inter-commodity spread credit between two underlyings of the same currency whose net deltas
   have opposite signs: ``credit × 2 × matched``, matched = the smaller of the two scan risks
   still unused, pairs taken by decreasing credit; each leg's margin is reduced by half;
-* short option minimum = rate × price × units of short options.
+* short option minimum = rate × price × the greater of the units of short calls and of short
+  puts in the combined commodity (the underlying), after netting each instrument's positions —
+  CME's rule since Clearing House Advisory 99-65 (July 1999): a short strangle or an iron condor
+  pays one minimum per unit, not one per short leg.
 
 margin = max(scan + intra − credit, short option minimum) per underlying, summed per currency;
 MM = ``mm_factor`` × IM as in the PM model.
@@ -29,18 +32,23 @@ MOVES = np.array([0.0, 1 / 3, -1 / 3, 2 / 3, -2 / 3, 1.0, -1.0])
 N_SCAN = 2 * len(MOVES)
 N_SCENARIOS = N_SCAN + 2
 MIN_VOL = 0.01
+# the deepest down move a scenario applies: a price cannot fall by 100 % or more (an extreme
+# multiple times a wide range, e.g. 3 × 50 %, would otherwise value options at negative prices)
+DEEPEST_MOVE = -0.99
 
 
 def scenario_grid(
     price_scan_range: float, extreme_multiple: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Price moves and vol directions (+1 up, −1 down, 0 unchanged) of the 16 scenarios."""
+    """Price moves and vol directions (+1 up, −1 down, 0 unchanged) of the 16 scenarios; down
+    moves stop at :data:`DEEPEST_MOVE`."""
     moves = np.concatenate(
         [
             np.repeat(MOVES, 2) * price_scan_range,
             [extreme_multiple * price_scan_range, -extreme_multiple * price_scan_range],
         ]
     )
+    moves = np.maximum(moves, DEEPEST_MOVE)
     vol_dir = np.concatenate([np.tile([1.0, -1.0], len(MOVES)), [0.0, 0.0]])
     return moves, vol_dir
 
@@ -65,6 +73,43 @@ def risk_arrays(positions: Positions, params: ModelParams) -> np.ndarray:
                 book.vol[options, None] * (1 + direction * p.vol_scan_range), MIN_VOL
             )
     return book.scenario_pnl(moves, vols) * scale
+
+
+def short_option_minimum(
+    positions: Positions, params: ModelParams, price_units: np.ndarray
+) -> np.ndarray:
+    """Short option minimum per (account, group), in the settlement currency (accounts × groups).
+
+    CME Clearing House Advisory 99-65 (1999): the charge is the rate times the *greater* of the
+    number of short calls and the number of short puts in the combined commodity, so spreads
+    whose short legs cannot both finish in the money pay one minimum. Each instrument's
+    positions in an account are netted first (a long and a short of the same option cancel).
+    """
+    table = positions.book.table
+    n_groups, accounts = len(table.groups), positions.n_accounts
+    out = np.zeros((accounts, n_groups))
+    options = table.kind[positions.instrument] == Kind.OPTION
+    if not options.any():
+        return out
+    n_instruments = len(table)
+    key = positions.account[options] * n_instruments + positions.instrument[options]
+    keys, where = np.unique(key, return_inverse=True)
+    net = np.bincount(where, weights=positions.quantity[options], minlength=len(keys))
+    short = net < 0
+    if not short.any():
+        return out
+    account, instrument = keys[short] // n_instruments, keys[short] % n_instruments
+    group = table.group[instrument]
+    units = -net[short]
+    row = account * n_groups + group
+    calls = np.bincount(
+        row, weights=np.where(table.is_call[instrument], units, 0.0), minlength=accounts * n_groups
+    )
+    puts = np.bincount(
+        row, weights=np.where(table.is_call[instrument], 0.0, units), minlength=accounts * n_groups
+    )
+    rate = np.array([params.span_for(u).short_option_minimum for _, u in table.groups])
+    return (np.maximum(calls, puts).reshape(accounts, n_groups)) * (rate * price_units)[None, :]
 
 
 def span_margin(positions: Positions, params: ModelParams | None = None) -> MarginResult:
@@ -100,18 +145,8 @@ def span_margin(positions: Positions, params: ModelParams | None = None) -> Marg
             rate = params.span_for(group_underlying[g]).intra_spread_charge
             intra[:, g] = rate * matched * price_units[g]
 
-    # short option minimum
-    som = np.zeros((accounts, n_groups))
-    short_options = (table.kind[positions.instrument] == Kind.OPTION) & (positions.quantity < 0)
-    if short_options.any():
-        g_of = table.group[positions.instrument[short_options]]
-        rate = np.array([params.span_for(u).short_option_minimum for u in group_underlying])[g_of]
-        amount = np.bincount(
-            positions.account[short_options] * n_groups + g_of,
-            weights=-positions.quantity[short_options] * rate * price_units[g_of],
-            minlength=accounts * n_groups,
-        )
-        som = amount.reshape(accounts, n_groups)
+    # short option minimum: rate × price × max(short calls, short puts) per combined commodity
+    som = short_option_minimum(positions, params, price_units)
 
     # inter-commodity credits between underlyings of one currency with opposite net deltas
     g_delta = positions.per_group(book.delta)
