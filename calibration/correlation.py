@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 import pandas as pd
@@ -35,6 +36,16 @@ from calibration.stress import STRESS_WINDOWS, StressWindow
 EWMA_LAMBDA = 0.94
 PSD_TOLERANCE = -1e-10  # smallest eigenvalue still accepted as PSD (rounding)
 STATIONARITY_MARGIN = 1e-6  # a + b <= 1 - margin
+# a + b this close to 1 is the optimizer on the stationarity constraint: the correlation process
+# is integrated in all but name (a shock's half-life > 19 years), as for the univariate fits
+BOUNDARY_MARGIN = 1e-4
+
+
+class DccBoundary(StrEnum):
+    """What a calibration uses when the DCC estimate is integrated (a + b on its boundary)."""
+
+    EWMA = "ewma"  # the EWMA correlation (RiskMetrics), which is integrated by construction
+    CAP = "cap"  # DCC re-estimated with its persistence a + b capped below one
 
 
 @dataclass(frozen=True)
@@ -219,9 +230,24 @@ class DccFit:
     library_versions: dict[str, str]
     path: np.ndarray = field(repr=False)  # R_1 … R_{T+1}, shape (T+1, N, N)
 
+    max_persistence: float = 1 - STATIONARITY_MARGIN
+
     @property
     def persistence(self) -> float:
         return self.a + self.b
+
+    @property
+    def integrated(self) -> bool:
+        """a + b within :data:`BOUNDARY_MARGIN` of one: correlation shocks never decay (the
+        estimate sits on its stationarity constraint, its standard errors are undefined)."""
+        return self.persistence >= 1.0 - BOUNDARY_MARGIN
+
+    @property
+    def capped(self) -> bool:
+        """Estimated under a persistence cap below one that binds."""
+        return self.max_persistence < 1 - STATIONARITY_MARGIN and (
+            self.persistence >= self.max_persistence - 1e-6
+        )
 
     def to_dict(self) -> dict:
         return {
@@ -231,6 +257,8 @@ class DccFit:
             "se_a": self.se_a,
             "se_b": self.se_b,
             "persistence": self.persistence,
+            "integrated": self.integrated,
+            "max_persistence": self.max_persistence,
             "loglik": self.loglik,
             "converged": self.converged,
             "message": self.message,
@@ -261,12 +289,18 @@ def fit_dcc(
     z: pd.DataFrame | np.ndarray,
     *,
     starting_values: tuple[float, float] = (0.03, 0.94),
+    max_persistence: float = 1 - STATIONARITY_MARGIN,
 ) -> DccFit:
     """Second step of DCC(1,1) QML on standardized residuals ``z`` (T × N).
 
     Maximises :func:`dcc_loglik` with SLSQP under ``a >= 0``, ``b >= 0``,
-    ``a + b <= 1 - 1e-6``; also tries a grid of starting points and keeps the best optimum.
+    ``a + b <= max_persistence`` (default ``1 - 1e-6``); also tries a grid of starting points
+    and keeps the best optimum. A result with ``a + b`` on one is flagged :attr:`DccFit.integrated`.
     """
+    if not 0 < max_persistence <= 1 - STATIONARITY_MARGIN:
+        raise ValueError(
+            f"max_persistence must be in (0, {1 - STATIONARITY_MARGIN}], got {max_persistence}"
+        )
     array, names, index = _clean(z)
     if array.shape[1] < 2:
         raise ValueError("DCC needs at least two series")
@@ -278,10 +312,13 @@ def fit_dcc(
         value = -dcc_loglik(x, array, qbar)
         return value if math.isfinite(value) else 1e12
 
-    constraints = [{"type": "ineq", "fun": lambda x: 1 - STATIONARITY_MARGIN - x[0] - x[1]}]
+    constraints = [{"type": "ineq", "fun": lambda x: max_persistence - x[0] - x[1]}]
     bounds = [(0.0, 1.0), (0.0, 1.0)]
     best = None
     for start in (starting_values, (0.01, 0.97), (0.05, 0.90), (0.10, 0.80)):
+        if start[0] + start[1] > max_persistence:  # start inside the capped region
+            scale = 0.99 * max_persistence / (start[0] + start[1])
+            start = (start[0] * scale, start[1] * scale)
         result = optimize.minimize(
             objective,
             np.asarray(start, dtype=float),
@@ -293,7 +330,7 @@ def fit_dcc(
         if best is None or result.fun < best.fun:
             best = result
     a, b = (float(v) for v in best.x)
-    interior = a > 1e-6 and b > 1e-6 and a + b < 1 - 2 * STATIONARITY_MARGIN
+    interior = a > 1e-6 and b > 1e-6 and a + b < max_persistence - 2 * STATIONARITY_MARGIN
     se_a = se_b = math.nan
     if interior:
         try:
@@ -328,6 +365,72 @@ def fit_dcc(
         n_obs=len(array),
         library_versions=library_versions(),
         path=path,
+        max_persistence=max_persistence,
+    )
+
+
+@dataclass(frozen=True)
+class DccOutcome:
+    """The DCC estimate, and what stands in for it when it is integrated.
+
+    ``fallback`` is None for a usable (mean-reverting) DCC; otherwise the rule applied
+    (:class:`DccBoundary`), ``fit`` is then the unconstrained (integrated) estimate and
+    ``used`` the correlation forecast the calibration uses instead: the EWMA forecast, or the
+    DCC re-estimated with its persistence capped (``capped_fit``).
+    """
+
+    fit: DccFit
+    used: CorrelationEstimate
+    fallback: DccBoundary | None = None
+    capped_fit: DccFit | None = None
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return {
+            "integrated": self.fit.integrated,
+            "fallback": None if self.fallback is None else self.fallback.value,
+            "note": self.note,
+            "fit": self.fit.to_dict(),
+            "capped_fit": None if self.capped_fit is None else self.capped_fit.to_dict(),
+            "used": self.used.to_dict(),
+        }
+
+
+def dcc_with_fallback(
+    z: pd.DataFrame | np.ndarray,
+    *,
+    on_boundary: DccBoundary | str = DccBoundary.EWMA,
+    persistence_cap: float = 0.99,
+    lam: float = EWMA_LAMBDA,
+) -> DccOutcome:
+    """:func:`fit_dcc`, and the policy's fallback when the estimate is integrated.
+
+    An integrated DCC (a + b = 1) never forgets a correlation shock, so its forecast is not the
+    mean-reverting model the recommendations assume; ``on_boundary`` chooses what is used
+    instead: ``ewma`` — the EWMA correlation forecast (λ = ``lam``), which is integrated by
+    design and says so; ``cap`` — DCC re-estimated under ``a + b <= persistence_cap``.
+    """
+    rule = DccBoundary(on_boundary)
+    fit = fit_dcc(z)
+    if not fit.integrated:
+        return DccOutcome(fit, fit.forecast)
+    head = (
+        f"DCC on its boundary: a + b = {fit.persistence:.6f} (integrated: correlation shocks "
+        "never decay; standard errors undefined)"
+    )
+    if rule is DccBoundary.EWMA:
+        used = ewma_correlation(z, lam)
+        return DccOutcome(
+            fit, used, rule, note=f"{head}; the EWMA correlation (lambda {lam}) is used"
+        )
+    capped = fit_dcc(z, max_persistence=persistence_cap)
+    return DccOutcome(
+        fit,
+        capped.forecast,
+        rule,
+        capped,
+        note=f"{head}; DCC re-estimated with a + b <= {persistence_cap}: a = {capped.a:.4f}, "
+        f"b = {capped.b:.4f}",
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
+from calibration.correlation import DccBoundary
 from calibration.stress import STRESS_WINDOWS, StressWindow
 
 
@@ -58,6 +59,9 @@ class CalibrationPolicy:
         Returns the model is fitted on and whose standardized residuals FHS resamples.
     extreme_confidence : float
         Coverage of the SPAN-style extreme move.
+    dcc_boundary : DccBoundary
+        What replaces an integrated DCC estimate (a + b = 1): ``ewma`` correlation, or DCC
+        with its persistence capped at ``dcc_persistence_cap``.
     """
 
     confidence: float = 0.99
@@ -70,6 +74,8 @@ class CalibrationPolicy:
     apc_stress_weight: float = 0.25
     apc_floor_years: float = 10.0
     extreme_confidence: float = 0.999
+    dcc_boundary: DccBoundary = DccBoundary.EWMA
+    dcc_persistence_cap: float = 0.99
     stress_windows: tuple[StressWindow, ...] = STRESS_WINDOWS
     haircut_tiers: tuple[HaircutTier, ...] = (
         HaircutTier(1_000_000.0, 0.0),
@@ -81,6 +87,11 @@ class CalibrationPolicy:
     def __post_init__(self) -> None:
         object.__setattr__(self, "method", Method(self.method))
         object.__setattr__(self, "apc", AntiProcyclicality(self.apc))
+        object.__setattr__(self, "dcc_boundary", DccBoundary(self.dcc_boundary))
+        _check(
+            0 < self.dcc_persistence_cap < 1,
+            f"dcc_persistence_cap: {self.dcc_persistence_cap} must be in (0, 1)",
+        )
         _check(0.5 < self.confidence < 1, f"confidence: {self.confidence} must be in (0.5, 1)")
         _check(
             self.confidence <= self.extreme_confidence < 1,
@@ -116,6 +127,7 @@ class CalibrationPolicy:
         out.pop("extra")
         out["method"] = self.method.value
         out["apc"] = self.apc.value
+        out["dcc_boundary"] = self.dcc_boundary.value
         out["stress_windows"] = [
             {"name": w.name, "start": w.start.isoformat(), "end": w.end.isoformat()}
             for w in self.stress_windows

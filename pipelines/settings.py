@@ -106,7 +106,7 @@ class MarketSettings(_Strict):
 DEFAULT_BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "underlyings.*.pm.price_range": (0.03, 0.50),
     "underlyings.*.span.price_scan_range": (0.03, 0.50),
-    "underlyings.*.span.extreme_move_multiple": (1.0, 5.0),
+    "underlyings.*.span.extreme_move_multiple": (1.0, 10.0),
     "underlyings.*.pm.vol_range_up": (0.05, 2.0),
     "underlyings.*.pm.vol_range_down": (0.05, 0.9),
     "underlyings.*.span.vol_scan_range": (0.05, 2.0),
@@ -130,6 +130,8 @@ class CalibrationSettings(_Strict):
     apc_stress_weight: float = 0.25
     apc_floor_years: float = 10.0
     extreme_confidence: float = 0.999
+    dcc_boundary: Literal["ewma", "cap"] = "ewma"
+    dcc_persistence_cap: float = 0.99
     candidates: Literal["all"] | tuple[str, ...] = "all"
     bounds: dict[str, tuple[float | None, float | None]] = DEFAULT_BOUNDS
 

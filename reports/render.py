@@ -4,13 +4,13 @@ JSON payload, and writing them with the chart PNGs."""
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from reports.charts import Chart
 from reports.context import ReportContext
 from reports.environment import environment
+from reports.serialize import dumps
 
 
 @dataclass(frozen=True)
@@ -22,9 +22,7 @@ class RenderedReport:
 
     @property
     def payload_json(self) -> str:
-        return (
-            json.dumps(self.payload, indent=2, sort_keys=True, allow_nan=False, default=str) + "\n"
-        )
+        return dumps(self.payload, indent=2, sort_keys=True, default=str) + "\n"
 
     def fingerprints(self) -> dict[str, str]:
         return {

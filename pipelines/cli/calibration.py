@@ -80,7 +80,12 @@ def _payload(run) -> dict:
             "dcc": {
                 "a": run.correlation.dcc_a,
                 "b": run.correlation.dcc_b,
+                "se_a": run.correlation.dcc.fit.se_a if run.correlation.dcc else None,
+                "se_b": run.correlation.dcc.fit.se_b if run.correlation.dcc else None,
                 "converged": run.correlation.dcc_converged,
+                "integrated": run.correlation.dcc_integrated,
+                "fallback": run.correlation.dcc_fallback,
+                "note": run.correlation.dcc.note if run.correlation.dcc else "",
             },
             "all_paths_psd": run.correlation.path_psd,
             "matrices": [
@@ -149,12 +154,20 @@ def _print(run) -> None:
         out.print(
             f"DCC(1,1): a = {run.correlation.dcc_a:.4f}, b = {run.correlation.dcc_b:.4f} "
             f"(a + b = {run.correlation.dcc_a + run.correlation.dcc_b:.4f}); "
-            f"every matrix PSD: {run.correlation.path_psd}"
+            f"every matrix PSD: {run.correlation.path_psd}",
+            markup=False,
         )
+        if run.correlation.dcc_integrated:
+            out.print(f"warning: {run.correlation.dcc.note}", markup=False)
         frame = dcc.as_frame()
+        title = "DCC correlation forecast"
+        if run.correlation.dcc_fallback == "ewma":
+            title += " (integrated: not used; the EWMA correlation is)"
+        elif run.correlation.dcc_fallback == "cap":
+            title += " (re-estimated with the persistence cap)"
         out.print(
             table(
-                "DCC correlation forecast",
+                title,
                 ["", *frame.columns],
                 [(i, *(_fmt(v, 3) for v in row)) for i, row in frame.iterrows()],
             )
