@@ -1,8 +1,16 @@
-"""Decimal log returns with an explicit gap policy.
+"""Decimal log returns with an explicit gap policy — one rule for the whole workbench.
 
 A return is always taken between two *observed* closes. When observations are missing, the
-return that spans the gap covers several trading days: it is *flagged* and then kept, dropped
-or rescaled as the policy says. Nothing is forward-filled.
+return that spans the gap covers k > 1 trading days: it is a k-day return. It is *flagged* —
+counted and dated in :attr:`ReturnSeries.gaps` — and then kept, dropped or rescaled as the
+policy says. Nothing is forward-filled.
+
+**The workbench's rule** (:data:`DEFAULT_GAP_POLICY`, ``scale``): wherever a daily return is
+expected — GARCH fits, rolling forecasts, FHS residuals, VaR scenarios, IV dynamics — a k-day
+return enters as its one-day-variance equivalent :math:`r/\\sqrt{k}`, so the series keeps
+every observed move (a crash across a missing day is not lost) without counting k days of
+variance as one. The day after a gap is then an ordinary forecast origin: it is margined with
+the model's forecast for its horizon. Every result lists the gaps it saw.
 """
 
 from __future__ import annotations
@@ -61,6 +69,48 @@ class ReturnSeries:
     def end(self):
         return self.values.index[-1] if len(self.values) else None
 
+    def window(self, start=None, end=None) -> ReturnSeries:
+        """The returns dated in [start, end] (either open), with their gaps."""
+        index = self.values.index
+        keep = np.ones(len(index), bool)
+        if start is not None:
+            keep &= index >= pd.Timestamp(start)
+        if end is not None:
+            keep &= index <= pd.Timestamp(end)
+        return self._subset(keep)
+
+    def tail(self, n: int) -> ReturnSeries:
+        """The last ``n`` returns, with their gaps."""
+        keep = np.zeros(len(self.values), bool)
+        if n > 0:
+            keep[-n:] = True
+        return self._subset(keep)
+
+    def _subset(self, keep: np.ndarray) -> ReturnSeries:
+        values, spans = self.values[keep], self.span_days[keep]
+        if len(values):
+            inside = (self.gaps["date"] >= values.index[0]) & (
+                self.gaps["date"] <= values.index[-1]
+            )
+        else:
+            inside = np.zeros(len(self.gaps), bool)
+        gaps = self.gaps[inside].reset_index(drop=True)
+        return ReturnSeries(self.asset, values, spans, gaps, self.policy, self.calendar)
+
+    def gap_list(self) -> list[dict]:
+        """The flagged multi-day returns as ``{"date", "span_days", "missing_days", "return",
+        "action"}`` records (date = the close after the gap)."""
+        return [
+            {
+                "date": pd.Timestamp(row["date"]).date().isoformat(),
+                "span_days": int(row["span_days"]),
+                "missing_days": int(row["span_days"]) - 1,
+                "return": float(row["return"]),
+                "action": str(row["action"]),
+            }
+            for row in self.gaps.to_dict("records")
+        ]
+
 
 def _trading_days_between(
     previous: pd.DatetimeIndex, current: pd.DatetimeIndex, calendar: Calendar
@@ -72,11 +122,14 @@ def _trading_days_between(
     )
 
 
+DEFAULT_GAP_POLICY = GapPolicy.SCALE  # the workbench's one rule (module docstring)
+
+
 def log_returns(
     closes: pd.Series,
     *,
     asset: str = "",
-    policy: GapPolicy = GapPolicy.KEEP,
+    policy: GapPolicy = DEFAULT_GAP_POLICY,
     calendar: Calendar = Calendar.ALWAYS,
 ) -> ReturnSeries:
     """Decimal log returns ``r_t = ln(P_t / P_prev)`` between consecutive observed closes.
@@ -92,7 +145,8 @@ def log_returns(
         Positive closing prices indexed by date, shape (n,); unsorted input is sorted,
         duplicate dates are an error.
     policy : GapPolicy
-        Treatment of returns with ``span > 1``: kept, dropped, or divided by ``sqrt(span)``.
+        Treatment of returns with ``span > 1``: kept, dropped, or divided by ``sqrt(span)``
+        (the default, :data:`DEFAULT_GAP_POLICY`).
     calendar : Calendar
         ``24/7`` counts calendar days; ``weekdays`` counts Monday-Friday (a Friday-to-Monday
         return spans one trading day).
@@ -135,3 +189,24 @@ def log_returns(
     elif policy is GapPolicy.SCALE:
         values = values / np.sqrt(spans.clip(lower=1))
     return ReturnSeries(asset, values, spans, gaps.reset_index(drop=True), policy, calendar)
+
+
+def log_return_frame(
+    closes: pd.DataFrame,
+    *,
+    policy: GapPolicy = DEFAULT_GAP_POLICY,
+    calendar: Calendar = Calendar.ALWAYS,
+) -> tuple[pd.DataFrame, dict[str, ReturnSeries]]:
+    """:func:`log_returns` of every column of ``closes`` (days × assets, NaN where a day has no
+    close), on the frame's index: NaN on the missing days themselves, the policy's value on the
+    day after each gap. Also returns each column's :class:`ReturnSeries` (with its gaps)."""
+    out, series = {}, {}
+    for column in closes.columns:
+        observed = closes[column].dropna()
+        if len(observed) < 2:
+            out[column] = pd.Series(np.nan, index=closes.index)
+            continue
+        found = log_returns(observed, asset=str(column), policy=policy, calendar=calendar)
+        series[str(column)] = found
+        out[column] = found.values.reindex(closes.index)
+    return pd.DataFrame(out, index=closes.index), series

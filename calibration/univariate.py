@@ -172,6 +172,7 @@ class UnivariateSpec:
 ALL_SPECS: tuple[UnivariateSpec, ...] = tuple(
     UnivariateSpec(v, d) for v in VolProcess for d in Innovation
 )
+ALL_SPECS_ORDER = {spec: k for k, spec in enumerate(ALL_SPECS)}
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,7 @@ class DataWindow:
     fingerprint: str
     gap_policy: str | None = None
     flagged_gaps: int = 0
+    gaps: tuple[dict, ...] = ()  # each flagged multi-day return: date, span_days, return, action
 
 
 @dataclass(frozen=True)
@@ -278,7 +280,7 @@ class UnivariateFit:
             "next_vol_annual": math.sqrt(self.next_variance * DAYS_PER_YEAR),
             "ljung_box": [lb.__dict__ for lb in self.ljung_box],
             "on_bounds": list(self.on_bounds),
-            "window": self.window.__dict__,
+            "window": {**self.window.__dict__, "gaps": list(self.window.gaps)},
             "start": self.start.value,
             "library_versions": self.library_versions,
         }
@@ -381,7 +383,7 @@ class EwmaFit:
             "loglik": self.loglik,
             "reason": self.reason,
             "next_vol_annual": math.sqrt(self.next_variance * DAYS_PER_YEAR),
-            "window": self.window.__dict__,
+            "window": {**self.window.__dict__, "gaps": list(self.window.gaps)},
             "library_versions": self.library_versions,
         }
 
@@ -394,10 +396,88 @@ class CandidateOutcome:
     converged: bool
     stationary: bool
     error: str | None
+    rejected: str | None = None  # the nested-model check's reason, when it refused the fit
+    note: str | None = None  # e.g. "refit from the nested model's solution"
 
     @property
     def usable(self) -> bool:
-        return self.error is None and self.converged and self.stationary
+        return self.error is None and self.rejected is None and self.converged and self.stationary
+
+
+# A richer model reaches every value of the model it nests (γ = 0; ν → ∞ up to arch's bound of
+# 500, where the t is within ~1e-5 per observation of the normal; λ = 0), so its maximum
+# likelihood can be below the nested one's only by this much — more is a failed optimisation.
+NESTED_TOLERANCE = 0.05
+
+
+def nested_in(spec: UnivariateSpec) -> tuple[UnivariateSpec, ...]:
+    """The candidates ``spec`` nests directly: GJR-GARCH nests GARCH (γ = 0), the Student t
+    nests the normal (ν → ∞), the skew-t nests the t (λ = 0)."""
+    out = []
+    if spec.vol is VolProcess.GJR_GARCH:
+        out.append(UnivariateSpec(VolProcess.GARCH, spec.dist, spec.mean))
+    if spec.dist is Innovation.STUDENT_T:
+        out.append(UnivariateSpec(spec.vol, Innovation.NORMAL, spec.mean))
+    if spec.dist is Innovation.SKEW_T:
+        out.append(UnivariateSpec(spec.vol, Innovation.STUDENT_T, spec.mean))
+    return tuple(out)
+
+
+def _nesting_chain(spec: UnivariateSpec) -> tuple[UnivariateSpec, ...]:
+    """Every model ``spec`` nests, directly or not (fitted before it)."""
+    out: list[UnivariateSpec] = []
+    for inner in nested_in(spec):
+        out += [inner, *_nesting_chain(inner)]
+    return tuple(dict.fromkeys(out))
+
+
+def nested_start(spec: UnivariateSpec, nested: UnivariateFit) -> dict[str, float]:
+    """Starting values for ``spec`` at (or next to) the nested model's optimum."""
+    params = dict(nested.params)
+    if spec.vol is VolProcess.GJR_GARCH and nested.spec.vol is VolProcess.GARCH:
+        params["gamma[1]"] = 0.0
+    if spec.dist is Innovation.STUDENT_T and nested.spec.dist is Innovation.NORMAL:
+        params["nu"] = 100.0  # inside arch's bounds, near the normal
+    if spec.dist is Innovation.SKEW_T and nested.spec.dist is Innovation.STUDENT_T:
+        params["eta"] = params.pop("nu")
+        params["lambda"] = 0.0
+    return params
+
+
+def _nested_check(
+    spec: UnivariateSpec,
+    fit: UnivariateFit,
+    returns: ReturnSeries | pd.Series,
+    name: str,
+    fitted: dict[UnivariateSpec, UnivariateFit],
+) -> tuple[UnivariateFit, str | None, str | None]:
+    """Hold ``fit`` against the fitted models it nests: refit a worse one from the nested
+    solution; return (the fit to use, a rejection reason or None, a note or None)."""
+    for inner in nested_in(spec):
+        base = fitted.get(inner)
+        if base is None or not math.isfinite(base.loglik):
+            continue
+        if fit.loglik >= base.loglik - NESTED_TOLERANCE:
+            continue
+        shortfall = base.loglik - fit.loglik
+        try:
+            refit = fit_univariate(
+                returns, spec, asset=name, starting_values=nested_start(spec, base)
+            )
+        except (ArithmeticError, ValueError, np.linalg.LinAlgError, RuntimeError, KeyError):
+            refit = None
+        if refit is not None and refit.loglik >= base.loglik - NESTED_TOLERANCE:
+            note = (
+                f"log-likelihood {fit.loglik:.2f} was {shortfall:.2f} below the nested "
+                f"{inner.name} ({base.loglik:.2f}); refit from its solution: {refit.loglik:.2f}"
+            )
+            return refit, None, note
+        reason = (
+            f"log-likelihood {fit.loglik:.2f} is {shortfall:.2f} below the nested {inner.name} "
+            f"({base.loglik:.2f}), also when refitted from its solution: a failed optimisation"
+        )
+        return fit, reason, None
+    return fit, None, None
 
 
 @dataclass(frozen=True)
@@ -419,14 +499,23 @@ class VolatilityCalibration:
 
 def _as_series(
     returns: ReturnSeries | pd.Series, asset: str | None
-) -> tuple[pd.Series, str, str | None, int]:
+) -> tuple[pd.Series, str, str | None, tuple[dict, ...]]:
+    """The values, name, gap policy and flagged gaps of ``returns`` (a plain Series has none:
+    pass a :class:`ReturnSeries` to have its gaps counted and listed)."""
     if isinstance(returns, ReturnSeries):
-        return returns.values, asset or returns.asset, returns.policy.value, len(returns.gaps)
+        return (
+            returns.values,
+            asset or returns.asset,
+            returns.policy.value,
+            tuple(returns.gap_list()),
+        )
     series = pd.Series(returns, dtype=float)
-    return series, asset or str(series.name or ""), None, 0
+    return series, asset or str(series.name or ""), None, ()
 
 
-def _window(series: pd.Series, asset: str, policy: str | None, gaps: int) -> DataWindow:
+def _window(
+    series: pd.Series, asset: str, policy: str | None, gaps: tuple[dict, ...]
+) -> DataWindow:
     def label(x) -> str:
         return x.date().isoformat() if hasattr(x, "date") and callable(x.date) else str(x)
 
@@ -437,7 +526,8 @@ def _window(series: pd.Series, asset: str, policy: str | None, gaps: int) -> Dat
         n_obs=len(series),
         fingerprint=series_fingerprint(series),
         gap_policy=policy,
-        flagged_gaps=gaps,
+        flagged_gaps=len(gaps),
+        gaps=gaps,
     )
 
 
@@ -737,7 +827,10 @@ def calibrate_volatility(
     _validate_returns(series, name)
     outcomes: list[CandidateOutcome] = []
     fits: list[UnivariateFit] = []
-    for spec in candidates:
+    fitted: dict[UnivariateSpec, UnivariateFit] = {}
+    # nested models first, so that every richer candidate can be held against them
+    ordered = sorted(candidates, key=lambda c: (len(_nesting_chain(c)), ALL_SPECS_ORDER.get(c, 99)))
+    for spec in ordered:
         try:
             fit = fit_univariate(returns, spec, asset=name)
         except (ArithmeticError, ValueError, np.linalg.LinAlgError, RuntimeError) as exc:
@@ -747,17 +840,23 @@ def calibrate_volatility(
                 CandidateOutcome(spec, None, None, False, False, f"{type(exc).__name__}: {exc}")
             )
             continue
+        fit, rejected, note = _nested_check(spec, fit, returns, name, fitted)
+        fitted[spec] = fit
         outcomes.append(
-            CandidateOutcome(spec, fit.bic, fit.loglik, fit.converged, fit.stationary, None)
+            CandidateOutcome(
+                spec, fit.bic, fit.loglik, fit.converged, fit.stationary, None, rejected, note
+            )
         )
-        if fit.converged and fit.stationary:
+        if fit.converged and fit.stationary and rejected is None:
             fits.append(fit)
+    order = {spec: k for k, spec in enumerate(candidates)}
+    outcomes.sort(key=lambda o: order[o.spec])
     if fits:
         best = min(fits, key=lambda f: f.bic)
         return VolatilityCalibration(name, best, tuple(outcomes), None)
     problems = "; ".join(
         f"{o.spec.name}: "
-        + (o.error or ("did not converge" if not o.converged else "not stationary"))
+        + (o.error or o.rejected or ("did not converge" if not o.converged else "not stationary"))
         for o in outcomes
     )
     reason = f"no usable GARCH fit ({problems}); EWMA lambda={EWMA_LAMBDA} used instead"

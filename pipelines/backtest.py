@@ -72,6 +72,7 @@ from pipelines.calibrate import choose_source
 from pipelines.errors import BadInputError
 from pipelines.settings import WorkbenchSettings
 from pipelines.warehouse import transaction
+from reports.serialize import dumps
 
 PACKAGE_VERSION = __version__
 
@@ -794,7 +795,7 @@ def summarise(
                 n,
                 int(g["breach"].sum()),
                 report.traffic_light.zone,
-                json.dumps(summary, default=_json_default, allow_nan=False),
+                dumps(summary),
             )
         )
     out = pd.DataFrame(
@@ -811,14 +812,6 @@ def summarise(
         ],
     )
     return out
-
-
-def _json_default(value):
-    if isinstance(value, np.integer | np.floating):
-        return value.item()
-    if isinstance(value, pd.Timestamp | date | datetime):
-        return value.isoformat()[:10]
-    raise TypeError(type(value).__name__)
 
 
 def _finite(x) -> float | None:
@@ -981,7 +974,7 @@ def store_run(con: duckdb.DuckDBPyConnection, run: BacktestRun) -> None:
                 PACKAGE_VERSION,
                 json.dumps(library_versions()),
                 run.elapsed,
-                json.dumps(run.cache, default=str),
+                dumps(run.cache, default=str),
             ],
         )
         con.register("daily_rows", daily)

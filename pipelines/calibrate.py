@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 from calibration.correlation import (
     CorrelationEstimate,
+    DccOutcome,
     ccc_correlation,
+    dcc_with_fallback,
     ewma_correlation,
     ewma_correlation_path,
-    fit_dcc,
     is_psd,
     stressed_correlations,
 )
@@ -45,29 +45,14 @@ from pipelines import __version__
 from pipelines.errors import BadInputError
 from pipelines.settings import WorkbenchSettings
 from pipelines.warehouse import transaction
+from reports.serialize import dumps
 
 WEEKDAY_SOURCES = {"arch"}  # equity data (S&P 500) trades on weekdays
 
 
 def to_json(value: object) -> str:
-    """JSON for DuckDB: NaN and infinities become null (JSON has no NaN)."""
-
-    def clean(x):
-        if isinstance(x, float) and not math.isfinite(x):
-            return None
-        if isinstance(x, dict):
-            return {str(k): clean(v) for k, v in x.items()}
-        if isinstance(x, list | tuple):
-            return [clean(v) for v in x]
-        if isinstance(x, np.generic):
-            return clean(x.item())
-        if isinstance(x, np.ndarray):
-            return clean(x.tolist())
-        if isinstance(x, date | datetime):
-            return x.isoformat()
-        return x
-
-    return json.dumps(clean(value), sort_keys=True)
+    """Strict JSON for DuckDB (NaN and infinities become null: :mod:`reports.serialize`)."""
+    return dumps(value, sort_keys=True)
 
 
 def _finite(x: float | None) -> float | None:
@@ -211,7 +196,7 @@ def _candidate_rows(ctx, calibration: VolatilityCalibration, source: str, window
                 calibration.asset,
                 outcome.spec.name,
                 is_chosen,
-                "garch" if outcome.error is None else "failed",
+                "failed" if outcome.error else ("rejected" if outcome.rejected else "garch"),
                 to_json(outcome.spec.to_dict()),
                 to_json(detail.get("params")) if is_chosen else None,
                 to_json(detail.get("std_errors")) if is_chosen else None,
@@ -226,9 +211,12 @@ def _candidate_rows(ctx, calibration: VolatilityCalibration, source: str, window
                 _finite(detail.get("next_vol_annual")) if is_chosen else None,
                 to_json(detail.get("ljung_box")) if is_chosen else None,
                 to_json(detail.get("on_bounds")) if is_chosen else None,
-                outcome.error,
+                outcome.error or outcome.rejected,
                 None,
                 *common,
+                outcome.note,
+                window.gap_policy,
+                to_json(list(window.gaps)),
             ]
         )
     if isinstance(chosen, EwmaFit):
@@ -257,6 +245,9 @@ def _candidate_rows(ctx, calibration: VolatilityCalibration, source: str, window
                 None,
                 calibration.fallback_reason,
                 *common,
+                None,
+                window.gap_policy,
+                to_json(list(window.gaps)),
             ]
         )
     return rows
@@ -268,10 +259,10 @@ def fit_asset(
     """Fit every candidate model to the asset's last ``lookback_days`` returns, keep the BIC
     choice (or the EWMA fallback) and store candidates and the chosen path."""
     returns, source = returns_for(con, settings, asset, ctx.as_of)
-    window = returns.values.iloc[-ctx.policy.lookback_days :]
-    if len(window) < 100:
+    window = returns.tail(ctx.policy.lookback_days)
+    if len(window.values) < 100:
         raise BadInputError(
-            f"{asset}: only {len(window)} returns up to {ctx.as_of}; calibration needs 100"
+            f"{asset}: only {len(window.values)} returns up to {ctx.as_of}; calibration needs 100"
         )
     calibration = calibrate_volatility(window, ctx.specs, asset=asset)
     chosen = calibration.chosen
@@ -279,8 +270,8 @@ def fit_asset(
         {
             "calibration_id": ctx.calibration_id,
             "asset": asset,
-            "date": window.index.date,
-            "log_return": window.to_numpy(),
+            "date": window.values.index.date,
+            "log_return": window.values.to_numpy(),
             "cond_vol": chosen.conditional_vol.to_numpy(),
             "std_resid": chosen.std_resid.to_numpy(),
         }
@@ -292,7 +283,7 @@ def fit_asset(
                 [ctx.calibration_id, asset],
             )
         rows = _candidate_rows(ctx, calibration, source, chosen.window)
-        con.executemany(f"INSERT INTO calib.fits VALUES ({', '.join(['?'] * 27)})", rows)
+        con.executemany(f"INSERT INTO calib.fits VALUES ({', '.join(['?'] * 30)})", rows)
         con.register("_series", series)
         con.execute("INSERT INTO calib.fitted_series SELECT * FROM _series")
         con.unregister("_series")
@@ -315,8 +306,8 @@ def load_chosen_fit(
         )
     kind, spec, params, start, end, data_sha, reason = row
     returns, _ = returns_for(con, settings, asset, ctx.as_of)
-    window = returns.values.loc[pd.Timestamp(start) : pd.Timestamp(end)]
-    if series_fingerprint(window) != data_sha:
+    window = returns.window(start, end)
+    if series_fingerprint(window.values) != data_sha:
         raise BadInputError(
             f"{asset}: the prices behind calibration {ctx.calibration_id} changed since it was fitted; refit"
         )
@@ -343,6 +334,15 @@ class CorrelationOutcome:
     dcc_b: float
     dcc_converged: bool
     path_psd: bool  # every DCC and EWMA matrix over the sample was PSD
+    dcc: DccOutcome | None = None
+
+    @property
+    def dcc_integrated(self) -> bool:
+        return self.dcc is not None and self.dcc.fit.integrated
+
+    @property
+    def dcc_fallback(self) -> str | None:
+        return None if self.dcc is None or self.dcc.fallback is None else self.dcc.fallback.value
 
 
 def _correlation_row(ctx, method: str, window: str, est: CorrelationEstimate) -> list:
@@ -385,20 +385,33 @@ def calibrate_correlations(
     z = z[list(present)]
     ewma = ewma_correlation(z)
     ccc = ccc_correlation(z)
-    dcc = fit_dcc(z)
+    outcome = dcc_with_fallback(
+        z,
+        on_boundary=ctx.policy.dcc_boundary,
+        persistence_cap=ctx.policy.dcc_persistence_cap,
+    )
+    dcc = outcome.fit
     history = {a: returns_for(con, settings, a, ctx.as_of)[0].values for a in present}
     stressed = stressed_correlations(pd.DataFrame(history), ctx.policy.stress_windows)
     path_psd = all(is_psd(m) for m in dcc.path) and all(
         is_psd(m) for m in ewma_correlation_path(z.to_numpy())
     )
-    estimates = {("ewma", ""): ewma, ("ccc", ""): ccc, ("dcc", ""): dcc.forecast}
-    dcc.forecast.details.update(
+    # an integrated DCC stays on record, flagged; what the recommendations use instead is the
+    # policy's fallback: the EWMA estimate (already stored) or the capped re-estimate
+    stored = outcome.capped_fit.forecast if outcome.capped_fit is not None else dcc.forecast
+    estimates = {("ewma", ""): ewma, ("ccc", ""): ccc, ("dcc", ""): stored}
+    stored.details.update(
         {
             "se_a": dcc.se_a,
             "se_b": dcc.se_b,
             "loglik": dcc.loglik,
             "converged": dcc.converged,
             "path_psd": path_psd,
+            "integrated": dcc.integrated,
+            "fallback": outcome.fallback.value if outcome.fallback else None,
+            "note": outcome.note,
+            "in_recommendations": outcome.fallback is None or outcome.capped_fit is not None,
+            "unconstrained": {"a": dcc.a, "b": dcc.b} if outcome.capped_fit is not None else None,
         }
     )
     for name, est in stressed.items():
@@ -409,18 +422,21 @@ def calibrate_correlations(
             f"INSERT INTO calib.correlations VALUES ({', '.join(['?'] * 13)})",
             [_correlation_row(ctx, m, w, e) for (m, w), e in estimates.items()],
         )
-    return CorrelationOutcome(estimates, dcc.a, dcc.b, dcc.converged, path_psd)
+    return CorrelationOutcome(estimates, dcc.a, dcc.b, dcc.converged, path_psd, outcome)
 
 
 def pair_correlations(
     con: duckdb.DuckDBPyConnection, ctx: CalibrationContext
 ) -> dict[tuple[str, str], dict[str, float]]:
     rows = con.execute(
-        "SELECT method, window_name, assets, matrix FROM calib.correlations WHERE calibration_id = ?",
+        "SELECT method, window_name, assets, matrix, detail FROM calib.correlations "
+        "WHERE calibration_id = ?",
         [ctx.calibration_id],
     ).fetchall()
     pairs: dict[tuple[str, str], dict[str, float]] = {}
-    for method, window, assets_json, matrix_json in rows:
+    for method, window, assets_json, matrix_json, detail in rows:
+        if not json.loads(detail or "{}").get("in_recommendations", True):
+            continue  # an integrated DCC replaced by the policy's fallback
         names, matrix = json.loads(assets_json), json.loads(matrix_json)
         label = window or method
         for i, a in enumerate(names):
@@ -505,6 +521,9 @@ def recommend_parameters(
     fits = {a: load_chosen_fit(con, settings, ctx, a) for a in present}
     history = {a: returns_for(con, settings, a, ctx.as_of)[0].values for a in present}
     ivs = load_iv_dynamics(con, settings, ctx, present)
+    from pipelines.margin import load_params  # the set in force (or the default)
+
+    in_force = load_params(None, con)[0].to_model_params()
     recommendations = recommend(
         fits,
         history,
@@ -513,6 +532,9 @@ def recommend_parameters(
         iv=ivs,
         iv_history={a: d.log_changes for a, d in ivs.items()},
         pair_correlations=pair_correlations(con, ctx),
+        extreme_covered_fraction={
+            a: in_force.span_for(a).extreme_covered_fraction for a in present
+        },
     )
     with transaction(con):
         con.execute(
