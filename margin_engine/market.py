@@ -119,7 +119,11 @@ class MarketSnapshot:
     def from_deribit_chain(cls, chain: pd.DataFrame | str | Path) -> MarketSnapshot:
         """From a Deribit option-chain snapshot (``timestamp,instrument_name,underlying,…``):
         the index per currency, the forward of each expiry (the ``underlying`` column) and every
-        option's implied vol."""
+        option's implied vol.
+
+        A snapshot is taken over some seconds, so rows of one currency (or expiry) can carry
+        slightly different index (forward) prices: each is the *median* over its rows, which
+        one stale or erroneous row cannot move (the last row could)."""
         frame = pd.read_csv(chain) if isinstance(chain, str | Path) else chain
         required = {
             "timestamp",
@@ -134,15 +138,19 @@ class MarketSnapshot:
             raise ValueError(f"option chain: missing column(s) {', '.join(sorted(missing))}")
         stamps = pd.to_datetime(frame["timestamp"], utc=True)
         as_of = stamps.max().to_pydatetime()
-        index = frame.groupby("currency")["index_price"].last().astype(float).to_dict()
-        forwards: dict[str, dict[datetime, float]] = {}
+        index = frame.groupby("currency")["index_price"].median().astype(float).to_dict()
+        by_expiry: dict[str, dict[datetime, list[float]]] = {}
         iv = {}
         for row in frame.itertuples(index=False):
             instrument = parse_instrument(row.instrument_name)
-            forwards.setdefault(instrument.underlying, {})[instrument.expiry] = float(
-                row.underlying
-            )
+            by_expiry.setdefault(instrument.underlying, {}).setdefault(
+                instrument.expiry, []
+            ).append(float(row.underlying))
             iv[instrument.name] = float(row.implied_volatility)
+        forwards = {
+            u: {expiry: float(np.median(values)) for expiry, values in curve.items()}
+            for u, curve in by_expiry.items()
+        }
         return cls(as_of, index, forwards, iv, source="deribit-option-chain")
 
     @classmethod

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 import duckdb
@@ -41,8 +41,9 @@ from calibration.univariate import (
     calibrate_volatility,
     fit_ewma,
 )
-from pipelines import __version__
+from pipelines import __version__, history
 from pipelines.errors import BadInputError
+from pipelines.history import Provenance
 from pipelines.settings import WorkbenchSettings
 from pipelines.warehouse import transaction
 from reports.serialize import dumps
@@ -76,36 +77,14 @@ def policy_fingerprint(policy: CalibrationPolicy, specs: tuple[UnivariateSpec, .
 # --------------------------------------------------------------------------- loading
 
 
-def _ordered_sources(available: list[str], preference: tuple[str, ...]) -> list[str]:
-    ranked = [s for s in preference if s in available]
-    return ranked + sorted(s for s in available if s not in preference)
-
-
-def choose_source(
-    con: duckdb.DuckDBPyConnection, table: str, asset: str, preference: tuple[str, ...]
-) -> str | None:
-    available = [
-        r[0]
-        for r in con.execute(
-            f"SELECT DISTINCT source FROM {table} WHERE asset = ?", [asset]
-        ).fetchall()
-    ]
-    ordered = _ordered_sources(available, preference)
-    return ordered[0] if ordered else None
-
-
 def load_closes(
     con: duckdb.DuckDBPyConnection, asset: str, as_of: date, preference: tuple[str, ...]
-) -> tuple[pd.Series, str]:
-    source = choose_source(con, "market.prices", asset, preference)
-    if source is None:
-        raise BadInputError(f"{asset}: no prices in the warehouse")
-    frame = con.execute(
-        "SELECT date, close FROM market.prices WHERE asset = ? AND source = ? AND date <= ? ORDER BY date",
-        [asset, source, as_of],
-    ).df()
-    series = pd.Series(frame["close"].to_numpy(), index=pd.DatetimeIndex(frame["date"]), name=asset)
-    return series, source
+) -> tuple[pd.Series, Provenance]:
+    """Closes of ``asset`` up to ``as_of``, spliced across sources (:mod:`pipelines.history`)."""
+    series, provenance = history.closes(con, asset, preference, end=as_of)
+    if provenance is None:
+        raise BadInputError(f"{asset}: no prices in the warehouse up to {as_of}")
+    return series, provenance
 
 
 def load_iv(
@@ -115,25 +94,21 @@ def load_iv(
     preference: tuple[str, ...],
     tenor_days: int = 30,
 ) -> tuple[pd.Series, str] | None:
-    source = choose_source(con, "market.implied_vol", asset, preference)
-    if source is None:
+    series, provenance = history.implied_vol(
+        con, asset, preference, end=as_of, tenor_days=tenor_days
+    )
+    if provenance is None:
         return None
-    frame = con.execute(
-        "SELECT date, iv FROM market.implied_vol WHERE asset = ? AND source = ? AND tenor_days = ? "
-        "AND date <= ? ORDER BY date",
-        [asset, source, tenor_days, as_of],
-    ).df()
-    if frame.empty:
-        return None
-    return pd.Series(
-        frame["iv"].to_numpy(), index=pd.DatetimeIndex(frame["date"]), name=asset
-    ), source
+    return series, provenance.label
 
 
 def returns_for(con, settings: WorkbenchSettings, asset: str, as_of: date):
-    closes, source = load_closes(con, asset, as_of, settings.market.source_preference)
-    calendar = Calendar.WEEKDAYS if source in WEEKDAY_SOURCES else Calendar.ALWAYS
-    return log_returns(closes, asset=asset, calendar=calendar), source
+    """The asset's log returns up to ``as_of`` under the workbench's gap rule, and where its
+    closes came from (a :class:`~pipelines.history.Provenance`)."""
+    closes, provenance = load_closes(con, asset, as_of, settings.market.source_preference)
+    weekdays = all(s in WEEKDAY_SOURCES for s in provenance.sources)
+    calendar = Calendar.WEEKDAYS if weekdays else Calendar.ALWAYS
+    return log_returns(closes, asset=asset, calendar=calendar), provenance
 
 
 def latest_common_date(con: duckdb.DuckDBPyConnection, assets: tuple[str, ...]) -> date:
@@ -258,7 +233,8 @@ def fit_asset(
 ) -> VolatilityCalibration:
     """Fit every candidate model to the asset's last ``lookback_days`` returns, keep the BIC
     choice (or the EWMA fallback) and store candidates and the chosen path."""
-    returns, source = returns_for(con, settings, asset, ctx.as_of)
+    returns, provenance = returns_for(con, settings, asset, ctx.as_of)
+    source = provenance.label
     window = returns.tail(ctx.policy.lookback_days)
     if len(window.values) < 100:
         raise BadInputError(
@@ -576,6 +552,7 @@ class CalibrationRun:
     iv: dict[str, IvDynamics]
     recommendations: Recommendations
     violations: list[BoundViolation]
+    sources: dict[str, str] = field(default_factory=dict)  # asset -> which source served which days
 
 
 def run_calibration(
@@ -605,6 +582,12 @@ def run_calibration(
             [ctx.calibration_id],
         ).fetchall()
     }
+    preference = settings.market.source_preference
+    sources = {
+        a: provenance.describe()
+        for a in assets
+        if (provenance := history.closes(con, a, preference, end=ctx.as_of)[1]) is not None
+    }
     return CalibrationRun(
         ctx,
         volatility,
@@ -612,4 +595,5 @@ def run_calibration(
         ivs,
         recommendations,
         bound_violations(settings, recommendations),
+        sources,
     )

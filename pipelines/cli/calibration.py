@@ -59,9 +59,13 @@ def _payload(run) -> dict:
     ctx = run.context
     fits = {}
     for asset, calibration in run.volatility.items():
+        window = calibration.chosen.window
         fits[asset] = {
             "chosen": calibration.chosen.to_dict(),
             "fallback_reason": calibration.fallback_reason,
+            "prices": run.sources.get(asset),
+            "gap_policy": window.gap_policy,
+            "gaps": list(window.gaps),
             "candidates": [
                 {
                     "model": o.spec.name,
@@ -70,6 +74,8 @@ def _payload(run) -> dict:
                     "converged": o.converged,
                     "stationary": o.stationary,
                     "error": o.error,
+                    "rejected": o.rejected,
+                    "note": o.note,
                 }
                 for o in calibration.candidates
             ],
@@ -131,6 +137,9 @@ def _print(run) -> None:
                 calibration.fallback_reason or "-",
             )
         )
+    for asset in run.volatility:
+        if asset in run.sources:
+            out.print(f"prices {run.sources[asset]}", markup=False)
     out.print(
         table(
             "volatility models (chosen by BIC)",
@@ -149,6 +158,28 @@ def _print(run) -> None:
             rows,
         )
     )
+    gaps = [
+        (asset, g["date"], g["missing_days"], _fmt(g["return"], 4))
+        for asset, calibration in run.volatility.items()
+        for g in calibration.chosen.window.gaps
+    ]
+    if gaps:
+        policy = next(iter(run.volatility.values())).chosen.window.gap_policy
+        out.print(
+            table(
+                f"gaps in the fit windows (each return across a gap enters as r/sqrt(days): {policy})",
+                ["asset", "close after the gap", "missing days", "log return across it"],
+                gaps,
+            )
+        )
+    rejected = [
+        (asset, o.spec.name, o.rejected or o.note)
+        for asset, calibration in run.volatility.items()
+        for o in calibration.candidates
+        if o.rejected or o.note
+    ]
+    if rejected:
+        out.print(table("nested-model check", ["asset", "candidate", "outcome"], rejected))
     if run.correlation is not None:
         dcc = run.correlation.estimates[("dcc", "")]
         out.print(

@@ -134,6 +134,12 @@ def ingest(
     replace: bool = typer.Option(
         False, "--replace", help="Overwrite conflicting rows (old rows kept as superseded)."
     ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Load prices whose levels differ from the stored series of the same asset and "
+        "source on most overlapping days (refused otherwise: another quote currency or venue).",
+    ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Load market-data files into the warehouse, one transaction per file.
@@ -142,7 +148,7 @@ def ingest(
     Exits 2 if any file could not be read at all (the others are still loaded).
     """
     settings = settings_from(ctx)
-    options = ReadOptions(format=fmt, kind=kind, source=source, asset=asset)
+    options = ReadOptions(format=fmt, kind=kind, source=source, asset=asset, force=force)
     reports, errors = ingest_paths(
         settings, paths, options, replace, show_progress=not as_json and err.is_terminal
     )

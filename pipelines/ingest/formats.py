@@ -160,6 +160,7 @@ class ReadOptions:
     kind: Kind | None = None
     source: str | None = None  # overrides the file's `source` column and the format default
     asset: str | None = None  # for formats whose rows do not name the asset
+    force: bool = False  # load even when the file's levels do not match the stored series
 
 
 # --------------------------------------------------------------------------- detection
@@ -498,6 +499,16 @@ def stage_deribit_dvol(con: duckdb.DuckDBPyConnection, path: Path, options: Read
             )
         rows.append((int(ts), opn / 100.0, high / 100.0, low / 100.0, close / 100.0, problem))
     frame = pd.DataFrame(rows, columns=["ts", "o", "h", "l", "c", "_problem"])
+    if len(frame):
+        per_day = (frame["ts"] // 86_400_000).value_counts()
+        # most days with several bars is an intraday series (a stray bar is a bad row)
+        if 2 * (per_day > 1).sum() > len(per_day):
+            day = pd.Timestamp(int(per_day.index[0]) * 86_400_000, unit="ms").date()
+            raise BadInputError(
+                f"{path}: {int((per_day > 1).sum())} day(s) hold several DVOL bars (e.g. {day}: "
+                f"{int(per_day.iloc[0])}): an intraday series; only daily bars are stored — "
+                "request resolution=1D (its close is the day's value)"
+            )
     frame["_problem"] = frame["_problem"].astype(object)
     con.execute("DROP TABLE IF EXISTS _stage")
     con.register("_dvol_frame", frame)

@@ -19,6 +19,7 @@ before anything is written; any exception rolls the whole load back.
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,8 +30,9 @@ import numpy as np
 import pandas as pd
 
 from pipelines import __version__
+from pipelines.errors import BadInputError
 from pipelines.ingest.formats import ParserReject, ReadOptions, Staged, stage_file
-from pipelines.ingest.kinds import SPECS, KindSpec
+from pipelines.ingest.kinds import SPECS, Kind, KindSpec
 from pipelines.warehouse import transaction
 
 SAMPLE = 5  # rejects and conflicts quoted in a report
@@ -205,7 +207,9 @@ def load_file(
     path
         The file. Its format and kind are detected unless ``options`` names them.
     options
-        Format, kind, source and asset overrides.
+        Format, kind, source and asset overrides; ``force`` loads a price file whose closes
+        differ from the stored series of the same asset and source on most overlapping days
+        (refused otherwise: it is another series, e.g. USD against USDT).
     replace
         Overwrite rows whose key exists with a different value (the old rows are kept in
         ``market.superseded_rows`` and the batch records how many were replaced).
@@ -224,7 +228,7 @@ def load_file(
         # `_records` relies on (rows added inside a transaction get provisional row ids).
         staged = stage_file(con, path, options)
         with transaction(con):
-            report = _load_staged(con, path, staged, replace, started, hasher)
+            report = _load_staged(con, path, staged, replace, started, hasher, options.force)
     finally:
         if hasher.is_alive():
             hasher.join()
@@ -248,6 +252,7 @@ def _load_staged(
     replace: bool,
     started: datetime,
     hasher: _FileHasher,
+    force: bool = False,
 ) -> IngestReport:
     spec = SPECS[staged.kind]
     batch_id = con.execute("SELECT nextval('market.batch_id_seq')").fetchone()[0]
@@ -257,6 +262,8 @@ def _load_staged(
     bad = con.execute("SELECT _rid, column_name, reason, raw FROM _bad ORDER BY _rid").df()
     _find_duplicates(con, spec, has_bad=len(bad) > 0)
     dup = con.execute("SELECT _rid, variants, keep, rids FROM _dup ORDER BY _rid").df()
+    if spec.kind is Kind.IV and len(dup):
+        _refuse_intraday_iv(con, path)
 
     excluded_sql = []
     if len(bad):
@@ -290,6 +297,8 @@ def _load_staged(
     present, conflicts = con.execute(
         "SELECT count(*) FILTER (WHERE NOT differs), count(*) FILTER (WHERE differs) FROM _match"
     ).fetchone()
+    if spec.kind is Kind.PRICES and conflicts and not force:
+        _refuse_level_mismatch(con, path, spec)
 
     columns = ", ".join(spec.columns)
     inserted = con.execute(
@@ -469,6 +478,63 @@ def _load_staged(
         conflicts_sample=tuple(conflict_samples),
         assets=tuple(AssetRange(a, f, last, int(n)) for a, f, last, n in ranges),
     )
+
+
+# A file whose closes differ from the stored series of the same (asset, source) on most
+# overlapping days is another series (another quote currency or venue), not a correction: a
+# re-download of one series differs, if at all, on a few days.
+MISMATCH_MIN_OVERLAP = 5
+MISMATCH_SHARE = 0.5
+MISMATCH_MEDIAN_LOG = 1e-4  # 0.01 %: far below any USD/USDT basis, far above float rounding
+
+
+def _refuse_level_mismatch(con: duckdb.DuckDBPyConnection, path: Path, spec: KindSpec) -> None:
+    rows = con.execute(
+        f"""
+        SELECT s.asset, s.source, count(*) AS overlap,
+               count(*) FILTER (WHERE abs(ln(s.close / t.close)) > 1e-9) AS differing,
+               median(abs(ln(s.close / t.close))) AS median_log
+        FROM _stage s JOIN _match m ON s.rowid = m._rid
+        JOIN {spec.table} t ON {_key_match(spec, "s", "t")}
+        GROUP BY s.asset, s.source ORDER BY s.asset, s.source
+        """
+    ).fetchall()
+    for asset, source, overlap, differing, median_log in rows:
+        if (
+            overlap >= MISMATCH_MIN_OVERLAP
+            and differing > MISMATCH_SHARE * overlap
+            and median_log is not None
+            and median_log > MISMATCH_MEDIAN_LOG
+        ):
+            raise BadInputError(
+                f"{path}: {asset} closes differ from the stored {asset} series (source "
+                f"{source}) on {differing} of {overlap} overlapping days (median "
+                f"{100 * (math.exp(median_log) - 1):.3f} %): another series (quote currency or "
+                "venue?) — load it under its own --source, or pass --force"
+            )
+
+
+def _refuse_intraday_iv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Several implied vols for most days of a file are intraday snapshots, not a few bad rows
+    (a stray duplicate stays a rejected row):
+    refuse the file (row-by-row rejection would load nothing and exit 0)."""
+    keys, conflicted, example = con.execute(
+        """
+        WITH k AS (
+            SELECT asset, date, source, tenor_days, count(*) AS n, count(DISTINCT iv) AS values
+            FROM _stage GROUP BY ALL
+        )
+        SELECT count(*), count(*) FILTER (WHERE values > 1),
+               arg_max(asset || ' ' || date::VARCHAR || ': ' || n::VARCHAR || ' rows', n)
+        FROM k
+        """
+    ).fetchone()
+    if conflicted and conflicted * 2 > keys:
+        raise BadInputError(
+            f"{path}: {conflicted} of {keys} days hold several implied-vol values (e.g. "
+            f"{example}): intraday snapshots; store one daily value per asset and tenor "
+            "(the day's close), e.g. DVOL with resolution 1D"
+        )
 
 
 def _sources(con: duckdb.DuckDBPyConnection, not_excluded: str) -> str:
