@@ -39,6 +39,9 @@ from margin_engine.market import MarketDataError, MarketSnapshot, smile_vol
 from margin_engine.pricing import black76_greeks, black76_price
 
 STABLE = {"USD", "USDC", "USDT"}  # settlement currencies counted in dollars
+# the deepest down move a scenario applies: a price cannot fall by 100 % or more (a range of
+# 1.0, or an extreme multiple times a wide range, would otherwise value at a zero price)
+DEEPEST_MOVE = -0.99
 
 
 @dataclass(frozen=True)

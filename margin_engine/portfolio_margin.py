@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from margin_engine.book import STABLE, MarginResult, Positions, worst_by_row
+from margin_engine.book import DEEPEST_MOVE, STABLE, MarginResult, Positions, worst_by_row
 from margin_engine.instruments import Kind
 from margin_engine.params import ModelParams
 
@@ -49,14 +49,17 @@ MIN_VOL = 0.01
 
 
 def scenario_moves(price_range: float) -> np.ndarray:
-    """The 35 price moves: 9 × 3 standard then 8 extended."""
+    """The 35 price moves: 9 × 3 standard then 8 extended (down moves stop at
+    :data:`~margin_engine.book.DEEPEST_MOVE`, which only a range above 0.99 reaches)."""
     standard = np.repeat(np.linspace(-price_range, price_range, PRICE_BUCKETS), len(VOL_SCENARIOS))
-    return np.concatenate([standard, EXTENDED_MOVES])
+    return np.maximum(np.concatenate([standard, EXTENDED_MOVES]), DEEPEST_MOVE)
 
 
 def extended_scale(price_range: float, factor: float) -> np.ndarray:
     m = EXTENDED_MOVES
-    return factor * (price_range / np.abs(m)) * (1 + m) / (1 + np.sign(m) * price_range)
+    # 1 - r vanishes at a range of 1: held at 1 + DEEPEST_MOVE, as the standard moves are
+    denominator = np.maximum(1 + np.sign(m) * price_range, 1 + DEEPEST_MOVE)
+    return factor * (price_range / np.abs(m)) * (1 + m) / denominator
 
 
 def vol_shocks(iv: np.ndarray, years: np.ndarray, p) -> tuple[np.ndarray, np.ndarray]:

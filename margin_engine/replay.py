@@ -10,7 +10,18 @@ On each day ``t``:
    values);
 4. the *realised* P&L of holding the same positions over the MPOR is the full revaluation at the
    close of ``t + h`` (spot, the IV of ``t + h`` through the same smile, ``h`` days less to
-   expiry): a breach is ``loss > margin``, strictly.
+   expiry): a breach is ``loss > margin``, strictly;
+5. the *path* loss is the worst revaluation over every OHLC point of the days ``t+1 … t+h`` —
+   each day's close and its lows and highs (every low/high combination of the book's
+   underlyings, up to three; all-low and all-high beyond), valued at that day's end with that
+   day's IV — so a crash that recovers within the day (10 October 2025) is seen. It is never
+   below the close-to-close loss.
+
+Linear P&L uses what is loaded: where funding rates are stored, dated futures (and the forwards
+of options) carry the funding-implied basis :math:`F = S e^{bT}`, with b = 3 × 365 × the mean
+8-hour funding rate of the trailing 7 days (known at the day's close), and perpetual positions
+pay or receive the day's funding, 3 × rate × notional per day held (a long pays a positive
+rate). Without funding the basis is zero and perpetuals accrue nothing.
 
 Losses and margins are in the settlement currency of each row (coin for inverse books, USDC for
 linear ones); ``fx_usd`` converts both. Collateral-only accounts are replayed separately: the
@@ -22,6 +33,7 @@ Nothing here touches a database or a clock; the caller caches what it wants.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -32,11 +44,12 @@ import pandas as pd
 
 from margin_engine.book import STABLE, Positions, value_book
 from margin_engine.collateral import haircut_value
-from margin_engine.instruments import Kind, parse_instrument
-from margin_engine.market import MarketSnapshot
+from margin_engine.instruments import DAYS_PER_YEAR, Kind, parse_instrument
+from margin_engine.market import MarketSnapshot, smile_vol
 from margin_engine.params import CollateralParams, HaircutTier, ModelParams, VarMeasure
 from margin_engine.portfolio_margin import portfolio_margin
 from margin_engine.portfolios import DayMarket, Portfolio
+from margin_engine.pricing import black76_price
 from margin_engine.span import span_margin
 from margin_engine.standard import standard_margin
 from margin_engine.var import historical_scenarios, var_margin
@@ -49,12 +62,21 @@ def end_of_day(day) -> datetime:
     return datetime.combine(pd.Timestamp(day).date() + timedelta(days=1), time(0), tzinfo=UTC)
 
 
+FUNDING_PERIODS_PER_DAY = 3  # 8-hour funding
+BASIS_DAYS = 7  # trailing days of funding averaged into the basis
+MAX_PATH_COMBINATIONS = 3  # underlyings whose lows and highs are combined in every way
+
+
 @dataclass(frozen=True)
 class MarketHistory:
-    """Daily closes and 30-day ATM IVs (dates × underlyings; NaN where unknown)."""
+    """Daily closes and 30-day ATM IVs (dates × underlyings; NaN where unknown), and optionally
+    each day's high and low (default: the close) and mean 8-hour funding rate (default: none)."""
 
     close: pd.DataFrame
     iv: pd.DataFrame
+    high: pd.DataFrame | None = None
+    low: pd.DataFrame | None = None
+    funding: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
         if (
@@ -66,6 +88,37 @@ class MarketHistory:
     @property
     def days(self) -> pd.DatetimeIndex:
         return self.close.index
+
+    def _aligned(self, frame: pd.DataFrame | None, fallback: pd.DataFrame) -> pd.DataFrame:
+        if frame is None:
+            return fallback
+        out = frame.reindex(index=self.close.index, columns=self.close.columns)
+        return out.where(out.notna(), fallback)
+
+    @functools.cached_property
+    def highs(self) -> pd.DataFrame:
+        return self._aligned(self.high, self.close)
+
+    @functools.cached_property
+    def lows(self) -> pd.DataFrame:
+        return self._aligned(self.low, self.close)
+
+    @functools.cached_property
+    def funding_rates(self) -> pd.DataFrame:
+        """Mean 8-hour funding rate per day (0 where none is loaded)."""
+        zero = pd.DataFrame(0.0, index=self.close.index, columns=self.close.columns)
+        if self.funding is None:
+            return zero
+        return self.funding.reindex(index=self.close.index, columns=self.close.columns).fillna(0.0)
+
+    @functools.cached_property
+    def basis(self) -> pd.DataFrame:
+        """Annualised funding-implied basis b per day (0 without funding data)."""
+        if self.funding is None:
+            return pd.DataFrame(0.0, index=self.close.index, columns=self.close.columns)
+        rates = self.funding.reindex(index=self.close.index, columns=self.close.columns)
+        mean = rates.rolling(BASIS_DAYS, min_periods=1).mean().fillna(0.0)
+        return mean * FUNDING_PERIODS_PER_DAY * 365.0
 
     @functools.cached_property
     def _markets(self) -> dict[pd.Timestamp, DayMarket]:
@@ -92,13 +145,23 @@ class MarketHistory:
 
     def snapshot(self, day: pd.Timestamp) -> MarketSnapshot:
         m = self.day_market(day)
-        return MarketSnapshot(end_of_day(day), m.spot, {}, {}, m.iv, source="history")
+        at = end_of_day(day)
+        forwards = {}
+        if self.funding is not None:
+            basis = self.basis.loc[pd.Timestamp(day)]
+            for u, spot in m.spot.items():
+                b = float(basis.get(u, 0.0))
+                if b != 0.0:
+                    # one point a year out: the snapshot interpolates the basis *rate*, flat
+                    forwards[u] = {at + timedelta(days=365): spot * math.exp(b)}
+        return MarketSnapshot(at, m.spot, forwards, {}, m.iv, source="history")
 
 
 @dataclass(frozen=True)
 class DayBook:
     """The books of one day: positions at ``day`` and each result row's realised P&L over the
-    MPOR (settlement currency; negative = loss), USD rate and gross notional (USD)."""
+    MPOR (settlement currency; negative = loss) at the close of ``day + mpor`` and at the worst
+    point of the OHLC path, the USD rate and the gross notional (USD)."""
 
     day: pd.Timestamp
     positions: Positions
@@ -107,21 +170,132 @@ class DayBook:
     pnl: np.ndarray
     fx_usd: np.ndarray
     notional_usd: np.ndarray
+    pnl_path: np.ndarray | None = None
 
 
-def _unit_pnl(positions: Positions, later: MarketSnapshot) -> np.ndarray:
-    """P&L per unit of each instrument from the book's market to ``later`` (full revaluation)."""
-    table = positions.book.table
-    instruments = [parse_instrument(n) for n in table.names]
-    after, errors = value_book(instruments, later)
-    if errors:
-        raise ValueError(f"cannot revalue at {later.as_of:%Y-%m-%d}: {next(iter(errors.values()))}")
-    pnl = after.value - positions.book.value
+@dataclass(frozen=True)
+class PathPoints:
+    """Revaluation points of an MPOR window: per point the day it falls on (offset 1..h from
+    the margin day), each underlying's price and ATM IV, and whether it is the final close."""
+
+    offset: np.ndarray  # (P,) int
+    spot: np.ndarray  # (U, P)
+    atm: np.ndarray  # (U, P)
+    basis: np.ndarray  # (U, P) annualised
+    final: int  # index of the close of day + h
+
+
+def path_points(
+    history: MarketHistory, underlyings: Sequence[str], day: pd.Timestamp, mpor: int
+) -> PathPoints | None:
+    """The close of every day in (day, day + mpor] and, for each, the low/high combinations of
+    ``underlyings``. A day inside the window without closes adds no point; None when the last
+    day (the close-to-close end) has none."""
+    offsets, spots, atms, bases = [], [], [], []
+    final = 0
+    cols = list(underlyings)
+    for k in range(1, mpor + 1):
+        d = day + pd.Timedelta(days=k)
+        close = (
+            history.close.loc[d, cols].to_numpy(dtype=float)
+            if d in history.days
+            else np.full(len(cols), np.nan)
+        )
+        if not np.isfinite(close).all():
+            if k == mpor:
+                return None
+            continue
+        iv = history.iv.reindex(columns=cols).loc[d].to_numpy(dtype=float)
+        basis = history.basis.loc[d, cols].to_numpy(dtype=float)
+        low = history.lows.loc[d, cols].to_numpy(dtype=float)
+        high = history.highs.loc[d, cols].to_numpy(dtype=float)
+        points = [close]
+        if len(cols) <= MAX_PATH_COMBINATIONS:
+            for choice in itertools.product((0, 1), repeat=len(cols)):
+                points.append(np.where(np.array(choice) == 0, low, high))
+        else:
+            points += [low, high]
+        for j, point in enumerate(points):
+            if j > 0 and np.array_equal(point, close):
+                continue  # a day without intraday range adds nothing
+            if k == mpor and j == 0:
+                final = len(offsets)
+            offsets.append(k)
+            spots.append(point)
+            atms.append(iv)
+            bases.append(basis)
+    return PathPoints(
+        np.asarray(offsets),
+        np.asarray(spots).T,
+        np.asarray(atms).T,
+        np.asarray(bases).T,
+        final,
+    )
+
+
+def revalue(positions: Positions, points: PathPoints, day: pd.Timestamp) -> np.ndarray:
+    """P&L per unit of each instrument (n × P) from the book's market to every path point:
+    full revaluation on the point's price and ATM IV (through the smile of
+    :mod:`margin_engine.market`), the funding-implied forward, at the end of the point's day."""
+    book, table = positions.book, positions.book.table
+    names = [u for _, u in table.groups]
+    u_index = {u: k for k, u in enumerate(dict.fromkeys(names))}
+    order = list(u_index)
+    if points.spot.shape[0] != len(order):
+        raise ValueError("path points must list every underlying of the book, in book order")
+    row = np.array([u_index[names[g]] for g in table.group], dtype=np.int64)
+    spot = points.spot[row]  # (n, P)
+    atm = points.atm[row]
+    elapsed = points.offset[None, :] / DAYS_PER_YEAR  # each point is valued at its day's end
+    years = np.maximum(table.years[:, None] - elapsed, 0.0)
+    forward = spot * np.exp(points.basis[row] * years)
+    out = np.zeros(spot.shape)
     futures = np.isin(table.kind, (Kind.PERPETUAL, Kind.FUTURE))
+    perpetual = table.kind == Kind.PERPETUAL
+    forward = np.where(perpetual[:, None], spot, forward)
     inv, lin = futures & table.inverse, futures & ~table.inverse
-    pnl[inv] = 1.0 / positions.book.forward[inv] - 1.0 / after.forward[inv]
-    pnl[lin] = after.forward[lin] - positions.book.forward[lin]
-    return pnl
+    out[inv] = 1.0 / book.forward[inv, None] - 1.0 / forward[inv]
+    out[lin] = forward[lin] - book.forward[lin, None]
+    pair = (table.kind == Kind.SPOT) & ~table.inverse
+    out[pair] = spot[pair] - book.spot[pair, None]
+    options = table.kind == Kind.OPTION
+    if options.any():
+        strike = table.strike[options, None]
+        f = forward[options]
+        t = years[options]
+        vol = smile_vol(atm[options], strike, f, np.maximum(t, 1e-8))
+        price = black76_price(f, strike, t, vol, table.is_call[options, None])
+        value = np.where(table.inverse[options, None], price / f, price)
+        out[options] = value - book.value[options, None]
+    return out
+
+
+def funding_paid(
+    positions: Positions, history: MarketHistory, day: pd.Timestamp, offsets: np.ndarray
+) -> np.ndarray:
+    """Funding per unit of each instrument (n × P) from ``day`` to each point's day: perpetuals
+    pay ``3 × rate × notional`` per day held (negative for a long when the rate is positive);
+    other instruments nothing."""
+    table = positions.book.table
+    perpetual = table.kind == Kind.PERPETUAL
+    out = np.zeros((len(table), len(offsets)))
+    if not perpetual.any() or history.funding is None:
+        return out
+    names = [u for _, u in table.groups]
+    horizon = int(offsets.max())
+    days = [day + pd.Timedelta(days=k) for k in range(1, horizon + 1)]
+    rates = history.funding_rates.reindex(days)
+    closes = history.close.reindex(days)
+    for i in np.flatnonzero(perpetual):
+        u = names[table.group[i]]
+        if u not in rates.columns:
+            continue
+        r = rates[u].to_numpy(dtype=float)
+        s = closes[u].to_numpy(dtype=float)
+        per_day = FUNDING_PERIODS_PER_DAY * r * (1.0 / s if table.inverse[i] else s)
+        cumulative = np.cumsum(np.nan_to_num(per_day))
+        out[i] = -cumulative[offsets - 1]
+    return out
 
 
 def _unit_notional_usd(positions: Positions) -> np.ndarray:
@@ -166,8 +340,8 @@ def build_day(
     realised: bool = True,
 ) -> DayBook | None:
     """The day's books (those whose inputs exist on ``day`` and ``day + mpor``), or None.
-    ``realised=False`` skips the revaluation at ``day + mpor`` (P&L left NaN) when only
-    margins are wanted."""
+    ``realised=False`` skips the revaluation over the MPOR (P&L left NaN) when only margins
+    are wanted."""
     later_day = day + pd.Timedelta(days=mpor)
     if later_day not in history.days:
         return None
@@ -176,18 +350,35 @@ def build_day(
     if not chosen:
         return None
     positions = _positions(chosen, market, history.snapshot(day))
+    rows = len(positions.layout[1])
+    pnl, pnl_path = np.full(rows, np.nan), np.full(rows, np.nan)
     if realised:
-        unit = _unit_pnl(positions, history.snapshot(later_day))
-        pnl = positions.per_position_to_currency(positions.quantity * unit[positions.instrument])
-    else:
-        pnl = np.full(len(positions.layout[1]), np.nan)
+        underlyings = list(dict.fromkeys(u for _, u in positions.book.table.groups))
+        points = path_points(history, underlyings, day, mpor)
+        if points is None:
+            return None  # a day inside the MPOR has no close: no realised loss to measure
+        unit = revalue(positions, points, day) + funding_paid(
+            positions, history, day, points.offset
+        )
+        per_row = np.stack(
+            [
+                positions.per_position_to_currency(
+                    positions.quantity * unit[positions.instrument, j]
+                )
+                for j in range(unit.shape[1])
+            ],
+            axis=1,
+        )
+        pnl = per_row[:, points.final]
+        # an intraday point without an IV (options unvalued there) is left out of the path
+        pnl_path = np.fmin(np.where(np.isfinite(per_row), per_row, np.inf).min(axis=1), pnl)
     notional = positions.per_position_to_currency(
         np.abs(positions.quantity) * _unit_notional_usd(positions)[positions.instrument]
     )
     _, account_of_row, currency_of_row = positions.layout
     fx = np.array([1.0 if c in STABLE else market.spot[c] for c in currency_of_row])
     portfolio = np.asarray(positions.accounts, dtype=object)[account_of_row]
-    return DayBook(day, positions, portfolio, currency_of_row, pnl, fx, notional)
+    return DayBook(day, positions, portfolio, currency_of_row, pnl, fx, notional, pnl_path)
 
 
 # --------------------------------------------------------------------------- parameters
@@ -263,9 +454,12 @@ class VarInputs:
 
 def margin_rows(
     book: DayBook, model: str, params: ModelParams, var_inputs: VarInputs | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """(initial, maintenance) margin per result row of ``book`` under ``model``."""
+) -> dict[str, np.ndarray]:
+    """Per result row of ``book`` under ``model``: ``margin`` (initial), ``maintenance`` and, for
+    the ES model, the unbuffered ``var_es`` (VaR at the ES level) and ``es`` an ES backtest
+    judges (NaN for other models)."""
     positions = book.positions
+    nan = np.full(len(positions.layout[1]), np.nan)
     if model in ("var", "es"):
         if var_inputs is None:
             raise ValueError("VaR/ES margins need VarInputs (return history and filtered vols)")
@@ -275,9 +469,23 @@ def margin_rows(
             book.day, underlyings, v.mpor_days, v.lookback_days, v.method.value
         )
         result = var_margin(positions, scenarios, params, measure=VarMeasure(model))
-    else:
-        result = _margin(positions, model, params)
-    return result.initial_margin, result.maintenance_margin
+        es = model == "es"
+        return {
+            "margin": result.initial_margin,
+            "maintenance": result.maintenance_margin,
+            "var_es": result.components["var_at_es_level"] if es else nan,
+            "es": result.components["es"] if es else nan,
+        }
+    result = _margin(positions, model, params)
+    return {
+        "margin": result.initial_margin,
+        "maintenance": result.maintenance_margin,
+        "var_es": nan,
+        "es": nan,
+    }
+
+
+MARGIN_COLUMNS = ("margin", "maintenance", "var_es", "es")
 
 
 def replay_books(
@@ -288,16 +496,17 @@ def replay_books(
 ) -> pd.DataFrame:
     """One row per (day, portfolio, currency): margin, realised loss and breach under ``model``.
 
-    Columns: ``date, portfolio, currency, model, margin, maintenance, loss, breach, fx_usd,
-    notional_usd``; ``loss`` is positive for a loss; ``breach`` is ``loss > margin``.
+    Columns: ``date, portfolio, currency, model, margin, maintenance, var_es, es, loss,
+    loss_path, fx_usd, notional_usd, breach, breach_path``; losses are positive for a loss
+    (``loss`` close to close, ``loss_path`` the worst OHLC point); a breach is ``loss > margin``.
     """
     if not books:
         return empty_rows()
-    parts: dict[str, list] = {k: [] for k in ("margin", "maintenance")}
+    parts: dict[str, list] = {k: [] for k in MARGIN_COLUMNS}
     for book in books:
-        im, mm = margin_rows(book, model, params_for(book.day), var_inputs)
-        parts["margin"].append(im)
-        parts["maintenance"].append(mm)
+        rows = margin_rows(book, model, params_for(book.day), var_inputs)
+        for k in MARGIN_COLUMNS:
+            parts[k].append(rows[k])
     out = pd.DataFrame(
         {
             "date": np.concatenate(
@@ -306,14 +515,17 @@ def replay_books(
             "portfolio": np.concatenate([b.portfolio for b in books]),
             "currency": np.concatenate([b.currency for b in books]),
             "model": model,
-            "margin": np.concatenate(parts["margin"]),
-            "maintenance": np.concatenate(parts["maintenance"]),
+            **{k: np.concatenate(parts[k]) for k in MARGIN_COLUMNS},
             "loss": -np.concatenate([b.pnl for b in books]),
+            "loss_path": -np.concatenate(
+                [b.pnl if b.pnl_path is None else b.pnl_path for b in books]
+            ),
             "fx_usd": np.concatenate([b.fx_usd for b in books]),
             "notional_usd": np.concatenate([b.notional_usd for b in books]),
         }
     )
     out["breach"] = out["loss"] > out["margin"]
+    out["breach_path"] = out["loss_path"] > out["margin"]
     return out
 
 
@@ -338,10 +550,14 @@ def empty_rows() -> pd.DataFrame:
                 ("model", object),
                 ("margin", float),
                 ("maintenance", float),
+                ("var_es", float),
+                ("es", float),
                 ("loss", float),
+                ("loss_path", float),
                 ("fx_usd", float),
                 ("notional_usd", float),
                 ("breach", bool),
+                ("breach_path", bool),
             )
         }
     )
@@ -391,6 +607,15 @@ def replay_collateral(
                 block = params[live[0]].collateral_for(asset)
                 haircut[live] = value[live] - haircut_value(value[live], block)
         loss = value - quantity * spot_later
+        # the lowest low within the MPOR (days without a close add nothing)
+        lows = np.column_stack(
+            [
+                history.lows[asset].reindex(index + pd.Timedelta(days=k)).to_numpy()
+                for k in range(1, mpor + 1)
+            ]
+        )
+        lowest = np.fmin(np.where(np.isfinite(lows), lows, np.inf).min(axis=1), spot_later)
+        loss_path = np.maximum(value - quantity * lowest, loss)
         frames.append(
             pd.DataFrame(
                 {
@@ -400,7 +625,10 @@ def replay_collateral(
                     "model": HAIRCUT_MODEL,
                     "margin": haircut[ok],
                     "maintenance": haircut[ok],
+                    "var_es": np.nan,
+                    "es": np.nan,
                     "loss": loss[ok],
+                    "loss_path": loss_path[ok],
                     "fx_usd": 1.0,
                     "notional_usd": value[ok],
                 }
@@ -410,6 +638,7 @@ def replay_collateral(
         return empty_rows()
     out = pd.concat(frames, ignore_index=True)
     out["breach"] = out["loss"] > out["margin"]
+    out["breach_path"] = out["loss_path"] > out["margin"]
     return out
 
 

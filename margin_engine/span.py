@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from margin_engine.book import STABLE, MarginResult, Positions, worst_by_row
+from margin_engine.book import DEEPEST_MOVE, STABLE, MarginResult, Positions, worst_by_row
 from margin_engine.instruments import Kind
 from margin_engine.params import ModelParams
 
@@ -32,9 +32,6 @@ MOVES = np.array([0.0, 1 / 3, -1 / 3, 2 / 3, -2 / 3, 1.0, -1.0])
 N_SCAN = 2 * len(MOVES)
 N_SCENARIOS = N_SCAN + 2
 MIN_VOL = 0.01
-# the deepest down move a scenario applies: a price cannot fall by 100 % or more (an extreme
-# multiple times a wide range, e.g. 3 × 50 %, would otherwise value options at negative prices)
-DEEPEST_MOVE = -0.99
 
 
 def scenario_grid(

@@ -145,9 +145,15 @@ def historical_scenarios(
 
 
 def weighted_var_es(
-    losses: np.ndarray, weights: np.ndarray, var_level: float, es_level: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """VaR at ``var_level`` and ES at ``es_level`` of each row of ``losses`` (rows × S)."""
+    losses: np.ndarray,
+    weights: np.ndarray,
+    var_level: float,
+    es_level: float,
+    *,
+    with_es_var: bool = False,
+):
+    """VaR at ``var_level`` and ES at ``es_level`` of each row of ``losses`` (rows × S); with
+    ``with_es_var`` also the VaR at ``es_level`` (the pair an ES backtest needs)."""
     order = np.argsort(losses, axis=1)
     sorted_losses = np.take_along_axis(losses, order, axis=1)
     cum = np.cumsum(weights[order], axis=1)
@@ -163,6 +169,8 @@ def weighted_var_es(
     tail_sum = np.sum(np.where(tail, w_sorted * sorted_losses, 0.0), axis=1)
     below = cum[np.arange(len(losses)), k]
     es = (tail_sum + (below - es_level) * es_var) / (1.0 - es_level)
+    if with_es_var:
+        return var, es, es_var
     return var, es
 
 
@@ -189,7 +197,7 @@ def var_margin(
         moves = s.price_moves.T[u_of_instrument]  # (n, S)
         vols = book.vol[:, None] * (1.0 + s.vol_moves.T[u_of_instrument])
         pnl = currency_matrix @ book.scenario_pnl(moves, vols)
-        return weighted_var_es(-pnl, s.weights, p.var_confidence, p.es_confidence)
+        return weighted_var_es(-pnl, s.weights, p.var_confidence, p.es_confidence, with_es_var=True)
 
     p = params.var
     present, account_of_row, currency_of_row = positions.layout
@@ -197,15 +205,15 @@ def var_margin(
     currency_matrix = positions.matrix(
         positions.currency_row, positions.n_accounts * len(positions.currencies)
     )[present]
-    var, es = risk(scenarios)
+    var, es, es_var = risk(scenarios)
     base = np.maximum(var if measure is VarMeasure.VAR else es, 0.0)
-    components = {"var": var, "es": es}
+    components = {"var": var, "es": es, "var_at_es_level": es_var}
     margin = base
     if p.apc is Apc.BUFFER:
         margin = base * (1 + p.apc_buffer)
         components["apc_buffer"] = margin - base
     elif p.apc is Apc.FLOOR and floor_scenarios is not None:
-        f_var, f_es = risk(floor_scenarios)
+        f_var, f_es, _ = risk(floor_scenarios)
         floor = np.maximum(f_var if measure is VarMeasure.VAR else f_es, 0.0)
         margin = np.maximum(base, floor)
         components["apc_floor"] = floor

@@ -154,3 +154,22 @@ def test_recommended_extreme_multiple_charges_the_extreme_move() -> None:
     big, steps = extreme_multiple(0.9, 0.05, 0.35)
     assert big == 10.0 and any("clipped" in s for s in steps)
     assert math.isnan(extreme_multiple(0.2, 0.0, 0.35)[0])
+
+
+def test_scenario_grids_never_value_at_a_zero_price() -> None:
+    """A calibrated range can reach its bound of 1.0 (SOL, November 2022): the down moves stop
+    at -99 % and every margin stays finite, for PM and SPAN alike."""
+    from margin_engine.portfolio_margin import portfolio_margin
+    from margin_engine.params import PortfolioMarginParams
+
+    rows = [("a", _option(1800, "P"), -1.0), ("a", "ETH-PERPETUAL", 2000.0)]
+    market = _market([r[1] for r in rows])
+    positions = build_positions(positions_frame(rows), market)
+    wide = ModelParams(
+        pm={"ETH": PortfolioMarginParams(price_range=1.0)},
+        span={"ETH": SpanParams(price_scan_range=1.0, extreme_move_multiple=3.0)},
+    )
+    for model in (portfolio_margin, span_margin):
+        with np.errstate(all="raise"):
+            result = model(positions, wide)
+        assert np.isfinite(result.initial_margin).all() and (result.initial_margin > 0).all()
