@@ -31,4 +31,10 @@ STRESS_WINDOWS: tuple[StressWindow, ...] = (
     StressWindow("May 2022", date(2022, 5, 5), date(2022, 5, 20), "Terra/LUNA collapse"),
     StressWindow("June 2022", date(2022, 6, 10), date(2022, 6, 20), "Celsius and 3AC insolvency"),
     StressWindow("November 2022", date(2022, 11, 6), date(2022, 11, 20), "FTX collapse"),
+    StressWindow(
+        "October 2025",
+        date(2025, 10, 9),
+        date(2025, 10, 17),
+        "10-11 October liquidation cascade (BTC -16 %, ETH -21 %, SOL -24 % close to intraday low)",
+    ),
 )

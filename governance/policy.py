@@ -183,7 +183,7 @@ DEFAULT_POLICY_DOCUMENT: dict = {
             "max_change": 0.25,
             "change": "relative",
         },
-        "underlyings.*.span.extreme_move_multiple": {"min": 1.0, "max": 5.0},
+        "underlyings.*.span.extreme_move_multiple": {"min": 1.0, "max": 10.0},
         "collateral.*.haircut": {"min": 0.0, "max": 0.50, "max_change": 0.05, "change": "absolute"},
         "spreads.*.credit": {"min": 0.0, "max": 0.80, "max_change": 0.15, "change": "absolute"},
         "pm.mm_factor": {"min": 0.5, "max": 1.0, "max_change": 0.1, "change": "absolute"},

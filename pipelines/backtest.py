@@ -46,11 +46,17 @@ from calibration.realtime import (
     fhs_moves,
     realtime_volatility,
 )
+from calibration.returns import log_return_frame
 from calibration.rolling import RollingConfig, rolling_forecasts_many
 from calibration.stress import STRESS_WINDOWS
 from calibration.univariate import UnivariateSpec
 from governance.parameters import ParameterSet
-from margin_engine.backtest import CoverageReport, MonteCarloNull, coverage_report
+from margin_engine.backtest import (
+    CoverageReport,
+    MonteCarloNulls,
+    acerbi_szekely,
+    coverage_report,
+)
 from margin_engine.params import ModelParams
 from margin_engine.portfolios import Portfolio, select
 from margin_engine.procyclicality import max_increase, procyclicality_summary
@@ -68,7 +74,7 @@ from margin_engine.replay import (
     trading_days,
 )
 from pipelines import __version__
-from pipelines.calibrate import choose_source
+from pipelines import history as stored
 from pipelines.errors import BadInputError
 from pipelines.settings import WorkbenchSettings
 from pipelines.warehouse import transaction
@@ -87,7 +93,7 @@ CALIBRATABLE = (
 CALIBRATABLE_PATH = re.compile(
     r"^(underlyings\.(\*|[A-Z0-9]+)\.(pm\.price_range|span\.price_scan_range)|collateral\.(\*|[A-Z0-9]+)\.haircut)$"
 )
-CACHE_VERSION = "1"  # bump when the replay's numbers change for the same inputs
+CACHE_VERSION = "2"  # bump when the replay's numbers change for the same inputs
 
 # One row per (set, portfolio, model, settlement currency, day), in the order summaries expect.
 DAILY_COLUMNS = (
@@ -102,7 +108,13 @@ DAILY_COLUMNS = (
     "breach",
     "fx_usd",
     "notional_usd",
+    "loss_path",
+    "breach_path",
+    "var_es",
+    "es",
 )
+LOSS_COLUMNS = "cache_key, date, currency, loss, fx_usd, notional_usd, loss_path"
+MARGIN_COLUMNS = "cache_key, date, currency, margin, maintenance, var_es, es"
 DAILY_KEY = ("set_label", "portfolio", "model", "currency", "date")
 
 
@@ -188,52 +200,67 @@ def _sha(value) -> str:
 def load_history(
     con: duckdb.DuckDBPyConnection, settings: WorkbenchSettings, assets: Sequence[str]
 ):
-    """Closes and 30-day IVs of ``assets`` (dates × assets), notes, and the data fingerprint."""
+    """Closes, highs, lows, 30-day IVs and funding of ``assets`` (dates × assets, spliced
+    across sources by :mod:`pipelines.history`), notes (which source served which days, the
+    gaps), the gaps per asset and the data fingerprint."""
     preference = settings.market.source_preference
-    closes, ivs, notes = {}, {}, []
+    bars, ivs, funding, notes = {}, {}, {}, []
     for asset in assets:
-        source = choose_source(con, "market.prices", asset, preference)
-        if source is None:
+        frame, provenance = stored.bars(con, asset, preference)
+        if provenance is None:
             notes.append(f"{asset}: no prices in the warehouse; its portfolios are skipped")
             continue
-        frame = con.execute(
-            "SELECT date, close FROM market.prices WHERE asset = ? AND source = ? ORDER BY date",
-            [asset, source],
-        ).df()
-        closes[asset] = pd.Series(
-            frame["close"].to_numpy(float), index=pd.DatetimeIndex(frame["date"])
-        )
-        iv_source = choose_source(con, "market.implied_vol", asset, preference)
-        if iv_source is not None:
-            frame = con.execute(
-                "SELECT date, iv FROM market.implied_vol WHERE asset = ? AND source = ? AND tenor_days = 30 "
-                "ORDER BY date",
-                [asset, iv_source],
-            ).df()
-            ivs[asset] = pd.Series(
-                frame["iv"].to_numpy(float), index=pd.DatetimeIndex(frame["date"])
+        bars[asset] = frame
+        iv, iv_provenance = stored.implied_vol(con, asset, preference)
+        if iv_provenance is not None:
+            ivs[asset] = iv
+            notes.append(
+                f"prices {provenance.describe()}; 30-day IV index from {iv_provenance.label}"
             )
-            notes.append(f"{asset}: close from {source}, 30-day IV index from {iv_source}")
         else:
             notes.append(
-                f"{asset}: close from {source}; no IV index — trailing 30-day realised vol as IV"
+                f"prices {provenance.describe()}; no IV index — trailing 30-day realised vol as IV"
             )
-    if not closes:
+        rates, funding_provenance = stored.funding(con, asset, preference)
+        if funding_provenance is not None:
+            funding[asset] = rates
+            notes.append(
+                f"{asset}: funding from {funding_provenance.label} "
+                f"({funding_provenance.segments[0].first}..{funding_provenance.segments[-1].last}): "
+                "perpetuals accrue it, dated futures carry its basis"
+            )
+    if not bars:
         raise BadInputError(
             "the warehouse has no prices for the backtest's underlyings; load data first"
         )
-    close = pd.DataFrame(closes).sort_index()
-    close = close.reindex(pd.date_range(close.index.min(), close.index.max(), freq="D"))
-    realised = np.log(close).diff().rolling(30, min_periods=25).std() * math.sqrt(365.0)
+    close = pd.DataFrame({a: f["close"] for a, f in bars.items()}).sort_index()
+    days = pd.date_range(close.index.min(), close.index.max(), freq="D")
+    close = close.reindex(days)
+    high = pd.DataFrame({a: f["high"] for a, f in bars.items()}).reindex(days)
+    low = pd.DataFrame({a: f["low"] for a, f in bars.items()}).reindex(days)
+    returns, series = log_return_frame(close)
+    gaps = {a: r.gap_list() for a, r in series.items() if len(r.gaps)}
+    for asset, found in gaps.items():
+        missing = sum(g["missing_days"] for g in found)
+        listed = ", ".join(f"{g['date']} ({g['missing_days']} d)" for g in found[:6])
+        more = f" and {len(found) - 6} more" if len(found) > 6 else ""
+        notes.append(
+            f"{asset}: {len(found)} gap(s), {missing} missing day(s) — closes after a gap: "
+            f"{listed}{more}; each return across a gap enters as r/sqrt(days)"
+        )
+    realised = returns.rolling(30, min_periods=25).std() * math.sqrt(365.0)
     iv = pd.DataFrame(
         {a: ivs[a].reindex(close.index) if a in ivs else realised[a] for a in close.columns}
     )
     iv = iv.where((iv > 0) & (iv <= 5))
+    rates = pd.DataFrame(funding).reindex(days) if funding else None
     digest = hashlib.sha256()
-    for frame in (close, iv):
+    frames = [close, iv, high, low] + ([rates] if rates is not None else [])
+    for frame in frames:
         digest.update(pd.util.hash_pandas_object(frame.round(12), index=True).to_numpy().tobytes())
         digest.update(",".join(map(str, frame.columns)).encode())
-    return MarketHistory(close, iv), notes, digest.hexdigest()
+    market = MarketHistory(close, iv, high, low, rates)
+    return market, notes, digest.hexdigest(), gaps
 
 
 # --------------------------------------------------------------------------- rolling volatility
@@ -262,7 +289,9 @@ def realtime_inputs(
             "from": start.date().isoformat(),
         }
     )
-    returns = {a: np.log(history.close[a]).diff().dropna() for a in history.close.columns}
+    returns = {
+        a: r.values for a, r in log_return_frame(history.close)[1].items()
+    }  # the gap rule: a k-day return enters as r/sqrt(k)
     cached = con.execute(
         "SELECT asset, date, cond_vol, std_resid, forecasts FROM bt.vol_cache WHERE cache_key = ? ORDER BY asset, date",
         [key],
@@ -323,13 +352,97 @@ def realtime_inputs(
 
 
 def var_inputs(history: MarketHistory, realtime: Mapping[str, RealtimeVolatility]) -> VarInputs:
-    returns = np.log(history.close).diff()
-    iv_changes = np.log(history.iv).diff()
+    """Scenario inputs under the gap rule: the day after a gap has its (scaled) return."""
+    returns = log_return_frame(history.close)[0]
+    iv_changes = log_return_frame(history.iv)[0]
     cond = pd.DataFrame({a: r.cond_vol for a, r in realtime.items()}).reindex(returns.index)
     nxt = pd.DataFrame({a: np.sqrt(r.forecasts[1]) for a, r in realtime.items()}).reindex(
         returns.index
     )
     return VarInputs(returns, iv_changes, cond, nxt)
+
+
+# the parameter set's own range of each calibratable path (an open lower bound as 1e-6)
+SCHEMA_RANGE = {
+    "pm.price_range": (1e-6, 1.0),
+    "span.price_scan_range": (1e-6, 1.0),
+    "haircut": (0.0, 1.0),
+}
+
+
+@dataclass(frozen=True)
+class CalibratedPath:
+    """Daily calibrated parameter values (days × paths), clipped to the policy's bounds.
+
+    ``raw`` holds the values before clipping; ``bounds`` the [low, high] each path was held to
+    (the governance policy's bound intersected with the parameter's own range); ``clips`` one
+    row per clipped (day, path).
+    """
+
+    values: pd.DataFrame
+    raw: pd.DataFrame
+    bounds: dict[str, tuple[float, float]]
+
+    @property
+    def clips(self) -> pd.DataFrame:
+        rows = []
+        for path in self.values.columns:
+            moved = self.raw[path].notna() & (self.raw[path] != self.values[path])
+            for day in self.values.index[moved]:
+                rows.append(
+                    (day, path, float(self.raw.at[day, path]), float(self.values.at[day, path]))
+                )
+        return pd.DataFrame(rows, columns=["date", "path", "calibrated", "clipped_to"])
+
+    def summary(self) -> dict:
+        """Per path: bounds, days clipped (first dates), range and procyclicality of the path."""
+        out = {}
+        clips = self.clips
+        for path in self.values.columns:
+            series = self.values[path].dropna()
+            mine = clips[clips["path"] == path]
+            entry = {
+                "bounds": list(self.bounds[path]),
+                "days": int(len(series)),
+                "clipped_days": int(len(mine)),
+                "clipped_first": [d.date().isoformat() for d in mine["date"][:5]],
+                "raw_min": _finite(self.raw[path].min()),
+                "raw_max": _finite(self.raw[path].max()),
+                "min": _finite(series.min()) if len(series) else None,
+                "max": _finite(series.max()) if len(series) else None,
+                "procyclicality": None,
+            }
+            if len(series) and (series > 0).all():
+                p = procyclicality_summary(series.to_numpy()).as_dict()
+                entry["procyclicality"] = {
+                    "peak_to_trough": p["peak_to_trough"]["ratio"],
+                    "max_increase_1d": p["max_increase"]["1"]["value"],
+                    "max_increase_5d": p["max_increase"]["5"]["value"],
+                    "max_increase_30d": p["max_increase"]["30"]["value"],
+                }
+            out[path] = entry
+        return out
+
+
+def calibration_bounds(con: duckdb.DuckDBPyConnection, paths: Sequence[str]) -> dict:
+    """[low, high] per path: the governance policy in force intersected with the parameter's
+    own range (before ``mwb params init`` no policy is in force: the parameter's range alone,
+    so a what-if like ``--scale 0.5`` is not bent by a policy nobody adopted)."""
+    from governance.registry import Registry
+
+    registry = Registry(con)
+    policy = registry.policy() if registry.initialised() else None
+    out = {}
+    for path in paths:
+        key = "haircut" if path.startswith("collateral") else path.split(".", 2)[2]
+        low, high = SCHEMA_RANGE[key]
+        found = policy.bound_for(path) if policy is not None else None
+        if found is not None:
+            bound = found[1]
+            low = max(low, bound.min) if bound.min is not None else low
+            high = min(high, bound.max) if bound.max is not None else high
+        out[path] = (low, high)
+    return out
 
 
 def calibrated_values(
@@ -338,10 +451,12 @@ def calibrated_values(
     days: Sequence[pd.Timestamp],
     confidence: float,
     mpor: int,
-) -> pd.DataFrame:
+    bounds: Callable[[Sequence[str]], dict] | None = None,
+) -> CalibratedPath:
     """Daily values of the ``calibrate`` paths (days × paths): FHS moves at ``confidence`` over
     the MPOR from the residuals known that day, × ``scale``; price ranges take the larger tail,
-    haircuts the down move."""
+    haircuts the down move; then clipped to ``bounds(paths)`` (default: the parameter's own
+    range) — a clip is recorded, never an error."""
     out = {}
     index = pd.DatetimeIndex(days)
     for asset, rt in realtime.items():
@@ -360,7 +475,19 @@ def calibrated_values(
         for path in paths:
             column = "down" if path.startswith("collateral") else "price_range"
             out[path] = (moves[column] * spec.scale).reindex(index)
-    return pd.DataFrame(out, index=index)
+    raw = pd.DataFrame(out, index=index)
+    limits = (
+        bounds(list(raw.columns))
+        if bounds is not None
+        else {
+            p: SCHEMA_RANGE["haircut" if p.startswith("collateral") else p.split(".", 2)[2]]
+            for p in raw.columns
+        }
+    )
+    clipped = raw.copy()
+    for path, (low, high) in limits.items():
+        clipped[path] = raw[path].clip(lower=low, upper=high)
+    return CalibratedPath(clipped, raw, limits)
 
 
 # --------------------------------------------------------------------------- cache keys
@@ -442,6 +569,8 @@ class BacktestRun:
     cache: dict = field(default_factory=dict)
     data_sha: str = ""
     elapsed: float = 0.0
+    gaps: dict = field(default_factory=dict)  # asset -> gaps in the history (calibration.returns)
+    calibrated: dict = field(default_factory=dict)  # path -> clips, range, procyclicality
 
     def summary_records(self) -> list[dict]:
         return [json.loads(s) for s in self.summaries["summary"]]
@@ -476,7 +605,7 @@ def run_backtest(
     mpor = spec.mpor_days or first.var.mpor_days
     confidence = spec.confidence or first.var.var_confidence
     assets = sorted({u for p in portfolios for u in p.underlying_list})
-    history, notes, data_sha = load_history(con, settings, assets)
+    history, notes, data_sha, gaps = load_history(con, settings, assets)
     days = trading_days(history, spec.start, spec.end, mpor)
     if not days:
         raise BadInputError(
@@ -501,6 +630,7 @@ def run_backtest(
     )
     realtime: dict[str, RealtimeVolatility] = {}
     calibrated = pd.DataFrame(index=pd.DatetimeIndex(days))
+    calibrated_path: CalibratedPath | None = None
     var_in = None
     if needs_vol:
         horizon = max(mpor, max(s.params.var.mpor_days for s in sources))
@@ -512,7 +642,23 @@ def run_backtest(
         lap("volatility")
         var_in = var_inputs(history, realtime)
         if spec.calibrate:
-            calibrated = calibrated_values(realtime, spec, days, confidence, mpor)
+            calibrated_path = calibrated_values(
+                realtime,
+                spec,
+                days,
+                confidence,
+                mpor,
+                bounds=lambda paths: calibration_bounds(con, paths),
+            )
+            calibrated = calibrated_path.values
+            clips = calibrated_path.clips
+            if len(clips):
+                notes.append(
+                    f"calibrated values clipped to the policy's bounds on {len(clips)} "
+                    f"(day, parameter) pair(s), first {clips['date'].iloc[0]:%Y-%m-%d} "
+                    f"({clips['path'].iloc[0]}: {clips['calibrated'].iloc[0]:.4f} -> "
+                    f"{clips['clipped_to'].iloc[0]:.4f})"
+                )
             usable = calibrated.dropna().index
             dropped = len(days) - len(usable)
             if dropped:
@@ -536,6 +682,8 @@ def run_backtest(
         "package": PACKAGE_VERSION,
         "vol": cache.get("volatility", {}).get("key"),
     }
+    if calibrated_path is not None:
+        common["bounds"] = calibrated_path.bounds
     models = tuple(dict.fromkeys(("standard", *spec.models)))  # standard: the efficiency baseline
     # which (set, model, portfolio) margins and which portfolio losses are missing
     margin_keys: dict[tuple[str, str, str], str | None] = {}
@@ -594,6 +742,7 @@ def run_backtest(
                 "loss": -np.concatenate([b.pnl for b in day_books]),
                 "fx_usd": np.concatenate([b.fx_usd for b in day_books]),
                 "notional_usd": np.concatenate([b.notional_usd for b in day_books]),
+                "loss_path": -np.concatenate([b.pnl_path for b in day_books]),
             }
         )
         realised = realised[realised["portfolio"].isin(computed_losses)]
@@ -619,7 +768,7 @@ def run_backtest(
             for name, frame in rows.groupby("portfolio"):
                 key = margin_keys[(source.label, model, name)]
                 new_margins.append(
-                    frame[["date", "currency", "margin", "maintenance"]].assign(
+                    frame[["date", "currency", "margin", "maintenance", "var_es", "es"]].assign(
                         cache_key=key or f"nocache:{source.label}:{model}:{name}"
                     )
                 )
@@ -631,12 +780,7 @@ def run_backtest(
     # assemble
     daily = []
     all_keys = {k: v for k, v in margin_keys.items()}
-    margins = _load(
-        con,
-        "bt.margin_cache",
-        [k for k in all_keys.values() if k],
-        "cache_key, date, currency, margin, maintenance",
-    )
+    margins = _load(con, "bt.margin_cache", [k for k in all_keys.values() if k], MARGIN_COLUMNS)
     uncached = (
         [m for m in new_margins if str(m["cache_key"].iloc[0]).startswith("nocache:")]
         if new_margins
@@ -644,12 +788,7 @@ def run_backtest(
     )
     if uncached:
         margins = pd.concat([margins, *uncached], ignore_index=True)
-    losses = _load(
-        con,
-        "bt.loss_cache",
-        list(loss_keys.values()),
-        "cache_key, date, currency, loss, fx_usd, notional_usd",
-    )
+    losses = _load(con, "bt.loss_cache", list(loss_keys.values()), LOSS_COLUMNS)
     loss_by = {k: f for k, f in losses.groupby("cache_key")} if not losses.empty else {}
     margin_by = {k: f for k, f in margins.groupby("cache_key")} if not margins.empty else {}
     day_set = pd.DatetimeIndex(days)
@@ -677,6 +816,7 @@ def run_backtest(
         )
     frame["date"] = pd.to_datetime(frame["date"])
     frame["breach"] = frame["loss"] > frame["margin"]
+    frame["breach_path"] = frame["loss_path"] > frame["margin"]
     frame = frame[list(DAILY_COLUMNS)].sort_values(list(DAILY_KEY), ignore_index=True)
     sets = {s.label: s.fingerprint for s in sources}
     run_id = (
@@ -693,7 +833,18 @@ def run_backtest(
         )[:12]
     )
     lap("assemble")
-    summaries = summarise(frame, confidence, spec, list(sets))
+    es_level = max(s.params.var.es_confidence for s in sources)
+    frame.attrs["es_level"] = es_level
+    calibrated_summary = calibrated_path.summary() if calibrated_path is not None else {}
+    summaries = summarise(
+        frame,
+        confidence,
+        spec,
+        list(sets),
+        mpor=mpor,
+        calibrated=calibrated_summary,
+        underlyings={p.name: p.underlying_list for p in portfolios},
+    )
     lap("summaries")
     run = BacktestRun(
         run_id,
@@ -709,6 +860,8 @@ def run_backtest(
         cache,
         data_sha,
         time.perf_counter() - started,
+        gaps,
+        calibrated_summary,
     )
     if store:
         store_run(con, run)
@@ -741,12 +894,8 @@ def _store_cache(con, losses: list[pd.DataFrame], margins: list[pd.DataFrame]) -
     if not losses and not margins:
         return
     with transaction(con):
-        _replace_rows(
-            con, "bt.loss_cache", losses, "cache_key, date, currency, loss, fx_usd, notional_usd"
-        )
-        _replace_rows(
-            con, "bt.margin_cache", margins, "cache_key, date, currency, margin, maintenance"
-        )
+        _replace_rows(con, "bt.loss_cache", losses, LOSS_COLUMNS)
+        _replace_rows(con, "bt.margin_cache", margins, MARGIN_COLUMNS)
 
 
 def _replace_rows(con, table: str, frames: list[pd.DataFrame], columns: str) -> None:
@@ -764,13 +913,34 @@ def _replace_rows(con, table: str, frames: list[pd.DataFrame], columns: str) -> 
 # --------------------------------------------------------------------------- summaries
 
 
+ZONE_ORDER = ("green", "yellow", "red")
+NOT_TESTABLE = "not testable"
+ES_SCENARIOS = 2_000  # simulated null of the Acerbi–Szekely tests per series
+
+
+def _stable_seed(*parts: object) -> int:
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little")
+
+
 def summarise(
-    frame: pd.DataFrame, confidence: float, spec: BacktestSpec, labels: list[str]
+    frame: pd.DataFrame,
+    confidence: float,
+    spec: BacktestSpec,
+    labels: list[str],
+    *,
+    mpor: int = 1,
+    calibrated: Mapping[str, dict] | None = None,
+    underlyings: Mapping[str, Sequence[str]] | None = None,
 ) -> pd.DataFrame:
-    """One row per (set, portfolio, model, currency): coverage tests on the Monte Carlo null
-    (one null per series length, seeded), breaches, procyclicality, efficiency, stress windows."""
-    rng = np.random.default_rng(spec.seed)
-    nulls: dict[int, MonteCarloNull] = {}
+    """One row per (set, portfolio, model, currency): coverage tests of the close-to-close and
+    the OHLC-path breaches on the Monte Carlo null (seeded; overlapping MPOR windows handled by
+    the interleaved procedure of :func:`margin_engine.backtest.coverage_report`), the
+    Acerbi–Szekely tests for ES models, breaches, procyclicality, efficiency, stress windows.
+
+    The row's ``zone`` is the stricter of the two coverage zones (what the enactment gate
+    reads); a loss series without variation (e.g. a perfectly hedged book) is ``not testable``.
+    """
+    nulls = MonteCarloNulls(1 - confidence, np.random.default_rng(spec.seed), spec.simulations)
     standard = frame[frame["model"] == "standard"].set_index(
         ["set_label", "date", "portfolio", "currency"]
     )["margin"]
@@ -780,12 +950,37 @@ def summarise(
     ):
         g = g.sort_values("date")
         n = len(g)
-        if n not in nulls:
-            nulls[n] = MonteCarloNull(n, 1 - confidence, rng, spec.simulations)
-        report = coverage_report(
-            g["breach"].to_numpy(), confidence, null="monte-carlo", null_distribution=nulls[n]
-        )
+        kwargs = dict(mpor=mpor, null="monte-carlo", null_distribution=nulls)
+        report = coverage_report(g["breach"].to_numpy(), confidence, **kwargs)
+        path = coverage_report(g["breach_path"].to_numpy(), confidence, **kwargs)
         summary = _summary(label, portfolio, model, currency, g, report, standard)
+        summary["coverage_path"] = path.as_dict()
+        summary["breach_dates_path"] = [
+            d.date().isoformat() for d in pd.DatetimeIndex(g.loc[g["breach_path"], "date"])
+        ]
+        losses = g["loss"].to_numpy(dtype=float)
+        testable = bool(np.nanstd(losses) > 1e-12 * max(1.0, float(np.nanmax(np.abs(losses)))))
+        zone = max(report.traffic_light.zone, path.traffic_light.zone, key=ZONE_ORDER.index)
+        summary["testable"] = testable
+        summary["zone"] = zone if testable else NOT_TESTABLE
+        summary["zone_basis"] = (
+            "ohlc path" if path.traffic_light.zone != report.traffic_light.zone else "both"
+        )
+        if not testable:
+            summary["note"] = (
+                "the realised loss never varies (e.g. a fully hedged book without a basis or "
+                "funding series): the coverage tests cannot tell a good margin from a bad one"
+            )
+        if model == "es":
+            summary["es_tests"] = _es_tests(g, spec, mpor, (label, portfolio, model, currency))
+        if calibrated:
+            mine = {
+                path_name: info["clipped_days"]
+                for path_name, info in calibrated.items()
+                if path_name.split(".")[1] in (underlyings or {}).get(portfolio, ())
+            }
+            if mine:
+                summary["calibrated_clipped_days"] = mine
         rows.append(
             (
                 label,
@@ -794,7 +989,7 @@ def summarise(
                 currency,
                 n,
                 int(g["breach"].sum()),
-                report.traffic_light.zone,
+                summary["zone"],
                 dumps(summary),
             )
         )
@@ -811,6 +1006,31 @@ def summarise(
             "summary",
         ],
     )
+    return out
+
+
+def _es_tests(g: pd.DataFrame, spec: BacktestSpec, mpor: int, key: tuple) -> dict:
+    """Acerbi–Szekely Z1/Z2 of an ES model's unbuffered forecasts against the realised P&L."""
+    level = None
+    usable = g[(g["es"] > g["var_es"]) & np.isfinite(g["es"]) & np.isfinite(g["var_es"])]
+    if len(usable) < 2 * mpor:
+        return {
+            "computed": False,
+            "note": f"{len(usable)} days with ES above VaR: too few to test",
+        }
+    level = float(g.attrs.get("es_level", 0.975))
+    result = acerbi_szekely(
+        -usable["loss"].to_numpy(dtype=float),
+        usable["var_es"].to_numpy(dtype=float),
+        usable["es"].to_numpy(dtype=float),
+        level,
+        rng=np.random.default_rng(_stable_seed(spec.seed, *key)),
+        scenarios=ES_SCENARIOS,
+        mpor=mpor,
+    )
+    out = {"computed": True, "level": level, "days": int(len(usable)), **result.as_dict()}
+    if len(usable) < len(g):
+        out["note"] = f"{len(g) - len(usable)} day(s) without an ES above VaR left out"
     return out
 
 
@@ -919,12 +1139,18 @@ def comparison(run: BacktestRun) -> pd.DataFrame:
         tests = r["coverage"]["tests"]
         proc = r["procyclicality"] or {}
         prefix = r["set"]
+        path = r.get("coverage_path") or r["coverage"]
+        es = r.get("es_tests") or {}
         row.update(
             {
                 f"{prefix}.days": r["coverage"]["observations"],
                 f"{prefix}.breaches": r["coverage"]["failures"],
+                f"{prefix}.breaches_path": path["failures"],
                 f"{prefix}.expected": r["coverage"]["expected"],
-                f"{prefix}.zone": r["coverage"]["traffic_light"]["zone"],
+                f"{prefix}.zone": r.get("zone", r["coverage"]["traffic_light"]["zone"]),
+                f"{prefix}.zone_close": r["coverage"]["traffic_light"]["zone"],
+                f"{prefix}.zone_path": path["traffic_light"]["zone"],
+                f"{prefix}.es_z2_p": (es.get("z2") or {}).get("pvalue"),
                 f"{prefix}.pof_p": tests["pof"]["pvalue"],
                 f"{prefix}.cc_p": tests["cc"]["pvalue"],
                 f"{prefix}.tbf_p": tests["tbf"]["pvalue"],
@@ -961,12 +1187,14 @@ def store_run(con: duckdb.DuckDBPyConnection, run: BacktestRun) -> None:
                 datetime.now(UTC),
                 run.start,
                 run.end,
-                json.dumps(
+                dumps(
                     {
                         **run.spec.as_dict(),
                         "mpor_days": run.mpor_days,
                         "confidence": run.confidence,
                         "notes": run.notes,
+                        "gaps": run.gaps,
+                        "calibrated": run.calibrated,
                     }
                 ),
                 json.dumps(run.sets),
@@ -980,7 +1208,8 @@ def store_run(con: duckdb.DuckDBPyConnection, run: BacktestRun) -> None:
         con.register("daily_rows", daily)
         con.execute(
             "INSERT INTO bt.daily SELECT run_id, set_label, date, portfolio, model, currency, margin, "
-            "maintenance, loss, breach, fx_usd, notional_usd FROM daily_rows"
+            "maintenance, loss, breach, fx_usd, notional_usd, loss_path, breach_path, var_es, es "
+            "FROM daily_rows"
         )
         con.unregister("daily_rows")
         con.register("summary_rows", summaries)

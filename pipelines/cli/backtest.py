@@ -140,6 +140,7 @@ def _print(run, side) -> None:
     for label in labels:
         columns += [
             f"{label}: breaches",
+            "on OHLC path",
             "zone",
             "p POF/CC/TBF",
             "peak/trough",
@@ -158,6 +159,7 @@ def _print(run, side) -> None:
             p_values = "/".join(_fmt(r.get(f"{label}.{t}_p"), 2) for t in ("pof", "cc", "tbf"))
             row += [
                 f"{_fmt(r.get(f'{label}.breaches'))}/{_fmt(r.get(f'{label}.days'))} ({r.get(f'{label}.expected', 0):.0f})",
+                _fmt(r.get(f"{label}.breaches_path")),
                 r.get(f"{label}.zone") or "-",
                 p_values,
                 _fmt(r.get(f"{label}.peak_trough")),
@@ -168,8 +170,32 @@ def _print(run, side) -> None:
             row.append(_fmt(r.get("margin_freed_usd")))
         rows.append(row)
     out.print(table(None, columns, rows))
+    procedure = {r["coverage"].get("procedure") for r in run.summary_records()}
+    if "interleaved-bonferroni" in procedure:
+        out.print(
+            f"MPOR {run.mpor_days} days: consecutive windows overlap, so each test and the zone run "
+            "on the interleaved non-overlapping sub-series (Bonferroni); the zone is the stricter of "
+            "close-to-close and OHLC-path losses",
+            markup=False,
+        )
     for record in run.summary_records():
-        if record["coverage"]["traffic_light"]["zone"] == "red":
+        es = record.get("es_tests") or {}
+        if es.get("computed"):
+            out.print(
+                f"ES tests {record['set']} {record['portfolio']}: p(Z1) {_fmt(es['z1']['pvalue'], 2)}, "
+                f"p(Z2) {_fmt(es['z2']['pvalue'], 2)}"
+                + (f"; rejected: {', '.join(es['rejected'])}" if es["rejected"] else "")
+                + (f"; {es['warning']}" if es.get("warning") else ""),
+                markup=False,
+            )
+        if record.get("zone") == "not testable":
+            out.print(
+                f"not testable: {record['set']} {record['portfolio']} {record['model']}: "
+                f"{record.get('note', '')}",
+                markup=False,
+            )
+    for record in run.summary_records():
+        if record.get("zone", record["coverage"]["traffic_light"]["zone"]) == "red":
             dates = record["breach_dates"]
             worst = record["worst_shortfall"] or {}
             out.print(
