@@ -7,9 +7,13 @@ source), forwards = index (zero basis), and options get the 30-day IV index of D
 documented smile of :mod:`margin_engine.market`; an underlying without an IV index gets its
 30-day realised volatility (annualised, close-to-close) — a stand-in, said so in the output.
 
-VaR/ES scenarios come from the warehouse's price (and IV) history up to the valuation date:
-historical, or filtered with an EWMA (λ = 0.94) volatility — the RiskMetrics filter, so that
-margining needs no fitted model.
+VaR/ES scenarios come from the warehouse's price (and IV) history *strictly before* the
+market's time: a day's close is stamped at 24:00 UTC, so a chain snapshot taken at 05:14 on D
+uses closes up to D−1 (and a market built for the end of D, closes up to D). When that history
+ends more than :data:`STALE_HISTORY_DAYS` days before the market, the output says so.
+Scenarios are historical, or filtered with an EWMA (λ = 0.94) volatility — the RiskMetrics
+filter, so that margining needs no fitted model. Daily series are spliced across sources and
+gaps follow the workbench's rule (:mod:`pipelines.history`, :mod:`calibration.returns`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from calibration.returns import log_return_frame, log_returns
 from governance.parameters import (
     ParameterSet,
     ParameterSetError,
@@ -39,12 +44,13 @@ from margin_engine.portfolio_margin import portfolio_margin
 from margin_engine.span import span_margin
 from margin_engine.standard import standard_margin
 from margin_engine.var import JointScenarios, historical_scenarios, var_margin
-from pipelines.calibrate import choose_source
+from pipelines import history as stored
 from pipelines.errors import BadInputError
 from pipelines.settings import WorkbenchSettings
 
 MODELS = ("standard", "span", "deribit-pm", "var", "es")
 EWMA_LAMBDA = 0.94
+STALE_HISTORY_DAYS = 3  # a market this many days past its history's last close gets a warning
 
 
 def read_positions(path: str | Path) -> pd.DataFrame:
@@ -110,30 +116,21 @@ def market_from_warehouse(
     index, default_iv, notes = {}, {}, []
     preference = settings.market.source_preference
     for asset in sorted(assets):
-        source = choose_source(con, "market.prices", asset, preference)
-        closes = con.execute(
-            "SELECT date, close FROM market.prices WHERE asset = ? AND source = ? AND date <= ? ORDER BY date DESC LIMIT 31",
-            [asset, source, day],
-        ).df()
-        if closes.empty or closes["date"].iloc[0] != pd.Timestamp(day):
+        closes, provenance = stored.closes(con, asset, preference, end=day)
+        closes = closes.iloc[-31:]
+        if provenance is None or closes.empty or closes.index[-1] != pd.Timestamp(day):
             continue
-        index[asset] = float(closes["close"].iloc[0])
-        iv_source = choose_source(con, "market.implied_vol", asset, preference)
-        iv = None
-        if iv_source is not None:
-            iv = con.execute(
-                "SELECT iv FROM market.implied_vol WHERE asset = ? AND source = ? AND tenor_days = 30 AND date = ?",
-                [asset, iv_source, day],
-            ).fetchone()
-        if iv:
-            default_iv[asset] = float(iv[0])
+        source = provenance.segments[-1].source
+        index[asset] = float(closes.iloc[-1])
+        iv, iv_provenance = stored.implied_vol(con, asset, preference, start=day, end=day)
+        if len(iv):
+            default_iv[asset] = float(iv.iloc[-1])
             notes.append(
-                f"{asset}: index {index[asset]:.6g} ({source}), 30-day IV index {iv[0]:.4f} ({iv_source}) with the smile"
+                f"{asset}: index {index[asset]:.6g} ({source}), 30-day IV index {iv.iloc[-1]:.4f} "
+                f"({iv_provenance.label}) with the smile"
             )
         elif len(closes) >= 10:
-            realised = float(
-                np.std(np.diff(np.log(closes["close"].to_numpy()[::-1])), ddof=1) * math.sqrt(365)
-            )
+            realised = realised_vol(closes)
             default_iv[asset] = min(max(realised, 0.05), 5.0)
             notes.append(
                 f"{asset}: index {index[asset]:.6g} ({source}), no IV index: 30-day realised vol {realised:.4f} used as IV"
@@ -144,6 +141,12 @@ def market_from_warehouse(
             )
     market = MarketSnapshot(end_of_day(day), index, {}, {}, default_iv, source="warehouse")
     return market, notes
+
+
+def realised_vol(closes: pd.Series) -> float:
+    """Annualised close-to-close volatility of ``closes`` under the gap rule."""
+    returns = log_returns(closes.dropna(), asset=str(closes.name or "")).values
+    return float(np.std(returns.to_numpy(), ddof=1) * math.sqrt(365))
 
 
 def ewma_vol(returns: pd.DataFrame, lam: float = EWMA_LAMBDA) -> tuple[pd.DataFrame, pd.Series]:
@@ -159,30 +162,36 @@ def ewma_vol(returns: pd.DataFrame, lam: float = EWMA_LAMBDA) -> tuple[pd.DataFr
     )
 
 
+def last_close_before(at: datetime) -> date:
+    """The last day whose close (stamped 24:00 UTC) is not after ``at``."""
+    return (pd.Timestamp(at).tz_convert(UTC).normalize() - pd.Timedelta(days=1)).date()
+
+
 def history(
     con, settings: WorkbenchSettings, underlyings: list[str], day: date
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Daily log returns and log IV changes of ``underlyings`` up to ``day`` (dates × assets)."""
+    """Daily log returns and log IV changes of ``underlyings`` up to ``day`` (dates × assets),
+    under the gap rule (a k-day return enters as r/sqrt(k))."""
     preference = settings.market.source_preference
     prices, ivs = {}, {}
     for u in underlyings:
-        source = choose_source(con, "market.prices", u, preference)
-        if source is None:
-            raise BadInputError(f"VaR/ES need price history of {u}; none in the warehouse")
-        frame = con.execute(
-            "SELECT date, close FROM market.prices WHERE asset = ? AND source = ? AND date <= ? ORDER BY date",
-            [u, source, day],
-        ).df()
-        prices[u] = pd.Series(frame["close"].to_numpy(), index=pd.DatetimeIndex(frame["date"]))
-        iv_source = choose_source(con, "market.implied_vol", u, preference)
-        if iv_source is not None:
-            frame = con.execute(
-                "SELECT date, iv FROM market.implied_vol WHERE asset = ? AND source = ? AND tenor_days = 30 AND date <= ? ORDER BY date",
-                [u, iv_source, day],
-            ).df()
-            ivs[u] = pd.Series(frame["iv"].to_numpy(), index=pd.DatetimeIndex(frame["date"]))
-    returns = np.log(pd.DataFrame(prices)).diff().iloc[1:]
-    iv_changes = np.log(pd.DataFrame(ivs)).diff() if ivs else pd.DataFrame(index=returns.index)
+        closes, provenance = stored.closes(con, u, preference, end=day)
+        if provenance is None:
+            raise BadInputError(
+                f"VaR/ES need price history of {u} up to {day}; none in the warehouse"
+            )
+        prices[u] = closes
+        iv, iv_provenance = stored.implied_vol(con, u, preference, end=day)
+        if iv_provenance is not None:
+            ivs[u] = iv
+    frame = pd.DataFrame(prices)
+    frame = frame.reindex(pd.date_range(frame.index.min(), frame.index.max(), freq="D"))
+    returns = log_return_frame(frame)[0].iloc[1:]
+    if ivs:
+        iv_frame = pd.DataFrame(ivs).reindex(frame.index)
+        iv_changes = log_return_frame(iv_frame)[0]
+    else:
+        iv_changes = pd.DataFrame(index=returns.index)
     return returns, iv_changes
 
 
@@ -278,9 +287,19 @@ def run_margin(
             if con is None or settings is None:
                 raise BadInputError("--model var/es needs the warehouse's price history")
             underlyings = sorted({u for _, u in positions.book.table.groups})
-            scenarios, floor = var_scenarios(
-                con, settings, params, underlyings, (market.as_of - timedelta(seconds=1)).date()
+            cutoff = last_close_before(market.as_of)
+            scenarios, floor = var_scenarios(con, settings, params, underlyings, cutoff)
+            last = pd.Timestamp(scenarios.labels[-1].split("..")[-1]).date()
+            market_notes = list(market_notes or [])
+            market_notes.append(
+                f"VaR/ES scenarios from closes up to {last} (strictly before the market's "
+                f"{market.as_of:%Y-%m-%d %H:%M} UTC)"
             )
+            if (cutoff - last).days > STALE_HISTORY_DAYS:
+                market_notes.append(
+                    f"warning: the price history ends {last}, {(market.as_of.date() - last).days} "
+                    f"days before the market of {market.as_of:%Y-%m-%d}: the scenarios are stale"
+                )
             result = var_margin(
                 positions, scenarios, engine, measure=VarMeasure(model), floor_scenarios=floor
             )
