@@ -12,15 +12,23 @@ import pandas as pd
 DAILY_SERIES = {"prices": ("market.prices", "close"), "iv": ("market.implied_vol", "iv")}
 
 
-def gaps(con: duckdb.DuckDBPyConnection, table: str, longer_than_days: int = 3) -> pd.DataFrame:
-    """Stretches of more than ``longer_than_days`` calendar days without a row, per series.
+LONG_GAP_DAYS = 3  # a gap longer than this is an error-level finding
 
-    ``missing_days`` counts the days strictly between two consecutive rows.
+
+def gaps(con: duckdb.DuckDBPyConnection, table: str, longer_than_days: int = 0) -> pd.DataFrame:
+    """Stretches of more than ``longer_than_days`` calendar days without a row, per series
+    (default: every missing day).
+
+    ``missing_days`` counts the days strictly between two consecutive rows; ``severity`` rises
+    with it: ``minor`` (one day), ``moderate`` (up to :data:`LONG_GAP_DAYS`), ``long``.
     """
     return con.execute(
         f"""
         SELECT asset, source, prev_date AS last_before, date AS first_after,
-               date - prev_date - 1 AS missing_days
+               date - prev_date - 1 AS missing_days,
+               CASE WHEN date - prev_date - 1 > {LONG_GAP_DAYS} THEN 'long'
+                    WHEN date - prev_date - 1 > 1 THEN 'moderate'
+                    ELSE 'minor' END AS severity
         FROM (SELECT asset, source, date,
                      lag(date) OVER (PARTITION BY asset, source ORDER BY date) AS prev_date
               FROM {table})

@@ -23,7 +23,7 @@ def test_definitions_expose_market_assets_checks_and_one_warehouse() -> None:
     assert MARKET_ASSETS <= keys
     checks = {(c.asset_key.to_user_string(), c.name) for c in repo.asset_graph.asset_check_keys}
     for name in (
-        "prices_no_long_gaps",
+        "prices_no_gaps",
         "prices_not_stale",
         "prices_no_extreme_moves",
         "prices_coverage",
@@ -74,7 +74,7 @@ def test_materializing_the_synthetic_market(home) -> None:
     assert not crash["passed"] and crash["severity"] == "WARN" and crash["findings"] >= 3
     for key in [
         ("market/prices", "prices_coverage"),
-        ("market/prices", "prices_no_long_gaps"),
+        ("market/prices", "prices_no_gaps"),
         ("market/implied_vol", "implied_vol_in_range"),
         ("market/implied_vol", "implied_vol_coverage"),
     ]:
@@ -105,12 +105,12 @@ def test_checks_flag_gaps_staleness_and_missing_coverage(home, tmp_path) -> None
     result = materialize_group("market_data", build_resources(home=str(home)))
     assert result.success
     outcomes = {c["check"]: c for c in check_outcomes(result)}
-    assert not outcomes["prices_no_long_gaps"]["passed"]
+    assert not outcomes["prices_no_gaps"]["passed"]
     assert not outcomes["prices_not_stale"]["passed"]
     assert not outcomes["prices_coverage"]["passed"]  # XRP stops in January 2024
     assert all(
         outcomes[name]["severity"] == "WARN"
-        for name in ("prices_no_long_gaps", "prices_not_stale", "prices_coverage")
+        for name in ("prices_no_gaps", "prices_not_stale", "prices_coverage")
     )
 
 

@@ -1,5 +1,9 @@
 """Data-quality checks on the market tables (design §3): gaps, stale series and extreme moves
-are flagged with severity WARN — never filled or dropped; impossible stored values are errors.
+are flagged — never filled or dropped; impossible stored values are blocking errors.
+
+Every missing day is a gap finding, listed with a severity that rises with its length
+(minor, moderate, long); the check itself warns (the data are what they are, and the gap rule
+of :mod:`calibration.returns` handles them everywhere downstream).
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from pipelines.warehouse import quality
 
 WARN = dg.AssetCheckSeverity.WARN
 ERROR = dg.AssetCheckSeverity.ERROR
-GAP_DAYS = 3
 STALE_DAYS = 5
 EXTREME_SIGMAS = 8.0
 
@@ -42,12 +45,28 @@ def _coverage(warehouse, workbench, table: str, assets: tuple[str, ...]) -> dg.A
     return _result(missing, WARN, expected_through=str(through), configured=list(assets))
 
 
-@dg.asset_check(
-    asset=market_prices, description=f"No series has a gap of more than {GAP_DAYS} days."
-)
-def prices_no_long_gaps(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+def _gaps(warehouse, table: str) -> dg.AssetCheckResult:
     with warehouse.get_connection() as con:
-        return _result(quality.gaps(con, "market.prices", GAP_DAYS), WARN)
+        found = quality.gaps(con, table)
+    longest = int(found["missing_days"].max()) if len(found) else 0
+    return _result(
+        found,
+        WARN,
+        long_gaps=int((found["severity"] == "long").sum()) if len(found) else 0,
+        missing_days=int(found["missing_days"].sum()) if len(found) else 0,
+        longest_gap_days=longest,
+    )
+
+
+GAP_DESCRIPTION = (
+    "No series misses a day. Every missing day is listed with its severity (minor: one day; "
+    f"moderate: up to {quality.LONG_GAP_DAYS}; long: more)."
+)
+
+
+@dg.asset_check(asset=market_prices, description=GAP_DESCRIPTION)
+def prices_no_gaps(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    return _gaps(warehouse, "market.prices")
 
 
 @dg.asset_check(asset=market_prices, description=f"No close is unchanged for {STALE_DAYS}+ days.")
@@ -86,12 +105,9 @@ def implied_vol_in_range(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         return _result(quality.iv_out_of_range(con), ERROR)
 
 
-@dg.asset_check(
-    asset=market_implied_vol, description=f"No IV series has a gap of more than {GAP_DAYS} days."
-)
-def implied_vol_no_long_gaps(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    with warehouse.get_connection() as con:
-        return _result(quality.gaps(con, "market.implied_vol", GAP_DAYS), WARN)
+@dg.asset_check(asset=market_implied_vol, description=GAP_DESCRIPTION)
+def implied_vol_no_gaps(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    return _gaps(warehouse, "market.implied_vol")
 
 
 @dg.asset_check(asset=market_implied_vol, description=f"No IV is unchanged for {STALE_DAYS}+ days.")
