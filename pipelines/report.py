@@ -23,9 +23,10 @@ from calibration.lineage import library_versions
 from governance.parameters import ParameterSet, ParameterSetError
 from governance.registry import Registry
 from pipelines import __version__
+from pipelines import history as stored
 from pipelines.backtest import BacktestSpec, ParamSource, run_backtest, years_before
 from pipelines.errors import BadInputError
-from pipelines.settings import WorkbenchSettings
+from pipelines.settings import MarketSettings, WorkbenchSettings
 from pipelines.warehouse import transaction
 from reports.context import (
     BacktestData,
@@ -37,6 +38,8 @@ from reports.context import (
     proposal_context,
 )
 from reports.render import RenderedReport, render, write
+
+DEFAULT_PREFERENCE = MarketSettings().source_preference
 
 
 @dataclass(frozen=True)
@@ -65,8 +68,11 @@ def versions() -> dict[str, str]:
 # --------------------------------------------------------------------------- calibration
 
 
-def latest_calibration(con: duckdb.DuckDBPyConnection) -> CalibrationData | None:
-    """The newest calibration with recommendations, as report input (None when there is none)."""
+def latest_calibration(
+    con: duckdb.DuckDBPyConnection, preference: tuple[str, ...] = DEFAULT_PREFERENCE
+) -> CalibrationData | None:
+    """The newest calibration with recommendations, as report input (None when there is none);
+    closes are read as the calibration read them (spliced by ``preference``)."""
     row = con.execute(
         "SELECT calibration_id, as_of, policy FROM calib.runs r WHERE EXISTS (SELECT 1 FROM calib.recommendations x "
         "WHERE x.calibration_id = r.calibration_id) ORDER BY as_of DESC, updated_at DESC LIMIT 1"
@@ -75,10 +81,25 @@ def latest_calibration(con: duckdb.DuckDBPyConnection) -> CalibrationData | None
         return None
     calibration_id, as_of, policy = row
     fits = con.execute(
-        "SELECT asset, model, persistence, next_vol_annual, n_obs, data_sha256, price_source FROM calib.fits "
+        "SELECT asset, model, persistence, next_vol_annual, n_obs, data_sha256, price_source, "
+        "window_start, window_end, gaps FROM calib.fits "
         "WHERE calibration_id = ? AND chosen ORDER BY asset",
         [calibration_id],
     ).df()
+    gaps = [
+        {"asset": asset, **g}
+        for asset, found in zip(fits["asset"], fits["gaps"], strict=True)
+        for g in json.loads(found or "[]")
+    ]
+    checks = [
+        {"asset": a, "model": m, "outcome": o, "rejected": k == "rejected"}
+        for a, m, o, k in con.execute(
+            "SELECT asset, model, coalesce(note, error), kind FROM calib.fits "
+            "WHERE calibration_id = ? AND (kind = 'rejected' OR note IS NOT NULL) "
+            "ORDER BY asset, model",
+            [calibration_id],
+        ).fetchall()
+    ]
     recommendations = [
         {"parameter": p, "value": float(v), "unit": u, "derivation": json.loads(d)}
         for p, v, u, d in con.execute(
@@ -87,6 +108,18 @@ def latest_calibration(con: duckdb.DuckDBPyConnection) -> CalibrationData | None
             [calibration_id],
         ).fetchall()
     ]
+    dcc = None
+    found = con.execute(
+        "SELECT detail FROM calib.correlations WHERE calibration_id = ? AND method = 'dcc' "
+        "AND window_name = ''",
+        [calibration_id],
+    ).fetchone()
+    if found is not None:
+        detail = json.loads(found[0])
+        dcc = {
+            k: detail.get(k)
+            for k in ("a", "b", "integrated", "fallback", "note", "converged", "unconstrained")
+        }
     correlation = None
     corr = con.execute(
         "SELECT method, assets, matrix FROM calib.correlations WHERE calibration_id = ? AND window_name = '' "
@@ -100,21 +133,25 @@ def latest_calibration(con: duckdb.DuckDBPyConnection) -> CalibrationData | None
             "matrix": json.loads(corr[2]),
         }
     series = {}
-    for asset, source in fits[["asset", "price_source"]].itertuples(index=False):
+    for asset in fits["asset"]:
         frame = con.execute(
-            "SELECT f.date, p.close, f.cond_vol FROM calib.fitted_series f JOIN market.prices p "
-            "ON p.asset = f.asset AND p.date = f.date AND p.source = ? WHERE f.calibration_id = ? AND f.asset = ? "
-            "ORDER BY f.date",
-            [source, calibration_id, asset],
+            "SELECT date, cond_vol FROM calib.fitted_series WHERE calibration_id = ? AND asset = ? "
+            "ORDER BY date",
+            [calibration_id, asset],
         ).df()
-        if not frame.empty:
-            series[asset] = pd.DataFrame(
-                {
-                    "close": frame["close"].to_numpy(),
-                    "cond_vol_annual": frame["cond_vol"].to_numpy() * np.sqrt(365.0),
-                },
-                index=pd.DatetimeIndex(frame["date"]),
-            )
+        if frame.empty:
+            continue
+        index = pd.DatetimeIndex(frame["date"])
+        closes, _ = stored.closes(
+            con, asset, preference, start=index[0].date(), end=index[-1].date()
+        )
+        series[asset] = pd.DataFrame(
+            {
+                "close": closes.reindex(index).to_numpy(),
+                "cond_vol_annual": frame["cond_vol"].to_numpy() * np.sqrt(365.0),
+            },
+            index=index,
+        )
     iv = []
     for asset, source, detail in con.execute(
         "SELECT asset, iv_source, detail FROM calib.iv_dynamics WHERE calibration_id = ? ORDER BY asset",
@@ -141,7 +178,9 @@ def latest_calibration(con: duckdb.DuckDBPyConnection) -> CalibrationData | None
                 "next_vol_annual": _num(r["next_vol_annual"]),
                 "n_obs": int(r["n_obs"]),
             }
-            for r in fits.drop(columns="price_source").to_dict("records")
+            for r in fits.drop(
+                columns=["price_source", "window_start", "window_end", "gaps"]
+            ).to_dict("records")
         ],
         recommendations,
         correlation,
@@ -149,6 +188,9 @@ def latest_calibration(con: duckdb.DuckDBPyConnection) -> CalibrationData | None
         iv,
         [],
         {r["asset"]: r["data_sha256"] for r in fits.to_dict("records")},
+        gaps,
+        dcc,
+        checks,
     )
 
 
@@ -178,7 +220,8 @@ def load_run(con: duckdb.DuckDBPyConnection, run_id: str) -> BacktestData:
     run_id, start, end, spec, sets, data_sha = row
     spec = json.loads(spec)
     daily = con.execute(
-        "SELECT set_label, date, portfolio, model, currency, margin, maintenance, loss, breach, fx_usd, notional_usd "
+        "SELECT set_label, date, portfolio, model, currency, margin, maintenance, loss, breach, fx_usd, "
+        "notional_usd, loss_path, breach_path, var_es, es "
         "FROM bt.daily WHERE run_id = ? ORDER BY set_label, portfolio, model, currency, date",
         [run_id],
     ).df()
@@ -244,7 +287,7 @@ def proposal_report(
     if further is not None:
         run = run_backtest(con, settings, [ParamSource("set", further[0])], spec)
         sensitivity.append(("one step further", further[1], BacktestData.from_run(run)))
-    calibration = latest_calibration(con)
+    calibration = latest_calibration(con, settings.market.source_preference)
     alternatives = [
         ("keep the current set", "no change", backtest, "current"),
         (
@@ -393,7 +436,7 @@ def _recommended_alternative(base: ParameterSet, changes, calibration: Calibrati
 def calibration_report(
     con: duckdb.DuckDBPyConnection, settings: WorkbenchSettings, out_dir: Path | None = None
 ) -> WrittenReport:
-    calibration = latest_calibration(con)
+    calibration = latest_calibration(con, settings.market.source_preference)
     if calibration is None:
         raise BadInputError(
             "no calibration in the warehouse: run `mwb calibrate` (or `mwb demo`) first"

@@ -24,6 +24,7 @@ from pipelines.backtest import BacktestRun, ParamSource, run_backtest
 from pipelines.errors import BadInputError
 from pipelines.report import proposal_window
 from pipelines.settings import WorkbenchSettings
+from reports.context import coverage_worse
 
 PROPOSAL_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -84,9 +85,11 @@ def enactment_gate(coverage: list[dict]) -> Gate:
     """Whether the proposed set may be enacted, from the report's coverage rows.
 
     Blocks when the proposed set is in the red zone for a portfolio and model whose margin the
-    change moves (a red light the change owns), or when a pair's coverage gets worse (a worse
-    zone, or more breaches in the red). Pairs red under both sets and untouched by the change
-    are the current set's problem and are reported, not blocking.
+    change moves (a red light the change owns), or when a pair's coverage gets worse
+    (:func:`reports.context.coverage_worse`: a worse zone — the stricter of close-to-close and
+    OHLC-path losses —, more breaches in the red, or an expected-shortfall test newly
+    rejecting). Pairs red under both sets and untouched by the change are the current set's
+    problem and are reported, not blocking; pairs without loss variation cannot be judged.
     """
     red, worse = [], []
     for row in coverage:
@@ -97,10 +100,7 @@ def enactment_gate(coverage: list[dict]) -> Gate:
         moved = proposed["mean_margin_usd"] != current["mean_margin_usd"]
         if proposed["zone"] == "red" and moved:
             red.append(f"{name}: red with {proposed['breaches']} breaches")
-        rank = {"green": 0, "yellow": 1, "red": 2}
-        if rank[proposed["zone"]] > rank[current["zone"]] or (
-            proposed["zone"] == "red" and proposed["breaches"] > current["breaches"]
-        ):
+        if coverage_worse(current, proposed):
             worse.append(
                 f"{name}: {current['zone']} → {proposed['zone']}, "
                 f"{current['breaches']} → {proposed['breaches']} breaches"

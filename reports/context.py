@@ -21,7 +21,16 @@ import pandas as pd
 from reports import charts
 from reports.charts import Chart
 
-ZONE_RANK = {"green": 0, "yellow": 1, "red": 2}
+# "not testable": a loss series without variation — never red, never "worse"
+ZONE_RANK = {"not testable": -1, "green": 0, "yellow": 1, "red": 2}
+PROCEDURES = {
+    "iid": "each day's breach tested as i.i.d. (MPOR of one day)",
+    "interleaved-bonferroni": (
+        "the MPOR windows of consecutive days overlap, so each test and the traffic light run on "
+        "the MPOR's interleaved non-overlapping sub-series at level alpha/MPOR and reject when "
+        "any does (Bonferroni): a correct model keeps the nominal rejection rate"
+    ),
+}
 COHORTS = (
     (
         "option books",
@@ -97,6 +106,9 @@ class CalibrationData:
     iv: list[dict] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     data_fingerprints: dict[str, str] = field(default_factory=dict)
+    gaps: list[dict] = field(default_factory=list)  # asset, date, missing_days, return, action
+    dcc: dict | None = None  # a, b, persistence, integrated, fallback, note
+    checks: list[dict] = field(default_factory=list)  # nested-model check outcomes
 
 
 @dataclass(frozen=True)
@@ -164,7 +176,11 @@ def cohort_of(portfolio: str) -> str:
 
 
 def coverage_rows(backtest: BacktestData) -> list[dict]:
-    """One row per (portfolio, model, currency) with every set's coverage figures side by side."""
+    """One row per (portfolio, model, currency) with every set's coverage figures side by side.
+
+    ``zone`` is the stricter of the close-to-close and the OHLC-path zones (what the gate
+    reads); ES models carry their Acerbi–Szekely tests under ``es``.
+    """
     rows: dict[tuple, dict] = {}
     for s in backtest.summaries:
         if s["model"] == "standard":
@@ -174,20 +190,52 @@ def coverage_rows(backtest: BacktestData) -> list[dict]:
             key, {"portfolio": key[0], "model": key[1], "currency": key[2], "sets": {}}
         )
         cov, tests = s["coverage"], s["coverage"]["tests"]
+        path = s.get("coverage_path") or cov
+        es = s.get("es_tests") or {}
         row["sets"][s["set"]] = {
             "days": cov["observations"],
             "breaches": cov["failures"],
+            "breaches_path": path["failures"],
             "expected": _finite(cov["expected"]),
-            "zone": cov["traffic_light"]["zone"],
+            "zone": s.get("zone", cov["traffic_light"]["zone"]),
+            "zone_close": cov["traffic_light"]["zone"],
+            "zone_path": path["traffic_light"]["zone"],
+            "testable": s.get("testable", True),
             "pof": _finite(tests["pof"]["pvalue"]),
             "cc": _finite(tests["cc"]["pvalue"]),
             "tbf": _finite(tests["tbf"]["pvalue"]),
             "rejected": list(cov["rejected"]),
+            "rejected_path": list(path["rejected"]),
+            "es": (
+                {
+                    "z1": _finite(es["z1"]["pvalue"]),
+                    "z2": _finite(es["z2"]["pvalue"]),
+                    "rejected": list(es.get("rejected", [])),
+                    "warning": es.get("warning", ""),
+                }
+                if es.get("computed")
+                else None
+            ),
             "mean_margin_usd": _finite(s["efficiency"]["mean_margin_usd"]),
             "worst_shortfall_usd": _finite((s["worst_shortfall"] or {}).get("usd")),
             "first_breaches": s["breach_dates"][:5],
         }
     return [rows[k] for k in sorted(rows)]
+
+
+def coverage_procedure(backtest: BacktestData) -> dict:
+    """How the coverage tests were run: the MPOR and the procedure that keeps their size."""
+    procedures = {s["coverage"].get("procedure", "iid") for s in backtest.summaries}
+    procedure = "interleaved-bonferroni" if "interleaved-bonferroni" in procedures else "iid"
+    return {
+        "mpor_days": backtest.mpor_days,
+        "procedure": procedure,
+        "text": PROCEDURES[procedure],
+        "zone_rule": (
+            "the zone is the stricter of the close-to-close losses and the losses at the worst "
+            "OHLC point (intraday lows and highs) within the MPOR"
+        ),
+    }
 
 
 def primary_model(backtest: BacktestData) -> str:
@@ -205,9 +253,12 @@ def _totals(backtest: BacktestData, label: str) -> dict:
     model (and the haircut for collateral accounts), summed over portfolios."""
     mine = [s for s in backtest.summaries if s["set"] == label and s["model"] != "standard"]
     held = [s for s in mine if s["model"] in (primary_model(backtest), "haircut")]
-    zones = [s["coverage"]["traffic_light"]["zone"] for s in mine]
+    zones = [s.get("zone", s["coverage"]["traffic_light"]["zone"]) for s in mine]
     return {
         "breaches": int(sum(s["coverage"]["failures"] for s in mine)),
+        "breaches_path": int(
+            sum((s.get("coverage_path") or s["coverage"])["failures"] for s in mine)
+        ),
         "expected": _finite(sum(s["coverage"]["expected"] for s in mine)),
         "worst_zone": max(zones, key=ZONE_RANK.get) if zones else "-",
         "red": sum(z == "red" for z in zones),
@@ -248,7 +299,9 @@ def proposal_context(
     daily = _usd_daily(backtest)
     impact = _impact(daily, primary_model(backtest))
     freed = _finite(sum(row["freed_usd"] or 0.0 for row in impact))
-    worse = [r for r in coverage if _worse(r["sets"].get("current"), r["sets"].get("proposed"))]
+    worse = [
+        r for r in coverage if coverage_worse(r["sets"].get("current"), r["sets"].get("proposed"))
+    ]
     verdict, reasons = _verdict(proposal, current, proposed, worse, freed, primary_model(backtest))
     changes = [_change_row(c, proposal.bounds.get(c["path"])) for c in proposal.changes]
     affected = _most_affected(daily)
@@ -290,6 +343,7 @@ def proposal_context(
             calibration, backtest, [c["path"] for c in proposal.changes]
         ),
         "coverage": coverage,
+        "coverage_procedure": coverage_procedure(backtest),
         "impact": impact,
         "stress": _stress_rows(backtest),
         "procyclicality": _procyclicality_rows(backtest),
@@ -356,13 +410,21 @@ def _change_row(change: dict, bound: dict | None) -> dict:
     }
 
 
-def _worse(current: dict | None, proposed: dict | None) -> bool:
-    """A worse zone, or more breaches where the current set is already red."""
+def coverage_worse(current: dict | None, proposed: dict | None) -> bool:
+    """Whether the proposed set's coverage of one (portfolio, model) is worse: a worse zone
+    (the stricter of close and path), more breaches where the current set is already red, or an
+    expected-shortfall test that rejects the proposed set and not the current one. A pair
+    that cannot be tested (no loss variation) is never worse."""
     if not current or not proposed:
+        return False
+    if "not testable" in (current["zone"], proposed["zone"]):
         return False
     if ZONE_RANK[proposed["zone"]] != ZONE_RANK[current["zone"]]:
         return ZONE_RANK[proposed["zone"]] > ZONE_RANK[current["zone"]]
-    return proposed["zone"] == "red" and proposed["breaches"] > current["breaches"]
+    if proposed["zone"] == "red" and proposed["breaches"] > current["breaches"]:
+        return True
+    es_now, es_then = (current.get("es") or {}), (proposed.get("es") or {})
+    return bool(es_then.get("rejected")) and not es_now.get("rejected")
 
 
 def _verdict(proposal, current, proposed, worse, freed, model: str) -> tuple[str, list[str]]:
@@ -528,7 +590,43 @@ def _calibration_section(calibration: CalibrationData, focus: Sequence[str] | No
         "recommendations": derived,
         "other_recommendations": others,
         "violations": calibration.violations,
+        "gaps": data_gaps(None, calibration),
+        "gap_rule": GAP_RULE,
+        "dcc": calibration.dcc,
+        "checks": calibration.checks,
     }
+
+
+def data_gaps(backtest: BacktestData | None, calibration: CalibrationData | None) -> list[dict]:
+    """Every gap the backtest's history and the calibration's fit windows saw: one row per
+    return across missing days (the close after the gap), with where it was seen."""
+    rows = {}
+    if backtest is not None:
+        for asset, found in (backtest.spec.get("gaps") or {}).items():
+            for g in found:
+                rows[(asset, g["date"])] = {**g, "asset": asset, "seen_in": "backtest history"}
+    if calibration is not None:
+        for g in calibration.gaps:
+            key = (g["asset"], g["date"])
+            seen = rows[key]["seen_in"] + ", fit window" if key in rows else "fit window"
+            rows[key] = {**g, "seen_in": seen}
+    return [
+        {
+            "asset": r["asset"],
+            "date": r["date"],
+            "missing_days": r["missing_days"],
+            "return": _finite(r.get("return")),
+            "seen_in": r["seen_in"],
+        }
+        for _, r in sorted(rows.items())
+    ]
+
+
+GAP_RULE = (
+    "a return across k missing days is a k-day return: it enters the fits, forecasts and "
+    "scenarios as r/sqrt(k), and the day after the gap is margined with the forecast for its "
+    "horizon"
+)
 
 
 def _data_and_models(
@@ -537,6 +635,9 @@ def _data_and_models(
     return {
         "calibration": _calibration_section(calibration, focus) if calibration else None,
         "notes": backtest.notes,
+        "gaps": data_gaps(backtest, calibration),
+        "gap_rule": GAP_RULE,
+        "calibrated": backtest.spec.get("calibrated") or {},
     }
 
 
@@ -706,6 +807,9 @@ def backtest_context(
             "totals": {label: _totals(backtest, label) for label in labels},
         },
         "coverage": coverage,
+        "coverage_procedure": coverage_procedure(backtest),
+        "gaps": data_gaps(backtest, None),
+        "gap_rule": GAP_RULE,
         "stress": _stress_rows(backtest),
         "procyclicality": _procyclicality_rows(backtest),
         "appendix": {

@@ -159,8 +159,8 @@ def test_recommended_extreme_multiple_charges_the_extreme_move() -> None:
 def test_scenario_grids_never_value_at_a_zero_price() -> None:
     """A calibrated range can reach its bound of 1.0 (SOL, November 2022): the down moves stop
     at -99 % and every margin stays finite, for PM and SPAN alike."""
-    from margin_engine.portfolio_margin import portfolio_margin
     from margin_engine.params import PortfolioMarginParams
+    from margin_engine.portfolio_margin import portfolio_margin
 
     rows = [("a", _option(1800, "P"), -1.0), ("a", "ETH-PERPETUAL", 2000.0)]
     market = _market([r[1] for r in rows])

@@ -65,7 +65,7 @@ def backtest(h: MarketHistory | None = None) -> BacktestData:
     daily = pd.concat(frames, ignore_index=True)
     daily = daily[list(DAILY_COLUMNS)].sort_values(list(DAILY_KEY), ignore_index=True)
     spec = BacktestSpec(simulations=199, seed=3)
-    summaries = summarise(daily, 0.99, spec, ["current", "proposed"])
+    summaries = summarise(daily, 0.99, spec, ["current", "proposed"], mpor=2)
     import json
 
     return BacktestData(
