@@ -827,23 +827,7 @@ def _acerbi_szekely_iid(
     scenarios: int = 10_000,
     test_level: float = 0.95,
 ) -> AcerbiSzekely:
-    """Acerbi–Szekely (2014) tests of ES, p-values by simulation (MATLAB ``esbacktestbysim``).
-
-    ``pnl`` is the realised P&L (negative = loss), ``var`` and ``es`` the positive VaR and ES at
-    ``level`` forecast for each day. With :math:`I_t = 1\\{pnl_t < -VaR_t\\}`,
-    :math:`N_T = \\sum I_t` and :math:`\\alpha = 1 - \\text{level}`:
-
-    .. math::
-
-        Z_1 = \\frac{1}{N_T}\\sum_t \\frac{pnl_t I_t}{ES_t} + 1, \\qquad
-        Z_2 = \\sum_t \\frac{pnl_t I_t}{N\\alpha\\,ES_t} + 1
-
-    (:math:`Z_1 = 0` when :math:`N_T = 0`). Both are 0 in expectation under the model and
-    negative when ES is underestimated. The null distribution is simulated: each day's P&L is
-    :math:`\\mu_t + \\sigma_t\\varepsilon` with ε from ``distribution`` and (μ_t, σ_t) the
-    location and scale that reproduce that day's VaR and ES; the p-value is the fraction of
-    simulated statistics at or below the observed one.
-    """
+    """:func:`acerbi_szekely` on one series whose days are independent under the model."""
     p, test_level = _probability(level), _test_level(test_level)
     arrays = []
     for name, values in (("pnl", pnl), ("var", var), ("es", es)):

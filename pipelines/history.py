@@ -99,6 +99,18 @@ def ranked_sources(
     ]
 
 
+def _window(asset: str, start: date | None, end: date | None) -> tuple[list[str], list[object]]:
+    """SQL conditions (and their parameters) for one asset's days in [start, end]."""
+    conditions, values = ["asset = ?"], [asset]
+    if start is not None:
+        conditions.append("date >= ?")
+        values.append(start)
+    if end is not None:
+        conditions.append("date <= ?")
+        values.append(end)
+    return conditions, values
+
+
 def _check_table(table: str) -> None:
     if table not in TABLES:
         raise ValueError(f"not a daily market table: {table!r}")
@@ -126,14 +138,7 @@ def load_series(
     order = ranked_sources(con, table, asset, preference)
     if not order:
         return pd.DataFrame(columns=[*columns, "source"]), None
-    conditions = ["asset = ?"]
-    values: list[object] = [asset]
-    if start is not None:
-        conditions.append("date >= ?")
-        values.append(start)
-    if end is not None:
-        conditions.append("date <= ?")
-        values.append(end)
+    conditions, values = _window(asset, start, end)
     if where:
         conditions.append(f"({where})")
         values.extend(params)
@@ -247,13 +252,7 @@ def funding(
     order = ranked_sources(con, "market.funding", asset, preference)
     if not order:
         return pd.Series(dtype=float, name=asset), None
-    conditions, values = ["asset = ?"], [asset]
-    if start is not None:
-        conditions.append("date >= ?")
-        values.append(start)
-    if end is not None:
-        conditions.append("date <= ?")
-        values.append(end)
+    conditions, values = _window(asset, start, end)
     frame = con.execute(
         f"""
         SELECT date, avg(rate_8h_mean) AS rate, any_value(source) AS source FROM (

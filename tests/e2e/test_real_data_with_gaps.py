@@ -94,6 +94,9 @@ def test_calibration_counts_and_lists_the_gaps(warehouse) -> None:
     assert dates == {"2023-06-16": 2, "2024-03-06": 1, "2024-09-21": 1}
     assert btc["chosen"]["window"]["flagged_gaps"] == 3
     assert {g["date"] for g in payload["fits"]["ETH"]["gaps"]} == {"2024-03-06", "2024-05-12"}
+    written = json.loads(_ok(run_mwb("report", "--calibration", "--json", home=home, timeout=600)))
+    report = Path(written["files"]["markdown"]).read_text()
+    assert "## Gaps in the fit windows" in report and "2023-06-16" in report
 
 
 @pytest.mark.slow

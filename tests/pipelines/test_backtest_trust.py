@@ -182,3 +182,39 @@ def test_the_zone_is_the_stricter_of_close_and_path() -> None:
 def test_october_2025_is_a_named_stress_window() -> None:
     (window,) = [w for w in STRESS_WINDOWS if w.name == "October 2025"]
     assert window.start <= date(2025, 10, 10) <= date(2025, 10, 11) <= window.end
+
+
+def test_the_gate_rule_reads_the_strict_zone_es_tests_and_untestable_pairs() -> None:
+    from pipelines.workflows import enactment_gate
+    from reports.context import coverage_worse
+
+    def side(zone, breaches=0, es=None, moved=1.0):
+        return {"zone": zone, "breaches": breaches, "es": es, "mean_margin_usd": moved}
+
+    assert coverage_worse(side("green"), side("yellow"))
+    assert not coverage_worse(side("not testable"), side("red"))
+    assert coverage_worse(
+        side("green", es={"rejected": []}), side("green", es={"rejected": ["z2"]})
+    )
+    assert not coverage_worse(
+        side("green", es={"rejected": ["z2"]}), side("green", es={"rejected": ["z2"]})
+    )
+    rows = [
+        {
+            "portfolio": "p",
+            "model": "es",
+            "currency": "USD",
+            "sets": {
+                "current": side("green", es={"rejected": []}),
+                "proposed": side("green", es={"rejected": ["z1"]}, moved=0.5),
+            },
+        },
+        {
+            "portfolio": "basis",
+            "model": "span",
+            "currency": "USD",
+            "sets": {"current": side("not testable"), "proposed": side("not testable", moved=0.5)},
+        },
+    ]
+    gate = enactment_gate(rows)
+    assert not gate.passed and len(gate.worse) == 1 and gate.worse[0].startswith("p (es")
