@@ -313,6 +313,16 @@ class Positions:
         n_rows = self.n_accounts * len(self.currencies)
         return np.bincount(self.currency_row, weights=values, minlength=n_rows)[self.layout[0]]
 
+    def per_position_to_currency_many(self, per_unit: np.ndarray) -> np.ndarray:
+        """Σ quantity × ``per_unit`` (positions × K, per unit of each position) into the result
+        rows, for K columns at once: shape (rows, K)."""
+        n_rows = self.n_accounts * len(self.currencies)
+        weights = sparse.csr_matrix(
+            (self.quantity, (self.currency_row, np.arange(len(self.quantity)))),
+            shape=(n_rows, len(self.quantity)),
+        )
+        return np.asarray(weights @ per_unit)[self.layout[0]]
+
     def equity(self) -> np.ndarray:
         """Mark value of positions per result row (settlement currency)."""
         return self.to_currency(self.per_group(self.book.value))

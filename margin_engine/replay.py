@@ -121,6 +121,23 @@ class MarketHistory:
         return mean * FUNDING_PERIODS_PER_DAY * 365.0
 
     @functools.cached_property
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Close, low, high, IV and basis as (days × underlyings) arrays in ``close``'s column
+        order, for the per-day path revaluation (pandas lookups per day would dominate it)."""
+        columns = list(self.close.columns)
+        return {
+            "close": self.close.to_numpy(dtype=float),
+            "low": self.lows.to_numpy(dtype=float),
+            "high": self.highs.to_numpy(dtype=float),
+            "iv": self.iv.reindex(index=self.close.index, columns=columns).to_numpy(dtype=float),
+            "basis": self.basis.to_numpy(dtype=float),
+        }
+
+    @functools.cached_property
+    def positions(self) -> dict[pd.Timestamp, int]:
+        return {day: k for k, day in enumerate(self.close.index)}
+
+    @functools.cached_property
     def _markets(self) -> dict[pd.Timestamp, DayMarket]:
         iv = self.iv.reindex(index=self.close.index)
         names, close_values, iv_values = (
@@ -193,22 +210,20 @@ def path_points(
     day (the close-to-close end) has none."""
     offsets, spots, atms, bases = [], [], [], []
     final = 0
-    cols = list(underlyings)
+    columns = list(history.close.columns)
+    cols = [columns.index(u) for u in underlyings]
+    arrays = history.arrays
+    start = history.positions[pd.Timestamp(day)]
     for k in range(1, mpor + 1):
-        d = day + pd.Timedelta(days=k)
-        close = (
-            history.close.loc[d, cols].to_numpy(dtype=float)
-            if d in history.days
-            else np.full(len(cols), np.nan)
-        )
+        row = start + k
+        inside = row < len(history.days)
+        close = arrays["close"][row, cols] if inside else np.full(len(cols), np.nan)
         if not np.isfinite(close).all():
             if k == mpor:
                 return None
             continue
-        iv = history.iv.reindex(columns=cols).loc[d].to_numpy(dtype=float)
-        basis = history.basis.loc[d, cols].to_numpy(dtype=float)
-        low = history.lows.loc[d, cols].to_numpy(dtype=float)
-        high = history.highs.loc[d, cols].to_numpy(dtype=float)
+        iv, basis = arrays["iv"][row, cols], arrays["basis"][row, cols]
+        low, high = arrays["low"][row, cols], arrays["high"][row, cols]
         points = [close]
         if len(cols) <= MAX_PATH_COMBINATIONS:
             for choice in itertools.product((0, 1), repeat=len(cols)):
@@ -360,15 +375,7 @@ def build_day(
         unit = revalue(positions, points, day) + funding_paid(
             positions, history, day, points.offset
         )
-        per_row = np.stack(
-            [
-                positions.per_position_to_currency(
-                    positions.quantity * unit[positions.instrument, j]
-                )
-                for j in range(unit.shape[1])
-            ],
-            axis=1,
-        )
+        per_row = positions.per_position_to_currency_many(unit[positions.instrument])
         pnl = per_row[:, points.final]
         # an intraday point without an IV (options unvalued there) is left out of the path
         pnl_path = np.fmin(np.where(np.isfinite(per_row), per_row, np.inf).min(axis=1), pnl)

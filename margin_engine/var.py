@@ -140,7 +140,10 @@ def historical_scenarios(
             weights = np.where(
                 stressed, stress_weight / stressed.sum(), (1 - stress_weight) / (~stressed).sum()
             )
-    labels = tuple(f"{a:%Y-%m-%d}..{b:%Y-%m-%d}" for a, b in zip(starts, ends, strict=True))
+    # vectorised: a backtest builds a thousand scenarios a day for years of days
+    first = np.datetime_as_string(starts.to_numpy().astype("datetime64[D]"), unit="D")
+    last = np.datetime_as_string(ends.to_numpy().astype("datetime64[D]"), unit="D")
+    labels = tuple(np.char.add(np.char.add(first, ".."), last).tolist())
     return JointScenarios(tuple(str(c) for c in frame.columns), moves, vol_moves, weights, labels)
 
 
