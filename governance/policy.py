@@ -18,7 +18,6 @@ to the current value) is refused with a message naming the parameter, the value 
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import math
@@ -30,6 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from governance.documents import load_document, validation_message
+from governance.signing import public_key_bytes
 
 
 class PolicyError(ValueError):
@@ -54,19 +54,20 @@ class Bound(_Block):
 
 
 class Member(_Block):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    public_key: str  # base64 of the 32-byte raw Ed25519 public key
+    # a name is also a key file's name: no leading dot (no hidden files, no "..")
+    name: str = Field(pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")
+    public_key: str  # canonical base64 of the 32-byte raw Ed25519 public key
 
     @field_validator("public_key")
     @classmethod
     def _key(cls, value: str) -> str:
-        try:
-            raw = base64.b64decode(value, validate=True)
-        except ValueError as exc:
-            raise ValueError("public_key must be base64") from exc
-        if len(raw) != 32:
-            raise ValueError(f"public_key must decode to 32 bytes (Ed25519), got {len(raw)}")
+        public_key_bytes(value)  # canonical base64 of 32 bytes, or a precise error
         return value
+
+    @property
+    def key_bytes(self) -> bytes:
+        """The identity of the member: the raw key bytes."""
+        return public_key_bytes(self.public_key)
 
 
 class RollbackRule(_Block):
@@ -87,9 +88,12 @@ class Policy(_Block):
         names = [m.name for m in self.committee]
         if len(set(names)) != len(names):
             raise ValueError("committee member names must be unique")
-        keys = [m.public_key for m in self.committee]
+        keys = [m.key_bytes for m in self.committee]
         if len(set(keys)) != len(keys):
-            raise ValueError("two committee members share a public key")
+            twice = [m.name for m in self.committee if keys.count(m.key_bytes) > 1]
+            raise ValueError(
+                f"one public key fills several committee seats ({', '.join(twice)}): one key, one seat"
+            )
         if self.committee and self.quorum > len(self.committee):
             raise ValueError(
                 f"quorum {self.quorum} exceeds the committee's {len(self.committee)} members"
@@ -103,6 +107,10 @@ class Policy(_Block):
 
     def member(self, name: str) -> Member | None:
         return next((m for m in self.committee if m.name == name), None)
+
+    def member_with_key(self, key: bytes) -> Member | None:
+        """The member whose raw public key is ``key`` (identities are bytes, not spellings)."""
+        return next((m for m in self.committee if m.key_bytes == key), None)
 
     def bound_for(self, path: str) -> tuple[str, Bound] | None:
         """The most specific bound whose pattern matches ``path`` (fewest wildcards)."""

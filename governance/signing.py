@@ -4,6 +4,12 @@ Committee members sign the *proposal fingerprint* — the hex SHA-256 of the pro
 canonical JSON — as UTF-8 bytes, prefixed with the decision so that an approval cannot be
 replayed as a rejection or the reverse: ``b"approve:" + fingerprint``. Private keys are PKCS#8
 PEM files (unencrypted, mode 0600); public keys travel as base64 of the 32 raw bytes.
+
+Identities are bytes, not spellings. Base64 of 32 bytes ends in a character whose two low
+bits are unused, so one key has four spellings (``…A=``, ``…B=``, ``…C=``, ``…D=``), and a
+lenient decoder also skips characters outside the alphabet. Keys and signatures are accepted
+only in their *canonical* form — decoded strictly, re-encoded, and compared with what was
+given — and members are identified by the raw key bytes.
 """
 
 from __future__ import annotations
@@ -22,6 +28,40 @@ Decision = Literal["approve", "reject"]
 
 class KeyError_(ValueError):
     """A key file that cannot be read as an Ed25519 private key."""
+
+
+class EncodingError(ValueError):
+    """A key or signature that is not the canonical base64 of the right number of bytes."""
+
+
+PUBLIC_KEY_BYTES = 32
+SIGNATURE_BYTES = 64
+
+
+def canonical_bytes(text: str, length: int, what: str) -> bytes:
+    """The ``length`` bytes whose canonical base64 is exactly ``text``; anything else (another
+    spelling, padding missing, characters outside the alphabet, whitespace) is refused."""
+    if not isinstance(text, str) or not text.isascii():
+        raise EncodingError(f"{what} must be ASCII base64")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except ValueError as exc:
+        raise EncodingError(f"{what} is not base64") from exc
+    if len(raw) != length:
+        raise EncodingError(f"{what} must decode to {length} bytes, got {len(raw)}")
+    if base64.b64encode(raw).decode() != text:
+        raise EncodingError(
+            f"{what} is not in canonical base64 (it re-encodes as {base64.b64encode(raw).decode()})"
+        )
+    return raw
+
+
+def public_key_bytes(text: str) -> bytes:
+    return canonical_bytes(text, PUBLIC_KEY_BYTES, "public_key")
+
+
+def signature_bytes(text: str) -> bytes:
+    return canonical_bytes(text, SIGNATURE_BYTES, "signature")
 
 
 def message(decision: Decision, fingerprint: str) -> bytes:
@@ -71,9 +111,11 @@ def sign(key: Ed25519PrivateKey, decision: Decision, fingerprint: str) -> str:
 def verify(
     public_key_b64_text: str, signature_b64: str, decision: Decision, fingerprint: str
 ) -> bool:
+    """Whether ``signature_b64`` is the key's signature of ``decision:fingerprint``; a key or
+    signature not in canonical base64 never verifies."""
     try:
-        public = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key_b64_text))
-        public.verify(base64.b64decode(signature_b64), message(decision, fingerprint))
+        public = Ed25519PublicKey.from_public_bytes(public_key_bytes(public_key_b64_text))
+        public.verify(signature_bytes(signature_b64), message(decision, fingerprint))
     except (InvalidSignature, ValueError):
         return False
     return True

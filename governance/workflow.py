@@ -38,7 +38,7 @@ from governance.proposals import (
     proposed_policy,
     proposed_set,
 )
-from governance.signing import Decision, verify
+from governance.signing import Decision, EncodingError, signature_bytes, verify
 
 
 class Status(StrEnum):
@@ -93,14 +93,16 @@ class ProposalState:
         return self.proposal.id
 
     def valid_votes(self, policy: Policy, decision: Decision) -> list[Vote]:
-        """Votes of distinct committee members whose signatures verify."""
-        seen, valid = set(), []
+        """Votes of distinct committee members — distinct *keys* — whose signatures verify:
+        one key counts once however many seats or spellings it has."""
+        seen: set[bytes] = set()
+        valid = []
         for vote in self.votes:
             member = policy.member(vote.member)
-            if vote.decision != decision or member is None or vote.member in seen:
+            if vote.decision != decision or member is None or member.key_bytes in seen:
                 continue
             if verify(member.public_key, vote.signature, decision, self.proposal.fingerprint):
-                seen.add(vote.member)
+                seen.add(member.key_bytes)
                 valid.append(vote)
         return valid
 
@@ -220,6 +222,10 @@ def vote(
         raise refuse(f"{member!r} is not a member of the committee")
     if any(v.member == member for v in state.votes):
         raise refuse(f"{member} has already voted on this proposal")
+    try:
+        signature_bytes(signature)
+    except EncodingError as exc:
+        raise refuse(str(exc)) from None
     if not verify(committee_member.public_key, signature, decision, state.proposal.fingerprint):
         raise refuse(
             f"the signature is not {member}'s {decision} of this proposal ({state.proposal.fingerprint[:12]}…)"
@@ -275,10 +281,15 @@ def vote_problems(state: ProposalState, policy: Policy) -> list[str]:
             )
         if vote_.member in members:
             problems.append(f"{vote_.member} voted more than once")
-        if vote_.signature in signatures:
+        try:
+            raw = signature_bytes(vote_.signature)
+        except EncodingError:
+            raw = vote_.signature.encode()
+            problems.append(f"{vote_.member}'s signature is not in canonical base64")
+        if raw in signatures:
             problems.append(f"{vote_.member}'s signature duplicates another vote's")
         members.add(vote_.member)
-        signatures.add(vote_.signature)
+        signatures.add(raw)
     return problems
 
 

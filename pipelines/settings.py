@@ -37,9 +37,9 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from governance.documents import DocumentError, load_yaml, parse_yaml
 from pipelines.errors import BadInputError
 from pipelines.sources.synthetic import DEFAULT_SEED
 
@@ -184,6 +184,8 @@ def load_settings(
 ) -> WorkbenchSettings:
     """Settings from ``MWB_HOME``/``MWB_CONFIG`` (or the arguments) and the config file."""
     home_path = resolve_home(home)
+    if home_path.exists() and not home_path.is_dir():
+        raise BadInputError(f"{home_path}: MWB_HOME is a file, not a folder")
     config_path = config or os.environ.get("MWB_CONFIG")
     if config_path is None and (home_path / "config.yaml").exists():
         config_path = home_path / "config.yaml"
@@ -191,11 +193,12 @@ def load_settings(
     if config_path is not None:
         config_path = Path(config_path).expanduser().resolve()
         try:
-            data = yaml.safe_load(config_path.read_text()) or {}
-        except FileNotFoundError as exc:
-            raise BadInputError(f"{config_path}: config file not found") from exc
-        except yaml.YAMLError as exc:
-            raise BadInputError(f"{config_path}: not valid YAML ({exc})") from exc
+            data = load_yaml(config_path)
+        except DocumentError as exc:
+            raise BadInputError(
+                str(exc).replace(": no such file", ": config file not found")
+            ) from None
+        data = {} if data is None else data
         if not isinstance(data, dict):
             raise BadInputError(f"{config_path}: expected a mapping at the top level")
         for source in data.get("sources") or []:
@@ -227,9 +230,9 @@ def apply_env_overrides(data: dict, environ: Mapping[str, str]) -> dict:
         if path[0] == "sources" and "sources" not in out:
             out["sources"] = [{"type": "synthetic"}]
         try:
-            value = yaml.safe_load(environ[name])
-        except yaml.YAMLError as exc:
-            raise BadInputError(f"{name}: not a valid YAML value ({exc})") from exc
+            value = parse_yaml(environ[name], name)
+        except DocumentError as exc:
+            raise BadInputError(str(exc)) from None
         node: Any = out
         for i, part in enumerate(path):
             last = i == len(path) - 1

@@ -30,6 +30,7 @@ from governance.signing import (
     KeyError_,
     generate_key,
     public_key_b64,
+    public_key_bytes,
     read_private_key,
     sign,
     write_private_key,
@@ -552,7 +553,8 @@ def _ballot(
     if key is not None:
         private = _private_key(key)
         public = public_key_b64(private)
-        named = next((m.name for m in registry.policy().committee if m.public_key == public), None)
+        found = registry.policy().member_with_key(public_key_bytes(public))
+        named = found.name if found else None
         return named or f"key:{public[:16]}", sign(private, decision, state.proposal.fingerprint)
     if member is None or signature is None:
         raise BadInputError("give --key FILE, or --member NAME with --signature BASE64")

@@ -269,19 +269,16 @@ def sql(
     query: str = typer.Argument(..., help="A SQL query (the warehouse is opened read-only)."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Query the warehouse, read-only: `mwb sql "SELECT * FROM market.prices LIMIT 5"`."""
-    import duckdb
+    """Query the warehouse, read-only: `mwb sql "SELECT * FROM market.prices LIMIT 5"`.
+
+    One read statement (SELECT or EXPLAIN), on a read-only connection without file or network
+    access; anything else exits 2 before it runs."""
+    from pipelines.warehouse.readonly import query_read_only
 
     settings = settings_from(ctx)
     if not settings.warehouse_path.exists():
         raise BadInputError(f"{settings.warehouse_path}: no warehouse yet; run `mwb demo` first")
-    con = connect(settings.warehouse_path, read_only=True)
-    try:
-        frame = con.execute(query).df()
-    except duckdb.Error as exc:
-        raise BadInputError(f"query failed: {str(exc).splitlines()[0]}") from exc
-    finally:
-        con.close()
+    frame = query_read_only(settings.warehouse_path, query)
     frame = frame.astype(object).where(frame.notna(), None)
     if as_json:
         print_json(frame.to_dict("records"))

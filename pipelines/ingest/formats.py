@@ -32,7 +32,9 @@ import csv
 import gzip
 import io
 import json
+import math
 import re
+import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -435,11 +437,38 @@ def stage_binance_klines(
     )
 
 
+MAX_JSON_BYTES = 200_000_000  # a decade of hourly DVOL is ~10 MB
+MAX_JSON_DEPTH = 8  # a reply is at most [page, {result, data: [[...]]}]
+# bars outside [2009-01-01, tomorrow] are not market data (no crypto series starts earlier)
+FIRST_DAY_MS = 1_230_768_000_000
+
+
+def _depth(value, limit: int) -> int:
+    """Nesting depth of a parsed JSON value, stopping once ``limit`` is passed."""
+    stack, deepest = [(value, 1)], 0
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > limit:
+            return deepest
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item if isinstance(v, list | dict))
+    return deepest
+
+
 def _dvol_entries(path: Path) -> tuple[list, str | None]:
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise BadInputError(f"{path}: larger than {MAX_JSON_BYTES:,} bytes")
     try:
         document = json.loads(path.read_text(encoding="utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadInputError(f"{path}: not valid JSON ({exc})") from exc
+        raise BadInputError(f"{path}: not valid JSON ({' '.join(str(exc).split())})") from None
+    except RecursionError:
+        raise BadInputError(f"{path}: JSON nested too deeply") from None
+    if _depth(document, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise BadInputError(f"{path}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
     pages = document if isinstance(document, list) else [document]
     entries: list = []
     currency = None
@@ -492,6 +521,24 @@ def stage_deribit_dvol(con: duckdb.DuckDBPyConnection, path: Path, options: Read
             continue
         ts, opn, high, low, close = entry
         problem = None
+        last_ms = (int(time.time()) // 86_400 + 2) * 86_400_000  # the end of tomorrow (UTC)
+        if not all(math.isfinite(v) for v in (ts, opn, high, low, close)):
+            rejects.append(
+                ParserReject(
+                    record, None, "entry holds a non-finite number", json.dumps(entry)[:500]
+                )
+            )
+            continue
+        if not FIRST_DAY_MS <= ts < last_ms:
+            rejects.append(
+                ParserReject(
+                    record,
+                    "timestamp",
+                    f"timestamp {ts!r} ms is outside 2009-01-01 .. tomorrow",
+                    json.dumps(entry)[:500],
+                )
+            )
+            continue
         if int(ts) % 86_400_000 != 0:
             problem = (
                 f"timestamp: {int(ts)} is not midnight UTC "

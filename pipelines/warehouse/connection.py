@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.errors import WarehouseBusyError
+from pipelines.errors import BadInputError, WarehouseBusyError
 from pipelines.warehouse.migrations import migrate
 
 
@@ -39,7 +39,17 @@ def connect(
     """
     path = str(database)
     if path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(path).parent
+        if folder.exists() and not folder.is_dir():
+            raise BadInputError(f"{folder}: not a folder; the warehouse cannot live there")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BadInputError(
+                f"{folder}: cannot create the warehouse folder ({exc.strerror})"
+            ) from None
+        if Path(path).exists() and not Path(path).is_file():
+            raise BadInputError(f"{path}: not a file; the warehouse must be a DuckDB file")
     deadline = time.monotonic() + wait_seconds
     delay = 0.05
     while True:
@@ -53,9 +63,15 @@ def connect(
                         f"{path}: another process is writing to the warehouse "
                         f"(waited {wait_seconds:.0f} s); try again when it has finished"
                     ) from exc
-                raise
+                raise BadInputError(
+                    f"{path}: not a usable DuckDB warehouse ({str(exc).splitlines()[0]})"
+                ) from None
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 1.0)
+        except duckdb.Error as exc:
+            raise BadInputError(
+                f"{path}: not a usable DuckDB warehouse ({str(exc).splitlines()[0]})"
+            ) from None
     con.execute("SET TimeZone = 'UTC'")
     if apply_migrations and not read_only:
         migrate(con)
