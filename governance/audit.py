@@ -142,8 +142,10 @@ class ChainReport:
 def verify_chain(entries: Sequence[AuditEntry], *, expect_head: str | None = None) -> ChainReport:
     """Recompute the chain of ``entries`` (in ``seq`` order) and name the first bad entry.
 
-    ``expect_head`` is a hash (or a prefix of at least 8 hex digits) kept outside the database,
-    e.g. from a published report; the chain must contain it, which detects a truncated tail.
+    ``expect_head`` is a hash (or a prefix of at least 8 hex digits; the command line asks for
+    :data:`MIN_HEAD_DIGITS`, as an 8-digit prefix can be ground out in hours) kept outside the
+    database, e.g. from a published report; the chain must contain it, which detects a
+    truncated or rewritten tail.
     """
     previous_hash = GENESIS_HASH
     for position, entry in enumerate(entries, start=1):
@@ -178,6 +180,23 @@ def verify_chain(entries: Sequence[AuditEntry], *, expect_head: str | None = Non
                 head_seq,
                 previous_hash,
                 head_seq + 1,
-                f"the log does not contain the expected head {prefix[:16]}…: entries after {head_seq} were removed",
+                f"the log does not contain the published head {prefix[:16]}…: entries after "
+                f"{head_seq} were removed, or the chain was rewritten and re-hashed",
             )
     return ChainReport(True, len(entries), head_seq, previous_hash)
+
+
+MIN_HEAD_DIGITS = 16
+
+
+def head_prefix(text: str) -> str:
+    """A published head hash as given on the command line: at least :data:`MIN_HEAD_DIGITS`
+    hex digits (a prefix of the 64), lower-cased; anything else is a :class:`ValueError`."""
+    prefix = text.strip().lower()
+    if not all(c in "0123456789abcdef" for c in prefix) or not prefix:
+        raise ValueError(f"{text[:80]!r} is not a hex hash")
+    if not MIN_HEAD_DIGITS <= len(prefix) <= 64:
+        raise ValueError(
+            f"give {MIN_HEAD_DIGITS} to 64 hex digits of the head hash, got {len(prefix)}"
+        )
+    return prefix

@@ -65,7 +65,7 @@ class Evidence(_Block):
 class ProposalDocument(_Block):
     title: str = Field(min_length=1, max_length=200)
     author: str = Field(min_length=1, max_length=100)
-    motivation: str = Field(min_length=1)
+    motivation: str = Field(min_length=1, max_length=20_000)
     kind: Literal["change", "rollback", "policy"] = "change"
     changes: dict[str, Any] = {}
     rollback_to: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")

@@ -17,13 +17,13 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import duckdb
 
-from governance.audit import AuditEntry, ChainReport, next_entry, verify_chain
+from governance.audit import AuditEntry, ChainReport, next_entry, timestamp, verify_chain
 from governance.parameters import ParameterSet, diff, parse_parameter_set
 from governance.policy import Policy, parse_policy
 from governance.proposals import Proposal, ProposalDocument, parse_proposal, proposed_policy
@@ -193,6 +193,13 @@ class Registry:
         )
         return entry
 
+    def _link(self, table: str, key: str, entry: AuditEntry) -> None:
+        """Remember which audit entry (and its hash) a state row was written with."""
+        self.con.execute(
+            "INSERT OR REPLACE INTO gov.audit_links VALUES (?, ?, ?, ?)",
+            [table, key, entry.seq, entry.hash],
+        )
+
     # ------------------------------------------------------------------ documents
     def _store_set(self, parameter_set: ParameterSet, origin: str, now: datetime) -> None:
         self.con.execute(
@@ -333,7 +340,7 @@ class Registry:
                 )
             )
             return self._activate(
-                parameter_set.fingerprint, policy.fingerprint, effective_from, None, now, entry.seq
+                parameter_set.fingerprint, policy.fingerprint, effective_from, None, now, entry
             )
 
         return self._write(step)
@@ -345,16 +352,17 @@ class Registry:
         effective_from: datetime,
         proposal_id: str | None,
         now: datetime,
-        audit_seq: int,
+        entry: AuditEntry,
     ) -> Activation:
         seq = self.con.execute("SELECT coalesce(max(seq), 0) + 1 FROM gov.activations").fetchone()[
             0
         ]
         self.con.execute(
             "INSERT INTO gov.activations VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [seq, parameter_set, policy, effective_from, proposal_id, now, audit_seq],
+            [seq, parameter_set, policy, effective_from, proposal_id, now, entry.seq],
         )
-        return Activation(seq, parameter_set, policy, effective_from, proposal_id, now, audit_seq)
+        self._link("activations", str(seq), entry)
+        return Activation(seq, parameter_set, policy, effective_from, proposal_id, now, entry.seq)
 
     # ------------------------------------------------------------------ proposals
     def resolve(self, proposal_id: str) -> str:
@@ -468,9 +476,10 @@ class Registry:
             self._store_set(proposal.proposed, proposal.id, now)
             if proposal.proposed_policy is not None:
                 self._store_policy(proposal.proposed_policy, now)
-            self._append(event)
+            entry = self._append(event)
             self.con.execute(
-                "INSERT INTO gov.proposals VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+                "INSERT INTO gov.proposals VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
                 [
                     proposal.id,
                     proposal.fingerprint,
@@ -488,6 +497,7 @@ class Registry:
                     now,
                 ],
             )
+            self._link("proposals", proposal.id, entry)
             return state
 
         return self._write(step)
@@ -559,6 +569,7 @@ class Registry:
                 "INSERT INTO gov.approvals VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [state.id, member, decision, signature, reason, now, entry.seq],
             )
+            self._link("approvals", f"{state.id}/{member}", entry)
             if new.status is not state.status:
                 self._set_status(state.id, new.status, now)
             return new
@@ -608,7 +619,7 @@ class Registry:
                 new.effective_from,
                 state.id,
                 now,
-                entry.seq,
+                entry,
             )
             if state.proposal.document.kind == "rollback" and head.proposal_id is not None:
                 self._append(
@@ -641,12 +652,127 @@ class Registry:
         return self._write(lambda: self._append(event))
 
     def verify(self, *, expect_head: str | None = None) -> VerifyReport:
-        """Recompute the chain, then check the state tables against what the log says happened."""
+        """Recompute the chain, then check the state tables against what the log says happened.
+
+        A chain rewritten and re-hashed from some entry on still links up; against a published
+        head it fails, and the state rows' remembered entry hashes name where the rewrite began.
+        """
         entries = self.audit_entries()
         chain = verify_chain(entries, expect_head=expect_head)
+        if not chain.ok and chain.first_bad == chain.head_seq + 1:
+            # the chain links up but lacks the published head: truncated, or rewritten and
+            # re-hashed — the state rows' remembered hashes tell which, and where
+            rewritten = self._rewritten(entries)
+            if rewritten is not None:
+                seq, what = rewritten
+                chain = replace(
+                    chain,
+                    first_bad=seq,
+                    problem=f"the log was rewritten: the first difference is entry {seq} ({what})",
+                )
+            return VerifyReport(chain)
         if not chain.ok:
             return VerifyReport(chain)
         return VerifyReport(chain, tuple(self._state_problems(entries)))
+
+    def _proposal_problems(
+        self,
+        submitted: dict[str, AuditEntry],
+        updated: dict[str, datetime],
+        enacted_from: dict[str, str],
+        rolled_back_by: dict[str, str],
+    ) -> list[str]:
+        """Every field ``mwb proposals`` shows is the document's (which hashes to the
+        fingerprint the log recorded) or what the log says happened."""
+        problems = []
+        rows = self.con.execute(
+            "SELECT proposal_id, fingerprint, kind, title, author, document, base_set, proposed_set, "
+            "proposed_policy, policy_fingerprint, created_by, created_at, updated_at, effective_from, "
+            "rolled_back_by FROM gov.proposals ORDER BY proposal_id"
+        ).fetchall()
+        for (
+            pid,
+            fingerprint,
+            kind,
+            title,
+            author,
+            document_json,
+            base_set,
+            proposed_set,
+            proposed_policy_fp,
+            policy_fp,
+            created_by,
+            created_at,
+            updated_at,
+            effective_from,
+            rolled_back,
+        ) in rows:
+            entry = submitted.get(pid)
+            if entry is None:
+                problems.append(f"gov.proposals {pid}: no submission in the audit log")
+                continue
+            try:
+                document = parse_proposal(json.loads(document_json))
+            except (ValueError, TypeError) as exc:
+                problems.append(f"gov.proposals {pid}: the stored document is not valid ({exc})")
+                continue
+            digest = Proposal(
+                document, base_set, _Fingerprinted(proposed_set), policy_fp
+            ).fingerprint
+            logged = entry.details
+            shown = {
+                "fingerprint": (fingerprint, logged.get("fingerprint")),
+                "document": (digest, logged.get("fingerprint")),
+                "id": (pid, "P-" + str(logged.get("fingerprint", ""))[:12]),
+                "kind": (kind, logged.get("kind")),
+                "title": (title, logged.get("title")),
+                "author": (author, document.author),
+                "base_set": (base_set, logged.get("base_set")),
+                "proposed_set": (proposed_set, logged.get("proposed_set")),
+                "proposed_policy": (proposed_policy_fp, logged.get("proposed_policy")),
+                "policy": (policy_fp, logged.get("policy")),
+                "created_by": (created_by, entry.actor),
+                "created_at": (_utc(created_at), _utc(entry.at)),
+                "updated_at": (_utc(updated_at), _utc(updated.get(pid, entry.at))),
+                "effective_from": (
+                    effective_from.isoformat() if effective_from else None,
+                    enacted_from.get(pid),
+                ),
+                "rolled_back_by": (rolled_back, rolled_back_by.get(pid)),
+            }
+            if document.title != title or document.kind != kind:
+                problems.append(f"gov.proposals {pid}: title or kind differs from its document")
+            for name, (have, want) in shown.items():
+                if name == "effective_from" and have is not None and want is not None:
+                    have, want = (
+                        _utc(datetime.fromisoformat(have)),
+                        _utc(datetime.fromisoformat(want)),
+                    )
+                if have != want:
+                    problems.append(
+                        f"gov.proposals {pid}: {name} {str(have)[:24]!r} differs from the audit "
+                        f"log ({str(want)[:24]!r})"
+                    )
+        return problems
+
+    def _links(self) -> list[tuple[str, str, int, str]]:
+        return self.con.execute(
+            "SELECT table_name, row_key, audit_seq, audit_hash FROM gov.audit_links ORDER BY audit_seq"
+        ).fetchall()
+
+    def _rewritten(self, entries: list[AuditEntry]) -> tuple[int, str] | None:
+        """The first entry whose hash differs from the one a state row was written with."""
+        by_seq = {e.seq: e for e in entries}
+        for table, key, seq, recorded in self._links():
+            entry = by_seq.get(seq)
+            if entry is None:
+                return seq, f"gov.{table} {key} cites it, and it is gone"
+            if entry.hash != recorded:
+                return seq, (
+                    f"gov.{table} {key} was written with hash {recorded[:16]}…, the entry now "
+                    f"hashes to {entry.hash[:16]}…"
+                )
+        return None
 
     def _state_problems(self, entries: Iterable[AuditEntry]) -> list[str]:
         problems: list[str] = []
@@ -666,6 +792,10 @@ class Registry:
                     )
 
         expected_activations, expected_votes, expected_status = [], set(), {}
+        submitted: dict[str, AuditEntry] = {}
+        updated: dict[str, datetime] = {}
+        enacted_from: dict[str, str] = {}
+        rolled_back_by: dict[str, str] = {}
         for e in entries:
             d = e.details
             if e.action in ("initialised", "enacted"):
@@ -678,18 +808,43 @@ class Registry:
                         e.seq,
                     )
                 )
+            before = expected_status.get(e.subject)
             if e.action in ("approved", "rejected"):
-                expected_votes.add((e.subject, d["member"], d["decision"], d["signature"], e.seq))
+                expected_votes.add(
+                    (
+                        e.subject,
+                        d["member"],
+                        d["decision"],
+                        d["signature"],
+                        d.get("reason", ""),
+                        e.at,
+                        e.seq,
+                    )
+                )
                 expected_status[e.subject] = d["status"]
             elif e.action in ("submitted", "drafted"):
                 expected_status[e.subject] = (
                     Status.SUBMITTED.value if e.action == "submitted" else Status.DRAFT.value
                 )
+                submitted.setdefault(e.subject, e)
             elif e.action == "enacted":
                 expected_status[e.subject] = Status.ENACTED.value
+                enacted_from[e.subject] = d["effective_from"]
             elif e.action == "rolled_back":
                 expected_status[e.subject] = Status.ROLLED_BACK.value
+                rolled_back_by[e.subject] = d["by"]
+            if expected_status.get(e.subject) != before:
+                updated[e.subject] = e.at
 
+        problems += self._proposal_problems(submitted, updated, enacted_from, rolled_back_by)
+        by_seq = {e.seq: e for e in entries}
+        for table, key, seq, recorded in self._links():
+            entry = by_seq.get(seq)
+            if entry is None or entry.hash != recorded:
+                problems.append(
+                    f"gov.{table} {key} was written with audit entry {seq} ({recorded[:16]}…), "
+                    "which the log no longer holds"
+                )
         stored = [
             (a.parameter_set, a.policy, a.effective_from.isoformat(), a.proposal_id, a.audit_seq)
             for a in self.activations()
@@ -712,19 +867,25 @@ class Registry:
             problems.append(
                 f"gov.activations has {len(stored)} rows; the audit log records {len(expected_activations)} activations"
             )
-        votes = set(
-            self.con.execute(
-                "SELECT proposal_id, member, decision, signature, audit_seq FROM gov.approvals"
+        votes = {
+            (p, m, d, sig, reason, _utc(at), seq)
+            for p, m, d, sig, reason, at, seq in self.con.execute(
+                "SELECT proposal_id, member, decision, signature, reason, voted_at, audit_seq "
+                "FROM gov.approvals"
             ).fetchall()
-        )
-        for extra in sorted(votes - expected_votes):
+        }
+        expected_votes = {(*v[:5], _utc(v[5]), v[6]) for v in expected_votes}
+        for extra in sorted(votes - expected_votes, key=str):
             problems.append(
-                f"gov.approvals row ({extra[0]}, {extra[1]}, {extra[2]}) is not in the audit log"
+                f"gov.approvals row ({extra[0]}, {extra[1]}, {extra[2]}) differs from the audit log "
+                "(member, decision, signature, reason or time)"
             )
-        for missing in sorted(expected_votes - votes):
-            problems.append(
-                f"audit entry {missing[4]}: {missing[1]}'s {missing[2]} of {missing[0]} is missing from gov.approvals"
-            )
+        for missing in sorted(expected_votes - votes, key=str):
+            if not any(v[:3] == missing[:3] for v in votes):
+                problems.append(
+                    f"audit entry {missing[6]}: {missing[1]}'s {missing[2]} of {missing[0]} is "
+                    "missing from gov.approvals"
+                )
         statuses = dict(
             self.con.execute("SELECT proposal_id, status FROM gov.proposals").fetchall()
         )
@@ -735,6 +896,17 @@ class Registry:
                     f"{expected_status.get(proposal_id)!r}"
                 )
         return problems
+
+
+@dataclass(frozen=True)
+class _Fingerprinted:
+    """A stand-in for a stored parameter set: a proposal's fingerprint needs only its key."""
+
+    fingerprint: str
+
+
+def _utc(at: datetime) -> str:
+    return timestamp(at) if at.tzinfo is not None else timestamp(at.replace(tzinfo=UTC))
 
 
 def _activation_key(row: tuple) -> tuple:

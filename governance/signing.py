@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -35,6 +35,7 @@ class EncodingError(ValueError):
 
 
 PUBLIC_KEY_BYTES = 32
+MAX_KEY_FILE_BYTES = 64_000
 SIGNATURE_BYTES = 64
 
 
@@ -84,7 +85,8 @@ def write_private_key(key: Ed25519PrivateKey, path: str | Path) -> Path:
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # O_EXCL: never overwrite a key, nor write through a symlink planted at its path
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(pem)
     return path
@@ -92,12 +94,20 @@ def write_private_key(key: Ed25519PrivateKey, path: str | Path) -> Path:
 
 def read_private_key(path: str | Path) -> Ed25519PrivateKey:
     path = Path(path)
+    if path.is_dir():
+        raise KeyError_(f"{path}: is a directory, not a key file")
+    if path.exists() and not path.is_file():
+        raise KeyError_(f"{path}: not a regular file")
     try:
+        if path.stat().st_size > MAX_KEY_FILE_BYTES:
+            raise KeyError_(f"{path}: too large for a key file")
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except FileNotFoundError as exc:
-        raise KeyError_(f"{path}: no such key file") from exc
-    except (ValueError, TypeError) as exc:
-        raise KeyError_(f"{path}: not a PEM private key ({exc})") from exc
+    except FileNotFoundError:
+        raise KeyError_(f"{path}: no such key file") from None
+    except OSError as exc:
+        raise KeyError_(f"{path}: cannot read ({exc.strerror})") from None
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise KeyError_(f"{path}: not a PEM private key") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyError_(f"{path}: not an Ed25519 key")
     return key

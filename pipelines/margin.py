@@ -18,7 +18,6 @@ gaps follow the workbench's rule (:mod:`pipelines.history`, :mod:`calibration.re
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -46,6 +45,7 @@ from margin_engine.standard import standard_margin
 from margin_engine.var import JointScenarios, historical_scenarios, var_margin
 from pipelines import history as stored
 from pipelines.errors import BadInputError
+from pipelines.files import MAX_INPUT_BYTES, regular_file
 from pipelines.settings import WorkbenchSettings
 
 MODELS = ("standard", "span", "deribit-pm", "var", "es")
@@ -55,7 +55,7 @@ STALE_HISTORY_DAYS = 3  # a market this many days past its history's last close 
 
 def read_positions(path: str | Path) -> pd.DataFrame:
     """``account,instrument,quantity`` rows; quantities are validated later, per account."""
-    path = Path(path)
+    path = regular_file(path, max_bytes=MAX_INPUT_BYTES)
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except FileNotFoundError as exc:
@@ -75,15 +75,15 @@ def read_positions(path: str | Path) -> pd.DataFrame:
 
 def read_market(path: str | Path) -> MarketSnapshot:
     """A Deribit option-chain snapshot CSV or a market JSON (see :class:`MarketSnapshot`)."""
-    path = Path(path)
-    if not path.exists():
-        raise BadInputError(f"{path}: no such file")
+    path = regular_file(path, max_bytes=MAX_INPUT_BYTES)
     try:
         if path.suffix.lower() == ".json":
             return MarketSnapshot.from_json(path)
         return MarketSnapshot.from_deribit_chain(path)
-    except (ValueError, KeyError, json.JSONDecodeError, InstrumentError) as exc:
-        raise BadInputError(f"{path}: not a usable market ({exc})") from exc
+    except (ValueError, KeyError, TypeError, OverflowError, InstrumentError) as exc:
+        raise BadInputError(f"{path}: not a usable market ({' '.join(str(exc).split())})") from None
+    except RecursionError:
+        raise BadInputError(f"{path}: not a usable market (nested too deeply)") from None
 
 
 def end_of_day(day: date) -> datetime:
@@ -101,9 +101,10 @@ def market_from_warehouse(
         [day, day],
     ).df()
     if not marks.empty:
-        market = MarketSnapshot.from_deribit_chain(marks)
+        market = MarketSnapshot.from_deribit_chain(marks, skip_invalid=True)
         return market, [
-            f"option chain snapshot of {market.as_of:%Y-%m-%d %H:%M} UTC from market.option_marks"
+            f"option chain snapshot of {market.as_of:%Y-%m-%d %H:%M} UTC from market.option_marks",
+            *market.notes,
         ]
     assets = [
         r[0]

@@ -8,6 +8,8 @@
 * ``StrictUndefined``: a missing value is an error, never an empty cell.
 * Text is data, never a template: nothing here renders a user string as jinja source, so a
   title ``{{ 7*7 }}`` stays those seven characters.
+* Every interpolated string passes :func:`reports.text.neutral`: terminal escapes, control
+  characters, bidirectional overrides and zero-width characters show as ``\\uXXXX``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import re
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
+
+from reports.text import neutral
 
 # characters with an inline meaning in CommonMark (and GitHub/Discourse extensions) …
 _MD_INLINE = re.compile(r"([\\`*_\[\]|~])")
@@ -114,11 +118,20 @@ def _autoescape(template_name: str | None) -> bool:
     return _ESCAPE_BY_EXTENSION(template_name)
 
 
+def _finalize(value: object) -> object:
+    """Applied to every ``{{ … }}`` before escaping: text is made inert (:mod:`reports.text`);
+    markup we produced ourselves (the charts' SVG) passes untouched."""
+    if isinstance(value, Markup) or not isinstance(value, str):
+        return value
+    return neutral(value)
+
+
 @functools.cache
 def environment() -> Environment:
     env = Environment(
         loader=PackageLoader("reports", "templates"),
         autoescape=_autoescape,
+        finalize=_finalize,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

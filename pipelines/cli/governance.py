@@ -21,6 +21,7 @@ from typing import Any
 import typer
 import yaml
 
+from governance.audit import head_prefix
 from governance.parameters import ABSENT, ParameterSet, diff
 from governance.policy import Policy
 from governance.proposals import ProposalError, load_proposal
@@ -39,9 +40,13 @@ from governance.workflow import ProposalState, Refusal, Status
 from pipelines.cli.market import JSON_HELP, settings_from
 from pipelines.cli.output import err, out, print_json, table
 from pipelines.errors import BadInputError
+from pipelines.files import write_text
 from pipelines.warehouse import connect
+from reports.text import printable
 
 REFUSED = 3
+PAST = {"approve": "approved", "reject": "rejected"}
+MAX_REASON_CHARS = 2_000
 UNVERIFIED = 4
 
 params_app = typer.Typer(help="Parameter sets: show, diff, export; initialise the registry.")
@@ -52,7 +57,10 @@ ACTOR_HELP = "Who is acting (default: $MWB_ACTOR or the login name); recorded in
 
 
 def _actor(actor: str | None) -> str:
-    return actor or os.environ.get("MWB_ACTOR") or getpass.getuser()
+    name = actor or os.environ.get("MWB_ACTOR") or getpass.getuser()
+    if not (0 < len(name) <= 64 and name.isprintable()):
+        raise BadInputError("--actor: 1-64 printable characters")
+    return name
 
 
 def _now() -> datetime:
@@ -79,10 +87,16 @@ def _registry(ctx: typer.Context) -> Iterator[Registry]:
     except GovernanceError as exc:
         raise BadInputError(str(exc)) from exc
     except Refusal as refusal:
-        err.print(f"refused: {refusal}", markup=False, highlight=False, soft_wrap=True)
+        # the refusal was appended to the log: its new head goes on the same one line
+        head = _head_line(Registry(con))
+        err.print(
+            f"refused: {' '.join(str(refusal).split())} (audit head: entry {head['seq']} "
+            f"{head['hash']})",
+            soft_wrap=True,
+        )
         raise typer.Exit(REFUSED) from refusal
     except TamperedError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        err.print(f"error: {' '.join(str(exc).split())}", soft_wrap=True)
         raise typer.Exit(UNVERIFIED) from exc
     finally:
         con.close()
@@ -240,8 +254,8 @@ def params_export(
     if output is None:
         typer.echo(text, nl=False)
     else:
-        output.write_text(text)
-        err.print(f"wrote {output} ({parameter_set.fingerprint[:12]})")
+        write_text(output, text)
+        err.print(f"wrote {output} ({parameter_set.fingerprint[:12]})", markup=False)
 
 
 @params_app.command("init")
@@ -502,12 +516,19 @@ def keygen(
     try:
         Member(name=name, public_key=public_key_b64(generate_key()))
     except ValueError as exc:
-        raise BadInputError(f"NAME {name!r}: use 1-64 letters, digits, '.', '_' or '-'") from exc
+        raise BadInputError(
+            f"NAME {printable(name)!r}: 1-64 letters, digits, '.', '_' or '-', not starting with '.'"
+        ) from exc
     path = output or keys_dir(settings_from(ctx)) / f"{name}.pem"
-    if path.exists():
+    if path.is_dir():
+        raise BadInputError(f"{path}: is a folder; name the key file to write")
+    if path.exists() or path.is_symlink():
         raise BadInputError(f"{path}: a key already exists; keys are never overwritten")
     key = generate_key()
-    write_private_key(key, path)
+    try:
+        write_private_key(key, path)
+    except OSError as exc:
+        raise BadInputError(f"{path}: cannot write the key ({exc.strerror or exc})") from None
     public = public_key_b64(key)
     if as_json:
         print_json({"name": name, "public_key": public, "private_key_file": str(path)})
@@ -562,6 +583,10 @@ def _ballot(
 
 
 def _vote(ctx, proposal_id, decision: Decision, key, member, signature, reason, as_json) -> None:
+    if reason is not None and len(reason) > MAX_REASON_CHARS:
+        raise BadInputError(f"--reason: {len(reason):,} characters; at most {MAX_REASON_CHARS:,}")
+    if signature is not None and len(signature) > 200:
+        raise BadInputError("--signature: too long for an Ed25519 signature (88 base64 characters)")
     with _registry(ctx) as registry:
         state = registry.state(proposal_id)
         name, signature_b64 = _ballot(registry, state, decision, key, member, signature)
@@ -580,7 +605,7 @@ def _vote(ctx, proposal_id, decision: Decision, key, member, signature, reason, 
         return
     approvals = sum(v.decision == "approve" for v in new.votes)
     out.print(
-        f"{name} {decision}d {new.id}: {approvals}/{quorum} approvals · status {new.status.value}"
+        f"{name} {PAST[decision]} {new.id}: {approvals}/{quorum} approvals · status {new.status.value}"
     )
     _print_head(head)
 
@@ -654,16 +679,20 @@ def enact_command(
 def audit_verify(
     ctx: typer.Context,
     expect_head: str | None = typer.Option(
-        None, "--expect-head", help="A head hash (≥ 8 hex digits) kept outside the database."
+        None,
+        "--expect-head",
+        help="A published head hash (16 to 64 hex digits) kept outside the database.",
     ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Recompute the hash chain and cross-check the state tables; exit 4 naming the first bad entry."""
-    with _registry(ctx) as registry:
+    if expect_head is not None:
         try:
-            report = registry.verify(expect_head=expect_head)
+            expect_head = head_prefix(expect_head)
         except ValueError as exc:
-            raise BadInputError(f"--expect-head: {exc}") from exc
+            raise BadInputError(f"--expect-head: {exc}") from None
+    with _registry(ctx) as registry:
+        report = registry.verify(expect_head=expect_head)
     if as_json:
         print_json(report.as_dict())
     elif report.ok:
@@ -671,17 +700,17 @@ def audit_verify(
             f"audit log verifies: {report.chain.entries} entries, head {report.chain.head_seq} "
             f"{report.chain.head_hash}"
         )
+    elif not report.chain.ok:
+        err.print(
+            f"audit log does NOT verify: first bad entry {report.chain.first_bad}: "
+            f"{report.chain.problem}"
+        )
     else:
-        if not report.chain.ok:
-            err.print(
-                f"audit log does NOT verify: first bad entry {report.chain.first_bad}: {report.chain.problem}",
-                markup=False,
-                highlight=False,
-            )
-        for problem in report.problems:
-            err.print(
-                f"state does NOT match the audit log: {problem}", markup=False, highlight=False
-            )
+        more = len(report.problems) - 1
+        err.print(
+            f"state does NOT match the audit log: {report.problems[0]}"
+            + (f" (and {more} more: --json lists them)" if more else "")
+        )
     if not report.ok:
         raise typer.Exit(UNVERIFIED)
 
@@ -689,7 +718,7 @@ def audit_verify(
 @audit_app.command("log")
 def audit_log(
     ctx: typer.Context,
-    limit: int = typer.Option(20, "--limit", help="The latest N entries (0: all)."),
+    limit: int = typer.Option(20, "--limit", min=0, help="The latest N entries (0: all)."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """The latest audit entries."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import date
 from pathlib import Path
@@ -148,6 +149,10 @@ def ingest(
     Exits 2 if any file could not be read at all (the others are still loaded).
     """
     settings = settings_from(ctx)
+    if source is not None and not re.fullmatch(r"[A-Za-z0-9_.:/-]{1,64}", source):
+        raise BadInputError("--source: 1-64 letters, digits or _.:/- (it is stored with each row)")
+    if asset is not None and not re.fullmatch(r"[A-Z0-9_]{1,24}", asset):
+        raise BadInputError("--asset: 1-24 upper-case letters, digits or _ (e.g. BTC)")
     options = ReadOptions(format=fmt, kind=kind, source=source, asset=asset, force=force)
     reports, errors = ingest_paths(
         settings, paths, options, replace, show_progress=not as_json and err.is_terminal

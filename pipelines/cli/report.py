@@ -9,6 +9,7 @@ import typer
 from pipelines.cli.market import JSON_HELP, settings_from
 from pipelines.cli.output import out, print_json
 from pipelines.errors import BadInputError
+from pipelines.files import output_folder
 
 
 def report(
@@ -37,6 +38,8 @@ def report(
     if len(chosen) != 1:
         raise BadInputError("give exactly one of PROPOSAL_ID, --calibration and --backtest RUN_ID")
     settings = settings_from(ctx)
+    if out_dir is not None:
+        output_folder(out_dir)  # before any work: an unwritable --out is one line, at once
     con = connect(settings.warehouse_path)
     try:
         if calibration:

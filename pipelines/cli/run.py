@@ -19,10 +19,39 @@ def _resources(ctx: typer.Context):
     return build_resources(home=str(settings.home), config_file=str(settings.config_file or ""))
 
 
+def _known_proposal(ctx: typer.Context, ref: str) -> None:
+    """Check a proposal reference before a job starts: a file must read as a proposal, an id
+    must name one; bad input is then one line and exit 2, not a failed run's step stack."""
+    from pathlib import Path
+
+    from governance.proposals import ProposalError, load_proposal
+    from governance.registry import GovernanceError, Registry
+    from pipelines.warehouse import connect
+    from pipelines.workflows import PROPOSAL_SUFFIXES
+
+    if Path(ref).suffix.lower() in PROPOSAL_SUFFIXES:
+        try:
+            load_proposal(ref)
+        except ProposalError as exc:
+            raise BadInputError(str(exc)) from None
+        return
+    con = connect(settings_from(ctx).warehouse_path)
+    try:
+        Registry(con).resolve(ref)
+    except GovernanceError as exc:
+        raise BadInputError(str(exc)) from None
+    finally:
+        con.close()
+
+
 def _finish(result, what: str, as_json: bool, extra: dict) -> None:
     from pipelines.runs import check_outcomes, failures
 
     problems = failures(result)
+    bad_input = [p for p in problems if "BadInputError: " in p or "GovernanceError: " in p]
+    if not result.success and bad_input and not as_json:
+        # input the job could not use: one line and exit 2, as every command does
+        raise BadInputError(bad_input[0].split("Error: ", 1)[1])
     if as_json:
         print_json(
             {
@@ -104,6 +133,7 @@ def backtest(
     from pipelines.defs.workflows.jobs import proposal_config
     from pipelines.runs import run_job
 
+    _known_proposal(ctx, proposal)
     result = run_job("backtest_proposal", _resources(ctx), proposal_config(proposal))
     html = _materialized(result, "rpt__proposal_report", "html")
     verdict = _materialized(result, "rpt__proposal_report", "verdict")
@@ -125,6 +155,7 @@ def enact(
     from pipelines.defs.workflows.jobs import proposal_config
     from pipelines.runs import run_job
 
+    _known_proposal(ctx, proposal)
     result = run_job("enact_proposal", _resources(ctx), proposal_config(proposal, enact=True))
     enacted = _materialized(result, "gov__enacted_parameters", "parameter_set")
     _finish(result, "enact_proposal", as_json, {"enacted_set": enacted[0] if enacted else None})

@@ -28,7 +28,8 @@ FOLDER_PATTERNS = ("*.csv", "*.csv.gz", "*.parquet", "*.json")
 @dataclass
 class ConfiguredLoad:
     reports: list[IngestReport] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)  # one line per file that could not load
+    errors: list[str] = field(default_factory=list)  # a source that could not be reached
+    quarantined: list[str] = field(default_factory=list)  # one line per file set aside
 
 
 def dataset_folder(settings: WorkbenchSettings, name: DatasetName, seed: int) -> Path:
@@ -106,8 +107,12 @@ def load_configured(
     kinds: set[Kind] | None = None,
     window: tuple[date, date] | None = None,
 ) -> ConfiguredLoad:
-    """Load the configured sources of the given kinds; each file is its own transaction, so a
-    bad file is reported in ``errors`` without undoing the others.
+    """Load the configured sources of the given kinds; each file is its own transaction.
+
+    A file that cannot be loaded at all is *quarantined* — recorded as a batch of format
+    ``quarantined`` with its reason in ``market.rejected_rows`` (once per file version) — and
+    the others load: one bad file in a folder does not stop the daily job. A live source that
+    cannot be reached is an ``error``.
 
     ``window`` (first and last day) is what a daily-partitioned run asks for: the live Deribit
     source fetches exactly those days; files are loaded whole (loading is idempotent, rows
@@ -131,5 +136,41 @@ def load_configured(
                 continue
             outcome.reports.append(load_file(con, path, options))
         except BadInputError as exc:
-            outcome.errors.append(str(exc))
+            quarantine(con, path, str(exc))
+            outcome.quarantined.append(str(exc))
     return outcome
+
+
+def quarantine(con: duckdb.DuckDBPyConnection, path: Path, reason: str) -> bool:
+    """Record that ``path`` was set aside, with why; once per version of the file (its SHA-256,
+    or its path when it cannot be read). Returns whether this version is newly recorded."""
+    from pipelines import __version__
+    from pipelines.ingest.load import file_sha256
+    from pipelines.warehouse import transaction
+
+    try:
+        digest = file_sha256(path) if Path(path).is_file() else "-"
+        size = Path(path).stat().st_size if Path(path).is_file() else 0
+    except OSError:
+        digest, size = "-", 0
+    seen = con.execute(
+        "SELECT count(*) FROM market.ingest_batches WHERE format = 'quarantined' "
+        "AND file_path = ? AND file_sha256 = ?",
+        [str(path), digest],
+    ).fetchone()[0]
+    if seen:
+        return False
+    now = datetime.now(UTC)
+    with transaction(con):
+        batch = con.execute("SELECT nextval('market.batch_id_seq')").fetchone()[0]
+        con.execute(
+            "INSERT INTO market.ingest_batches VALUES "
+            "(?, ?, ?, ?, 'quarantined', '-', '-', false, 0, 0, 0, 0, 0, 0, ?, ?, ?, ?)",
+            [batch, str(path), digest, size, now, now, __version__, duckdb.__version__],
+        )
+        con.execute(
+            "INSERT INTO market.rejected_rows (batch_id, file_path, record, column_name, category, "
+            "reason, raw) VALUES (?, ?, 0, NULL, 'file', ?, NULL)",
+            [batch, str(path), reason[:2000]],
+        )
+    return True

@@ -228,6 +228,8 @@ def detect(path: Path, options: ReadOptions) -> tuple[Format, Kind]:
         raise BadInputError(f"{path}: no such file")
     if path.is_dir():
         raise BadInputError(f"{path}: is a folder; pass the files inside it")
+    if not path.is_file():  # a FIFO or a device (/dev/zero) would hang or never end
+        raise BadInputError(f"{path}: not a regular file (a FIFO, socket or device)")
     if path.stat().st_size == 0:
         raise BadInputError(f"{path}: the file is empty")
     fmt = options.format

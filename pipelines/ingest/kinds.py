@@ -76,6 +76,40 @@ def _vol(column: str) -> Rule:
     )
 
 
+FIRST_DAY = "DATE '2009-01-01'"  # no market series of ours starts earlier
+MAX_PRICE = 1e9  # USD per unit: far above any coin, far below float trouble
+MAX_VOLUME = 1e18
+
+
+def _plausible_day(column: str) -> Rule:
+    """Market data from 2009-01-01 to tomorrow (UTC): earlier or later is a typo or garbage."""
+    return Rule(
+        column,
+        f"({column} IS NOT NULL AND (CAST({column} AS DATE) < {FIRST_DAY} "
+        f"OR CAST({column} AS DATE) > current_date + INTERVAL 1 DAY))",
+        f"'{column}: ' || {column}::VARCHAR || ' is outside 2009-01-01 .. tomorrow'",
+    )
+
+
+def _at_most(column: str, limit: float) -> Rule:
+    return Rule(
+        column,
+        f"({column} IS NOT NULL AND {column} > {limit!r})",
+        f"'{column}: ' || {column}::VARCHAR || ' is implausibly large (above {limit:g})'",
+    )
+
+
+def _name(column: str) -> Rule:
+    """A source or venue name: short, printable, no control characters."""
+    pattern = "[A-Za-z0-9_.:/-]{1,64}"
+    return Rule(
+        column,
+        f"({column} IS NOT NULL AND NOT regexp_full_match({column}, '{pattern}'))",
+        f"'{column}: must be 1-64 letters, digits or _.:/-, got ' || "
+        f"to_json(left({column}, 64))::VARCHAR",
+    )
+
+
 def _symbol(column: str) -> Rule:
     return Rule(
         column,
@@ -108,11 +142,18 @@ PRICES = KindSpec(
     key=("asset", "date", "source"),
     rules=(
         _required("date"),
+        _plausible_day("date"),
         _required("asset"),
         _symbol("asset"),
         _required("source"),
+        _name("source"),
         _required("close"),
         _positive("close"),
+        _at_most("close", MAX_PRICE),
+        _at_most("open", MAX_PRICE),
+        _at_most("high", MAX_PRICE),
+        _at_most("low", MAX_PRICE),
+        _at_most("volume", MAX_VOLUME),
         _positive("open"),
         _positive("high"),
         _positive("low"),
@@ -152,14 +193,16 @@ IMPLIED_VOL = KindSpec(
     key=("asset", "date", "source", "tenor_days"),
     rules=(
         _required("date"),
+        _plausible_day("date"),
         _required("asset"),
         _symbol("asset"),
         _required("source"),
+        _name("source"),
         _required("tenor_days"),
         Rule(
             "tenor_days",
-            "(tenor_days IS NOT NULL AND tenor_days <= 0)",
-            "'tenor_days: must be positive, got ' || tenor_days::VARCHAR",
+            "(tenor_days IS NOT NULL AND (tenor_days <= 0 OR tenor_days > 3650))",
+            "'tenor_days: must be 1..3650, got ' || tenor_days::VARCHAR",
         ),
         _required("iv"),
         _vol("iv"),
@@ -189,10 +232,13 @@ FUNDING = KindSpec(
     key=("asset", "date", "venue", "source"),
     rules=(
         _required("date"),
+        _plausible_day("date"),
         _required("asset"),
         _symbol("asset"),
         _required("venue"),
+        _name("venue"),
         _required("source"),
+        _name("source"),
         _required("rate_8h_mean"),
         Rule(
             "rate_8h_mean",
@@ -211,6 +257,51 @@ FUNDING = KindSpec(
     ),
     date_column="date",
 )
+
+OPTION_NAME = r"^([A-Z0-9]+)(_[A-Z0-9]+)?-([0-9]{1,2}[A-Z]{3}[0-9]{2})-([0-9]+(d[0-9]+)?)-([CP])$"
+
+
+def _option_name_rules() -> tuple[Rule, ...]:
+    """An option's name must be a Deribit option name that agrees with its own columns: the
+    currency, the strike, the call/put flag and the expiry day (a garbage name would otherwise
+    be stored and crash every margin run of its day)."""
+    name = "instrument_name"
+    match = f"regexp_matches({name}, '{OPTION_NAME}')"
+    part = lambda k: f"regexp_extract({name}, '{OPTION_NAME}', {k})"  # noqa: E731
+    named_strike = f"TRY_CAST(replace({part(4)}, 'd', '.') AS DOUBLE)"
+    named_expiry = f"CAST(try_strptime({part(3)}, '%d%b%y') AS DATE)"
+    return (
+        Rule(
+            name,
+            f"({name} IS NOT NULL AND NOT {match})",
+            f"'{name}: not a Deribit option name (e.g. BTC-27DEC24-60000-C), got ' || "
+            f"to_json(left({name}, 64))::VARCHAR",
+        ),
+        Rule(
+            name,
+            f"({name} IS NOT NULL AND asset IS NOT NULL AND {match} AND {part(1)} <> asset)",
+            f"'{name}: names currency ' || {part(1)} || ', the row says ' || asset",
+        ),
+        Rule(
+            name,
+            f"({name} IS NOT NULL AND strike IS NOT NULL AND {match} AND "
+            f"abs({named_strike} - strike) > 1e-9 * abs(strike))",
+            f"'{name}: names strike ' || {part(4)} || ', the row says ' || strike::VARCHAR",
+        ),
+        Rule(
+            name,
+            f"({name} IS NOT NULL AND option_type IN ('call', 'put') AND {match} AND "
+            f"(({part(6)} = 'C') <> (option_type = 'call')))",
+            f"'{name}: names a ' || {part(6)} || ', the row says ' || option_type",
+        ),
+        Rule(
+            name,
+            f"({name} IS NOT NULL AND expiry IS NOT NULL AND {match} AND "
+            f"{named_expiry} IS DISTINCT FROM CAST(expiry AS DATE))",
+            f"'{name}: names expiry ' || {part(3)} || ', the row says ' || expiry::VARCHAR",
+        ),
+    )
+
 
 OPTION_MARKS = KindSpec(
     kind=Kind.OPTIONS,
@@ -244,8 +335,11 @@ OPTION_MARKS = KindSpec(
     key=("instrument_name", "snapshot_ts", "source"),
     rules=(
         _required("snapshot_ts"),
+        _plausible_day("snapshot_ts"),
         _required("instrument_name"),
+        *_option_name_rules(),
         _required("source"),
+        _name("source"),
         _required("asset"),
         _symbol("asset"),
         _required("option_type"),

@@ -210,3 +210,19 @@ def series_summary(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
             ]
         )
     return pd.concat(frames, ignore_index=True)
+
+
+def quarantined_files(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Configured files set aside as unloadable, whose path has not loaded since: file,
+    when, why."""
+    return con.execute(
+        """
+        SELECT b.file_path AS file, b.started_at AS quarantined_at, r.reason
+        FROM market.ingest_batches b JOIN market.rejected_rows r USING (batch_id)
+        WHERE b.format = 'quarantined' AND NOT EXISTS (
+            SELECT 1 FROM market.ingest_batches later
+            WHERE later.file_path = b.file_path AND later.format <> 'quarantined'
+              AND later.started_at > b.started_at)
+        ORDER BY b.started_at
+        """
+    ).df()

@@ -114,7 +114,10 @@ def test_checks_flag_gaps_staleness_and_missing_coverage(home, tmp_path) -> None
     )
 
 
-def test_a_bad_configured_file_fails_the_asset_after_loading_the_good_ones(home, tmp_path) -> None:
+def test_a_bad_configured_file_is_quarantined_and_the_others_load(home, tmp_path) -> None:
+    """Issue 13: one bad file in a configured folder no longer fails the load (and the daily
+    job): it is set aside as a quarantined batch with its reason, the good file loads, and a
+    WARN check names it — once, however often the job runs."""
     drops = tmp_path / "drops"
     drops.mkdir()
     (drops / "a_good.csv").write_text("date,asset,iv\n2024-01-01,BTC,0.5\n")
@@ -123,15 +126,23 @@ def test_a_bad_configured_file_fails_the_asset_after_loading_the_good_ones(home,
     (home / "config.yaml").write_text(
         yaml.safe_dump({"sources": [{"type": "folder", "path": str(drops)}]})
     )
-    result = materialize_group("market_data", build_resources(home=str(home)))
-    assert not result.success
-    failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    assert any("b_bad.csv" in str(e.event_specific_data.error) for e in failure)
+    for _ in range(2):
+        result = materialize_group("market_data", build_resources(home=str(home)))
+        assert result.success
+    outcomes = {c["check"]: c for c in check_outcomes(result)}
+    check = outcomes["configured_files_load"]
+    assert not check["passed"] and check["severity"] == "WARN"
     con = connect(home / "warehouse.duckdb")
     try:
         assert con.execute("SELECT count(*) FROM market.implied_vol").fetchone()[0] == 1
+        rows = con.execute(
+            "SELECT b.file_path, r.category, r.reason FROM market.ingest_batches b "
+            "JOIN market.rejected_rows r USING (batch_id) WHERE b.format = 'quarantined'"
+        ).fetchall()
     finally:
         con.close()
+    assert len(rows) == 1 and rows[0][0].endswith("b_bad.csv") and rows[0][1] == "file"
+    assert "b_bad.csv" in rows[0][2]
 
 
 @pytest.mark.parametrize("blocking_check", ["implied_vol_in_range", "option_marks_unique_key"])

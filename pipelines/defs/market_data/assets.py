@@ -67,14 +67,17 @@ def _materialize(
         series = series_summary(con)
     if outcome.errors:
         raise dg.Failure(
-            description="Some configured files could not be loaded:\n" + "\n".join(outcome.errors),
+            description="A configured source could not be reached:\n" + "\n".join(outcome.errors),
             metadata={"loaded_files": len(outcome.reports)},
         )
+    for line in outcome.quarantined:
+        context.log.warning(f"quarantined: {line}")
     mine = series[series["series"] == _SERIES_NAME[kind]].drop(columns="series")
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": int(total),
             **load_metadata(outcome.reports),
+            "quarantined": markdown_table(pd.DataFrame({"file": outcome.quarantined})),
             "series": markdown_table(mine),
             "window": f"{window[0]}..{window[1]}" if window else "all",
             "warehouse": dg.MetadataValue.path(warehouse.database),

@@ -140,3 +140,13 @@ def option_marks_unique_key(warehouse: WarehouseResource) -> dg.AssetCheckResult
     return dg.AssetCheckResult(
         passed=duplicates == 0, severity=ERROR, metadata={"duplicate_keys": duplicates}
     )
+
+
+@dg.asset_check(
+    asset=market_prices,
+    description="No configured file is quarantined (a file that could not be loaded at all is "
+    "set aside with its reason while the others load).",
+)
+def configured_files_load(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.get_connection() as con:
+        return _result(quality.quarantined_files(con), WARN)
