@@ -58,6 +58,7 @@ class MarketSnapshot:
     iv: Mapping[str, float] = field(default_factory=dict)
     default_iv: Mapping[str, float] = field(default_factory=dict)
     source: str = ""
+    notes: tuple[str, ...] = ()  # e.g. rows of a chain left out as unusable
 
     def __post_init__(self) -> None:
         if self.as_of.tzinfo is None:
@@ -116,14 +117,20 @@ class MarketSnapshot:
     # ------------------------------------------------------------------ builders
 
     @classmethod
-    def from_deribit_chain(cls, chain: pd.DataFrame | str | Path) -> MarketSnapshot:
+    def from_deribit_chain(
+        cls, chain: pd.DataFrame | str | Path, *, skip_invalid: bool = False
+    ) -> MarketSnapshot:
         """From a Deribit option-chain snapshot (``timestamp,instrument_name,underlying,…``):
         the index per currency, the forward of each expiry (the ``underlying`` column) and every
         option's implied vol.
 
         A snapshot is taken over some seconds, so rows of one currency (or expiry) can carry
         slightly different index (forward) prices: each is the *median* over its rows, which
-        one stale or erroneous row cannot move (the last row could)."""
+        one stale or erroneous row cannot move (the last row could).
+
+        ``skip_invalid`` leaves out rows whose name does not parse or whose IV or forward is
+        not usable, and says so in ``notes`` (stored rows: one bad row must not stop the
+        margining of the others); otherwise such a row is an error."""
         frame = pd.read_csv(chain) if isinstance(chain, str | Path) else chain
         required = {
             "timestamp",
@@ -141,17 +148,35 @@ class MarketSnapshot:
         index = frame.groupby("currency")["index_price"].median().astype(float).to_dict()
         by_expiry: dict[str, dict[datetime, list[float]]] = {}
         iv = {}
+        skipped: list[str] = []
         for row in frame.itertuples(index=False):
-            instrument = parse_instrument(row.instrument_name)
+            try:
+                instrument = parse_instrument(str(row.instrument_name))
+                vol, forward = float(row.implied_volatility), float(row.underlying)
+                if instrument.kind is not Kind.OPTION:
+                    raise ValueError("not an option")
+                if not (0 < vol <= 5 and math.isfinite(forward) and forward > 0):
+                    raise ValueError(f"IV {vol!r} or forward {forward!r} unusable")
+            except (ValueError, TypeError) as exc:
+                if not skip_invalid:
+                    raise
+                skipped.append(f"{str(row.instrument_name)[:64]!r} ({exc})")
+                continue
             by_expiry.setdefault(instrument.underlying, {}).setdefault(
                 instrument.expiry, []
-            ).append(float(row.underlying))
-            iv[instrument.name] = float(row.implied_volatility)
+            ).append(forward)
+            iv[instrument.name] = vol
         forwards = {
             u: {expiry: float(np.median(values)) for expiry, values in curve.items()}
             for u, curve in by_expiry.items()
         }
-        return cls(as_of, index, forwards, iv, source="deribit-option-chain")
+        notes = ()
+        if skipped:
+            notes = (
+                f"{len(skipped)} unusable option row(s) left out: {', '.join(skipped[:3])}"
+                + (" …" if len(skipped) > 3 else ""),
+            )
+        return cls(as_of, index, forwards, iv, source="deribit-option-chain", notes=notes)
 
     @classmethod
     def from_json(cls, document: Mapping | str | Path) -> MarketSnapshot:

@@ -590,6 +590,8 @@ def replay_collateral(
         if account.kind != "collateral":
             continue
         (asset,) = account.underlying_list
+        if asset not in history.close.columns:
+            continue  # no prices for it: nothing to replay (the run's notes say so)
         spot = history.close[asset].reindex(index).to_numpy()
         spot_later = history.close[asset].reindex(later).to_numpy()
         ok = np.isfinite(spot) & np.isfinite(spot_later) & (spot > 0)

@@ -9,7 +9,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from conftest import MEMBERS, T0, make_policy, member_key
+from conftest import T0, make_policy, member_key
 from test_registry import _approve, _doc, _passed
 
 from governance.audit import entry_hash

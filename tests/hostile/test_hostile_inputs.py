@@ -10,7 +10,6 @@ the command did its partial job (rejected rows kept with their reasons), still i
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
