@@ -48,7 +48,7 @@ from pipelines.settings import WorkbenchSettings
 from pipelines.warehouse import transaction
 from reports.serialize import dumps
 
-WEEKDAY_SOURCES = {"arch"}  # equity data (S&P 500) trades on weekdays
+WEEKDAY_SOURCES = history.EQUITY_SOURCES  # equity data (S&P 500) trades on weekdays
 
 
 def to_json(value: object) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 import dagster as dg
 import yaml
 from rich.console import Console
+from rich.text import Text
 
 from pipelines.defs.resources import build_resources
 from pipelines.governance import keys_dir, policy_path
@@ -26,6 +27,7 @@ from pipelines.runs import check_outcomes, materialize, materialize_group, run_j
 from pipelines.settings import WorkbenchSettings
 from pipelines.warehouse import connect
 from pipelines.warehouse.quality import series_summary
+from reports.text import printable
 
 AUDIT_LOG = dg.AssetKey(["gov", "audit_log"])
 DEMO_COMMITTEE = ("demo-alice", "demo-bob", "demo-carol")
@@ -60,7 +62,7 @@ def run_demo(settings: WorkbenchSettings, seed: int, console: Console | None) ->
     def stage(text: str):
         return console.status(text) if console is not None else _Quiet()
 
-    say(f"[bold]Margin Workbench demo[/bold] — synthetic market, seed {seed}")
+    say(Text.assemble(("Margin Workbench demo", "bold"), f" — synthetic market, seed {seed}"))
     say(f"warehouse: {settings.warehouse_path}")
     resources = build_resources(
         home=str(settings.home),
@@ -139,7 +141,8 @@ def run_demo(settings: WorkbenchSettings, seed: int, console: Console | None) ->
             )
         if report:
             say("")
-            say(f"[bold]report[/bold]: {report['html']}", soft_wrap=True)  # a path stays whole
+            # a path stays whole, and prints as itself
+            say(Text.assemble(("report", "bold"), f": {printable(report['html'])}"), soft_wrap=True)
             for line in report["summary"]:
                 say(f"  {line}", markup=False, soft_wrap=True)
             key = keys_dir(settings) / f"{DEMO_COMMITTEE[0]}.pem"

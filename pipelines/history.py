@@ -23,6 +23,8 @@ import pandas as pd
 
 #: the daily tables and their date column
 TABLES = {"market.prices", "market.implied_vol", "market.funding"}
+#: sources of equity-index data (the built-in S&P 500 and VIX): weekdays only, from 1990
+EQUITY_SOURCES = frozenset({"arch"})
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ import math
 import re
 import time
 from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 
@@ -156,6 +157,9 @@ class Staged:
     parser_rejects: list[ParserReject] = field(default_factory=list)
 
 
+FIRST_PLAUSIBLE_DAY = date(2009, 1, 1)
+
+
 @dataclass(frozen=True)
 class ReadOptions:
     format: Format | None = None
@@ -163,6 +167,7 @@ class ReadOptions:
     source: str | None = None  # overrides the file's `source` column and the format default
     asset: str | None = None  # for formats whose rows do not name the asset
     force: bool = False  # load even when the file's levels do not match the stored series
+    first_day: date = FIRST_PLAUSIBLE_DAY  # earlier rows are rejected as implausible
 
 
 # --------------------------------------------------------------------------- detection

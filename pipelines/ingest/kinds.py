@@ -76,18 +76,23 @@ def _vol(column: str) -> Rule:
     )
 
 
-FIRST_DAY = "DATE '2009-01-01'"  # no market series of ours starts earlier
+# The earliest plausible day: 2009-01-01 (no crypto series starts earlier); a load may set
+# another (the built-in S&P 500 dataset starts in 1999). Rules carry this token, replaced by
+# the load's date when the rules run.
+FIRST_DAY = "{first_day}"
 MAX_PRICE = 1e9  # USD per unit: far above any coin, far below float trouble
 MAX_VOLUME = 1e18
 
 
 def _plausible_day(column: str) -> Rule:
-    """Market data from 2009-01-01 to tomorrow (UTC): earlier or later is a typo or garbage."""
+    """Market data from the load's first plausible day (2009-01-01 unless said otherwise) to
+    tomorrow (UTC): earlier or later is a typo or garbage."""
     return Rule(
         column,
         f"({column} IS NOT NULL AND (CAST({column} AS DATE) < {FIRST_DAY} "
         f"OR CAST({column} AS DATE) > current_date + INTERVAL 1 DAY))",
-        f"'{column}: ' || {column}::VARCHAR || ' is outside 2009-01-01 .. tomorrow'",
+        f"'{column}: ' || {column}::VARCHAR || ' is outside ' || {FIRST_DAY}::VARCHAR || "
+        "' .. tomorrow'",
     )
 
 

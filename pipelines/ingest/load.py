@@ -22,7 +22,7 @@ import hashlib
 import math
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -31,11 +31,13 @@ import pandas as pd
 
 from pipelines import __version__
 from pipelines.errors import BadInputError
+from pipelines.history import EQUITY_SOURCES
 from pipelines.ingest.formats import ParserReject, ReadOptions, Staged, stage_file
-from pipelines.ingest.kinds import SPECS, Kind, KindSpec
+from pipelines.ingest.kinds import SPECS, Kind, KindSpec, Rule
 from pipelines.warehouse import transaction
 
 SAMPLE = 5  # rejects and conflicts quoted in a report
+EQUITY_FIRST_DAY = "1990-01-01"
 
 
 @dataclass(frozen=True)
@@ -124,9 +126,18 @@ def _records(rids: np.ndarray, staged: Staged) -> np.ndarray:
     return accepted[rids]
 
 
-def _validate(con: duckdb.DuckDBPyConnection, spec: KindSpec) -> None:
+def _validate(con: duckdb.DuckDBPyConnection, spec: KindSpec, first_day: date) -> None:
     """Fill ``_bad(_rid, column_name, reason, raw)`` with the rows failing any rule."""
-    rules = spec.rules
+    # equity-index series (the built-in S&P 500 and VIX, source `arch`) start in 1990
+    day = (
+        f"CASE WHEN source IN ({', '.join(repr(x) for x in sorted(EQUITY_SOURCES))}) "
+        f"THEN least(DATE '{EQUITY_FIRST_DAY}', DATE '{first_day.isoformat()}') "
+        f"ELSE DATE '{first_day.isoformat()}' END"
+    )
+    rules = [
+        Rule(r.column, r.bad.replace("{first_day}", day), r.reason.replace("{first_day}", day))
+        for r in spec.rules
+    ]
     any_bad = " OR ".join(["_problem IS NOT NULL", *(f"coalesce({r.bad}, false)" for r in rules)])
     first_column = (
         "coalesce("
@@ -228,7 +239,7 @@ def load_file(
         # `_records` relies on (rows added inside a transaction get provisional row ids).
         staged = stage_file(con, path, options)
         with transaction(con):
-            report = _load_staged(con, path, staged, replace, started, hasher, options.force)
+            report = _load_staged(con, path, staged, replace, started, hasher, options)
     finally:
         if hasher.is_alive():
             hasher.join()
@@ -252,13 +263,14 @@ def _load_staged(
     replace: bool,
     started: datetime,
     hasher: _FileHasher,
-    force: bool = False,
+    options: ReadOptions,
 ) -> IngestReport:
     spec = SPECS[staged.kind]
+    force, staged_first_day = options.force, options.first_day
     batch_id = con.execute("SELECT nextval('market.batch_id_seq')").fetchone()[0]
     file_path = str(path)
 
-    _validate(con, spec)
+    _validate(con, spec, staged_first_day)
     bad = con.execute("SELECT _rid, column_name, reason, raw FROM _bad ORDER BY _rid").df()
     _find_duplicates(con, spec, has_bad=len(bad) > 0)
     dup = con.execute("SELECT _rid, variants, keep, rids FROM _dup ORDER BY _rid").df()

@@ -155,3 +155,15 @@ def test_the_chain_index_and_forwards_are_medians(shared_data) -> None:
         for expiry, forward in curve.items():
             assert moved.forwards[underlying][expiry] == pytest.approx(forward, rel=1e-3)
     assert date(2026, 3, 30) == market.as_of.date()
+
+
+def test_a_bad_stored_option_row_is_skipped_with_a_note(shared_data) -> None:
+    chain = pd.read_csv(shared_data / "options/deribit_options_snapshot_20260330T051423Z.csv")
+    bad = chain.iloc[:3].copy()
+    bad.loc[bad.index[0], "instrument_name"] = "GARBAGE"
+    bad.loc[bad.index[1], "implied_volatility"] = 0.0
+    with pytest.raises(ValueError):
+        MarketSnapshot.from_deribit_chain(bad)
+    market = MarketSnapshot.from_deribit_chain(bad, skip_invalid=True)
+    assert len(market.iv) == 1 and "2 unusable option row(s) left out" in market.notes[0]
+    assert "'GARBAGE'" in market.notes[0]
