@@ -67,7 +67,7 @@ def positive(x) -> bool:
 
 
 def expected_valid(row: dict) -> bool:
-    """The rules of design §3, written independently of the SQL in pipelines.ingest.kinds."""
+    """The row rules, written independently of the SQL in pipelines.ingest.kinds."""
     o, h, lo, c, v = (row[k] for k in ("open", "high", "low", "close", "volume"))
     if not parses_as_date(row["date"]):
         return False
@@ -77,7 +77,10 @@ def expected_valid(row: dict) -> bool:
         return False
     if any(x is not None and not positive(x) for x in (o, h, lo)):
         return False
-    if v is not None and not (math.isfinite(v) and v >= 0):
+    # plausibility ceilings: no coin trades above a billion dollars a unit
+    if any(x is not None and x > 1e9 for x in (o, h, lo, c)):
+        return False
+    if v is not None and not (math.isfinite(v) and 0 <= v <= 1e18):
         return False
     ref_open = o if o is not None else c
     if h is not None and lo is not None and h < lo:
