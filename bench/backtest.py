@@ -28,9 +28,10 @@ from common import shared_data, write_results  # noqa: E402
 # bench/ holds a calibration.py: take bench/ off the path so that `calibration` is the package
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
 
+from backtesting.spec import BacktestSpec  # noqa: E402
 from governance.parameters import default_parameter_set  # noqa: E402
 from margin_engine.instruments import parse_instrument  # noqa: E402
-from pipelines.backtest import BacktestSpec, ParamSource, run_backtest  # noqa: E402
+from pipelines.backtest import ParamSource, run_backtest  # noqa: E402
 from pipelines.ingest import ReadOptions, load_file  # noqa: E402
 from pipelines.settings import load_settings  # noqa: E402
 from pipelines.warehouse import connect  # noqa: E402

@@ -1,6 +1,6 @@
 """Backtests over the warehouse (what ``mwb backtest`` and the ``bt`` assets run).
 
-A run replays the warehouse's history through :mod:`margin_engine.replay` for one parameter set,
+A run replays the warehouse's history through :mod:`backtesting.replay` for one parameter set,
 or two ("current" and "proposed") on identical inputs, summarises every (set, portfolio, model)
 with the coverage tests, procyclicality, capital efficiency and the stress windows, and stores
 runs, daily rows and summaries in the ``bt`` schema.
@@ -29,7 +29,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from fnmatch import fnmatchcase
@@ -38,34 +38,12 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from calibration.lineage import library_versions
-from calibration.realtime import (
-    RealtimeVolatility,
-    combine,
-    ewma_realtime,
-    fhs_moves,
-    realtime_volatility,
-)
-from calibration.returns import log_return_frame
-from calibration.rolling import RollingConfig, rolling_forecasts_many
-from calibration.stress import STRESS_WINDOWS
-from calibration.univariate import UnivariateSpec
-from governance.parameters import ParameterSet
-from margin_engine.backtest import (
-    CoverageReport,
-    MonteCarloNulls,
-    acerbi_szekely,
-    coverage_report,
-)
-from margin_engine.params import ModelParams
-from margin_engine.portfolios import Portfolio, select
-from margin_engine.procyclicality import max_increase, procyclicality_summary
-from margin_engine.replay import (
-    BOOK_MODELS,
+from backtesting.calibrated import CalibratedPath, calibrated_paths, calibrated_values, schema_range
+from backtesting.inputs import var_inputs
+from backtesting.replay import (
     HAIRCUT_MODEL,
     DayBook,
     MarketHistory,
-    VarInputs,
     build_day,
     end_of_day,
     override,
@@ -73,6 +51,27 @@ from margin_engine.replay import (
     replay_collateral,
     trading_days,
 )
+from backtesting.spec import (
+    DAILY_COLUMNS,
+    DAILY_KEY,
+    LOSS_COLUMNS,
+    MARGIN_COLUMNS,
+    VOL_SPEC,
+    BacktestSpec,
+)
+from backtesting.summary import summarise
+from calibration.lineage import library_versions
+from calibration.realtime import (
+    RealtimeVolatility,
+    combine,
+    ewma_realtime,
+    realtime_volatility,
+)
+from calibration.returns import log_return_frame
+from calibration.rolling import RollingConfig, rolling_forecasts_many
+from governance.parameters import ParameterSet
+from margin_engine.params import ModelParams
+from margin_engine.portfolios import Portfolio, select
 from pipelines import __version__
 from pipelines import history as stored
 from pipelines.errors import BadInputError
@@ -82,40 +81,7 @@ from reports.serialize import dumps
 
 PACKAGE_VERSION = __version__
 
-DEFAULT_MODELS = ("deribit-pm", "span", "var")
-DEFAULT_PORTFOLIOS = ("books", "collateral")
-VOL_SPEC = UnivariateSpec("gjr-garch", "t")
-CALIBRATABLE = (
-    "underlyings.*.pm.price_range",
-    "underlyings.*.span.price_scan_range",
-    "collateral.*.haircut",
-)
-CALIBRATABLE_PATH = re.compile(
-    r"^(underlyings\.(\*|[A-Z0-9]+)\.(pm\.price_range|span\.price_scan_range)|collateral\.(\*|[A-Z0-9]+)\.haircut)$"
-)
 CACHE_VERSION = "2"  # bump when the replay's numbers change for the same inputs
-
-# One row per (set, portfolio, model, settlement currency, day), in the order summaries expect.
-DAILY_COLUMNS = (
-    "set_label",
-    "date",
-    "portfolio",
-    "model",
-    "currency",
-    "margin",
-    "maintenance",
-    "loss",
-    "breach",
-    "fx_usd",
-    "notional_usd",
-    "loss_path",
-    "breach_path",
-    "var_es",
-    "es",
-)
-LOSS_COLUMNS = "cache_key, date, currency, loss, fx_usd, notional_usd, loss_path"
-MARGIN_COLUMNS = "cache_key, date, currency, margin, maintenance, var_es, es"
-DAILY_KEY = ("set_label", "portfolio", "model", "currency", "date")
 
 
 def years_before(
@@ -128,52 +94,25 @@ def years_before(
     return (pd.Timestamp(end) - pd.DateOffset(years=years)).date() if end else None
 
 
-@dataclass(frozen=True)
-class BacktestSpec:
-    """What to replay; see the module docstring. ``confidence`` and ``mpor_days`` default to the
-    first set's ``var.var_confidence`` and ``var.mpor_days``."""
+# the command-line flag of each BacktestSpec field, for one-line refusals
+FLAGS = {
+    "models": "--model",
+    "portfolios": "--portfolio",
+    "calibrate": "--calibrate",
+    "scale": "--scale",
+    "end": "--to",
+    "simulations": "--simulations",
+}
 
-    start: date | None = None
-    end: date | None = None
-    models: tuple[str, ...] = DEFAULT_MODELS
-    portfolios: tuple[str, ...] = DEFAULT_PORTFOLIOS
-    mpor_days: int | None = None
-    confidence: float | None = None
-    calibrate: tuple[str, ...] = ()
-    scale: float = 1.0
-    seed: int = 0
-    simulations: int = 999
-    window: int = 500
-    refit_every: int = 5
-    residual_lookback: int = 500
 
-    def __post_init__(self) -> None:
-        unknown = [m for m in self.models if m not in BOOK_MODELS]
-        if unknown:
-            raise BadInputError(
-                f"--model: {', '.join(unknown)} not one of {', '.join(BOOK_MODELS)}"
-            )
-        try:
-            select(self.portfolios)
-        except ValueError as exc:
-            raise BadInputError(f"--portfolio: {exc}") from exc
-        for pattern in self.calibrate:
-            if not CALIBRATABLE_PATH.match(pattern):
-                raise BadInputError(
-                    f"--calibrate: {pattern!r} is not one of {', '.join(CALIBRATABLE)} (with * or a symbol)"
-                )
-        if not self.scale > 0:
-            raise BadInputError(f"--scale must be positive, got {self.scale}")
-        if self.start and self.end and self.end < self.start:
-            raise BadInputError(f"--to {self.end} is before --from {self.start}")
-        if self.simulations < 99:
-            raise BadInputError(f"simulations must be at least 99, got {self.simulations}")
-
-    def as_dict(self) -> dict:
-        data = asdict(self)
-        data["start"] = self.start.isoformat() if self.start else None
-        data["end"] = self.end.isoformat() if self.end else None
-        return data
+def backtest_spec(**fields) -> BacktestSpec:
+    """A :class:`BacktestSpec` from command-line or run-config values; a refusal names the
+    flag (``--model: …``) and exits 2."""
+    try:
+        return BacktestSpec(**fields)
+    except ValueError as exc:
+        name, _, message = str(exc).partition(": ")
+        raise BadInputError(f"{FLAGS.get(name, name)}: {message}") from None
 
 
 @dataclass(frozen=True)
@@ -351,79 +290,6 @@ def realtime_inputs(
     return out, {"vol_cache": "computed", "key": key, "refits": refits}
 
 
-def var_inputs(history: MarketHistory, realtime: Mapping[str, RealtimeVolatility]) -> VarInputs:
-    """Scenario inputs under the gap rule: the day after a gap has its (scaled) return."""
-    returns = log_return_frame(history.close)[0]
-    iv_changes = log_return_frame(history.iv)[0]
-    cond = pd.DataFrame({a: r.cond_vol for a, r in realtime.items()}).reindex(returns.index)
-    nxt = pd.DataFrame({a: np.sqrt(r.forecasts[1]) for a, r in realtime.items()}).reindex(
-        returns.index
-    )
-    return VarInputs(returns, iv_changes, cond, nxt)
-
-
-# the parameter set's own range of each calibratable path (an open lower bound as 1e-6)
-SCHEMA_RANGE = {
-    "pm.price_range": (1e-6, 1.0),
-    "span.price_scan_range": (1e-6, 1.0),
-    "haircut": (0.0, 1.0),
-}
-
-
-@dataclass(frozen=True)
-class CalibratedPath:
-    """Daily calibrated parameter values (days × paths), clipped to the policy's bounds.
-
-    ``raw`` holds the values before clipping; ``bounds`` the [low, high] each path was held to
-    (the governance policy's bound intersected with the parameter's own range); ``clips`` one
-    row per clipped (day, path).
-    """
-
-    values: pd.DataFrame
-    raw: pd.DataFrame
-    bounds: dict[str, tuple[float, float]]
-
-    @property
-    def clips(self) -> pd.DataFrame:
-        rows = []
-        for path in self.values.columns:
-            moved = self.raw[path].notna() & (self.raw[path] != self.values[path])
-            for day in self.values.index[moved]:
-                rows.append(
-                    (day, path, float(self.raw.at[day, path]), float(self.values.at[day, path]))
-                )
-        return pd.DataFrame(rows, columns=["date", "path", "calibrated", "clipped_to"])
-
-    def summary(self) -> dict:
-        """Per path: bounds, days clipped (first dates), range and procyclicality of the path."""
-        out = {}
-        clips = self.clips
-        for path in self.values.columns:
-            series = self.values[path].dropna()
-            mine = clips[clips["path"] == path]
-            entry = {
-                "bounds": list(self.bounds[path]),
-                "days": int(len(series)),
-                "clipped_days": int(len(mine)),
-                "clipped_first": [d.date().isoformat() for d in mine["date"][:5]],
-                "raw_min": _finite(self.raw[path].min()),
-                "raw_max": _finite(self.raw[path].max()),
-                "min": _finite(series.min()) if len(series) else None,
-                "max": _finite(series.max()) if len(series) else None,
-                "procyclicality": None,
-            }
-            if len(series) and (series > 0).all():
-                p = procyclicality_summary(series.to_numpy()).as_dict()
-                entry["procyclicality"] = {
-                    "peak_to_trough": p["peak_to_trough"]["ratio"],
-                    "max_increase_1d": p["max_increase"]["1"]["value"],
-                    "max_increase_5d": p["max_increase"]["5"]["value"],
-                    "max_increase_30d": p["max_increase"]["30"]["value"],
-                }
-            out[path] = entry
-        return out
-
-
 def calibration_bounds(con: duckdb.DuckDBPyConnection, paths: Sequence[str]) -> dict:
     """[low, high] per path: the governance policy in force intersected with the parameter's
     own range (before ``mwb params init`` no policy is in force: the parameter's range alone,
@@ -434,8 +300,7 @@ def calibration_bounds(con: duckdb.DuckDBPyConnection, paths: Sequence[str]) -> 
     policy = registry.policy() if registry.initialised() else None
     out = {}
     for path in paths:
-        key = "haircut" if path.startswith("collateral") else path.split(".", 2)[2]
-        low, high = SCHEMA_RANGE[key]
+        low, high = schema_range(path)
         found = policy.bound_for(path) if policy is not None else None
         if found is not None:
             bound = found[1]
@@ -443,51 +308,6 @@ def calibration_bounds(con: duckdb.DuckDBPyConnection, paths: Sequence[str]) -> 
             high = min(high, bound.max) if bound.max is not None else high
         out[path] = (low, high)
     return out
-
-
-def calibrated_values(
-    realtime: Mapping[str, RealtimeVolatility],
-    spec: BacktestSpec,
-    days: Sequence[pd.Timestamp],
-    confidence: float,
-    mpor: int,
-    bounds: Callable[[Sequence[str]], dict] | None = None,
-) -> CalibratedPath:
-    """Daily values of the ``calibrate`` paths (days × paths): FHS moves at ``confidence`` over
-    the MPOR from the residuals known that day, × ``scale``; price ranges take the larger tail,
-    haircuts the down move; then clipped to ``bounds(paths)`` (default: the parameter's own
-    range) — a clip is recorded, never an error."""
-    out = {}
-    index = pd.DatetimeIndex(days)
-    for asset, rt in realtime.items():
-        paths = [
-            p
-            for p in (
-                f"underlyings.{asset}.pm.price_range",
-                f"underlyings.{asset}.span.price_scan_range",
-                f"collateral.{asset}.haircut",
-            )
-            if any(fnmatchcase(p, c) for c in spec.calibrate)
-        ]
-        if not paths:
-            continue
-        moves = fhs_moves(rt, index, mpor, confidence, spec.residual_lookback)
-        for path in paths:
-            column = "down" if path.startswith("collateral") else "price_range"
-            out[path] = (moves[column] * spec.scale).reindex(index)
-    raw = pd.DataFrame(out, index=index)
-    limits = (
-        bounds(list(raw.columns))
-        if bounds is not None
-        else {
-            p: SCHEMA_RANGE["haircut" if p.startswith("collateral") else p.split(".", 2)[2]]
-            for p in raw.columns
-        }
-    )
-    clipped = raw.copy()
-    for path, (low, high) in limits.items():
-        clipped[path] = raw[path].clip(lower=low, upper=high)
-    return CalibratedPath(clipped, raw, limits)
 
 
 # --------------------------------------------------------------------------- cache keys
@@ -648,7 +468,7 @@ def run_backtest(
                 days,
                 confidence,
                 mpor,
-                bounds=lambda paths: calibration_bounds(con, paths),
+                bounds=calibration_bounds(con, calibrated_paths(list(realtime), spec.calibrate)),
             )
             calibrated = calibrated_path.values
             clips = calibrated_path.clips
@@ -908,267 +728,6 @@ def _replace_rows(con, table: str, frames: list[pd.DataFrame], columns: str) -> 
     )
     con.execute(f"INSERT INTO {table} SELECT {columns} FROM cache_rows")
     con.unregister("cache_rows")
-
-
-# --------------------------------------------------------------------------- summaries
-
-
-ZONE_ORDER = ("green", "yellow", "red")
-NOT_TESTABLE = "not testable"
-ES_SCENARIOS = 2_000  # simulated null of the Acerbi–Szekely tests per series
-
-
-def _stable_seed(*parts: object) -> int:
-    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little")
-
-
-def summarise(
-    frame: pd.DataFrame,
-    confidence: float,
-    spec: BacktestSpec,
-    labels: list[str],
-    *,
-    mpor: int = 1,
-    calibrated: Mapping[str, dict] | None = None,
-    underlyings: Mapping[str, Sequence[str]] | None = None,
-) -> pd.DataFrame:
-    """One row per (set, portfolio, model, currency): coverage tests of the close-to-close and
-    the OHLC-path breaches on the Monte Carlo null (seeded; overlapping MPOR windows handled by
-    the interleaved procedure of :func:`margin_engine.backtest.coverage_report`), the
-    Acerbi–Szekely tests for ES models, breaches, procyclicality, efficiency, stress windows.
-
-    The row's ``zone`` is the stricter of the two coverage zones (what the enactment gate
-    reads); a loss series without variation (e.g. a perfectly hedged book) is ``not testable``.
-    """
-    nulls = MonteCarloNulls(1 - confidence, np.random.default_rng(spec.seed), spec.simulations)
-    standard = frame[frame["model"] == "standard"].set_index(
-        ["set_label", "date", "portfolio", "currency"]
-    )["margin"]
-    rows = []
-    for (label, portfolio, model, currency), g in frame.groupby(
-        ["set_label", "portfolio", "model", "currency"], sort=True
-    ):
-        g = g.sort_values("date")
-        n = len(g)
-        kwargs = dict(mpor=mpor, null="monte-carlo", null_distribution=nulls)
-        report = coverage_report(g["breach"].to_numpy(), confidence, **kwargs)
-        path = coverage_report(g["breach_path"].to_numpy(), confidence, **kwargs)
-        summary = _summary(label, portfolio, model, currency, g, report, standard)
-        summary["coverage_path"] = path.as_dict()
-        summary["breach_dates_path"] = [
-            d.date().isoformat() for d in pd.DatetimeIndex(g.loc[g["breach_path"], "date"])
-        ]
-        losses = g["loss"].to_numpy(dtype=float)
-        testable = bool(np.nanstd(losses) > 1e-12 * max(1.0, float(np.nanmax(np.abs(losses)))))
-        zone = max(report.traffic_light.zone, path.traffic_light.zone, key=ZONE_ORDER.index)
-        summary["testable"] = testable
-        summary["zone"] = zone if testable else NOT_TESTABLE
-        summary["zone_basis"] = (
-            "ohlc path" if path.traffic_light.zone != report.traffic_light.zone else "both"
-        )
-        if not testable:
-            summary["note"] = (
-                "the realised loss never varies (e.g. a fully hedged book without a basis or "
-                "funding series): the coverage tests cannot tell a good margin from a bad one"
-            )
-        if model == "es":
-            summary["es_tests"] = _es_tests(g, spec, mpor, (label, portfolio, model, currency))
-        if calibrated:
-            mine = {
-                path_name: info["clipped_days"]
-                for path_name, info in calibrated.items()
-                if path_name.split(".")[1] in (underlyings or {}).get(portfolio, ())
-            }
-            if mine:
-                summary["calibrated_clipped_days"] = mine
-        rows.append(
-            (
-                label,
-                portfolio,
-                model,
-                currency,
-                n,
-                int(g["breach"].sum()),
-                summary["zone"],
-                dumps(summary),
-            )
-        )
-    out = pd.DataFrame(
-        rows,
-        columns=[
-            "set_label",
-            "portfolio",
-            "model",
-            "currency",
-            "observations",
-            "breaches",
-            "zone",
-            "summary",
-        ],
-    )
-    return out
-
-
-def _es_tests(g: pd.DataFrame, spec: BacktestSpec, mpor: int, key: tuple) -> dict:
-    """Acerbi–Szekely Z1/Z2 of an ES model's unbuffered forecasts against the realised P&L."""
-    level = None
-    usable = g[(g["es"] > g["var_es"]) & np.isfinite(g["es"]) & np.isfinite(g["var_es"])]
-    if len(usable) < 2 * mpor:
-        return {
-            "computed": False,
-            "note": f"{len(usable)} days with ES above VaR: too few to test",
-        }
-    level = float(g.attrs.get("es_level", 0.975))
-    result = acerbi_szekely(
-        -usable["loss"].to_numpy(dtype=float),
-        usable["var_es"].to_numpy(dtype=float),
-        usable["es"].to_numpy(dtype=float),
-        level,
-        rng=np.random.default_rng(_stable_seed(spec.seed, *key)),
-        scenarios=ES_SCENARIOS,
-        mpor=mpor,
-    )
-    out = {"computed": True, "level": level, "days": int(len(usable)), **result.as_dict()}
-    if len(usable) < len(g):
-        out["note"] = f"{len(g) - len(usable)} day(s) without an ES above VaR left out"
-    return out
-
-
-def _finite(x) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-def _summary(
-    label, portfolio, model, currency, g: pd.DataFrame, report: CoverageReport, standard
-) -> dict:
-    dates = pd.DatetimeIndex(g["date"])
-    margin_usd = (g["margin"] * g["fx_usd"]).to_numpy()
-    loss_usd = (g["loss"] * g["fx_usd"]).to_numpy()
-    breaches = g[g["breach"]]
-    shortfall = ((breaches["loss"] - breaches["margin"]) * breaches["fx_usd"]).to_numpy()
-    worst = int(np.argmax(shortfall)) if len(shortfall) else None
-    # procyclicality in the settlement currency: a coin-margined book's USD margin also moves
-    # with the coin's price, which is not the model's doing
-    margin_own = g["margin"].to_numpy()
-    procyclicality = None
-    if len(margin_own) and (margin_own > 0).all():
-        procyclicality = procyclicality_summary(margin_own).as_dict()
-        for part in ("peak_to_trough", "peak_to_trough_trough_first"):
-            for end in ("peak", "trough"):
-                procyclicality[part][end] = dates[procyclicality[part][end]].date().isoformat()
-        for part in ("max_increase", "max_increase_pathwise"):
-            for item in procyclicality[part].values():
-                if item["defined"]:
-                    item["start"] = dates[item["start"]].date().isoformat()
-                    item["end"] = dates[item["end"]].date().isoformat()
-    efficiency = {
-        "mean_margin_usd": _finite(margin_usd.mean()),
-        "mean_margin_over_notional": _finite(np.mean(margin_usd / g["notional_usd"].to_numpy()))
-        if (g["notional_usd"] > 0).all()
-        else None,
-    }
-    if model not in ("standard", HAIRCUT_MODEL):
-        base = standard.reindex(
-            pd.MultiIndex.from_arrays(
-                [[label] * len(g), dates, [portfolio] * len(g), g["currency"]]
-            )
-        ).to_numpy()
-        valid = np.isfinite(base) & (base > 0)
-        if valid.any():
-            efficiency["margin_over_standard"] = _finite(
-                np.mean(g["margin"].to_numpy()[valid] / base[valid])
-            )
-    stress = []
-    for window in STRESS_WINDOWS:
-        inside = (dates >= pd.Timestamp(window.start)) & (dates <= pd.Timestamp(window.end))
-        if not inside.any():
-            continue
-        w = g[inside]
-        w_margin = margin_usd[inside]
-        w_own = margin_own[inside]
-        increase = (
-            max_increase(w_own, min(5, max(1, len(w_own) - 1))) if (w_own > 0).all() else None
-        )
-        stress.append(
-            {
-                "window": window.name,
-                "days": int(inside.sum()),
-                "breaches": int(w["breach"].sum()),
-                "worst_shortfall_usd": _finite(
-                    max(((w["loss"] - w["margin"]) * w["fx_usd"]).max(), 0.0)
-                ),
-                "max_margin_usd": _finite(w_margin.max()),
-                "max_5d_increase": _finite(increase.value)
-                if increase is not None and increase.defined
-                else None,
-            }
-        )
-    return {
-        "set": label,
-        "portfolio": portfolio,
-        "model": model,
-        "currency": currency,
-        "from": dates.min().date().isoformat(),
-        "to": dates.max().date().isoformat(),
-        "coverage": report.as_dict(),
-        "breach_dates": [d.date().isoformat() for d in pd.DatetimeIndex(breaches["date"])],
-        "worst_shortfall": None
-        if worst is None
-        else {
-            "date": pd.Timestamp(breaches["date"].iloc[worst]).date().isoformat(),
-            "usd": _finite(shortfall[worst]),
-            "loss_usd": _finite(breaches["loss"].iloc[worst] * breaches["fx_usd"].iloc[worst]),
-            "margin_usd": _finite(breaches["margin"].iloc[worst] * breaches["fx_usd"].iloc[worst]),
-        },
-        "mean_loss_usd": _finite(loss_usd.mean()),
-        "procyclicality": procyclicality,
-        "efficiency": efficiency,
-        "stress": stress,
-    }
-
-
-def comparison(run: BacktestRun) -> pd.DataFrame:
-    """Side by side per (portfolio, model, currency): breaches, zone, test p-values, peak/trough,
-    largest 5-day increase, mean margin (USD) for each set, and the margin freed."""
-    records = run.summary_records()
-    rows: dict[tuple, dict] = {}
-    for r in records:
-        key = (r["portfolio"], r["model"], r["currency"])
-        row = rows.setdefault(key, {"portfolio": key[0], "model": key[1], "currency": key[2]})
-        tests = r["coverage"]["tests"]
-        proc = r["procyclicality"] or {}
-        prefix = r["set"]
-        path = r.get("coverage_path") or r["coverage"]
-        es = r.get("es_tests") or {}
-        row.update(
-            {
-                f"{prefix}.days": r["coverage"]["observations"],
-                f"{prefix}.breaches": r["coverage"]["failures"],
-                f"{prefix}.breaches_path": path["failures"],
-                f"{prefix}.expected": r["coverage"]["expected"],
-                f"{prefix}.zone": r.get("zone", r["coverage"]["traffic_light"]["zone"]),
-                f"{prefix}.zone_close": r["coverage"]["traffic_light"]["zone"],
-                f"{prefix}.zone_path": path["traffic_light"]["zone"],
-                f"{prefix}.es_z2_p": (es.get("z2") or {}).get("pvalue"),
-                f"{prefix}.pof_p": tests["pof"]["pvalue"],
-                f"{prefix}.cc_p": tests["cc"]["pvalue"],
-                f"{prefix}.tbf_p": tests["tbf"]["pvalue"],
-                f"{prefix}.rejected": ",".join(r["coverage"]["rejected"]),
-                f"{prefix}.peak_trough": (proc.get("peak_to_trough") or {}).get("ratio"),
-                f"{prefix}.max_5d_increase": ((proc.get("max_increase") or {}).get("5") or {}).get(
-                    "value"
-                ),
-                f"{prefix}.mean_margin_usd": r["efficiency"]["mean_margin_usd"],
-                f"{prefix}.worst_shortfall_usd": (r["worst_shortfall"] or {}).get("usd"),
-            }
-        )
-    frame = pd.DataFrame(list(rows.values()))
-    labels = list(run.sets)
-    if len(labels) == 2 and not frame.empty:
-        a, b = labels
-        frame["margin_freed_usd"] = frame[f"{a}.mean_margin_usd"] - frame[f"{b}.mean_margin_usd"]
-    return frame
 
 
 # --------------------------------------------------------------------------- storage

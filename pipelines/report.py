@@ -19,12 +19,13 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from backtesting.spec import BacktestSpec
 from calibration.lineage import library_versions
 from governance.parameters import ParameterSet, ParameterSetError
 from governance.registry import Registry
 from pipelines import __version__
 from pipelines import history as stored
-from pipelines.backtest import BacktestSpec, ParamSource, run_backtest, years_before
+from pipelines.backtest import ParamSource, run_backtest, years_before
 from pipelines.errors import BadInputError
 from pipelines.settings import MarketSettings, WorkbenchSettings
 from pipelines.warehouse import transaction

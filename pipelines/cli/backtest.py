@@ -62,7 +62,9 @@ def backtest(
     """Margin each test portfolio every day with the parameters known that day, compare with the
     loss realised over the MPOR, and run the coverage tests, procyclicality, capital efficiency
     and stress windows — for one set, or two side by side (``--vs``)."""
-    from pipelines.backtest import BacktestSpec, comparison, resolve_source, run_backtest
+    from backtesting.spec import BacktestSpec
+    from backtesting.summary import comparison
+    from pipelines.backtest import backtest_spec, resolve_source, run_backtest
     from pipelines.warehouse import connect
 
     settings = settings_from(ctx)
@@ -75,7 +77,7 @@ def backtest(
             accounts = from_positions(read_positions(positions), positions.name)
         except ValueError as exc:
             raise BadInputError(str(exc)) from exc
-    spec = BacktestSpec(
+    spec = backtest_spec(
         start=parse_day(start, "--from"),
         end=parse_day(end, "--to"),
         models=tuple(models) or BacktestSpec.models,
@@ -94,7 +96,7 @@ def backtest(
         run = run_backtest(con, settings, sources, spec, accounts=accounts)
     finally:
         con.close()
-    side = comparison(run)
+    side = comparison(run.summary_records(), list(run.sets))
     if as_json:
         print_json(
             {

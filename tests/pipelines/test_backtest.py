@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 from helpers import run_mwb
 
+from backtesting.spec import BacktestSpec
+from backtesting.summary import comparison
 from governance.parameters import default_parameter_set
-from pipelines.backtest import BacktestSpec, ParamSource, comparison, latest_breaches, run_backtest
+from pipelines.backtest import ParamSource, latest_breaches, run_backtest
 from pipelines.ingest import ReadOptions, load_file
 from pipelines.settings import load_settings
 from pipelines.warehouse import connect
@@ -144,7 +146,7 @@ def test_eth_haircut_what_if_side_by_side(real) -> None:
     drops = daily["loss"] / daily["notional_usd"]
     assert (drops > 0.10).sum() == current["coverage"]["failures"]
     assert (drops > 0.08).sum() == prop["coverage"]["failures"]
-    side = comparison(run).set_index("portfolio")
+    side = comparison(run.summary_records(), list(run.sets)).set_index("portfolio")
     # $500k of ETH below the first tier: 2 % of it is freed every day
     assert side.loc["eth-collateral", "margin_freed_usd"] == pytest.approx(0.02 * 500_000)
 

@@ -10,16 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from backtesting.calibrated import CalibratedPath
+from backtesting.spec import DAILY_COLUMNS, BacktestSpec
+from backtesting.summary import summarise
 from calibration.stress import STRESS_WINDOWS
 from governance.parameters import default_parameter_set
-from pipelines.backtest import (
-    DAILY_COLUMNS,
-    BacktestSpec,
-    CalibratedPath,
-    ParamSource,
-    run_backtest,
-    summarise,
-)
+from pipelines.backtest import ParamSource, run_backtest
 from pipelines.ingest import load_file
 from pipelines.settings import load_settings
 from pipelines.warehouse import connect

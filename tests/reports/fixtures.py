@@ -6,16 +6,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from governance.parameters import default_parameter_set
-from margin_engine.portfolios import select
-from margin_engine.replay import (
+from backtesting.replay import (
     MarketHistory,
     build_day,
     replay_books,
     replay_collateral,
     trading_days,
 )
-from pipelines.backtest import DAILY_COLUMNS, DAILY_KEY, BacktestSpec, summarise
+from backtesting.spec import DAILY_COLUMNS, DAILY_KEY, BacktestSpec
+from backtesting.summary import summarise
+from governance.parameters import default_parameter_set
+from margin_engine.portfolios import select
 from reports.context import BacktestData, CalibrationData, ProposalData, proposal_context
 
 CURRENT = default_parameter_set()

@@ -9,10 +9,10 @@ from datetime import date
 
 import dagster as dg
 
+from backtesting.summary import comparison
 from pipelines.backtest import (
     BacktestRun,
-    BacktestSpec,
-    comparison,
+    backtest_spec,
     resolve_source,
     run_backtest,
     years_before,
@@ -34,7 +34,7 @@ class ProposalConfig(dg.Config):
 
 
 def summary_metadata(run: BacktestRun) -> dict:
-    side = comparison(run)
+    side = comparison(run.summary_records(), list(run.sets))
     columns = ["portfolio", "model"] + [
         c
         for c in side.columns
@@ -77,7 +77,7 @@ def active_set_backtest(
     with warehouse.get_connection() as con:
         end = date.fromisoformat(config.end) if config.end else None
         start = date.fromisoformat(config.start) if config.start else years_before(con, 3)
-        spec = BacktestSpec(
+        spec = backtest_spec(
             start=start, end=end, models=tuple(config.models), portfolios=tuple(config.portfolios)
         )
         run = run_backtest(con, settings, [resolve_source(con, config.params, "in-force")], spec)

@@ -162,7 +162,8 @@ def backtest_in_force(
     warehouse: WarehouseResource,
     workbench: WorkbenchResource,
 ) -> str:
-    from pipelines.backtest import BacktestSpec, resolve_source, run_backtest, years_before
+    from backtesting.spec import BacktestSpec
+    from pipelines.backtest import resolve_source, run_backtest, years_before
 
     settings = workbench.settings()
     with warehouse.get_connection() as con:

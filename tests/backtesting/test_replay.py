@@ -10,6 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from backtesting.replay import (
+    MarketHistory,
+    build_day,
+    override,
+    replay_books,
+    replay_collateral,
+    trading_days,
+)
 from governance.parameters import default_parameter_set
 from margin_engine.instruments import parse_instrument
 from margin_engine.market import smile_vol
@@ -23,14 +31,6 @@ from margin_engine.portfolios import (
     strike_grid,
 )
 from margin_engine.pricing import black76_price
-from margin_engine.replay import (
-    MarketHistory,
-    build_day,
-    override,
-    replay_books,
-    replay_collateral,
-    trading_days,
-)
 
 PARAMS = default_parameter_set().to_model_params()
 

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from margin_engine.backtest import (
+from backtesting.coverage import (
     STATISTICS,
     acerbi_szekely,
     binomial_test,
@@ -38,7 +38,7 @@ from margin_engine.backtest import (
     simulate_null_z,
     traffic_light,
 )
-from margin_engine.procyclicality import max_increase, peak_to_trough, procyclicality_summary
+from backtesting.procyclicality import max_increase, peak_to_trough, procyclicality_summary
 
 
 def matlab_like_failures() -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from margin_engine.backtest import (
+from backtesting.coverage import (
     STATISTICS,
     MonteCarloNulls,
     coverage_report,

@@ -9,15 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from governance.parameters import default_parameter_set
-from margin_engine.portfolios import select
-from margin_engine.replay import (
+from backtesting.replay import (
     FUNDING_PERIODS_PER_DAY,
     MarketHistory,
     build_day,
     replay_books,
     replay_collateral,
 )
+from governance.parameters import default_parameter_set
+from margin_engine.portfolios import select
 
 PARAMS = default_parameter_set().to_model_params()
 DAYS = pd.date_range("2025-10-01", periods=20, freq="D")
