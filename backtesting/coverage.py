@@ -59,8 +59,8 @@ import numpy as np
 from scipy import stats
 from scipy.special import xlogy
 
-Zone = Literal["green", "yellow", "red"]
-ZONE_ORDER: tuple[Zone, ...] = ("green", "yellow", "red")  # better to worse
+from vocabulary import Zone
+
 GREEN_UP_TO = 0.95  # Basel (1996): green while P(X <= x) <= 0.95,
 YELLOW_UP_TO = 0.9999  # yellow up to 0.9999, red above
 BASEL_BASELINE = 3.0  # the baseline multiplier the yellow-zone increase is relative to
@@ -605,19 +605,19 @@ for _test in (
 
 def _zone_of(
     x: int, n: int, p: float, green_up_to: float, yellow_up_to: float
-) -> tuple[str, float]:
+) -> tuple[Zone, float]:
     probability = float(stats.binom.cdf(x, n, p))
     if probability <= green_up_to:
-        return "green", probability
+        return Zone.GREEN, probability
     if probability <= yellow_up_to:
-        return "yellow", probability
-    return "red", probability
+        return Zone.YELLOW, probability
+    return Zone.RED, probability
 
 
-def _basel_increase(zone: str, x: int, n: int, p: float) -> float:
-    if zone == "green":
+def _basel_increase(zone: Zone, x: int, n: int, p: float) -> float:
+    if zone is Zone.GREEN:
         return 0.0
-    if zone == "red":
+    if zone is Zone.RED:
         return 1.0
     observed = stats.norm.ppf(1 - x / n) if x < n else -math.inf
     if observed <= 0:
@@ -676,7 +676,7 @@ def traffic_light(failures, level: float, *, mpor: int = 1) -> TrafficLight:
                 "zone": zone_j,
             }
         )
-    worst = max(rows, key=lambda r: (ZONE_ORDER.index(r["zone"]), r["probability"]))
+    worst = max(rows, key=lambda r: (Zone(r["zone"]).rank, r["probability"]))
     zone = worst["zone"]
     return TrafficLight(
         zone,

@@ -46,16 +46,14 @@ from margin_engine.book import STABLE, Positions, value_book
 from margin_engine.collateral import haircut_value
 from margin_engine.instruments import DAYS_PER_YEAR, Kind, parse_instrument
 from margin_engine.market import MarketSnapshot, smile_vol
-from margin_engine.params import CollateralParams, HaircutTier, ModelParams, VarMeasure
-from margin_engine.portfolio_margin import portfolio_margin
+from margin_engine.models import margin, model_named
+from margin_engine.params import CollateralParams, HaircutTier, ModelParams
 from margin_engine.portfolios import DayMarket, Portfolio
 from margin_engine.pricing import black76_price
-from margin_engine.span import span_margin
-from margin_engine.standard import standard_margin
-from margin_engine.var import historical_scenarios, var_margin
+from margin_engine.var import historical_scenarios
+from vocabulary import MarginModel
 
-BOOK_MODELS = ("standard", "span", "deribit-pm", "var", "es")
-HAIRCUT_MODEL = "haircut"
+HAIRCUT_MODEL = MarginModel.HAIRCUT
 
 
 def end_of_day(day) -> datetime:
@@ -467,7 +465,8 @@ def margin_rows(
     judges (NaN for other models)."""
     positions = book.positions
     nan = np.full(len(positions.layout[1]), np.nan)
-    if model in ("var", "es"):
+    model = model_named(str(model))
+    if model.needs_history:
         if var_inputs is None:
             raise ValueError("VaR/ES margins need VarInputs (return history and filtered vols)")
         underlyings = sorted({u for _, u in positions.book.table.groups})
@@ -475,15 +474,15 @@ def margin_rows(
         scenarios = var_inputs.scenarios(
             book.day, underlyings, v.mpor_days, v.lookback_days, v.method.value
         )
-        result = var_margin(positions, scenarios, params, measure=VarMeasure(model))
-        es = model == "es"
+        result = margin(positions, model, params, scenarios=scenarios)
+        es = model is MarginModel.ES
         return {
             "margin": result.initial_margin,
             "maintenance": result.maintenance_margin,
             "var_es": result.components["var_at_es_level"] if es else nan,
             "es": result.components["es"] if es else nan,
         }
-    result = _margin(positions, model, params)
+    result = margin(positions, model, params)
     return {
         "margin": result.initial_margin,
         "maintenance": result.maintenance_margin,
@@ -534,16 +533,6 @@ def replay_books(
     out["breach"] = out["loss"] > out["margin"]
     out["breach_path"] = out["loss_path"] > out["margin"]
     return out
-
-
-def _margin(positions: Positions, model: str, params: ModelParams):
-    if model == "standard":
-        return standard_margin(positions, params)
-    if model == "span":
-        return span_margin(positions, params)
-    if model == "deribit-pm":
-        return portfolio_margin(positions, params)
-    raise ValueError(f"unknown model {model!r}: choose from {', '.join(BOOK_MODELS)}")
 
 
 def empty_rows() -> pd.DataFrame:

@@ -6,9 +6,9 @@ import re
 from dataclasses import asdict, dataclass
 from datetime import date
 
-from backtesting.replay import BOOK_MODELS
 from calibration.univariate import UnivariateSpec
 from margin_engine.portfolios import select
+from vocabulary import BOOK_MODELS
 
 DEFAULT_MODELS = ("deribit-pm", "span", "var")
 DEFAULT_PORTFOLIOS = ("books", "collateral")

@@ -16,10 +16,8 @@ from backtesting.procyclicality import max_increase, procyclicality_summary
 from backtesting.replay import HAIRCUT_MODEL
 from backtesting.spec import BacktestSpec
 from calibration.stress import STRESS_WINDOWS
-from reports.serialize import dumps
+from vocabulary import Zone
 
-ZONE_ORDER = ("green", "yellow", "red")
-NOT_TESTABLE = "not testable"
 ES_SCENARIOS = 2_000  # simulated null of the Acerbi–Szekely tests per series
 
 
@@ -65,9 +63,9 @@ def summarise(
         ]
         losses = g["loss"].to_numpy(dtype=float)
         testable = bool(np.nanstd(losses) > 1e-12 * max(1.0, float(np.nanmax(np.abs(losses)))))
-        zone = max(report.traffic_light.zone, path.traffic_light.zone, key=ZONE_ORDER.index)
+        zone = Zone.worst(report.traffic_light.zone, path.traffic_light.zone)
         summary["testable"] = testable
-        summary["zone"] = zone if testable else NOT_TESTABLE
+        summary["zone"] = zone if testable else Zone.NOT_TESTABLE
         summary["zone_basis"] = (
             "ohlc path" if path.traffic_light.zone != report.traffic_light.zone else "both"
         )
@@ -95,7 +93,7 @@ def summarise(
                 n,
                 int(g["breach"].sum()),
                 summary["zone"],
-                dumps(summary),
+                summary,
             )
         )
     out = pd.DataFrame(

@@ -9,4 +9,6 @@ so the wrappers scale by 100 inside and report parameters on arch's (percent) sc
 variances and volatilities they return are decimal; horizons are days; 365 days a year.
 """
 
-DAYS_PER_YEAR = 365
+from vocabulary import DAYS_PER_YEAR
+
+__all__ = ["DAYS_PER_YEAR"]

@@ -32,8 +32,8 @@ from statsmodels.stats.correlation_tools import corr_nearest
 
 from calibration.lineage import library_versions
 from calibration.stress import STRESS_WINDOWS, StressWindow
+from vocabulary import EWMA_LAMBDA
 
-EWMA_LAMBDA = 0.94
 PSD_TOLERANCE = -1e-10  # smallest eigenvalue still accepted as PSD (rounding)
 STATIONARITY_MARGIN = 1e-6  # a + b <= 1 - margin
 # a + b this close to 1 is the optimizer on the stationarity constraint: the correlation process

@@ -34,12 +34,12 @@ from calibration.univariate import (
     calibrate_volatility,
     fit_ewma,
 )
+from vocabulary import EWMA_LAMBDA
 
 VOL_OF_VOL_CANDIDATES = (
     UnivariateSpec(VolProcess.GARCH, Innovation.NORMAL, "zero"),
     UnivariateSpec(VolProcess.GARCH, Innovation.STUDENT_T, "zero"),
 )
-EWMA_LAMBDA = 0.94
 
 
 @dataclass(frozen=True)

@@ -16,22 +16,19 @@ from enum import StrEnum
 
 from calibration.correlation import DccBoundary
 from calibration.stress import STRESS_WINDOWS, StressWindow
+from vocabulary import Apc
 
 
-class Method(StrEnum):
+class MoveMethod(StrEnum):
+    """How a price move is calibrated: a quantile of filtered historical simulation, or the
+    fitted innovation distribution's quantile scaled by the forecast volatility."""
+
     FILTERED_HISTORICAL = "filtered-historical"
     PARAMETRIC = "parametric"
 
 
-class AntiProcyclicality(StrEnum):
-    NONE = "none"
-    BUFFER = "buffer"
-    STRESSED_WEIGHT = "stressed-weight"
-    FLOOR = "floor"
-
-
 @dataclass(frozen=True)
-class HaircutTier:
+class HaircutAddOn:
     """Collateral worth up to ``up_to_usd`` (None = no limit) gets ``base + add_on``."""
 
     up_to_usd: float | None
@@ -68,8 +65,8 @@ class CalibrationPolicy:
     mpor_days: int = 2
     haircut_mpor_days: int = 2
     lookback_days: int = 1000
-    method: Method = Method.FILTERED_HISTORICAL
-    apc: AntiProcyclicality = AntiProcyclicality.BUFFER
+    method: MoveMethod = MoveMethod.FILTERED_HISTORICAL
+    apc: Apc = Apc.BUFFER
     apc_buffer: float = 0.25
     apc_stress_weight: float = 0.25
     apc_floor_years: float = 10.0
@@ -77,16 +74,16 @@ class CalibrationPolicy:
     dcc_boundary: DccBoundary = DccBoundary.EWMA
     dcc_persistence_cap: float = 0.99
     stress_windows: tuple[StressWindow, ...] = STRESS_WINDOWS
-    haircut_tiers: tuple[HaircutTier, ...] = (
-        HaircutTier(1_000_000.0, 0.0),
-        HaircutTier(10_000_000.0, 0.02),
-        HaircutTier(None, 0.05),
+    haircut_tiers: tuple[HaircutAddOn, ...] = (
+        HaircutAddOn(1_000_000.0, 0.0),
+        HaircutAddOn(10_000_000.0, 0.02),
+        HaircutAddOn(None, 0.05),
     )
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "method", Method(self.method))
-        object.__setattr__(self, "apc", AntiProcyclicality(self.apc))
+        object.__setattr__(self, "method", MoveMethod(self.method))
+        object.__setattr__(self, "apc", Apc(self.apc))
         object.__setattr__(self, "dcc_boundary", DccBoundary(self.dcc_boundary))
         _check(
             0 < self.dcc_persistence_cap < 1,

@@ -25,8 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from calibration.filters import ewma_variance_path
 from calibration.recommend import path_extremes
 from calibration.rolling import RollingForecasts
+from vocabulary import EWMA_LAMBDA
 
 MIN_RESIDUALS = 250  # fewer standardized residuals than this give no FHS move
 
@@ -77,7 +79,7 @@ def realtime_volatility(rolling: RollingForecasts, returns: pd.Series) -> Realti
 
 
 def ewma_realtime(
-    returns: pd.Series, horizon: int, lam: float = 0.94, asset: str = ""
+    returns: pd.Series, horizon: int, lam: float = EWMA_LAMBDA, asset: str = ""
 ) -> RealtimeVolatility:
     """The RiskMetrics EWMA filter as a :class:`RealtimeVolatility`: flat forecasts
     :math:`\\sigma^2_{t+h\\mid t} = \\sigma^2_{t+1\\mid t}`, each from returns up to ``t``; the
@@ -85,10 +87,7 @@ def ewma_realtime(
     returns = returns.sort_index().astype(float)
     index = pd.DatetimeIndex(pd.to_datetime(returns.index))
     r2 = np.nan_to_num(returns.to_numpy()) ** 2
-    variance = np.empty(len(r2) + 1)
-    variance[0] = float(np.mean(r2[: min(30, len(r2))])) if len(r2) else np.nan
-    for t in range(len(r2)):
-        variance[t + 1] = lam * variance[t] + (1 - lam) * r2[t]
+    variance = ewma_variance_path(r2, lam) if len(r2) else np.full(1, np.nan)
     # variance[t + 1] is the forecast made at day t for day t + 1
     forecasts = pd.DataFrame(
         np.repeat(variance[1:, None], horizon, axis=1),

@@ -47,8 +47,9 @@ import pandas as pd
 
 from calibration import DAYS_PER_YEAR
 from calibration.iv_dynamics import IvDynamics
-from calibration.policy import AntiProcyclicality, CalibrationPolicy, Method
+from calibration.policy import CalibrationPolicy, MoveMethod
 from calibration.univariate import EwmaFit, Innovation, UnivariateFit
+from vocabulary import Apc
 
 FORECAST_HORIZON = 30  # forecast paths are computed this long and sliced, for a stable prefix
 
@@ -206,7 +207,7 @@ def estimate_move(
         "data_fingerprint": fit.window.fingerprint,
     }
     steps = []
-    if policy.method is Method.FILTERED_HISTORICAL:
+    if policy.method is MoveMethod.FILTERED_HISTORICAL:
         z = _standardized_residuals(fit, policy.lookback_days)
         worst_down, worst_up = path_extremes(z, sigma_path, horizon)
         q_down = float(np.quantile(worst_down, 1 - confidence))
@@ -238,14 +239,14 @@ def estimate_move(
     apc: dict = {"option": policy.apc.value}
     values = history.to_numpy(dtype=float)
     dates = pd.DatetimeIndex(pd.to_datetime(history.index))
-    if policy.apc is AntiProcyclicality.BUFFER:
+    if policy.apc is Apc.BUFFER:
         down, up = base_down * (1 + policy.apc_buffer), base_up * (1 + policy.apc_buffer)
         apc.update(buffer=policy.apc_buffer, released_down=base_down, released_up=base_up)
         steps.append(
             f"APC buffer +{policy.apc_buffer:.0%}: down {_pct(base_down)} -> {_pct(down)}, "
             f"up {_pct(base_up)} -> {_pct(up)} (releasable in stress)"
         )
-    elif policy.apc is AntiProcyclicality.STRESSED_WEIGHT:
+    elif policy.apc is Apc.STRESSED_WEIGHT:
         starts = np.flatnonzero(
             np.any(
                 [
@@ -278,7 +279,7 @@ def estimate_move(
                 f"down {1 - w:.2f} x {_pct(base_down)} + {w:.2f} x {_pct(stress_down)} = {_pct(down)}; "
                 f"up {1 - w:.2f} x {_pct(base_up)} + {w:.2f} x {_pct(stress_up)} = {_pct(up)}"
             )
-    elif policy.apc is AntiProcyclicality.FLOOR:
+    elif policy.apc is Apc.FLOOR:
         floor_days = int(round(policy.apc_floor_years * DAYS_PER_YEAR))
         available = min(floor_days, len(values))
         starts = np.arange(len(values) - available, len(values))

@@ -40,9 +40,9 @@ from statsmodels.stats.diagnostic import acorr_ljungbox
 from calibration import DAYS_PER_YEAR
 from calibration.lineage import library_versions, series_fingerprint
 from calibration.returns import ReturnSeries
+from vocabulary import EWMA_LAMBDA
 
 SCALE = 100.0  # arch sees percent returns
-EWMA_LAMBDA = 0.94
 LJUNG_BOX_LAGS = 10
 BOUND_TOLERANCE = 1e-4  # relative distance to a bound that counts as "on the bound"
 # SLSQP's stopping tolerance. arch's default (1e-6) can stop up to ~1e-4 log-likelihood short of

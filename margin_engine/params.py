@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from enum import StrEnum
+
+from vocabulary import Apc, VarMethod
 
 
 def _check(ok: bool, where: str, message: str) -> None:
@@ -123,23 +124,6 @@ class SpanParams:
         _fraction("span.extreme_covered_fraction", self.extreme_covered_fraction)
         _fraction("span.short_option_minimum", self.short_option_minimum)
         _fraction("span.intra_spread_charge", self.intra_spread_charge)
-
-
-class VarMethod(StrEnum):
-    HISTORICAL = "historical"
-    FILTERED_HISTORICAL = "filtered-historical"
-
-
-class VarMeasure(StrEnum):
-    VAR = "var"
-    ES = "es"
-
-
-class Apc(StrEnum):
-    NONE = "none"
-    BUFFER = "buffer"
-    STRESSED_WEIGHT = "stressed-weight"
-    FLOOR = "floor"
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from margin_engine.book import MarginResult, Positions
-from margin_engine.params import Apc, ModelParams, VarMeasure, VarMethod
+from margin_engine.params import ModelParams, VarParams
+from vocabulary import Apc, VarMeasure, VarMethod
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,40 @@ def weighted_var_es(
     if with_es_var:
         return var, es, es_var
     return var, es
+
+
+def scenarios_for(
+    params: VarParams,
+    log_returns: pd.DataFrame,
+    cond_vol: pd.DataFrame,
+    vol_now: pd.Series,
+    iv_log_changes: pd.DataFrame,
+    stress_windows: Sequence[tuple] = (),
+) -> tuple[JointScenarios, JointScenarios | None]:
+    """The scenarios a VaR/ES margin reads under ``params``, and the floor's.
+
+    The anti-procyclicality tool decides: ``stressed-weight`` gives the days overlapping
+    ``stress_windows`` a total weight ``apc_stress_weight``; ``floor`` adds scenarios over the
+    long ``floor_lookback_days`` (the margin is then never below theirs). ``cond_vol`` and
+    ``vol_now`` are the filter's (``filtered-historical``); ``historical`` ignores them.
+    """
+    stressed = params.apc is Apc.STRESSED_WEIGHT
+
+    def build(lookback: int) -> JointScenarios:
+        return historical_scenarios(
+            log_returns,
+            params.mpor_days,
+            lookback,
+            method=params.method,
+            cond_vol=cond_vol,
+            vol_now=vol_now,
+            iv_log_changes=iv_log_changes.reindex(columns=log_returns.columns),
+            stress_windows=stress_windows if stressed else (),
+            stress_weight=params.apc_stress_weight if stressed else 0.0,
+        )
+
+    floor = build(params.floor_lookback_days) if params.apc is Apc.FLOOR else None
+    return build(params.lookback_days), floor
 
 
 def var_margin(

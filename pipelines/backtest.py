@@ -24,9 +24,9 @@ after changing the BTC price range only the PM margins of BTC books; nothing is 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
-import math
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -60,6 +60,7 @@ from backtesting.spec import (
     BacktestSpec,
 )
 from backtesting.summary import summarise
+from calibration.filters import realised_vol_as_iv
 from calibration.lineage import library_versions
 from calibration.realtime import (
     RealtimeVolatility,
@@ -70,6 +71,7 @@ from calibration.realtime import (
 from calibration.returns import log_return_frame
 from calibration.rolling import RollingConfig, rolling_forecasts_many
 from governance.parameters import ParameterSet
+from margin_engine.models import parameters_read
 from margin_engine.params import ModelParams
 from margin_engine.portfolios import Portfolio, select
 from pipelines import __version__
@@ -77,7 +79,7 @@ from pipelines import history as stored
 from pipelines.errors import BadInputError
 from pipelines.settings import WorkbenchSettings
 from pipelines.warehouse import transaction
-from reports.serialize import dumps
+from reports.serialize import dumps, plain
 
 PACKAGE_VERSION = __version__
 
@@ -187,7 +189,7 @@ def load_history(
             f"{asset}: {len(found)} gap(s), {missing} missing day(s) — closes after a gap: "
             f"{listed}{more}; each return across a gap enters as r/sqrt(days)"
         )
-    realised = returns.rolling(30, min_periods=25).std() * math.sqrt(365.0)
+    realised = realised_vol_as_iv(returns)
     iv = pd.DataFrame(
         {a: ivs[a].reindex(close.index) if a in ivs else realised[a] for a in close.columns}
     )
@@ -313,35 +315,6 @@ def calibration_bounds(con: duckdb.DuckDBPyConnection, paths: Sequence[str]) -> 
 # --------------------------------------------------------------------------- cache keys
 
 
-def _relevant(params: ParameterSet, model: str, portfolio: Portfolio) -> dict:
-    """The parameters ``model`` reads for ``portfolio`` (what its cached margins depend on)."""
-    doc = params.canonical_dict()
-    under = {u: doc["underlyings"].get(u) for u in portfolio.underlying_list}
-    if model == HAIRCUT_MODEL:
-        return {"collateral": {u: doc["collateral"].get(u) for u in portfolio.underlying_list}}
-    if model == "standard":
-        return {u: (v or {}).get("standard") for u, v in under.items()}
-    if model == "span":
-        spreads = {
-            k: v for k, v in doc.get("spreads", {}).items() if any(u in k.split("-") for u in under)
-        }
-        # SPAN falls back to the PM ranges only for an underlying without a span block
-        fallback = {u: (v or {}).get("pm") for u, v in under.items() if not (v or {}).get("span")}
-        return {
-            "span": {u: (v or {}).get("span") for u, v in under.items()},
-            "spreads": spreads,
-            "pm_fallback": fallback,
-            "mm": doc["pm"],
-        }
-    if model == "deribit-pm":
-        return {
-            "pm": {u: (v or {}).get("pm") for u, v in under.items()},
-            "currencies": doc["currencies"],
-            "mm": doc["pm"],
-        }
-    return {"var": doc["var"], "mm": doc["pm"]}
-
-
 def _margin_key(
     source: ParamSource, model: str, portfolio: Portfolio, common: dict, spec: BacktestSpec
 ) -> str | None:
@@ -363,7 +336,9 @@ def _margin_key(
             **common,
             "model": model,
             "portfolio": portfolio.name,
-            "params": _relevant(source.params, model, portfolio),
+            "params": parameters_read(
+                model, source.params.canonical_dict(), portfolio.underlying_list
+            ),
             "calibrated": calibrated,
             "scale": spec.scale if calibrated else None,
             "vol": common.get("vol") if uses_vol else None,
@@ -393,7 +368,7 @@ class BacktestRun:
     calibrated: dict = field(default_factory=dict)  # path -> clips, range, procyclicality
 
     def summary_records(self) -> list[dict]:
-        return [json.loads(s) for s in self.summaries["summary"]]
+        return copy.deepcopy(list(self.summaries["summary"]))
 
 
 def run_backtest(
@@ -665,6 +640,8 @@ def run_backtest(
         calibrated=calibrated_summary,
         underlyings={p.name: p.underlying_list for p in portfolios},
     )
+    summaries["summary"] = summaries["summary"].map(plain)  # JSON-safe once
+
     lap("summaries")
     run = BacktestRun(
         run_id,
@@ -735,7 +712,7 @@ def _replace_rows(con, table: str, frames: list[pd.DataFrame], columns: str) -> 
 
 def store_run(con: duckdb.DuckDBPyConnection, run: BacktestRun) -> None:
     daily = run.daily.assign(run_id=run.run_id)
-    summaries = run.summaries.assign(run_id=run.run_id)
+    summaries = run.summaries.assign(run_id=run.run_id, summary=run.summaries["summary"].map(dumps))
     with transaction(con):
         for table in ("bt.daily", "bt.summaries", "bt.runs"):
             con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run.run_id])

@@ -18,16 +18,16 @@ gaps follow the workbench's rule (:mod:`pipelines.history`, :mod:`calibration.re
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pandas as pd
 
+from calibration.filters import ewma_volatility, realised_vol_as_iv
 from calibration.returns import log_return_frame, log_returns
+from calibration.stress import STRESS_WINDOWS
 from governance.parameters import (
     ParameterSet,
     ParameterSetError,
@@ -38,18 +38,14 @@ from margin_engine.book import MarginResult, Positions, build_positions
 from margin_engine.collateral import collateral_summary
 from margin_engine.instruments import InstrumentError
 from margin_engine.market import MarketSnapshot
-from margin_engine.params import Apc, VarMeasure, VarMethod
-from margin_engine.portfolio_margin import portfolio_margin
-from margin_engine.span import span_margin
-from margin_engine.standard import standard_margin
-from margin_engine.var import JointScenarios, historical_scenarios, var_margin
+from margin_engine.models import margin
+from margin_engine.var import JointScenarios, scenarios_for
 from pipelines import history as stored
 from pipelines.errors import BadInputError
 from pipelines.files import MAX_INPUT_BYTES, regular_file
 from pipelines.settings import WorkbenchSettings
+from vocabulary import BOOK_MODELS, MarginModel
 
-MODELS = ("standard", "span", "deribit-pm", "var", "es")
-EWMA_LAMBDA = 0.94
 STALE_HISTORY_DAYS = 3  # a market this many days past its history's last close gets a warning
 
 
@@ -131,7 +127,8 @@ def market_from_warehouse(
                 f"({iv_provenance.label}) with the smile"
             )
         elif len(closes) >= 10:
-            realised = realised_vol(closes)
+            returns = log_returns(closes.dropna(), asset=asset).values
+            realised = float(realised_vol_as_iv(returns, min_periods=1).iloc[-1])
             default_iv[asset] = min(max(realised, 0.05), 5.0)
             notes.append(
                 f"{asset}: index {index[asset]:.6g} ({source}), no IV index: 30-day realised vol {realised:.4f} used as IV"
@@ -142,25 +139,6 @@ def market_from_warehouse(
             )
     market = MarketSnapshot(end_of_day(day), index, {}, {}, default_iv, source="warehouse")
     return market, notes
-
-
-def realised_vol(closes: pd.Series) -> float:
-    """Annualised close-to-close volatility of ``closes`` under the gap rule."""
-    returns = log_returns(closes.dropna(), asset=str(closes.name or "")).values
-    return float(np.std(returns.to_numpy(), ddof=1) * math.sqrt(365))
-
-
-def ewma_vol(returns: pd.DataFrame, lam: float = EWMA_LAMBDA) -> tuple[pd.DataFrame, pd.Series]:
-    """Each day's EWMA volatility (using returns before it) and the forecast for tomorrow."""
-    r2 = returns.fillna(0.0).to_numpy() ** 2
-    var = np.empty_like(r2)
-    var[0] = np.nanmean(r2[: min(30, len(r2))], axis=0)
-    for t in range(1, len(r2)):
-        var[t] = lam * var[t - 1] + (1 - lam) * r2[t - 1]
-    tomorrow = lam * var[-1] + (1 - lam) * r2[-1]
-    return pd.DataFrame(np.sqrt(var), index=returns.index, columns=returns.columns), pd.Series(
-        np.sqrt(tomorrow), index=returns.columns
-    )
 
 
 def last_close_before(at: datetime) -> date:
@@ -206,30 +184,9 @@ def var_scenarios(
         raise BadInputError(
             f"VaR/ES need at least {v.mpor_days + 20} days of joint history up to {day}; have {len(returns)}"
         )
-    cond, now = ewma_vol(returns)
-    stress = []
-    weight = 0.0
-    if v.apc == Apc.STRESSED_WEIGHT.value:
-        from calibration.stress import STRESS_WINDOWS
-
-        stress = [(w.start, w.end) for w in STRESS_WINDOWS]
-        weight = v.apc_stress_weight
-
-    def build(lookback: int) -> JointScenarios:
-        return historical_scenarios(
-            returns,
-            v.mpor_days,
-            lookback,
-            method=VarMethod(v.method),
-            cond_vol=cond,
-            vol_now=now,
-            iv_log_changes=iv_changes.reindex(columns=returns.columns),
-            stress_windows=stress,
-            stress_weight=weight,
-        )
-
-    floor = build(v.floor_lookback_days) if v.apc == Apc.FLOOR.value else None
-    return build(v.lookback_days), floor
+    cond, now = ewma_volatility(returns)
+    stress = [(w.start, w.end) for w in STRESS_WINDOWS]
+    return scenarios_for(params.to_model_params().var, returns, cond, now, iv_changes, stress)
 
 
 @dataclass(frozen=True)
@@ -271,19 +228,15 @@ def run_margin(
     settings: WorkbenchSettings | None = None,
     params_source: str = "",
 ) -> MarginRun:
-    if model not in MODELS:
-        raise BadInputError(f"--model: {model!r} is not one of {', '.join(MODELS)}")
+    if model not in BOOK_MODELS:
+        raise BadInputError(f"--model: {model!r} is not one of {', '.join(BOOK_MODELS)}")
     params = params or default_parameter_set()
     positions = build_positions(positions_frame, market)
     engine = params.to_model_params()
     result = None
     if positions.n_accounts:
-        if model == "standard":
-            result = standard_margin(positions, engine)
-        elif model == "span":
-            result = span_margin(positions, engine)
-        elif model == "deribit-pm":
-            result = portfolio_margin(positions, engine)
+        if not MarginModel(model).needs_history:
+            result = margin(positions, model, engine)
         else:
             if con is None or settings is None:
                 raise BadInputError("--model var/es needs the warehouse's price history")
@@ -301,9 +254,7 @@ def run_margin(
                     f"warning: the price history ends {last}, {(market.as_of.date() - last).days} "
                     f"days before the market of {market.as_of:%Y-%m-%d}: the scenarios are stale"
                 )
-            result = var_margin(
-                positions, scenarios, engine, measure=VarMeasure(model), floor_scenarios=floor
-            )
+            result = margin(positions, model, engine, scenarios=scenarios, floor_scenarios=floor)
     return MarginRun(model, params, market, market_notes or [], positions, result, params_source)
 
 

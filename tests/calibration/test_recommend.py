@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from scipy.stats import norm
 from test_univariate import TRUE, simulate_gjr_t
 
-from calibration.policy import AntiProcyclicality, CalibrationPolicy, Method
+from calibration.policy import CalibrationPolicy, MoveMethod
 from calibration.recommend import (
     estimate_move,
     outside_bounds,
@@ -24,6 +24,7 @@ from calibration.recommend import (
     spread_credit,
 )
 from calibration.univariate import UnivariateSpec, fit_ewma, fit_univariate
+from vocabulary import Apc
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +50,7 @@ def test_path_extremes_match_a_plain_loop() -> None:
 def test_parametric_ewma_is_the_normal_closed_form() -> None:
     returns = simulate_gjr_t(TRUE, 600, 5)
     fit = fit_ewma(returns, reason="test")
-    policy = CalibrationPolicy(
-        method=Method.PARAMETRIC, apc=AntiProcyclicality.NONE, lookback_days=500
-    )
+    policy = CalibrationPolicy(method=MoveMethod.PARAMETRIC, apc=Apc.NONE, lookback_days=500)
     move = estimate_move(fit, returns, policy, horizon=3, confidence=0.99)
     sigma = math.sqrt(fit.next_variance)
     assert move.down == pytest.approx(1 - math.exp(norm.ppf(0.01) * sigma * math.sqrt(3)), rel=1e-9)
@@ -151,8 +150,8 @@ def test_policy_validation_messages() -> None:
 @given(
     c=st.lists(st.floats(min_value=0.9, max_value=0.998), min_size=2, max_size=2).map(sorted),
     h=st.lists(st.integers(min_value=1, max_value=10), min_size=2, max_size=2).map(sorted),
-    method=st.sampled_from(list(Method)),
-    apc=st.sampled_from(list(AntiProcyclicality)),
+    method=st.sampled_from(list(MoveMethod)),
+    apc=st.sampled_from(list(Apc)),
 )
 def test_higher_confidence_or_longer_mpor_never_lowers_a_range_or_haircut(
     market, c, h, method, apc

@@ -19,6 +19,7 @@ from pipelines.backtest import ParamSource, run_backtest
 from pipelines.ingest import load_file
 from pipelines.settings import load_settings
 from pipelines.warehouse import connect
+from reports.serialize import plain
 
 DEFAULT = default_parameter_set()
 
@@ -167,8 +168,7 @@ def test_the_zone_is_the_stricter_of_close_and_path() -> None:
     path[::25] = 5.0  # breaches only intraday: 20 of 500 at 1 % expected
     spec = BacktestSpec(simulations=199)
     (summary,) = [
-        __import__("json").loads(s)
-        for s in summarise(_frame(close, path), 0.99, spec, ["set"], mpor=1)["summary"]
+        plain(s) for s in summarise(_frame(close, path), 0.99, spec, ["set"], mpor=1)["summary"]
     ]
     assert summary["coverage"]["traffic_light"]["zone"] == "green"
     assert summary["coverage_path"]["traffic_light"]["zone"] == "red"

@@ -18,6 +18,7 @@ from backtesting.summary import summarise
 from governance.parameters import default_parameter_set
 from margin_engine.portfolios import select
 from reports.context import BacktestData, CalibrationData, ProposalData, proposal_context
+from reports.serialize import plain
 
 CURRENT = default_parameter_set()
 CHANGES = {"collateral.ETH.haircut": 0.08, "underlyings.BTC.pm.price_range": 0.14}
@@ -67,7 +68,6 @@ def backtest(h: MarketHistory | None = None) -> BacktestData:
     daily = daily[list(DAILY_COLUMNS)].sort_values(list(DAILY_KEY), ignore_index=True)
     spec = BacktestSpec(simulations=199, seed=3)
     summaries = summarise(daily, 0.99, spec, ["current", "proposed"], mpor=2)
-    import json
 
     return BacktestData(
         "bt-golden000000",
@@ -77,7 +77,7 @@ def backtest(h: MarketHistory | None = None) -> BacktestData:
         2,
         0.99,
         daily,
-        [json.loads(s) for s in summaries["summary"]],
+        [plain(s) for s in summaries["summary"]],
         "d" * 64,
         {**spec.as_dict(), "start": None, "end": None},
         ["synthetic history for report tests"],

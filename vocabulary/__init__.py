@@ -1,0 +1,110 @@
+"""The workbench's shared words, one definition each.
+
+Every package says "a margin model", "a traffic-light zone", "an anti-procyclicality tool", "a
+VaR method" or "the EWMA decay" with the names defined here, so that a value means the same in
+calibration, the margin engine, the backtests, governance and the reports. Members are
+:class:`enum.StrEnum`: they compare equal to, and serialise as, the strings stored in the
+warehouse and written in parameter documents.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = [
+    "BOOK_MODELS",
+    "DAYS_PER_YEAR",
+    "EWMA_LAMBDA",
+    "Apc",
+    "MarginModel",
+    "VarMeasure",
+    "VarMethod",
+    "Zone",
+]
+
+#: Calendar days per year: crypto trades every day, so returns annualise with 365.
+DAYS_PER_YEAR = 365
+
+#: RiskMetrics' daily decay: the one λ of every EWMA variance and correlation in the workbench.
+EWMA_LAMBDA = 0.94
+
+
+class MarginModel(StrEnum):
+    """A margin model the engine computes and a backtest replays.
+
+    ``HAIRCUT`` margins collateral-only accounts (the haircut of the holding's value); the
+    others margin books of positions.
+    """
+
+    STANDARD = "standard"
+    SPAN = "span"
+    DERIBIT_PM = "deribit-pm"
+    VAR = "var"
+    ES = "es"
+    HAIRCUT = "haircut"
+
+    @property
+    def needs_history(self) -> bool:
+        """Whether the model reads price history (scenarios), not only today's market."""
+        return self in (MarginModel.VAR, MarginModel.ES)
+
+
+#: The models that margin books of positions, in the order commands list them.
+BOOK_MODELS: tuple[MarginModel, ...] = (
+    MarginModel.STANDARD,
+    MarginModel.SPAN,
+    MarginModel.DERIBIT_PM,
+    MarginModel.VAR,
+    MarginModel.ES,
+)
+
+
+class Zone(StrEnum):
+    """A Basel traffic-light zone, ordered ``GREEN < YELLOW < RED``.
+
+    ``NOT_TESTABLE`` marks a loss series that cannot be judged (no variation, e.g. a perfectly
+    hedged book); it ranks below every zone, so it is never "worse".
+    """
+
+    NOT_TESTABLE = "not testable"
+    GREEN = "green"
+    YELLOW = "yellow"
+    RED = "red"
+
+    @property
+    def rank(self) -> int:
+        """-1 for not testable, then 0 (green), 1 (yellow), 2 (red)."""
+        return _ZONE_RANK[self]
+
+    @classmethod
+    def worst(cls, *zones: str) -> Zone:
+        """The highest-ranked of ``zones`` (strings or members)."""
+        return max((cls(z) for z in zones), key=lambda z: z.rank)
+
+
+_ZONE_RANK = {Zone.NOT_TESTABLE: -1, Zone.GREEN: 0, Zone.YELLOW: 1, Zone.RED: 2}
+
+
+class Apc(StrEnum):
+    """An anti-procyclicality tool (EMIR RTS 153/2013 art. 28): none, a buffer released in
+    stress, a weight on stressed observations, or a floor from a ten-year look-back."""
+
+    NONE = "none"
+    BUFFER = "buffer"
+    STRESSED_WEIGHT = "stressed-weight"
+    FLOOR = "floor"
+
+
+class VarMethod(StrEnum):
+    """How VaR/ES scenarios are drawn from history: as they happened, or each return rescaled
+    by today's volatility over that day's (filtered historical simulation)."""
+
+    HISTORICAL = "historical"
+    FILTERED_HISTORICAL = "filtered-historical"
+
+
+class VarMeasure(StrEnum):
+    """The risk measure of the VaR model: value-at-risk or expected shortfall."""
+
+    VAR = "var"
+    ES = "es"
