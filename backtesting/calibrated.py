@@ -33,6 +33,22 @@ def schema_range(path: str) -> tuple[float, float]:
     return SCHEMA_RANGE["haircut" if path.startswith("collateral") else path.split(".", 2)[2]]
 
 
+def held_bounds(
+    paths: Sequence[str], limits: Mapping[str, tuple[float | None, float | None]]
+) -> dict[str, tuple[float, float]]:
+    """[low, high] per path: ``limits`` (a governance policy's min and max, either None for no
+    limit) intersected with the parameter's own range (:func:`schema_range`)."""
+    out = {}
+    for path in paths:
+        low, high = schema_range(path)
+        floor, ceiling = limits.get(path, (None, None))
+        out[path] = (
+            max(low, floor) if floor is not None else low,
+            min(high, ceiling) if ceiling is not None else high,
+        )
+    return out
+
+
 @dataclass(frozen=True)
 class CalibratedPath:
     """Daily calibrated parameter values (days × paths), clipped to the policy's bounds.

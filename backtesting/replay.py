@@ -494,6 +494,25 @@ def margin_rows(
 MARGIN_COLUMNS = ("margin", "maintenance", "var_es", "es")
 
 
+def realised_losses(books: Sequence[DayBook]) -> pd.DataFrame:
+    """One row per (day, portfolio, currency) of ``books``: the realised ``loss`` over the MPOR
+    (close to close) and ``loss_path`` (the worst OHLC point), positive for a loss, with the
+    day's ``fx_usd`` and ``notional_usd``."""
+    return pd.DataFrame(
+        {
+            "date": np.concatenate([np.full(len(b.portfolio), b.day) for b in books]),
+            "portfolio": np.concatenate([b.portfolio for b in books]),
+            "currency": np.concatenate([b.currency for b in books]),
+            "loss": -np.concatenate([b.pnl for b in books]),
+            "fx_usd": np.concatenate([b.fx_usd for b in books]),
+            "notional_usd": np.concatenate([b.notional_usd for b in books]),
+            "loss_path": -np.concatenate(
+                [b.pnl if b.pnl_path is None else b.pnl_path for b in books]
+            ),
+        }
+    )
+
+
 def replay_books(
     books: Sequence[DayBook],
     model: str,

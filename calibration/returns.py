@@ -21,6 +21,8 @@ from enum import StrEnum
 import numpy as np
 import pandas as pd
 
+from vocabulary import DAYS_PER_YEAR
+
 
 class GapPolicy(StrEnum):
     """What to do with a return that spans more than one trading day."""
@@ -210,3 +212,13 @@ def log_return_frame(
         series[str(column)] = found
         out[column] = found.values.reindex(closes.index)
     return pd.DataFrame(out, index=closes.index), series
+
+
+def annualised(daily_vol):
+    """A daily volatility (number or array) in annual terms: :math:`\\sigma\\sqrt{365}`."""
+    return daily_vol * np.sqrt(float(DAYS_PER_YEAR))
+
+
+def daily(annual_vol):
+    """An annual volatility (number or array) in daily terms: :math:`\\sigma/\\sqrt{365}`."""
+    return annual_vol / np.sqrt(float(DAYS_PER_YEAR))

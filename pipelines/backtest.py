@@ -38,8 +38,13 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from backtesting.calibrated import CalibratedPath, calibrated_paths, calibrated_values, schema_range
-from backtesting.inputs import var_inputs
+from backtesting.calibrated import (
+    CalibratedPath,
+    calibrated_paths,
+    calibrated_values,
+    held_bounds,
+)
+from backtesting.inputs import rolling_config, rolling_volatility, var_inputs
 from backtesting.replay import (
     HAIRCUT_MODEL,
     DayBook,
@@ -47,6 +52,7 @@ from backtesting.replay import (
     build_day,
     end_of_day,
     override,
+    realised_losses,
     replay_books,
     replay_collateral,
     trading_days,
@@ -64,12 +70,8 @@ from calibration.filters import realised_vol_as_iv
 from calibration.lineage import library_versions
 from calibration.realtime import (
     RealtimeVolatility,
-    combine,
-    ewma_realtime,
-    realtime_volatility,
 )
 from calibration.returns import log_return_frame
-from calibration.rolling import RollingConfig, rolling_forecasts_many
 from governance.parameters import ParameterSet
 from margin_engine.models import parameters_read
 from margin_engine.params import ModelParams
@@ -219,7 +221,7 @@ def realtime_inputs(
     """Rolling GJR-GARCH-t (EWMA before its first window) per underlying, from the cache or
     computed and cached. Forecast origins start ``lookback`` days before ``first_day`` so that
     the first day's FHS residuals and VaR scenarios are already GARCH-filtered."""
-    config = RollingConfig(window=spec.window, refit_every=spec.refit_every, horizon=horizon)
+    config = rolling_config(spec, horizon)
     start = first_day - pd.Timedelta(days=lookback + 10)
     key = _sha(
         {
@@ -230,9 +232,6 @@ def realtime_inputs(
             "from": start.date().isoformat(),
         }
     )
-    returns = {
-        a: r.values for a, r in log_return_frame(history.close)[1].items()
-    }  # the gap rule: a k-day return enters as r/sqrt(k)
     cached = con.execute(
         "SELECT asset, date, cond_vol, std_resid, forecasts FROM bt.vol_cache WHERE cache_key = ? ORDER BY asset, date",
         [key],
@@ -254,19 +253,9 @@ def realtime_inputs(
                 forecasts,
             )
         return out, {"vol_cache": "hit", "key": key}
-    rolling = rolling_forecasts_many(
-        returns, VOL_SPEC, config, start=start, end=history.days.max(), max_workers=2
-    )
-    out = {}
+    out, refits = rolling_volatility(history, config, start)
     rows = []
-    for asset, series in returns.items():
-        fallback = ewma_realtime(series, horizon, asset=asset)
-        combined = (
-            combine(realtime_volatility(rolling[asset], series), fallback)
-            if len(rolling[asset].variances)
-            else fallback
-        )
-        out[asset] = combined
+    for asset, combined in out.items():
         frame = combined.forecasts.copy()
         rows.append(
             pd.DataFrame(
@@ -288,7 +277,6 @@ def realtime_inputs(
             "INSERT INTO bt.vol_cache SELECT cache_key, asset, date, cond_vol, std_resid, forecasts FROM vol_rows"
         )
         con.unregister("vol_rows")
-    refits = {a: int(len(r.refits)) for a, r in rolling.items()}
     return out, {"vol_cache": "computed", "key": key, "refits": refits}
 
 
@@ -300,16 +288,8 @@ def calibration_bounds(con: duckdb.DuckDBPyConnection, paths: Sequence[str]) -> 
 
     registry = Registry(con)
     policy = registry.policy() if registry.initialised() else None
-    out = {}
-    for path in paths:
-        low, high = schema_range(path)
-        found = policy.bound_for(path) if policy is not None else None
-        if found is not None:
-            bound = found[1]
-            low = max(low, bound.min) if bound.min is not None else low
-            high = min(high, bound.max) if bound.max is not None else high
-        out[path] = (low, high)
-    return out
+    found = {p: policy.bound_for(p) for p in paths} if policy is not None else {}
+    return held_bounds(paths, {p: (b[1].min, b[1].max) for p, b in found.items() if b})
 
 
 # --------------------------------------------------------------------------- cache keys
@@ -529,17 +509,7 @@ def run_backtest(
     cache["losses"]["reused"] = len(books) - len(computed_losses)
     cache["losses"]["computed"] = len(computed_losses)
     if computed_losses and day_books:
-        realised = pd.DataFrame(
-            {
-                "date": np.concatenate([np.full(len(b.portfolio), b.day) for b in day_books]),
-                "portfolio": np.concatenate([b.portfolio for b in day_books]),
-                "currency": np.concatenate([b.currency for b in day_books]),
-                "loss": -np.concatenate([b.pnl for b in day_books]),
-                "fx_usd": np.concatenate([b.fx_usd for b in day_books]),
-                "notional_usd": np.concatenate([b.notional_usd for b in day_books]),
-                "loss_path": -np.concatenate([b.pnl_path for b in day_books]),
-            }
-        )
+        realised = realised_losses(day_books)
         realised = realised[realised["portfolio"].isin(computed_losses)]
         realised["cache_key"] = realised["portfolio"].map(loss_keys)
         new_losses.append(realised.drop(columns="portfolio"))

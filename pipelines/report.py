@@ -16,11 +16,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 from backtesting.spec import BacktestSpec
 from calibration.lineage import library_versions
+from calibration.returns import annualised, daily
 from governance.parameters import ParameterSet, ParameterSetError
 from governance.registry import Registry
 from pipelines import __version__
@@ -39,6 +39,7 @@ from reports.context import (
     proposal_context,
 )
 from reports.render import RenderedReport, render, write
+from reports.serialize import plain
 
 DEFAULT_PREFERENCE = MarketSettings().source_preference
 
@@ -149,7 +150,7 @@ def latest_calibration(
         series[asset] = pd.DataFrame(
             {
                 "close": closes.reindex(index).to_numpy(),
-                "cond_vol_annual": frame["cond_vol"].to_numpy() * np.sqrt(365.0),
+                "cond_vol_annual": annualised(frame["cond_vol"].to_numpy()),
             },
             index=index,
         )
@@ -163,7 +164,7 @@ def latest_calibration(
             {
                 "asset": asset,
                 "source": source,
-                "vol_of_vol": (d.get("vol_of_vol_current_annual") or 0.0) / np.sqrt(365.0) or None,
+                "vol_of_vol": daily(d.get("vol_of_vol_current_annual") or 0.0) or None,
                 "spot_vol_corr": d.get("spot_vol_corr"),
                 "half_life_days": (d.get("mean_reversion") or {}).get("half_life_days"),
             }
@@ -196,7 +197,8 @@ def latest_calibration(
 
 
 def _num(x) -> float | None:
-    return None if x is None or (isinstance(x, float) and not np.isfinite(x)) else float(x)
+    value = plain(x)  # a stored NaN is a missing number
+    return None if value is None else float(value)
 
 
 # --------------------------------------------------------------------------- backtests
