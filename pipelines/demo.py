@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -55,7 +56,7 @@ class _Quiet:
 
 
 def run_demo(settings: WorkbenchSettings, seed: int, console: Console | None) -> dict:
-    from pipelines.defs.workflows.jobs import proposal_config
+    from pipelines.defs.workflows.jobs import daily_run, proposal_config
 
     say = console.print if console is not None else (lambda *a, **k: None)
 
@@ -88,16 +89,12 @@ def run_demo(settings: WorkbenchSettings, seed: int, console: Console | None) ->
         )
     )
     with stage("3/4 daily_calibration: fits, recommendations, backtest, drift drafts …"):
-        daily = run_job(
-            "daily_calibration",
-            resources,
-            {
-                "ops": {
-                    "ingest_market_day": {"config": {"day": SYNTHETIC_LAST_DAY}},
-                    "draft_proposals": {"config": {"backtest_and_report": False}},
-                }
-            },
+        partition, config = daily_run(
+            date.fromisoformat(SYNTHETIC_LAST_DAY),
+            list(settings.market.assets),
+            draft_reports=False,
         )
+        daily = run_job("daily_calibration", resources, config, partition_key=partition)
         results.append(daily)
     say(f"3/4 daily_calibration {'succeeded' if daily.success else 'FAILED'}")
     inbox = settings.home / "proposals" / "inbox"

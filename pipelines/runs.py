@@ -92,10 +92,12 @@ def run_job(
     run_config: dict | None = None,
     *,
     processes: int = 1,
+    partition_key: str | None = None,
     instance: dg.DagsterInstance | None = None,
     log_level: str = "WARNING",
 ) -> dg.ExecuteInProcessResult | dg.ExecutionResult:
-    """Run the job ``name`` of the definitions (failures reported, not raised).
+    """Run the job ``name`` of the definitions (failures reported, not raised), for
+    ``partition_key`` when the job has partitioned assets (a market day).
 
     ``processes`` > 1 runs each step in its own process (Dagster's multiprocess executor), so
     the per-underlying fits of ``daily_calibration`` run side by side. The child processes
@@ -109,12 +111,16 @@ def run_job(
         config["execution"] = {"config": {"multiprocess": {"max_concurrent": processes}}}
         job = build_reconstructable_job("pipelines.runs", "job_named", reconstructable_args=(name,))
         with instance or dg.DagsterInstance.local_temp() as active:
-            return dg.execute_job(job, instance=active, run_config=config, raise_on_error=False)
+            tags = {"dagster/partition": partition_key} if partition_key else None
+            return dg.execute_job(
+                job, instance=active, run_config=config, tags=tags, raise_on_error=False
+            )
     job = loaded_definitions().resolve_job_def(name)
     return job.execute_in_process(
         run_config=config,
         resources=resources,
         instance=instance or dg.DagsterInstance.ephemeral(),
+        partition_key=partition_key,
         raise_on_error=False,
     )
 

@@ -96,7 +96,9 @@ def daily(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """daily_calibration: ingest → fit → recommend → backtest → draft → report."""
+    from pipelines.defs.workflows.jobs import daily_run
     from pipelines.runs import run_job
+    from pipelines.workflows import daily_day
 
     parse_day(day or None, "--day")
     parse_day(as_of or None, "--as-of")
@@ -108,18 +110,19 @@ def daily(
         os.environ["MWB_HOME"] = str(settings.home)
         if settings.config_file:
             os.environ["MWB_CONFIG"] = str(settings.config_file)
-    result = run_job(
-        "daily_calibration",
-        resources,
-        {
-            "ops": {
-                "ingest_market_day": {"config": {"day": day, "as_of": as_of}},
-                "draft_proposals": {"config": {"backtest_and_report": not no_draft_reports}},
-            }
-        },
-        processes=processes,
+    settings = settings_from(ctx)
+    partition, config = daily_run(
+        daily_day(day),
+        list(settings.market.assets),
+        as_of=as_of,
+        draft_reports=not no_draft_reports,
     )
-    reports = _materialized(result, "write_reports", "html")
+    result = run_job(
+        "daily_calibration", resources, config, processes=processes, partition_key=partition
+    )
+    reports = _materialized(result, "rpt__calibration_report", "html")
+    for found in _materialized(result, "rpt__draft_reports", "html"):
+        reports.extend(found)
     _finish(result, "daily_calibration", as_json, {"reports": reports})
 
 

@@ -10,6 +10,7 @@ import pytest
 from helpers import run_mwb
 
 from pipelines.calibrate import context, load_chosen_fit, run_calibration
+from pipelines.defs.calibration.assets import fit_key
 from pipelines.defs.resources import build_resources
 from pipelines.errors import BadInputError
 from pipelines.ingest import load_file
@@ -104,9 +105,8 @@ def test_as_of_limits_the_data(synthetic) -> None:
 def test_dagster_calibration_assets_and_checks(home) -> None:
     resources = build_resources(home=str(home), synthetic_only=True)
     assert materialize_group("market_data", resources).success
-    fits = dg.AssetSelection.assets(dg.AssetKey(["calib", "volatility_fits"]))
-    for partition in ASSETS:
-        result = materialize(fits, resources, partition_key=partition)
+    for asset in ASSETS:
+        result = materialize(dg.AssetSelection.assets(fit_key(asset)), resources)
         assert result.success
         outcomes = {c["check"]: c for c in check_outcomes(result)}
         assert outcomes["persistence_below_one"]["passed"]

@@ -4,7 +4,7 @@ the multiprocess executor, and the schedule and sensors."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import dagster as dg
 import pytest
@@ -12,15 +12,17 @@ import yaml
 
 from governance.registry import Registry
 from governance.signing import read_private_key, sign
+from pipelines.defs.calibration.assets import FITS_PREFIX
 from pipelines.defs.resources import build_resources
-from pipelines.defs.workflows.jobs import proposal_config
+from pipelines.defs.workflows.jobs import daily_run, proposal_config
 from pipelines.demo import DEMO_COMMITTEE, SYNTHETIC_LAST_DAY, ensure_demo_registry
 from pipelines.governance import keys_dir
 from pipelines.runs import check_outcomes, loaded_definitions, run_job
 from pipelines.settings import load_settings
 from pipelines.warehouse import connect
 
-DAILY_CONFIG = {"ops": {"ingest_market_day": {"config": {"day": SYNTHETIC_LAST_DAY}}}}
+UNDERLYINGS = ["BTC", "ETH", "SOL"]
+DAILY_PARTITION, DAILY_CONFIG = daily_run(date.fromisoformat(SYNTHETIC_LAST_DAY), UNDERLYINGS)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,7 @@ def daily(tmp_path_factory):
     settings = load_settings(home)
     ensure_demo_registry(settings)
     resources = build_resources(home=str(home), synthetic_only=True)
-    result = run_job("daily_calibration", resources, DAILY_CONFIG)
+    result = run_job("daily_calibration", resources, DAILY_CONFIG, partition_key=DAILY_PARTITION)
     return home, settings, resources, result
 
 
@@ -47,16 +49,17 @@ def test_daily_calibration_lands_in_every_schema(daily) -> None:
     for e in events:
         by_key.setdefault(e.asset_key.to_user_string(), set()).add(e.partition)
     assert by_key["market/prices"] == {SYNTHETIC_LAST_DAY}
-    assert by_key["calib/volatility_fits"] == {"BTC", "ETH", "SOL"}
+    assert {k for k in by_key if k.startswith("calib/volatility_fits/")} == {
+        f"calib/volatility_fits/{u}" for u in UNDERLYINGS
+    }
     for key in (
         "calib/correlations",
         "calib/iv_dynamics",
         "calib/recommendations",
         "bt/active_set_backtest",
         "gov/drafted_proposals",
-        "bt/proposal_backtest",
         "rpt/calibration_report",
-        "rpt/proposal_report",
+        "rpt/draft_reports",
     ):
         assert key in by_key, key
     con = connect(settings.warehouse_path)
@@ -82,10 +85,15 @@ def test_daily_calibration_lands_in_every_schema(daily) -> None:
     finally:
         con.close()
     assert (home / "reports" / drafts[0][0] / "report.html").exists()
-    assert result.output_for_node("write_reports") == [
-        str(home / "reports" / calibration_id / "report.html"),
-        str(home / "reports" / drafts[0][0] / "report.html"),
-    ]
+    written = {
+        e.asset_key.to_user_string(): e.materialization.metadata["html"].value
+        for e in events
+        if e.asset_key.path[0] == "rpt"
+    }
+    assert written == {
+        "rpt/calibration_report": str(home / "reports" / calibration_id / "report.html"),
+        "rpt/draft_reports": [str(home / "reports" / drafts[0][0] / "report.html")],
+    }
 
 
 def _proposal_file(path, title: str, parameter: str, value: float):
@@ -200,22 +208,23 @@ def test_daily_calibration_under_the_multiprocess_executor(tmp_path, monkeypatch
     monkeypatch.setenv("MWB_HOME", str(home))
     monkeypatch.delenv("MWB_CONFIG", raising=False)
     settings = load_settings(home)
-    config = {
-        "ops": {
-            "ingest_market_day": {"config": {"day": SYNTHETIC_LAST_DAY}},
-            "draft_proposals": {"config": {"backtest_and_report": False}},
-        }
-    }
-    result = run_job("daily_calibration", build_resources(), config, processes=2)
+    partition, config = daily_run(
+        date.fromisoformat(SYNTHETIC_LAST_DAY), UNDERLYINGS, draft_reports=False
+    )
+    result = run_job(
+        "daily_calibration", build_resources(), config, processes=2, partition_key=partition
+    )
     assert result.success
     starts = [e for e in result.all_events if e.event_type_value == "STEP_WORKER_STARTED"]
     assert len({e.pid for e in starts}) >= 3  # steps ran in their own processes
     fits = {
-        e.partition
+        e.asset_key.path[-1]
         for e in result.get_asset_materialization_events()
-        if e.asset_key == dg.AssetKey(["calib", "volatility_fits"])
+        if e.asset_key.path[:2] == ["calib", "volatility_fits"]
     }
-    assert fits == {"BTC", "ETH", "SOL"}
+    assert fits == set(UNDERLYINGS)
+    fit_steps = [e for e in starts if e.step_key.startswith("calib__volatility_fits__")]
+    assert len({e.pid for e in fit_steps}) == 3  # one process per underlying's fit
     con = connect(settings.warehouse_path)
     try:
         assert _count(con, "calib.fits", "chosen") == 3
@@ -287,7 +296,7 @@ def test_schedule_runs_daily_at_00_30_utc_on_the_day_just_closed() -> None:
         scheduled_execution_time=datetime(2026, 11, 21, 0, 30, tzinfo=UTC)
     )
     request = daily_calibration_schedule(context)
-    assert request.run_config["ops"]["ingest_market_day"]["config"]["day"] == "2026-11-20"
+    assert request.partition_key == "2026-11-20"
     assert request.run_key == "daily-2026-11-20"
 
 
@@ -310,10 +319,16 @@ def test_definitions_show_every_job_schedule_sensor_and_group() -> None:
     assert groups == {"market_data", "calibration", "backtest", "governance", "reports"}
     prices = graph.get(dg.AssetKey(["market", "prices"]))
     assert isinstance(prices.partitions_def, dg.DailyPartitionsDefinition)
-    fits = graph.get(dg.AssetKey(["calib", "volatility_fits"]))
-    assert fits.partitions_def.get_partition_keys() == ["BTC", "ETH", "SOL"]
+    fits = {k.path[-1] for k in graph.get_all_asset_keys() if k.path[:2] == FITS_PREFIX}
+    assert fits == set(UNDERLYINGS)
     blocking = {key.name for key in graph.asset_check_keys if graph.get_check_spec(key).blocking}
-    assert {"audit_log_verifies", "proposed_set_not_red"} <= blocking
+    assert {
+        "audit_log_verifies",
+        "proposed_set_not_red",
+        "persistence_below_one",
+        "correlations_psd",
+        "dcc_stationary",
+    } <= blocking
 
 
 def test_market_data_backfill_runs_a_partition_range_in_one_run(tmp_path) -> None:
@@ -340,3 +355,80 @@ def test_market_data_backfill_runs_a_partition_range_in_one_run(tmp_path) -> Non
         if e.asset_key == dg.AssetKey(["market", "prices"])
     }
     assert prices == "2024-12-29..2024-12-31"  # one run saw the whole range
+
+
+@pytest.mark.parametrize("broken", ["persistence", "dcc"])
+def test_a_failing_blocking_calibration_check_stops_the_daily_run(
+    tmp_path, monkeypatch, broken: str
+) -> None:
+    """A non-stationary fit, or an integrated DCC the policy did not replace, fails its blocking
+    check: nothing downstream of it (recommendations, drafts, reports) runs or is stored. The
+    in-force backtest does not read the calibration and still runs."""
+    import pipelines.defs.calibration.assets as calibration_assets
+
+    if broken == "persistence":
+        real_fit = calibration_assets.fit_asset_of
+
+        def integrated_fit(con, settings, ctx, asset):
+            calibration = real_fit(con, settings, ctx, asset)
+            if asset != "ETH":
+                return calibration
+
+            class Integrated:  # the stored fit, reported as persistence 1.02 by the check
+                def __getattr__(self, name):
+                    return getattr(calibration.chosen, name)
+
+                persistence = 1.02
+
+            chosen = Integrated()
+            return type(
+                "Fit",
+                (),
+                {
+                    "chosen": chosen,
+                    "fell_back": False,
+                    "fallback_reason": None,
+                    "candidates": calibration.candidates,
+                },
+            )()
+
+        monkeypatch.setattr(calibration_assets, "fit_asset_of", integrated_fit)
+        failed = ("calib/volatility_fits/ETH", "persistence_below_one")
+    else:
+        real_correlations = calibration_assets.calibrate_correlations
+
+        def integrated_dcc(*args, **kwargs):
+            import dataclasses
+
+            outcome = real_correlations(*args, **kwargs)
+            return dataclasses.replace(outcome, dcc_a=0.05, dcc_b=0.96, dcc=None)
+
+        monkeypatch.setattr(calibration_assets, "calibrate_correlations", integrated_dcc)
+        failed = ("calib/correlations", "dcc_stationary")
+    home = tmp_path / "home"
+    settings = load_settings(home)
+    ensure_demo_registry(settings)
+    resources = build_resources(home=str(home), synthetic_only=True)
+    result = run_job("daily_calibration", resources, DAILY_CONFIG, partition_key=DAILY_PARTITION)
+    assert not result.success
+    checks = {(c["asset"], c["check"]): c for c in check_outcomes(result)}
+    assert checks[failed]["passed"] is False and checks[failed]["severity"] == "ERROR"
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "market/prices" in materialized and failed[0] in materialized
+    stopped = {
+        "calib/recommendations",
+        "gov/drafted_proposals",
+        "rpt/calibration_report",
+        "rpt/draft_reports",
+    }
+    assert not stopped & materialized
+    started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+    assert "bt/active_set_backtest" in materialized
+    assert not {"calib__recommendations", "gov__drafted_proposals", "rpt__draft_reports"} & started
+    con = connect(settings.warehouse_path)
+    try:
+        assert _count(con, "calib.recommendations") == 0
+        assert _count(con, "rpt.reports") == 0
+        assert _count(con, "gov.proposals") == 0
+    finally:
+        con.close()

@@ -88,3 +88,57 @@ def calibration_report(
     with warehouse.get_connection() as con:
         written = write_report(con, workbench.settings())
     return dg.MaterializeResult(metadata=calibration_report_metadata(written))
+
+
+DRAFT_REPORTS = dg.AssetKey(["rpt", "draft_reports"])
+
+
+class DraftReportsConfig(dg.Config):
+    write: bool = True  # False: draft only (the demo reports its own proposal)
+
+
+@dg.asset(
+    key=DRAFT_REPORTS,
+    group_name=GROUP,
+    kinds={"html", "markdown"},
+    deps=[dg.AssetKey(["gov", "drafted_proposals"])],
+)
+def draft_reports(
+    context: dg.AssetExecutionContext,
+    config: DraftReportsConfig,
+    warehouse: WarehouseResource,
+    workbench: WorkbenchResource,
+) -> dg.MaterializeResult:
+    """Each proposal the triggers just drafted, backtested current vs proposed on identical
+    inputs and written up as the report the committee votes on."""
+    from pipelines.report import proposal_report as write_report
+    from pipelines.workflows import backtest_proposal
+
+    event = context.instance.get_latest_materialization_event(
+        dg.AssetKey(["gov", "drafted_proposals"])
+    )
+    found = event.asset_materialization.metadata.get("drafts") if event else None
+    drafts = list(found.value) if found is not None and config.write else []
+    settings = workbench.settings()
+    rows = []
+    with warehouse.get_connection() as con:
+        for proposal_id in drafts:
+            run = backtest_proposal(con, settings, proposal_id)
+            written = write_report(con, settings, proposal_id)
+            rows.append(
+                {
+                    "proposal": proposal_id,
+                    "backtest": run.run_id,
+                    "verdict": written.context.data["tldr"]["verdict"],
+                    "html": str(written.paths["html"]),
+                }
+            )
+    return dg.MaterializeResult(
+        metadata={
+            "drafts": [r["proposal"] for r in rows],
+            "html": [r["html"] for r in rows],
+            "reports": markdown_table(
+                pd.DataFrame(rows, columns=["proposal", "backtest", "verdict", "html"])
+            ),
+        }
+    )

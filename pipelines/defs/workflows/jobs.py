@@ -1,284 +1,74 @@
 """The jobs users run: the daily calibration, a proposal's backtest and report, and enactment.
 
-``daily_calibration`` is an op job because its steps span three partitionings (a market day,
-one fit per underlying, unpartitioned calibration and governance), which one asset job cannot
-hold; each op records the materializations of the assets it updates (with their partitions),
-so the asset catalogue shows what a daily run changed. Its fits fan out per underlying and run
-in parallel under the multiprocess executor.
+Every job executes the asset graph with its checks, so a blocking check stops what depends on
+the checked asset — on the schedule as in a manual run:
 
-``backtest_proposal`` and ``enact_proposal`` are asset jobs: the latter carries the blocking
-checks (audit log verifies; proposal not red) that stop ``gov/enacted_parameters``.
+- ``daily_calibration``: the market day's partition of the market-data assets → a volatility
+  fit per underlying (in parallel under the multiprocess executor; ``persistence_below_one``
+  blocks) → correlations (``correlations_psd`` and ``dcc_stationary`` block), IV dynamics →
+  recommendations → the in-force backtest → drafted proposals → the calibration report and a
+  report per draft. The unpartitioned assets run in the same run as the day's partition.
+- ``backtest_proposal`` and ``enact_proposal``: the latter carries the blocking checks (audit
+  log verifies; proposal not red) that stop ``gov/enacted_parameters``.
 """
 
-from datetime import UTC, date, datetime
+from datetime import date
 
 import dagster as dg
-import pandas as pd
 
-from pipelines.defs.backtest.assets import BACKTEST, PROPOSAL_BACKTEST, summary_metadata
+from pipelines.defs.backtest.assets import BACKTEST, PROPOSAL_BACKTEST
 from pipelines.defs.calibration.assets import (
     CORRELATIONS,
-    FITS,
+    FITS_PREFIX,
     IV_DYNAMICS,
     RECOMMENDATIONS,
-    fit_metadata,
-    recommendations_metadata,
 )
 from pipelines.defs.governance.assets import AUDIT_LOG, DRAFTS, ENACTED
-from pipelines.defs.market_data.assets import MARKET_ASSETS, load_metadata
-from pipelines.defs.metadata import markdown_table
-from pipelines.defs.reports.assets import (
-    CALIBRATION_REPORT,
-    PROPOSAL_REPORT,
-    calibration_report_metadata,
-    proposal_report_metadata,
+from pipelines.defs.market_data.assets import MARKET_ASSETS
+from pipelines.defs.reports.assets import CALIBRATION_REPORT, DRAFT_REPORTS, PROPOSAL_REPORT
+
+DAILY_SELECTION = (
+    dg.AssetSelection.assets(*MARKET_ASSETS.values())
+    | dg.AssetSelection.key_prefixes(FITS_PREFIX)
+    | dg.AssetSelection.assets(
+        CORRELATIONS,
+        IV_DYNAMICS,
+        RECOMMENDATIONS,
+        BACKTEST,
+        DRAFTS,
+        CALIBRATION_REPORT,
+        DRAFT_REPORTS,
+    )
 )
-from pipelines.defs.resources import WarehouseResource, WorkbenchResource
-from pipelines.ingest.kinds import Kind
 
-
-class DailyConfig(dg.Config):
-    day: str = ""  # market day to ingest, YYYY-MM-DD; empty = yesterday (UTC)
-    as_of: str = ""  # calibrate as of this day; empty = the last day every underlying has a price
-
-
-class InForceBacktestConfig(dg.Config):
-    years: int = 3  # the window before the calibration's as-of day
-
-
-@dg.op(description="Load the configured sources for the market day (the live source fetches it).")
-def ingest_market_day(
-    context: dg.OpExecutionContext,
-    config: DailyConfig,
-    warehouse: WarehouseResource,
-    workbench: WorkbenchResource,
-) -> str:
-    from pipelines.calibrate import latest_common_date
-    from pipelines.ingest.configured import load_configured
-    from pipelines.workflows import daily_day
-
-    settings = workbench.settings()
-    day = daily_day(config.day)
-    with warehouse.get_connection() as con:
-        outcome = load_configured(con, settings, None, (day, day))
-        as_of = (
-            date.fromisoformat(config.as_of)
-            if config.as_of
-            else latest_common_date(con, settings.market.assets)
-        )
-    if outcome.errors:
-        raise dg.Failure(
-            description="Some configured sources could not be loaded:\n" + "\n".join(outcome.errors)
-        )
-    by_kind: dict[Kind, list] = {}
-    for report in outcome.reports:
-        by_kind.setdefault(Kind(report.kind), []).append(report)
-    for kind, reports in by_kind.items():
-        context.log_event(
-            dg.AssetMaterialization(
-                asset_key=MARKET_ASSETS[kind],
-                partition=day.isoformat(),
-                metadata=load_metadata(reports),
-            )
-        )
-    return as_of.isoformat()
-
-
-@dg.op(out=dg.DynamicOut(str), description="Start a calibration; one output per underlying.")
-def plan_calibration(
-    as_of: str, warehouse: WarehouseResource, workbench: WorkbenchResource
-) -> object:
-    from pipelines.calibrate import context, record_run
-
-    settings = workbench.settings()
-    with warehouse.get_connection() as con:
-        record_run(con, context(con, settings, settings.market.assets, date.fromisoformat(as_of)))
-    for asset in settings.market.assets:
-        yield dg.DynamicOutput(f"{as_of}|{asset}", mapping_key=asset.replace("-", "_"))
-
-
-@dg.op(description="Fit and choose the volatility model of one underlying (by BIC).")
-def fit_underlying(
-    context: dg.OpExecutionContext,
-    item: str,
-    warehouse: WarehouseResource,
-    workbench: WorkbenchResource,
-) -> str:
-    from pipelines.calibrate import context as calibration_context
-    from pipelines.calibrate import fit_asset
-
-    as_of, asset = item.split("|")
-    settings = workbench.settings()
-    with warehouse.get_connection() as con:
-        ctx = calibration_context(con, settings, settings.market.assets, date.fromisoformat(as_of))
-        calibration = fit_asset(con, settings, ctx, asset)
-    context.log_event(
-        dg.AssetMaterialization(
-            asset_key=FITS, partition=asset, metadata=fit_metadata(ctx, calibration)
-        )
-    )
-    return as_of
-
-
-@dg.op(description="Correlations, IV dynamics and the recommended parameters.")
-def recommend(
-    context: dg.OpExecutionContext,
-    fitted: list[str],
-    warehouse: WarehouseResource,
-    workbench: WorkbenchResource,
-) -> str:
-    from pipelines.calibrate import (
-        calibrate_correlations,
-        calibrate_iv,
-        recommend_parameters,
-    )
-    from pipelines.calibrate import context as calibration_context
-
-    settings = workbench.settings()
-    assets = settings.market.assets
-    with warehouse.get_connection() as con:
-        ctx = calibration_context(con, settings, assets, date.fromisoformat(fitted[0]))
-        if len(assets) > 1:
-            calibrate_correlations(con, settings, ctx, assets)
-            context.log_event(dg.AssetMaterialization(CORRELATIONS, metadata=_id(ctx)))
-        calibrate_iv(con, settings, ctx, assets)
-        context.log_event(dg.AssetMaterialization(IV_DYNAMICS, metadata=_id(ctx)))
-        result = recommend_parameters(con, settings, ctx, assets)
-    context.log_event(
-        dg.AssetMaterialization(RECOMMENDATIONS, metadata=recommendations_metadata(ctx, result))
-    )
-    return ctx.calibration_id
-
-
-def _id(ctx) -> dict:
-    return {"calibration_id": ctx.calibration_id, "as_of": ctx.as_of.isoformat()}
-
-
-@dg.op(description="Backtest the set in force (the breach rule reads it).")
-def backtest_in_force(
-    context: dg.OpExecutionContext,
-    config: InForceBacktestConfig,
-    calibration_id: str,
-    warehouse: WarehouseResource,
-    workbench: WorkbenchResource,
-) -> str:
-    from backtesting.spec import BacktestSpec
-    from pipelines.backtest import resolve_source, run_backtest, years_before
-
-    settings = workbench.settings()
-    with warehouse.get_connection() as con:
-        as_of = con.execute(
-            "SELECT as_of FROM calib.runs WHERE calibration_id = ?", [calibration_id]
-        ).fetchone()[0]
-        start = years_before(con, config.years, as_of)
-        run = run_backtest(
-            con, settings, [resolve_source(con, "active", "in-force")], BacktestSpec(start=start)
-        )
-    context.log_event(dg.AssetMaterialization(BACKTEST, metadata=summary_metadata(run)))
-    return run.run_id
-
-
-class DraftConfig(dg.Config):
-    backtest_and_report: bool = True  # False: draft only (the demo reports its own proposal)
-
-
-@dg.op(description="Run the drift and breach rules; draft a proposal for each that fires.")
-def draft_proposals(
-    context: dg.OpExecutionContext,
-    config: DraftConfig,
-    backtest_run: str,
-    warehouse: WarehouseResource,
-    workbench: WorkbenchResource,
-) -> list[str]:
-    from governance.registry import Registry
-    from pipelines.governance import run_triggers
-
-    settings = workbench.settings()
-    with warehouse.get_connection() as con:
-        if not Registry(con).initialised():
-            context.log.warning("no governance registry yet (`mwb params init`): nothing drafted")
-            return []
-        outcomes = run_triggers(con, settings, now=datetime.now(UTC))
-    drafts = [o.draft.id for o in outcomes if o.draft]
-    context.log_event(
-        dg.AssetMaterialization(
-            DRAFTS,
-            metadata={
-                "backtest_run": backtest_run,
-                "drafts": drafts,
-                "findings": markdown_table(
-                    pd.DataFrame(
-                        [(o.finding.rule, o.finding.fired, o.finding.summary) for o in outcomes],
-                        columns=["rule", "fired", "summary"],
-                    )
-                ),
-            },
-        )
-    )
-    return drafts if config.backtest_and_report else []
-
-
-@dg.op(description="Backtest each drafted proposal: current vs proposed on identical inputs.")
-def backtest_drafts(
-    context: dg.OpExecutionContext,
-    drafts: list[str],
-    warehouse: WarehouseResource,
-    workbench: WorkbenchResource,
-) -> list[str]:
-    from pipelines.workflows import backtest_proposal
-
-    settings = workbench.settings()
-    for proposal_id in drafts:
-        with warehouse.get_connection() as con:
-            run = backtest_proposal(con, settings, proposal_id)
-        context.log_event(
-            dg.AssetMaterialization(
-                PROPOSAL_BACKTEST, metadata={"proposal": proposal_id, **summary_metadata(run)}
-            )
-        )
-    return drafts
-
-
-@dg.op(description="The calibration report and a report per drafted proposal.")
-def write_reports(
-    context: dg.OpExecutionContext,
-    drafts: list[str],
-    warehouse: WarehouseResource,
-    workbench: WorkbenchResource,
-) -> list[str]:
-    from pipelines.report import calibration_report, proposal_report
-
-    settings = workbench.settings()
-    written = []
-    with warehouse.get_connection() as con:
-        calibration = calibration_report(con, settings)
-        written.append(str(calibration.paths["html"]))
-        context.log_event(
-            dg.AssetMaterialization(
-                CALIBRATION_REPORT, metadata=calibration_report_metadata(calibration)
-            )
-        )
-        for proposal_id in drafts:
-            report = proposal_report(con, settings, proposal_id)
-            written.append(str(report.paths["html"]))
-            context.log_event(
-                dg.AssetMaterialization(PROPOSAL_REPORT, metadata=proposal_report_metadata(report))
-            )
-    return written
-
-
-@dg.job(
-    description="Ingest the new market day → fit per underlying → correlations, IV dynamics, "
+daily_calibration = dg.define_asset_job(
+    "daily_calibration",
+    selection=DAILY_SELECTION,
+    description="Ingest the market day → fit per underlying → correlations, IV dynamics, "
     "recommendations → backtest the set in force → draft proposals where drift or breaches "
-    "call for one → backtest each draft → reports. Scheduled 00:30 UTC.",
+    "call for one → the calibration report and each draft's backtest and report. Blocking "
+    "checks stop what depends on a failed asset. Scheduled 00:30 UTC.",
     tags={"domain": "calibration"},
 )
-def daily_calibration() -> None:
-    as_of = ingest_market_day()
-    fitted = plan_calibration(as_of).map(fit_underlying)
-    calibration_id = recommend(fitted.collect())
-    drafts = draft_proposals(backtest_in_force(calibration_id))
-    write_reports(backtest_drafts(drafts))
+
+# the calibration assets that read ``as_of`` (the fits' step names carry their underlying)
+_AS_OF_STEPS = ("calib__correlations", "calib__iv_dynamics", "calib__recommendations")
+
+
+def daily_run(
+    day: date, underlyings: list[str], *, as_of: str = "", draft_reports: bool = True
+) -> tuple[str, dict]:
+    """The partition key and run config of a daily run ingesting ``day``.
+
+    ``as_of`` (YYYY-MM-DD, empty: the last day every underlying has a price) is the
+    calibration's day; ``draft_reports`` False drafts proposals without backtesting or
+    reporting them (the demo reports its own proposal).
+    """
+    calibration = {"config": {"as_of": as_of}}
+    steps = [*_AS_OF_STEPS, *("__".join([*FITS_PREFIX, u]) for u in underlyings)]
+    ops: dict = {step: calibration for step in steps}
+    ops["__".join(DRAFT_REPORTS.path)] = {"config": {"write": draft_reports}}
+    return day.isoformat(), {"ops": ops}
 
 
 backtest_proposal = dg.define_asset_job(

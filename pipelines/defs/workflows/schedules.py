@@ -4,7 +4,8 @@ from datetime import timedelta
 
 import dagster as dg
 
-from pipelines.defs.workflows.jobs import daily_calibration
+from pipelines.defs.workflows.jobs import daily_calibration, daily_run
+from pipelines.settings import load_settings
 
 
 @dg.schedule(
@@ -14,9 +15,11 @@ from pipelines.defs.workflows.jobs import daily_calibration
     description="Recalibrate every day at 00:30 UTC on the day that closed at midnight.",
 )
 def daily_calibration_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    day = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
+    day = (context.scheduled_execution_time - timedelta(days=1)).date()
+    partition, config = daily_run(day, list(load_settings().market.assets))
     return dg.RunRequest(
-        run_key=f"daily-{day}",
-        run_config={"ops": {"ingest_market_day": {"config": {"day": day}}}},
-        tags={"market_day": day},
+        run_key=f"daily-{partition}",
+        partition_key=partition,
+        run_config=config,
+        tags={"market_day": partition},
     )
