@@ -15,7 +15,7 @@ from backtesting.spec import BacktestSpec
 from calibration.realtime import RealtimeVolatility, fhs_moves
 
 
-def _finite(x) -> float | None:
+def _finite(x: float) -> float | None:
     x = float(x)
     return x if math.isfinite(x) else None
 

@@ -51,14 +51,15 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from scipy import stats
 from scipy.special import xlogy
 
+from backtesting._typing import ArrayLike
 from vocabulary import Zone
 
 GREEN_UP_TO = 0.95  # Basel (1996): green while P(X <= x) <= 0.95,
@@ -80,7 +81,7 @@ class TestResult:
     test_level: float
     defined: bool = True
     note: str = ""
-    details: Mapping[str, float] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         def finite(v: float) -> float | None:
@@ -138,7 +139,7 @@ class TrafficLight:
 # --------------------------------------------------------------------------- inputs
 
 
-def _as_failures(failures) -> np.ndarray:
+def _as_failures(failures: ArrayLike) -> np.ndarray:
     array = np.asarray(failures)
     if array.ndim != 1:
         raise ValueError(f"failures must be one-dimensional, got shape {array.shape}")
@@ -185,7 +186,7 @@ Null = Literal["asymptotic", "monte-carlo"]
 STATISTICS = ("pof", "tuff", "binomial", "cci", "cc", "tbfi", "tbf")
 
 
-def _tuff_of(n: np.ndarray, p: float) -> np.ndarray:
+def _tuff_of(n: ArrayLike, p: float) -> np.ndarray:
     r"""TUFF ratio of durations ``n`` (≥ 1): :math:`-2(\log p + (n-1)\log(1-p) + n\log n -
     (n-1)\log(n-1))`."""
     n = np.asarray(n, dtype=float)
@@ -225,7 +226,7 @@ def _statistics(rows: np.ndarray, p: float) -> dict[str, np.ndarray]:
     first = np.where(any_failure, rows.argmax(axis=1) + 1, n + 1)
     tuff = _tuff_of(first, p)
     row, col = np.nonzero(rows)
-    tbfi = np.zeros(b)
+    tbfi: np.ndarray = np.zeros(b)
     if row.size:
         position = col + 1
         starts = np.r_[True, row[1:] != row[:-1]]
@@ -322,7 +323,13 @@ def monte_carlo_pvalues(
 
 
 def _run(
-    name: str, failures, level: float, test_level: float, null: Null, rng, simulations: int
+    name: str,
+    failures: ArrayLike,
+    level: float,
+    test_level: float,
+    null: Null,
+    rng: np.random.Generator | None,
+    simulations: int,
 ) -> TestResult:
     f, p, test_level = _as_failures(failures), _probability(level), _test_level(test_level)
     statistic = float(_statistics(f[None, :], p)[name][0])
@@ -392,7 +399,15 @@ def _monte_carlo(
     )
 
 
-def _no_failure(name, f, level, test_level, statistic, pvalue, details) -> TestResult:
+def _no_failure(
+    name: str,
+    f: np.ndarray,
+    level: float,
+    test_level: float,
+    statistic: float,
+    pvalue: float,
+    details: dict[str, Any],
+) -> TestResult:
     """MATLAB's rule without a failure: report n = N + 1 only if that already rejects (and for
     TBF, accept only when POF accepts)."""
     n, p = f.size, 1.0 - level
@@ -472,7 +487,7 @@ _NULL_DOC = """
 
 
 def kupiec_pof(
-    failures,
+    failures: ArrayLike,
     level: float,
     *,
     test_level: float = 0.95,
@@ -490,7 +505,7 @@ def kupiec_pof(
 
 
 def binomial_test(
-    failures,
+    failures: ArrayLike,
     level: float,
     *,
     test_level: float = 0.95,
@@ -504,7 +519,7 @@ def binomial_test(
 
 
 def christoffersen_independence(
-    failures,
+    failures: ArrayLike,
     level: float,
     *,
     test_level: float = 0.95,
@@ -535,7 +550,7 @@ def christoffersen_independence(
 
 
 def christoffersen_conditional_coverage(
-    failures,
+    failures: ArrayLike,
     level: float,
     *,
     test_level: float = 0.95,
@@ -548,7 +563,7 @@ def christoffersen_conditional_coverage(
 
 
 def kupiec_tuff(
-    failures,
+    failures: ArrayLike,
     level: float,
     *,
     test_level: float = 0.95,
@@ -565,7 +580,7 @@ def kupiec_tuff(
 
 
 def haas_tbfi(
-    failures,
+    failures: ArrayLike,
     level: float,
     *,
     test_level: float = 0.95,
@@ -579,7 +594,7 @@ def haas_tbfi(
 
 
 def haas_tbf(
-    failures,
+    failures: ArrayLike,
     level: float,
     *,
     test_level: float = 0.95,
@@ -638,7 +653,7 @@ def _mpor(mpor: int) -> int:
     return int(mpor)
 
 
-def traffic_light(failures, level: float, *, mpor: int = 1) -> TrafficLight:
+def traffic_light(failures: ArrayLike, level: float, *, mpor: int = 1) -> TrafficLight:
     """Basel (1996) traffic light with MATLAB ``tl`` conventions.
 
     Zones by :math:`F(x) = P(X \\le x \\mid N, p)`: green :math:`\\le 0.95`, yellow
@@ -662,7 +677,7 @@ def traffic_light(failures, level: float, *, mpor: int = 1) -> TrafficLight:
         )
     parts = interleaved(f, h)
     green, yellow = 1 - (1 - GREEN_UP_TO) / len(parts), 1 - (1 - YELLOW_UP_TO) / len(parts)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for j, part in enumerate(parts):
         xj, nj = int(part.sum()), part.size
         zone_j, prob_j = _zone_of(xj, nj, p, green, yellow)
@@ -676,12 +691,12 @@ def traffic_light(failures, level: float, *, mpor: int = 1) -> TrafficLight:
                 "zone": zone_j,
             }
         )
-    worst = max(rows, key=lambda r: (Zone(r["zone"]).rank, r["probability"]))
-    zone = worst["zone"]
+    worst = max(rows, key=lambda r: (Zone(str(r["zone"])).rank, float(r["probability"])))
+    zone = Zone(str(worst["zone"]))
     return TrafficLight(
         zone,
-        worst["probability"],
-        worst["type_i"],
+        float(worst["probability"]),
+        float(worst["type_i"]),
         _basel_increase(zone, x, n, p),
         x,
         n,
@@ -769,7 +784,9 @@ def _z_statistics(
     return z1, z2
 
 
-def _tail(distribution: str, dof: float | None, alpha: float):
+def _tail(
+    distribution: str, dof: float | None, alpha: float
+) -> tuple[Callable[[np.random.Generator, tuple[int, int]], np.ndarray], float, float]:
     """The standard distribution's sampler, its α-quantile q and tail mean m = E[ε | ε ≤ q]."""
     if distribution == "normal":
         q = stats.norm.ppf(alpha)
@@ -816,9 +833,9 @@ def simulate_null_z(
 
 
 def _acerbi_szekely_iid(
-    pnl,
-    var,
-    es,
+    pnl: ArrayLike,
+    var: ArrayLike,
+    es: ArrayLike,
     level: float,
     *,
     rng: np.random.Generator,
@@ -879,9 +896,9 @@ def _acerbi_szekely_iid(
 
 
 def acerbi_szekely(
-    pnl,
-    var,
-    es,
+    pnl: ArrayLike,
+    var: ArrayLike,
+    es: ArrayLike,
     level: float,
     *,
     rng: np.random.Generator,
@@ -914,9 +931,21 @@ def acerbi_szekely(
     carries a low-power ``warning``.
     """
     h = _mpor(mpor)
-    core = dict(rng=rng, distribution=distribution, dof=dof, scenarios=scenarios)
+    def core(pnl: ArrayLike, var: ArrayLike, es: ArrayLike, test_level: float) -> AcerbiSzekely:
+        return _acerbi_szekely_iid(
+            pnl,
+            var,
+            es,
+            level,
+            rng=rng,
+            distribution=distribution,
+            dof=dof,
+            scenarios=scenarios,
+            test_level=test_level,
+        )
+
     if h == 1:
-        return _acerbi_szekely_iid(pnl, var, es, level, test_level=test_level, **core)
+        return core(pnl, var, es, test_level)
     arrays = [np.asarray(a, dtype=float) for a in (pnl, var, es)]
     if not arrays[0].size == arrays[1].size == arrays[2].size:
         raise ValueError(
@@ -925,8 +954,7 @@ def acerbi_szekely(
     offsets = range(min(h, arrays[0].size))
     adjusted = 1.0 - (1.0 - _test_level(test_level)) / len(offsets)
     parts = [
-        _acerbi_szekely_iid(*(a[j::h] for a in arrays), level, test_level=adjusted, **core)
-        for j in offsets
+        core(arrays[0][j::h], arrays[1][j::h], arrays[2][j::h], adjusted) for j in offsets
     ]
 
     def combine(name: str) -> TestResult:
@@ -1026,7 +1054,7 @@ def _iid_report(
     level: float,
     test_level: float,
     null: Null,
-    rng,
+    rng: np.random.Generator | None,
     simulations: int,
     null_distribution: MonteCarloNull | None,
 ) -> CoverageReport:
@@ -1113,7 +1141,7 @@ def _finite_or_none(value: float) -> float | None:
 
 
 def coverage_report(
-    failures,
+    failures: ArrayLike,
     level: float,
     test_level: float = 0.95,
     *,
@@ -1148,7 +1176,13 @@ def coverage_report(
     if nulls is not None and not math.isclose(nulls.p, p, rel_tol=1e-9):
         raise ValueError(f"the null is for p = {nulls.p}, not {p}")
     if h == 1:
-        single = nulls.get(f.size) if nulls is not None else null_distribution
+        single = (
+            nulls.get(f.size)
+            if nulls is not None
+            else null_distribution
+            if isinstance(null_distribution, MonteCarloNull)
+            else None
+        )
         return _iid_report(f, level, test_level, null, rng, simulations, single)
     if null == "monte-carlo" and nulls is None:
         if isinstance(null_distribution, MonteCarloNull):

@@ -24,10 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from backtesting._typing import ArrayLike
+
 HORIZONS = (1, 5, 30)
 
 
-def _margins(margins) -> np.ndarray:
+def _margins(margins: ArrayLike) -> np.ndarray:
     m = np.asarray(margins, dtype=float)
     if m.ndim != 1 or m.size == 0:
         raise ValueError(f"margins must be a non-empty 1-D array, got shape {m.shape}")
@@ -77,7 +79,7 @@ class MarginIncrease:
         }
 
 
-def peak_to_trough(margins, trough_first: bool = False) -> PeakToTrough:
+def peak_to_trough(margins: ArrayLike, trough_first: bool = False) -> PeakToTrough:
     """Peak over trough of ``margins`` (see the module docstring); 1 for a single day."""
     m = _margins(margins)
     if not trough_first:
@@ -90,7 +92,7 @@ def peak_to_trough(margins, trough_first: bool = False) -> PeakToTrough:
     return PeakToTrough(float(ratios[peak]), peak, int(where_min[peak]), True)
 
 
-def max_increase(margins, n: int, pathwise: bool = False) -> MarginIncrease:
+def max_increase(margins: ArrayLike, n: int, pathwise: bool = False) -> MarginIncrease:
     """The largest ``n``-day relative margin increase (see the module docstring)."""
     if not isinstance(n, int | np.integer) or n < 1:
         raise ValueError(f"n must be a positive number of days, got {n!r}")
@@ -136,7 +138,7 @@ class ProcyclicalitySummary:
         }
 
 
-def procyclicality_summary(margins, horizons: Sequence[int] = HORIZONS) -> ProcyclicalitySummary:
+def procyclicality_summary(margins: ArrayLike, horizons: Sequence[int] = HORIZONS) -> ProcyclicalitySummary:
     """Peak-to-trough both ways and the largest 1-, 5- and 30-day increases (end-point and
     pathwise)."""
     m = _margins(margins)

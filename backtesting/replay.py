@@ -42,6 +42,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import numpy as np
 import pandas as pd
 
+from backtesting._typing import DayLike
 from margin_engine.book import STABLE, Positions, value_book
 from margin_engine.collateral import haircut_value
 from margin_engine.instruments import DAYS_PER_YEAR, Kind, parse_instrument
@@ -50,13 +51,13 @@ from margin_engine.models import margin, model_named
 from margin_engine.params import CollateralParams, HaircutTier, ModelParams
 from margin_engine.portfolios import DayMarket, Portfolio
 from margin_engine.pricing import black76_price
-from margin_engine.var import historical_scenarios
+from margin_engine.var import JointScenarios, historical_scenarios
 from vocabulary import MarginModel
 
 HAIRCUT_MODEL = MarginModel.HAIRCUT
 
 
-def end_of_day(day) -> datetime:
+def end_of_day(day: DayLike) -> datetime:
     return datetime.combine(pd.Timestamp(day).date() + timedelta(days=1), time(0), tzinfo=UTC)
 
 
@@ -206,7 +207,10 @@ def path_points(
     """The close of every day in (day, day + mpor] and, for each, the low/high combinations of
     ``underlyings``. A day inside the window without closes adds no point; None when the last
     day (the close-to-close end) has none."""
-    offsets, spots, atms, bases = [], [], [], []
+    offsets: list[int] = []
+    spots: list[np.ndarray] = []
+    atms: list[np.ndarray] = []
+    bases: list[np.ndarray] = []
     final = 0
     columns = list(history.close.columns)
     cols = [columns.index(u) for u in underlyings]
@@ -438,7 +442,7 @@ class VarInputs:
         horizon: int,
         lookback: int,
         method: str,
-    ):
+    ) -> JointScenarios:
         cols = list(underlyings)
         past = self.returns.loc[:day, cols]
         # a day enters the scenarios once every underlying has a return and a filtered vol for it
@@ -617,8 +621,8 @@ def replay_collateral(
         blocks: dict[int, list[int]] = {}
         for k, p in enumerate(params):
             blocks.setdefault(id(p.collateral_for(asset)), []).append(k)
-        for members in blocks.values():
-            members = np.array(members)
+        for indices in blocks.values():
+            members = np.array(indices)
             live = members[ok[members]]
             if live.size:
                 block = params[live[0]].collateral_for(asset)

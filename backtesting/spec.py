@@ -6,13 +6,13 @@ import re
 from dataclasses import asdict, dataclass
 from datetime import date
 
-from calibration.univariate import UnivariateSpec
+from calibration.univariate import Innovation, UnivariateSpec, VolProcess
 from margin_engine.portfolios import select
 from vocabulary import BOOK_MODELS
 
 DEFAULT_MODELS = ("deribit-pm", "span", "var")
 DEFAULT_PORTFOLIOS = ("books", "collateral")
-VOL_SPEC = UnivariateSpec("gjr-garch", "t")
+VOL_SPEC = UnivariateSpec(VolProcess.GJR_GARCH, Innovation.STUDENT_T)
 CALIBRATABLE = (
     "underlyings.*.pm.price_range",
     "underlyings.*.span.price_scan_range",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -53,9 +54,16 @@ def summarise(
     ):
         g = g.sort_values("date")
         n = len(g)
-        kwargs = dict(mpor=mpor, null="monte-carlo", null_distribution=nulls)
-        report = coverage_report(g["breach"].to_numpy(), confidence, **kwargs)
-        path = coverage_report(g["breach_path"].to_numpy(), confidence, **kwargs)
+        report, path = (
+            coverage_report(
+                g[column].to_numpy(),
+                confidence,
+                mpor=mpor,
+                null="monte-carlo",
+                null_distribution=nulls,
+            )
+            for column in ("breach", "breach_path")
+        )
         summary = _summary(label, portfolio, model, currency, g, report, standard)
         summary["coverage_path"] = path.as_dict()
         summary["breach_dates_path"] = [
@@ -137,14 +145,20 @@ def _es_tests(g: pd.DataFrame, spec: BacktestSpec, mpor: int, key: tuple) -> dic
     return out
 
 
-def _finite(x) -> float | None:
+def _finite(x: float) -> float | None:
     x = float(x)
     return x if math.isfinite(x) else None
 
 
 def _summary(
-    label, portfolio, model, currency, g: pd.DataFrame, report: CoverageReport, standard
-) -> dict:
+    label: str,
+    portfolio: str,
+    model: str,
+    currency: str,
+    g: pd.DataFrame,
+    report: CoverageReport,
+    standard: pd.Series,
+) -> dict[str, Any]:
     dates = pd.DatetimeIndex(g["date"])
     margin_usd = (g["margin"] * g["fx_usd"]).to_numpy()
     loss_usd = (g["loss"] * g["fx_usd"]).to_numpy()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -269,7 +270,7 @@ class DccFit:
         }
 
 
-def _hessian(f, x: np.ndarray, step: float = 1e-4) -> np.ndarray:
+def _hessian(f: Callable[[np.ndarray], float], x: np.ndarray, step: float = 1e-4) -> np.ndarray:
     n = len(x)
     h = np.zeros((n, n))
     for i in range(n):
@@ -329,6 +330,7 @@ def fit_dcc(
         )
         if best is None or result.fun < best.fun:
             best = result
+    assert best is not None  # two starting points always run
     a, b = (float(v) for v in best.x)
     interior = a > 1e-6 and b > 1e-6 and a + b < max_persistence - 2 * STATIONARITY_MARGIN
     se_a = se_b = math.nan

@@ -27,6 +27,7 @@ from calibration.returns import log_returns
 from calibration.univariate import (
     EwmaFit,
     Innovation,
+    MeanModel,
     UnivariateFit,
     UnivariateSpec,
     VolProcess,
@@ -37,8 +38,8 @@ from calibration.univariate import (
 from vocabulary import EWMA_LAMBDA
 
 VOL_OF_VOL_CANDIDATES = (
-    UnivariateSpec(VolProcess.GARCH, Innovation.NORMAL, "zero"),
-    UnivariateSpec(VolProcess.GARCH, Innovation.STUDENT_T, "zero"),
+    UnivariateSpec(VolProcess.GARCH, Innovation.NORMAL, MeanModel.ZERO),
+    UnivariateSpec(VolProcess.GARCH, Innovation.STUDENT_T, MeanModel.ZERO),
 )
 
 
@@ -68,7 +69,7 @@ class IvDynamics:
     fingerprint: str
     library_versions: dict[str, str]
     log_changes: pd.Series = field(repr=False, compare=False)
-    vol_fit: UnivariateFit | EwmaFit = field(repr=False, compare=False, default=None)
+    vol_fit: UnivariateFit | EwmaFit | None = field(repr=False, compare=False, default=None)
 
     def to_dict(self) -> dict:
         out = {
@@ -156,6 +157,7 @@ def rebuild_iv_dynamics(stored: dict, iv: pd.Series) -> IvDynamics:
         )
     changes = log_returns(iv, asset=f"{stored['asset']} IV").values
     fit_detail = stored["vol_fit"]
+    vol_fit: UnivariateFit | EwmaFit
     if fit_detail["model"] == "ewma":
         vol_fit = fit_ewma(
             changes, reason=fit_detail.get("reason", ""), lam=fit_detail["spec"]["lambda"]

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from calibration._typing import DayLike
 from calibration.filters import ewma_variance_path
 from calibration.recommend import path_extremes
 from calibration.rolling import RollingForecasts
@@ -46,7 +47,7 @@ class RealtimeVolatility:
     def horizon(self) -> int:
         return int(self.forecasts.columns.max()) if len(self.forecasts.columns) else 0
 
-    def vol_now(self, origin) -> float:
+    def vol_now(self, origin: DayLike) -> float:
         """:math:`\\sigma_{t+1\\mid t}` for origin ``t``."""
         return float(np.sqrt(self.forecasts.loc[pd.Timestamp(origin), 1]))
 

@@ -160,7 +160,7 @@ def _innovation_ppf(fit: UnivariateFit | EwmaFit, probabilities: np.ndarray) -> 
 
         return norm.ppf(probabilities)
     model = fit.result.model if fit.result is not None else fit.spec.build(pd.Series(np.zeros(200)))
-    shape = [fit.params[k] for k in model.distribution.parameter_names()]
+    shape: list[float] | None = [fit.params[k] for k in model.distribution.parameter_names()]
     if fit.spec.dist is Innovation.NORMAL:
         shape = None
     return np.asarray(model.distribution.ppf(probabilities, shape), dtype=float)
@@ -448,11 +448,12 @@ def recommend(
                 ),
             )
         )
-        if iv and asset in iv and iv[asset].vol_fit is not None:
+        vol_fit = iv[asset].vol_fit if iv and asset in iv else None
+        if iv and vol_fit is not None:
             dynamics = iv[asset]
             changes = (iv_history or {}).get(asset, dynamics.log_changes)
             vol_move = estimate_move(
-                dynamics.vol_fit,
+                vol_fit,
                 changes,
                 policy,
                 policy.mpor_days,

@@ -21,6 +21,7 @@ from enum import StrEnum
 import numpy as np
 import pandas as pd
 
+from calibration._typing import DayLike
 from vocabulary import DAYS_PER_YEAR
 
 
@@ -71,7 +72,7 @@ class ReturnSeries:
     def end(self):
         return self.values.index[-1] if len(self.values) else None
 
-    def window(self, start=None, end=None) -> ReturnSeries:
+    def window(self, start: DayLike | None = None, end: DayLike | None = None) -> ReturnSeries:
         """The returns dated in [start, end] (either open), with their gaps."""
         index = self.values.index
         keep = np.ones(len(index), bool)

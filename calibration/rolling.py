@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from calibration._typing import DayLike
 from calibration.univariate import (
     SCALE,
     FitStart,
@@ -171,7 +172,9 @@ def _ewma_block(
     return np.array(out)
 
 
-def _origins(index: pd.DatetimeIndex, config: RollingConfig, start, end) -> np.ndarray:
+def _origins(
+    index: pd.DatetimeIndex, config: RollingConfig, start: DayLike | None, end: DayLike | None
+) -> np.ndarray:
     """Positions of the origins in ``[start, end]`` that have a full window before them."""
     positions = np.arange(config.window - 1, len(index))
     if start is not None:
@@ -186,8 +189,8 @@ def rolling_forecasts(
     spec: UnivariateSpec = UnivariateSpec(),
     config: RollingConfig = RollingConfig(),
     *,
-    start=None,
-    end=None,
+    start: DayLike | None = None,
+    end: DayLike | None = None,
     asset: str = "",
 ) -> RollingForecasts:
     """Rolling forecasts of one series for origins in ``[start, end]`` (see the module doc).
@@ -297,7 +300,9 @@ def _task(args):
     return asset, rolling_forecasts(returns, spec, config, start=start, end=end, asset=asset)
 
 
-def _chains(returns: pd.Series, config: RollingConfig, start, end) -> list[tuple]:
+def _chains(
+    returns: pd.Series, config: RollingConfig, start: DayLike | None, end: DayLike | None
+) -> list[tuple]:
     """The requested origins split at warm-start-chain boundaries: independent pieces of work."""
     index = pd.DatetimeIndex(pd.to_datetime(returns.sort_index().index))
     eligible = _origins(index, config, start, end)
@@ -316,8 +321,8 @@ def rolling_forecasts_many(
     spec: UnivariateSpec = UnivariateSpec(),
     config: RollingConfig = RollingConfig(),
     *,
-    start=None,
-    end=None,
+    start: DayLike | None = None,
+    end: DayLike | None = None,
     max_workers: int | None = None,
 ) -> dict[str, RollingForecasts]:
     """:func:`rolling_forecasts` for several underlyings in parallel processes.

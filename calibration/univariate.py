@@ -28,12 +28,13 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 from arch import arch_model
 from arch.univariate import EWMAVariance, ZeroMean
-from arch.univariate.base import ARCHModelResult
+from arch.univariate.base import ARCHModel, ARCHModelFixedResult, ARCHModelResult
 from scipy import integrate
 from statsmodels.stats.diagnostic import acorr_ljungbox
 
@@ -77,12 +78,16 @@ class FitStart(StrEnum):
     FIXED = "fixed"  # approved parameters applied without estimation
 
 
-_ARCH_VOL = {
+_ARCH_VOL: dict[VolProcess, tuple[Literal["GARCH", "EGARCH"], int]] = {
     VolProcess.GARCH: ("GARCH", 0),
     VolProcess.GJR_GARCH: ("GARCH", 1),
     VolProcess.EGARCH: ("EGARCH", 1),
 }
-_ARCH_DIST = {Innovation.NORMAL: "normal", Innovation.STUDENT_T: "t", Innovation.SKEW_T: "skewt"}
+_ARCH_DIST: dict[Innovation, Literal["normal", "t", "skewt"]] = {
+    Innovation.NORMAL: "normal",
+    Innovation.STUDENT_T: "t",
+    Innovation.SKEW_T: "skewt",
+}
 _LABEL = {VolProcess.GARCH: "GARCH", VolProcess.GJR_GARCH: "GJR-GARCH", VolProcess.EGARCH: "EGARCH"}
 
 
@@ -120,7 +125,7 @@ def _linear_constraint_jacobians():
 
 def _coerce(enum: type[StrEnum], value: object, field_name: str) -> StrEnum:
     try:
-        return enum(value)
+        return enum(str(value.value if isinstance(value, StrEnum) else value))
     except ValueError:
         choices = ", ".join(repr(m.value) for m in enum)
         raise ValueError(
@@ -145,7 +150,7 @@ class UnivariateSpec:
     def name(self) -> str:
         return f"{_LABEL[self.vol]}(1,1)-{self.dist.value}"
 
-    def build(self, returns_pct: pd.Series):
+    def build(self, returns_pct: pd.Series) -> ARCHModel:
         """The ``arch`` model of this spec on percent returns."""
         vol, o = _ARCH_VOL[self.vol]
         return arch_model(
@@ -226,7 +231,9 @@ class UnivariateFit:
     conditional_vol: pd.Series = field(repr=False, compare=False)
     std_resid: pd.Series = field(repr=False, compare=False)
     next_variance: float = 0.0  # sigma^2_{T+1 | T}, decimal
-    result: ARCHModelResult | None = field(default=None, repr=False, compare=False)
+    result: ARCHModelResult | ARCHModelFixedResult | None = field(
+        default=None, repr=False, compare=False
+    )
 
     kind = "garch"
 
@@ -303,7 +310,7 @@ def absolute_moment(spec: UnivariateSpec, params: dict[str, float]) -> float:
     shape = np.array([params["eta"], params["lambda"]])
     dist = SkewStudent()
     value, _ = integrate.quad(
-        lambda u: abs(float(dist.ppf(np.array([u]), shape)[0])), 0.0, 1.0, limit=200
+        lambda u: abs(float(np.asarray(dist.ppf(np.array([u]), shape))[0])), 0.0, 1.0, limit=200
     )
     return value
 
@@ -516,7 +523,7 @@ def _as_series(
 def _window(
     series: pd.Series, asset: str, policy: str | None, gaps: tuple[dict, ...]
 ) -> DataWindow:
-    def label(x) -> str:
+    def label(x: object) -> str:
         return x.date().isoformat() if hasattr(x, "date") and callable(x.date) else str(x)
 
     return DataWindow(
@@ -546,9 +553,9 @@ def negative_half_moment(spec: UnivariateSpec, params: dict[str, float]) -> floa
 
     shape = np.array([params["eta"], params["lambda"]])
     dist = SkewStudent()
-    split = float(dist.cdf(np.array([0.0]), shape)[0])
+    split = float(np.asarray(dist.cdf(np.array([0.0]), shape))[0])
     value, _ = integrate.quad(
-        lambda u: float(dist.ppf(np.array([u]), shape)[0]) ** 2, 0.0, split, limit=200
+        lambda u: float(np.asarray(dist.ppf(np.array([u]), shape))[0]) ** 2, 0.0, split, limit=200
     )
     return value
 
@@ -582,7 +589,7 @@ def _unconditional_vol(
     return math.sqrt(variance_pct / SCALE**2 * DAYS_PER_YEAR)
 
 
-def _parameter_names(model) -> list[str]:
+def _parameter_names(model: ARCHModel) -> list[str]:
     """Mean, volatility and distribution parameter names, in arch's order."""
     return (
         list(model.parameter_names())
@@ -591,7 +598,7 @@ def _parameter_names(model) -> list[str]:
     )
 
 
-def _bounds(model, y: np.ndarray) -> list[tuple[float, float]]:
+def _bounds(model: ARCHModel, y: np.ndarray) -> list[tuple[float, float]]:
     resids = y - (y.mean() if model.num_params else 0.0)
     bounds = list(model.bounds())
     bounds += model.volatility.bounds(resids)
@@ -627,13 +634,13 @@ def _ljung_box(std_resid: np.ndarray) -> tuple[LjungBox, ...]:
     return tuple(out)
 
 
-def _next_variance(result: ARCHModelResult) -> float:
+def _next_variance(result: ARCHModelResult | ARCHModelFixedResult) -> float:
     forecast = result.forecast(horizon=1, reindex=False)
     return float(forecast.variance.iloc[-1, 0]) / SCALE**2
 
 
 def _build_fit(
-    result: ARCHModelResult,
+    result: ARCHModelResult | ARCHModelFixedResult,
     spec: UnivariateSpec,
     series: pd.Series,
     window: DataWindow,
@@ -646,6 +653,7 @@ def _build_fit(
     names = list(result.params.index)
     params = {k: float(v) for k, v in result.params.items()}
     if estimated:
+        assert isinstance(result, ARCHModelResult)  # an estimate carries its optimizer's record
         std_errors = (
             {k: float(v) for k, v in result.std_err.items()}
             if diagnostics

@@ -81,7 +81,7 @@ def read_text(path: str | Path, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> str:
 class _BoundedLoader(yaml.SafeLoader):
     """PyYAML's safe loader with a depth limit, bounded alias expansion and unique keys."""
 
-    def __init__(self, stream) -> None:
+    def __init__(self, stream: str | bytes) -> None:
         super().__init__(stream)
         self._depth = 0
 
@@ -102,7 +102,7 @@ class _BoundedLoader(yaml.SafeLoader):
         return super().construct_document(node)
 
     def construct_mapping(self, node, deep=False):
-        seen = {}
+        seen: dict[object, int] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
             try:
@@ -122,7 +122,7 @@ class _BoundedLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _check_expansion(root) -> None:
+def _check_expansion(root: yaml.Node) -> None:
     """Refuse a node graph whose aliases expand beyond :data:`MAX_NODES` nodes (counted once
     per path, with each shared node's size computed once: the check is linear in the file)."""
     sizes: dict[int, int] = {}

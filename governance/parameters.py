@@ -28,7 +28,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -123,9 +123,9 @@ class CollateralBlock(_Block):
         limits = [t.up_to_usd for t in self.tiers]
         if not limits or limits[-1] is not None:
             raise ValueError("the last tier must have no limit (up_to_usd: null)")
-        finite = limits[:-1]
+        finite = [x for x in limits[:-1] if x is not None]
         if (
-            any(x is None for x in finite)
+            len(finite) != len(limits) - 1
             or finite != sorted(finite)
             or len(set(finite)) != len(finite)
         ):
@@ -265,14 +265,20 @@ class ParameterSet(_Block):
                 u: StandardParams(**b.standard.model_dump()) for u, b in self.underlyings.items()
             },
             span={u: SpanParams(**b.span.model_dump()) for u, b in self.underlyings.items()},
-            spreads={tuple(k.split("-")): s.credit for k, s in self.spreads.items()},
+            spreads={_pair(k): s.credit for k, s in self.spreads.items()},
             collateral={a: tiers(b) for a, b in self.collateral.items()},
             var=VarParams(**v.model_dump()),
             mm_factor=self.pm.mm_factor,
         )
 
 
-def flatten_paths(node: Any, prefix: str = ""):
+def _pair(key: str) -> tuple[str, str]:
+    """``"BTC-ETH"`` as ``("BTC", "ETH")`` (a spread's key; validated as two symbols)."""
+    first, second = key.split("-")
+    return first, second
+
+
+def flatten_paths(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
     if isinstance(node, dict):
         for key in sorted(node):
             yield from flatten_paths(node[key], f"{prefix}{key}.")
@@ -346,7 +352,7 @@ def apply_diff(changes: list[Change], base: ParameterSet) -> ParameterSet:
         parts = change.path.split(".")
         node: Any = document
         for i, part in enumerate(parts[:-1]):
-            child = [] if parts[i + 1].isdigit() else {}
+            child: list[Any] | dict[str, Any] = [] if parts[i + 1].isdigit() else {}
             if isinstance(node, list):
                 index = int(part)
                 while len(node) <= index:

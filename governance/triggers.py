@@ -17,7 +17,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from governance.parameters import ParameterSet
 from governance.policy import Policy, RollbackRule
@@ -205,7 +205,7 @@ def drift_trigger(
     lines = [
         f"- {d['path']}: active {d['active']:g}, recommended {d['recommended']:.4g} "
         f"(drift {d['drift']:.0%} > {d['tolerance']:.0%}); proposed {d['proposed']:g}"
-        + (f" — {'; '.join(d['notes'])}" if d["notes"] else "")
+        + (f" — {'; '.join(cast(list[str], d['notes']))}" if d["notes"] else "")
         for d in drifted
     ]
     document = ProposalDocument(

@@ -280,10 +280,10 @@ class Positions:
         present = np.zeros((self.n_accounts, len(self.currencies)), bool)
         for g, c in enumerate(self.group_currency):
             present[:, c] |= held[:, g]
-        present = present.reshape(-1)
-        idx = np.flatnonzero(present)
+        flat = present.reshape(-1)
+        idx = np.flatnonzero(flat)
         n_cur = len(self.currencies)
-        return present, idx // n_cur, np.asarray(self.currencies, dtype=object)[idx % n_cur]
+        return flat, idx // n_cur, np.asarray(self.currencies, dtype=object)[idx % n_cur]
 
     @functools.cached_property
     def currency_row(self) -> np.ndarray:
@@ -424,7 +424,7 @@ class MarginResult:
         return out
 
     def describe_worst(self, row: int) -> dict | None:
-        if self.worst_scenario is None:
+        if self.worst_scenario is None or self.worst_loss is None:
             return None
         return {
             **self.scenario_catalog[int(self.worst_scenario[row])],

@@ -25,10 +25,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 
+from margin_engine._typing import Values
 from margin_engine.instruments import DAYS_PER_YEAR, Instrument, Kind, parse_instrument
 
 STABLECOINS = {"USD", "USDC", "USDT"}
@@ -40,7 +42,9 @@ class MarketDataError(ValueError):
     """The snapshot cannot value an instrument (no index, no IV)."""
 
 
-def smile_vol(atm: float, strike: np.ndarray, forward: np.ndarray, years: np.ndarray) -> np.ndarray:
+def smile_vol(
+    atm: Values, strike: np.ndarray, forward: np.ndarray, years: np.ndarray
+) -> np.ndarray:
     """The documented parametric smile around ``atm`` (see the module docstring)."""
     sd = atm * np.sqrt(np.maximum(years, 1e-8))
     x = np.log(strike / forward) / sd
@@ -162,6 +166,7 @@ class MarketSnapshot:
                     raise
                 skipped.append(f"{str(row.instrument_name)[:64]!r} ({exc})")
                 continue
+            assert instrument.expiry is not None  # an option always has one
             by_expiry.setdefault(instrument.underlying, {}).setdefault(
                 instrument.expiry, []
             ).append(forward)
@@ -170,7 +175,7 @@ class MarketSnapshot:
             u: {expiry: float(np.median(values)) for expiry, values in curve.items()}
             for u, curve in by_expiry.items()
         }
-        notes = ()
+        notes: tuple[str, ...] = ()
         if skipped:
             notes = (
                 f"{len(skipped)} unusable option row(s) left out: {', '.join(skipped[:3])}"
@@ -179,11 +184,11 @@ class MarketSnapshot:
         return cls(as_of, index, forwards, iv, source="deribit-option-chain", notes=notes)
 
     @classmethod
-    def from_json(cls, document: Mapping | str | Path) -> MarketSnapshot:
+    def from_json(cls, document: Mapping[str, Any] | str | Path) -> MarketSnapshot:
         """From ``{"as_of": ISO time, "index": {"BTC": 60000}, "futures": {"BTC-27DEC24":
         61000}, "iv": {"BTC-27DEC24-60000-C": 0.55}, "default_iv": {"BTC": 0.6}}``."""
         if isinstance(document, str | Path):
-            document = json.loads(Path(document).read_text())
+            document = cast(Mapping[str, Any], json.loads(Path(document).read_text()))
         if "as_of" not in document or "index" not in document:
             raise ValueError("market JSON needs 'as_of' and 'index'")
         as_of = pd.Timestamp(document["as_of"])
@@ -193,7 +198,7 @@ class MarketSnapshot:
         forwards: dict[str, dict[datetime, float]] = {}
         for name, price in (document.get("futures") or {}).items():
             instrument = parse_instrument(name)
-            if instrument.kind is not Kind.FUTURE:
+            if instrument.kind is not Kind.FUTURE or instrument.expiry is None:
                 raise ValueError(f"market JSON futures: {name} is not a dated future")
             forwards.setdefault(instrument.underlying, {})[instrument.expiry] = float(price)
         return cls(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 from vocabulary import Apc, VarMethod
 
@@ -181,9 +182,9 @@ class CollateralParams:
             "collateral.tiers",
             "the last tier must have no limit",
         )
-        finite = [x for x in limits[:-1]]
+        finite = [x for x in limits[:-1] if x is not None]
         _check(
-            all(x is not None for x in finite) and finite == sorted(finite),
+            len(finite) == len(limits) - 1 and finite == sorted(finite),
             "collateral.tiers",
             "limits must increase",
         )
@@ -227,7 +228,7 @@ class ModelParams:
         for pair, credit in self.spreads.items():
             _fraction(f"spreads.{pair[0]}-{pair[1]}.credit", credit)
 
-    def _lookup(self, table: Mapping, key: str, default: Callable[[], object]):
+    def _lookup(self, table: Mapping[str, Any], key: str, default: Callable[[], Any]) -> Any:
         """``table[key]``, else the fallback underlying's entry, else ``default()`` (built only
         when needed: models ask for parameters per group many times per call)."""
         if key in table:

@@ -31,13 +31,15 @@ Reproduces Deribit's published ``private/pme/simulate`` examples (see the tests)
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from typing import Any
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from margin_engine.book import DEEPEST_MOVE, STABLE, MarginResult, Positions, worst_by_row
 from margin_engine.instruments import Kind
-from margin_engine.params import ModelParams
+from margin_engine.params import ModelParams, PortfolioMarginParams
 
 PRICE_BUCKETS = 9
 VOL_SCENARIOS = ("up", "unchanged", "down")
@@ -62,7 +64,9 @@ def extended_scale(price_range: float, factor: float) -> np.ndarray:
     return factor * (price_range / np.abs(m)) * (1 + m) / denominator
 
 
-def vol_shocks(iv: np.ndarray, years: np.ndarray, p) -> tuple[np.ndarray, np.ndarray]:
+def vol_shocks(
+    iv: np.ndarray, years: np.ndarray, p: PortfolioMarginParams
+) -> tuple[np.ndarray, np.ndarray]:
     """Vol-up and vol-down IVs of options with implied vol ``iv`` and ``years`` to expiry."""
     dte = np.maximum(np.asarray(years) * 365.0, MIN_DTE_DAYS)
     power = np.where(dte < 30, p.short_term_vega_power, p.long_term_vega_power)
@@ -99,7 +103,7 @@ def risk_arrays(positions: Positions, params: ModelParams) -> np.ndarray:
     return book.scenario_pnl(moves, vols) * scale
 
 
-def scenario_catalog(params: ModelParams, groups) -> tuple[dict, ...]:
+def scenario_catalog(params: ModelParams, groups: Sequence[tuple[str, str]]) -> tuple[dict, ...]:
     """One description per (group, scenario), in group-major order."""
     catalog = []
     per_underlying: dict[str, list[dict]] = {}
@@ -215,7 +219,9 @@ def portfolio_margin(positions: Positions, params: ModelParams | None = None) ->
 PARALLEL_ROWS = 50_000  # below this many (account, group) rows one thread is faster
 
 
-def _scan_block(block, standard_columns: np.ndarray, extended_columns: np.ndarray):
+def _scan_block(
+    block: Any, standard_columns: np.ndarray, extended_columns: np.ndarray
+) -> tuple[np.ndarray, ...]:
     """Worst standard and extended scenario (index, P&L) of each row of ``block``, with the
     trailing columns of the extended product (net delta, mark value)."""
     standard = block @ standard_columns
@@ -237,7 +243,9 @@ def _scan_block(block, standard_columns: np.ndarray, extended_columns: np.ndarra
     )
 
 
-def _scan_rows(positions: Positions, standard_columns: np.ndarray, extended_columns: np.ndarray):
+def _scan_rows(
+    positions: Positions, standard_columns: np.ndarray, extended_columns: np.ndarray
+) -> tuple[np.ndarray, ...]:
     """:func:`_scan_block` over every (account, group) row; large books are split into
     contiguous row blocks run on threads (scipy's sparse products and numpy's reductions
     release the GIL, so two cores take half the time). Rows are computed identically

@@ -16,13 +16,16 @@ USDC-linear contracts so that each sits in one settlement currency.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+
+import pandas as pd
 
 from margin_engine.pricing import black76_greeks, black76_price
 
 Legs = list[tuple[str, float]]
+LegsOf = Callable[["DayMarket"], Legs]  # a book's legs on a day's market
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,9 @@ def option(
 # --------------------------------------------------------------------------- the books
 
 
-def _options(underlying: str, specs: list[tuple[int, float, str, float]], linear: bool = False):
+def _options(
+    underlying: str, specs: list[tuple[int, float, str, float]], linear: bool = False
+) -> LegsOf:
     """``specs``: (tenor days, moneyness, C/P, quantity)."""
 
     def legs(m: DayMarket) -> Legs:
@@ -118,7 +123,7 @@ def _options(underlying: str, specs: list[tuple[int, float, str, float]], linear
     return legs
 
 
-def _delta_hedged_short_call(underlying: str, tenor: int = 30):
+def _delta_hedged_short_call(underlying: str, tenor: int = 30) -> LegsOf:
     """Short 1 ATM call, hedged to zero coin delta at the day's close with the inverse perpetual.
 
     An inverse option's coin delta is :math:`\\Delta_{BS} - V/F` (the premium is held in coin);
@@ -141,7 +146,7 @@ def _delta_hedged_short_call(underlying: str, tenor: int = 30):
     return legs
 
 
-def _long_short(long: str, short: str, usd: float):
+def _long_short(long: str, short: str, usd: float) -> LegsOf:
     def legs(m: DayMarket) -> Legs:
         return [
             (f"{long}_USDC-PERPETUAL", usd / m.spot[long]),
@@ -151,7 +156,7 @@ def _long_short(long: str, short: str, usd: float):
     return legs
 
 
-def _basis(underlying: str, tenor: int = 90):
+def _basis(underlying: str, tenor: int = 90) -> LegsOf:
     def legs(m: DayMarket) -> Legs:
         return [
             (f"{underlying}_USDC", 1.0),
@@ -161,21 +166,27 @@ def _basis(underlying: str, tenor: int = 90):
     return legs
 
 
-def _spot(underlying: str, quantity: float):
+def _spot(underlying: str, quantity: float) -> LegsOf:
     def legs(m: DayMarket) -> Legs:
         return [(f"{underlying}_USDC", quantity)]
 
     return legs
 
 
-def _collateral(underlying: str, usd: float):
+def _collateral(underlying: str, usd: float) -> LegsOf:
     def legs(m: DayMarket) -> Legs:
         return [(underlying, usd / m.spot[underlying])]
 
     return legs
 
 
-def _book(name, description, underlyings, legs, needs_iv=True) -> Portfolio:
+def _book(
+    name: str,
+    description: str,
+    underlyings: Sequence[str],
+    legs: LegsOf,
+    needs_iv: bool = True,
+) -> Portfolio:
     return Portfolio(name, description, tuple(underlyings), legs, "book", needs_iv)
 
 
@@ -281,7 +292,16 @@ GROUPS: dict[str, tuple[Portfolio, ...]] = {
 }
 
 
-def from_positions(frame, source: str) -> tuple[Portfolio, ...]:
+def _static(legs: tuple[tuple[str, float], ...]) -> LegsOf:
+    """The same legs whatever the day's market (an account snapshot)."""
+
+    def same(m: DayMarket) -> Legs:
+        return list(legs)
+
+    return same
+
+
+def from_positions(frame: pd.DataFrame, source: str) -> tuple[Portfolio, ...]:
     """Account snapshots (``account,instrument,quantity`` rows, e.g. a positions file) as static
     books: the same positions on every day, replayed while every instrument is alive at the end
     of the MPOR. The description carries a fingerprint of the rows, so cached results follow
@@ -293,7 +313,9 @@ def from_positions(frame, source: str) -> tuple[Portfolio, ...]:
     books = []
     for account, rows in frame.groupby("account", sort=True):
         legs: Legs = []
-        underlyings, expiries, options = set(), [], False
+        underlyings: set[str] = set()
+        expiries: list[date] = []
+        options = False
         for name, quantity in zip(rows["instrument"], rows["quantity"], strict=True):
             try:
                 inst = parse_instrument(str(name).strip())
@@ -315,7 +337,7 @@ def from_positions(frame, source: str) -> tuple[Portfolio, ...]:
                 f"{account}",
                 f"account {account} from {source} (rows {digest})",
                 tuple(sorted(underlyings)),
-                lambda m, legs=tuple(legs): list(legs),
+                _static(tuple(legs)),
                 "book",
                 options,
                 min(expiries) if expiries else None,

@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr
 
+from margin_engine._typing import Values
+
 _SQRT_2PI = np.sqrt(2.0 * np.pi)
 
 
@@ -45,7 +47,9 @@ def _d1_d2(forward, strike, years, vol, is_call):
     return forward, strike, years, vol, is_call, sd, live, d1, d1 - sd
 
 
-def black76_price(forward, strike, years, vol, is_call) -> np.ndarray:
+def black76_price(
+    forward: Values, strike: Values, years: Values, vol: Values, is_call: Values
+) -> np.ndarray:
     """Undiscounted Black-76 price in quote currency per unit of underlying."""
     forward, strike, years, vol, is_call, sd, live, d1, d2 = _d1_d2(
         forward, strike, years, vol, is_call
@@ -58,7 +62,9 @@ def black76_price(forward, strike, years, vol, is_call) -> np.ndarray:
     return np.where(live, np.where(is_call, call, put), intrinsic)
 
 
-def black76_greeks(forward, strike, years, vol, is_call) -> dict[str, np.ndarray]:
+def black76_greeks(
+    forward: Values, strike: Values, years: Values, vol: Values, is_call: Values
+) -> dict[str, np.ndarray]:
     """``delta``, ``gamma``, ``vega`` (per 1.00 vol) and ``theta`` (per year), same shape as F."""
     forward, strike, years, vol, is_call, sd, live, d1, d2 = _d1_d2(
         forward, strike, years, vol, is_call
@@ -66,7 +72,7 @@ def black76_greeks(forward, strike, years, vol, is_call) -> dict[str, np.ndarray
     pdf = _pdf(d1)
     sqrt_t = np.sqrt(np.maximum(years, 0.0))
     intrinsic_delta = np.where(
-        is_call, (forward > strike).astype(float), -(forward < strike).astype(float)
+        is_call, np.greater(forward, strike).astype(float), -np.less(forward, strike).astype(float)
     )
     delta = np.where(live, np.where(is_call, ndtr(d1), ndtr(d1) - 1.0), intrinsic_delta)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -79,7 +85,14 @@ def black76_greeks(forward, strike, years, vol, is_call) -> dict[str, np.ndarray
 
 
 def implied_vol(
-    price, forward, strike, years, is_call, *, lo: float = 1e-4, hi: float = 10.0
+    price: Values,
+    forward: Values,
+    strike: Values,
+    years: Values,
+    is_call: Values,
+    *,
+    lo: float = 1e-4,
+    hi: float = 10.0,
 ) -> np.ndarray:
     """The Black-76 vol that reproduces ``price`` (bisection, vectorised); ``nan`` when the price
     is outside the no-arbitrage bounds."""

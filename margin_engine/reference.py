@@ -25,12 +25,24 @@ def _price(f: float, k: float, t: float, vol: float, call: bool) -> float:
     return float(black76_price(f, k, t, vol, call))
 
 
-def _unit_pnl(kind, inverse, f0, s0, k, t, iv, call, move, vol) -> float:
+def _unit_pnl(
+    kind: Kind,
+    inverse: bool,
+    f0: float,
+    s0: float,
+    k: float | None,
+    t: float,
+    iv: float,
+    call: bool,
+    move: float,
+    vol: float,
+) -> float:
     f1 = f0 * (1 + move)
     if kind in (Kind.PERPETUAL, Kind.FUTURE):
         return (1 / f0 - 1 / f1) if inverse else f0 * move
     if kind == Kind.SPOT:
         return 0.0 if inverse else s0 * move
+    assert k is not None  # an option has a strike
     v0, v1 = _price(f0, k, t, iv, call), _price(f1, k, t, vol, call)
     return (v1 / f1 - v0 / f0) if inverse else (v1 - v0)
 

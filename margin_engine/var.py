@@ -155,14 +155,14 @@ def weighted_var_es(
     es_level: float,
     *,
     with_es_var: bool = False,
-):
+) -> tuple[np.ndarray, ...]:
     """VaR at ``var_level`` and ES at ``es_level`` of each row of ``losses`` (rows × S); with
     ``with_es_var`` also the VaR at ``es_level`` (the pair an ES backtest needs)."""
     order = np.argsort(losses, axis=1)
     sorted_losses = np.take_along_axis(losses, order, axis=1)
     cum = np.cumsum(weights[order], axis=1)
 
-    def var_at(level: float) -> np.ndarray:
+    def var_at(level: float) -> tuple[np.ndarray, np.ndarray]:
         k = np.minimum((cum < level - 1e-12).sum(axis=1), losses.shape[1] - 1)
         return sorted_losses[np.arange(len(losses)), k], k
 
@@ -231,7 +231,7 @@ def var_margin(
         table.group
     ]
 
-    def risk(s: JointScenarios) -> tuple[np.ndarray, np.ndarray]:
+    def risk(s: JointScenarios) -> tuple[np.ndarray, ...]:
         moves = s.price_moves.T[u_of_instrument]  # (n, S)
         vols = book.vol[:, None] * (1.0 + s.vol_moves.T[u_of_instrument])
         pnl = currency_matrix @ book.scenario_pnl(moves, vols)

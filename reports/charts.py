@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 plt.rcParams.update(
     {
@@ -58,7 +59,7 @@ def _clean_svg(svg: str) -> str:
     return svg.strip()
 
 
-def _finish(fig, chart_id: str, title: str, alt: str) -> Chart:
+def _finish(fig: Figure, chart_id: str, title: str, alt: str) -> Chart:
     fig.tight_layout()
     svg_buffer, png_buffer = io.StringIO(), io.BytesIO()
     fig.savefig(
@@ -153,7 +154,9 @@ def traffic_light_strip(
     for i, (_, zones) in enumerate(rows):
         for j, label in enumerate(labels):
             zone = zones.get(label)
-            ax.add_patch(plt.Rectangle((j, i), 0.95, 0.85, color=ZONE_COLOURS.get(zone, "#dddddd")))
+            ax.add_patch(
+                plt.Rectangle((j, i), 0.95, 0.85, color=ZONE_COLOURS.get(zone or "", "#dddddd"))
+            )
             ax.text(
                 j + 0.47,
                 i + 0.42,

@@ -19,10 +19,11 @@ import numpy as np
 import pandas as pd
 
 from reports import charts
+from reports._typing import Record
 from reports.charts import Chart
+from vocabulary import Zone
 
 # "not testable": a loss series without variation — never red, never "worse"
-ZONE_RANK = {"not testable": -1, "green": 0, "yellow": 1, "red": 2}
 PROCEDURES = {
     "iid": "each day's breach tested as i.i.d. (MPOR of one day)",
     "interleaved-bonferroni": (
@@ -76,7 +77,7 @@ class BacktestData:
     notes: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_run(cls, run) -> BacktestData:
+    def from_run(cls, run: Any) -> BacktestData:
         return cls(
             run.run_id,
             dict(run.sets),
@@ -161,7 +162,7 @@ class ReportContext:
 # --------------------------------------------------------------------------- helpers
 
 
-def _finite(x) -> float | None:
+def _finite(x: Any) -> float | None:
     if x is None:
         return None
     x = float(x)
@@ -260,7 +261,7 @@ def _totals(backtest: BacktestData, label: str) -> dict:
             sum((s.get("coverage_path") or s["coverage"])["failures"] for s in mine)
         ),
         "expected": _finite(sum(s["coverage"]["expected"] for s in mine)),
-        "worst_zone": max(zones, key=ZONE_RANK.get) if zones else "-",
+        "worst_zone": Zone.worst(*zones).value if zones else "-",
         "red": sum(z == "red" for z in zones),
         "mean_margin_usd": _finite(sum(s["efficiency"]["mean_margin_usd"] or 0.0 for s in held)),
     }
@@ -419,15 +420,23 @@ def coverage_worse(current: dict | None, proposed: dict | None) -> bool:
         return False
     if "not testable" in (current["zone"], proposed["zone"]):
         return False
-    if ZONE_RANK[proposed["zone"]] != ZONE_RANK[current["zone"]]:
-        return ZONE_RANK[proposed["zone"]] > ZONE_RANK[current["zone"]]
+    before, after = Zone(current["zone"]), Zone(proposed["zone"])
+    if after.rank != before.rank:
+        return after.rank > before.rank
     if proposed["zone"] == "red" and proposed["breaches"] > current["breaches"]:
         return True
     es_now, es_then = (current.get("es") or {}), (proposed.get("es") or {})
     return bool(es_then.get("rejected")) and not es_now.get("rejected")
 
 
-def _verdict(proposal, current, proposed, worse, freed, model: str) -> tuple[str, list[str]]:
+def _verdict(
+    proposal: ProposalData,
+    current: Record,
+    proposed: Record,
+    worse: Sequence[Record],
+    freed: float | None,
+    model: str,
+) -> tuple[str, list[str]]:
     reasons = []
     if worse:
         names = ", ".join(f"{r['portfolio']} ({r['model']})" for r in worse[:5])
@@ -641,12 +650,18 @@ def _data_and_models(
     }
 
 
-def _proposal_charts(backtest, daily, calibration, affected, proposal) -> list[Chart]:
+def _proposal_charts(
+    backtest: BacktestData,
+    daily: pd.DataFrame,
+    calibration: CalibrationData | None,
+    affected: tuple[str, str] | None,
+    proposal: ProposalData,
+) -> list[Chart]:
     out = []
     asset = _changed_asset(proposal)
     if calibration is not None and asset not in calibration.series:
         asset = next(iter(sorted(calibration.series)), None)
-    if calibration is not None and asset in calibration.series:
+    if calibration is not None and asset is not None and asset in calibration.series:
         breach_days = daily[
             (daily["set_label"] == "proposed")
             & daily["breach"]

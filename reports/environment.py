@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+from typing import SupportsFloat
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
@@ -67,19 +68,19 @@ def number(value: object, digits: int = 4) -> str:
     return str(value)
 
 
-def percent(value: object, digits: int = 2) -> str:
+def percent(value: SupportsFloat | None, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
     return f"{100 * float(value):.{digits}f} %"
 
 
-def usd(value: object) -> str:
+def usd(value: SupportsFloat | None) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
     return f"${float(value):,.0f}"
 
 
-def pvalue(value: object) -> str:
+def pvalue(value: SupportsFloat | None) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
     return f"{float(value):.3f}"

@@ -47,7 +47,8 @@ def render(context: ReportContext) -> RenderedReport:
 
 def _tidy_markdown(text: str) -> str:
     """At most one blank line in a row, one final newline: stable, diff-friendly output."""
-    lines, blank = [], False
+    lines: list[str] = []
+    blank = False
     for line in text.splitlines():
         if not line.strip():
             if not blank and lines:
