@@ -1,8 +1,10 @@
 """Ordered, checksummed schema migrations.
 
-Migrations are the files ``migrations/NNNN_name.sql``, applied in number order, each in its own
-transaction together with its row in ``meta.schema_version``. An applied migration whose file
-has since changed is an error: schemas move forward by new migrations, never by edits.
+Migrations are the files ``migrations/NNNN_name.sql`` of the packages that own a schema — the
+warehouse's (``market``, ``calib``, ``bt``, ``rpt``) here, governance's ``gov`` in
+``governance/migrations`` — numbered in one sequence and applied in number order, each in its
+own transaction together with its row in ``meta.schema_version``. An applied migration whose
+file has since changed is an error: schemas move forward by new migrations, never by edits.
 """
 
 from __future__ import annotations
@@ -28,13 +30,17 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
 
+# the packages whose ``migrations`` folder holds schema files, in no particular order
+OWNERS = ("pipelines.warehouse", "governance")
+
+
 def available_migrations() -> list[Migration]:
-    folder = resources.files("pipelines.warehouse") / "migrations"
     found = []
-    for entry in folder.iterdir():
-        match = _NAME.match(entry.name)
-        if match:
-            found.append(Migration(int(match.group(1)), match.group(2), entry.read_text()))
+    for owner in OWNERS:
+        for entry in (resources.files(owner) / "migrations").iterdir():
+            match = _NAME.match(entry.name)
+            if match:
+                found.append(Migration(int(match.group(1)), match.group(2), entry.read_text()))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
     if versions != list(range(1, len(found) + 1)):
