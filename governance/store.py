@@ -13,6 +13,7 @@ whole connections (see :func:`pipelines.warehouse.connect`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import random
 import time
@@ -75,8 +76,7 @@ class GovStore:
                 return result
             except Refusal as refusal:
                 self._rollback()
-                event = refusal.event
-                self.run(lambda: self.append(event))
+                self.run(functools.partial(self.append, refusal.event))
                 raise
             except _CONFLICTS:
                 self._rollback()
