@@ -931,6 +931,7 @@ def acerbi_szekely(
     carries a low-power ``warning``.
     """
     h = _mpor(mpor)
+
     def core(pnl: ArrayLike, var: ArrayLike, es: ArrayLike, test_level: float) -> AcerbiSzekely:
         return _acerbi_szekely_iid(
             pnl,
@@ -953,9 +954,7 @@ def acerbi_szekely(
         )
     offsets = range(min(h, arrays[0].size))
     adjusted = 1.0 - (1.0 - _test_level(test_level)) / len(offsets)
-    parts = [
-        core(arrays[0][j::h], arrays[1][j::h], arrays[2][j::h], adjusted) for j in offsets
-    ]
+    parts = [core(arrays[0][j::h], arrays[1][j::h], arrays[2][j::h], adjusted) for j in offsets]
 
     def combine(name: str) -> TestResult:
         results = [getattr(part, name) for part in parts]

@@ -138,7 +138,9 @@ class ProcyclicalitySummary:
         }
 
 
-def procyclicality_summary(margins: ArrayLike, horizons: Sequence[int] = HORIZONS) -> ProcyclicalitySummary:
+def procyclicality_summary(
+    margins: ArrayLike, horizons: Sequence[int] = HORIZONS
+) -> ProcyclicalitySummary:
     """Peak-to-trough both ways and the largest 1-, 5- and 30-day increases (end-point and
     pathwise)."""
     m = _margins(margins)
