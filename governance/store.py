@@ -47,6 +47,19 @@ _PROPOSAL_FULL_COLUMNS = (
 )
 
 
+def registry_present(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the connection's database holds an initialised registry (a database the
+    migrations never ran on has no ``gov`` tables: no registry either)."""
+    tables = con.execute(
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_schema = 'gov' AND table_name = 'activations'"
+    ).fetchone()
+    if not tables or not tables[0]:
+        return False
+    rows = con.execute("SELECT count(*) FROM gov.activations").fetchone()
+    return bool(rows and rows[0] > 0)
+
+
 def entry_of(row: tuple) -> AuditEntry:
     """An audit entry from its ``gov.audit_log`` row."""
     seq, at, actor, action, subject, details, prev_hash, hash_ = row

@@ -31,11 +31,10 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING
 
-import duckdb
-import numpy as np
 import pandas as pd
 
 from backtesting.calibrated import (
@@ -67,7 +66,6 @@ from backtesting.spec import (
 )
 from backtesting.summary import summarise
 from calibration.filters import realised_vol_as_iv
-from calibration.lineage import library_versions
 from calibration.realtime import (
     RealtimeVolatility,
 )
@@ -77,11 +75,14 @@ from margin_engine.models import parameters_read
 from margin_engine.params import ModelParams
 from margin_engine.portfolios import Portfolio, select
 from pipelines import __version__
-from pipelines import history as stored
 from pipelines.errors import BadInputError
 from pipelines.settings import WorkbenchSettings
-from pipelines.warehouse import transaction
-from reports.serialize import dumps, plain
+from pipelines.stores import backtest as bt_store
+from pipelines.stores import market as stored
+from reports.serialize import plain
+
+if TYPE_CHECKING:
+    import duckdb
 
 PACKAGE_VERSION = __version__
 
@@ -94,7 +95,7 @@ def years_before(
     """The first day of the ``years`` up to ``end`` (default: the last day with prices); the
     default window of the in-force backtest and of a proposal's backtest."""
     if end is None:
-        end = con.execute("SELECT max(date) FROM market.prices").fetchone()[0]
+        end = stored.last_price_day(con)
     return (pd.Timestamp(end) - pd.DateOffset(years=years)).date() if end else None
 
 
@@ -144,7 +145,7 @@ def load_history(
     con: duckdb.DuckDBPyConnection, settings: WorkbenchSettings, assets: Sequence[str]
 ):
     """Closes, highs, lows, 30-day IVs and funding of ``assets`` (dates × assets, spliced
-    across sources by :mod:`pipelines.history`), notes (which source served which days, the
+    across sources by :mod:`pipelines.stores.market`), notes (which source served which days, the
     gaps), the gaps per asset and the data fingerprint."""
     preference = settings.market.source_preference
     bars, ivs, funding, notes = {}, {}, {}, []
@@ -232,51 +233,11 @@ def realtime_inputs(
             "from": start.date().isoformat(),
         }
     )
-    cached = con.execute(
-        "SELECT asset, date, cond_vol, std_resid, forecasts FROM bt.vol_cache WHERE cache_key = ? ORDER BY asset, date",
-        [key],
-    ).df()
-    if not cached.empty:
-        out = {}
-        for asset, frame in cached.groupby("asset"):
-            index = pd.DatetimeIndex(frame["date"])
-            forecasts = pd.DataFrame(
-                np.vstack(frame["forecasts"].to_numpy()),
-                index=index,
-                columns=list(range(1, horizon + 1)),
-            )
-            forecasts.index.name = "origin"
-            out[asset] = RealtimeVolatility(
-                asset,
-                frame.set_index(index)["cond_vol"].dropna(),
-                frame.set_index(index)["std_resid"].dropna(),
-                forecasts,
-            )
-        return out, {"vol_cache": "hit", "key": key}
+    cached = bt_store.cached_volatility(con, key, horizon)
+    if cached:
+        return cached, {"vol_cache": "hit", "key": key}
     out, refits = rolling_volatility(history, config, start)
-    rows = []
-    for asset, combined in out.items():
-        frame = combined.forecasts.copy()
-        rows.append(
-            pd.DataFrame(
-                {
-                    "cache_key": key,
-                    "asset": asset,
-                    "date": frame.index,
-                    "cond_vol": combined.cond_vol.reindex(frame.index).to_numpy(),
-                    "std_resid": combined.std_resid.reindex(frame.index).to_numpy(),
-                    "forecasts": list(frame.to_numpy()),
-                }
-            )
-        )
-    table = pd.concat(rows, ignore_index=True)
-    with transaction(con):
-        con.execute("DELETE FROM bt.vol_cache WHERE cache_key = ?", [key])
-        con.register("vol_rows", table)
-        con.execute(
-            "INSERT INTO bt.vol_cache SELECT cache_key, asset, date, cond_vol, std_resid, forecasts FROM vol_rows"
-        )
-        con.unregister("vol_rows")
+    bt_store.cache_volatility(con, key, out)
     return out, {"vol_cache": "computed", "key": key, "refits": refits}
 
 
@@ -472,8 +433,10 @@ def run_backtest(
         p.name: _sha({**{k: v for k, v in common.items() if k != "vol"}, "loss": p.name})
         for p in books
     }
-    have_margins = _existing(con, "bt.margin_cache", [k for k in margin_keys.values() if k])
-    have_losses = _existing(con, "bt.loss_cache", list(loss_keys.values()))
+    have_margins = bt_store.existing_keys(
+        con, "bt.margin_cache", [k for k in margin_keys.values() if k]
+    )
+    have_losses = bt_store.existing_keys(con, "bt.loss_cache", list(loss_keys.values()))
     missing_books = {
         p for (_, _, p), k in margin_keys.items() if k is None or k not in have_margins
     }
@@ -540,12 +503,14 @@ def run_backtest(
                 if key is not None:
                     have_margins.add(key)  # the other set may share it: computed once
     lap("margins")
-    _store_cache(con, new_losses, new_margins)
+    bt_store.store_cache(con, new_losses, new_margins)
     lap("cache writes")
     # assemble
     daily = []
     all_keys = {k: v for k, v in margin_keys.items()}
-    margins = _load(con, "bt.margin_cache", [k for k in all_keys.values() if k], MARGIN_COLUMNS)
+    margins = bt_store.load_cached(
+        con, "bt.margin_cache", [k for k in all_keys.values() if k], MARGIN_COLUMNS
+    )
     uncached = (
         [m for m in new_margins if str(m["cache_key"].iloc[0]).startswith("nocache:")]
         if new_margins
@@ -553,7 +518,7 @@ def run_backtest(
     )
     if uncached:
         margins = pd.concat([margins, *uncached], ignore_index=True)
-    losses = _load(con, "bt.loss_cache", list(loss_keys.values()), LOSS_COLUMNS)
+    losses = bt_store.load_cached(con, "bt.loss_cache", list(loss_keys.values()), LOSS_COLUMNS)
     loss_by = {k: f for k, f in losses.groupby("cache_key")} if not losses.empty else {}
     margin_by = {k: f for k, f in margins.groupby("cache_key")} if not margins.empty else {}
     day_set = pd.DatetimeIndex(days)
@@ -631,99 +596,13 @@ def run_backtest(
         calibrated_summary,
     )
     if store:
-        store_run(con, run)
+        bt_store.store_run(con, run)
         lap("store")
     run.elapsed = time.perf_counter() - started
     return run
 
 
-def _existing(con, table: str, keys: list[str]) -> set[str]:
-    if not keys:
-        return set()
-    rows = con.execute(
-        f"SELECT DISTINCT cache_key FROM {table} WHERE cache_key IN (SELECT unnest(?))", [keys]
-    )
-    return {r[0] for r in rows.fetchall()}
-
-
-def _load(con, table: str, keys: list[str], columns: str) -> pd.DataFrame:
-    if not keys:
-        return pd.DataFrame(columns=[c.strip() for c in columns.split(",")])
-    frame = con.execute(
-        f"SELECT {columns} FROM {table} WHERE cache_key IN (SELECT unnest(?))", [keys]
-    ).df()
-    frame["date"] = pd.to_datetime(frame["date"])
-    return frame
-
-
-def _store_cache(con, losses: list[pd.DataFrame], margins: list[pd.DataFrame]) -> None:
-    margins = [m for m in margins if not str(m["cache_key"].iloc[0]).startswith("nocache:")]
-    if not losses and not margins:
-        return
-    with transaction(con):
-        _replace_rows(con, "bt.loss_cache", losses, LOSS_COLUMNS)
-        _replace_rows(con, "bt.margin_cache", margins, MARGIN_COLUMNS)
-
-
-def _replace_rows(con, table: str, frames: list[pd.DataFrame], columns: str) -> None:
-    """Replace the cache entries whose keys ``frames`` hold (inside the caller's transaction)."""
-    if not frames:
-        return
-    con.register("cache_rows", pd.concat(frames, ignore_index=True))
-    con.execute(
-        f"DELETE FROM {table} WHERE cache_key IN (SELECT DISTINCT cache_key FROM cache_rows)"
-    )
-    con.execute(f"INSERT INTO {table} SELECT {columns} FROM cache_rows")
-    con.unregister("cache_rows")
-
-
 # --------------------------------------------------------------------------- storage
-
-
-def store_run(con: duckdb.DuckDBPyConnection, run: BacktestRun) -> None:
-    daily = run.daily.assign(run_id=run.run_id)
-    summaries = run.summaries.assign(run_id=run.run_id, summary=run.summaries["summary"].map(dumps))
-    with transaction(con):
-        for table in ("bt.daily", "bt.summaries", "bt.runs"):
-            con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run.run_id])
-        con.execute(
-            "INSERT INTO bt.runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                run.run_id,
-                datetime.now(UTC),
-                run.start,
-                run.end,
-                dumps(
-                    {
-                        **run.spec.as_dict(),
-                        "mpor_days": run.mpor_days,
-                        "confidence": run.confidence,
-                        "notes": run.notes,
-                        "gaps": run.gaps,
-                        "calibrated": run.calibrated,
-                    }
-                ),
-                json.dumps(run.sets),
-                run.data_sha,
-                PACKAGE_VERSION,
-                json.dumps(library_versions()),
-                run.elapsed,
-                dumps(run.cache, default=str),
-            ],
-        )
-        con.register("daily_rows", daily)
-        con.execute(
-            "INSERT INTO bt.daily SELECT run_id, set_label, date, portfolio, model, currency, margin, "
-            "maintenance, loss, breach, fx_usd, notional_usd, loss_path, breach_path, var_es, es "
-            "FROM daily_rows"
-        )
-        con.unregister("daily_rows")
-        con.register("summary_rows", summaries)
-        con.execute(
-            "INSERT INTO bt.summaries SELECT run_id, set_label, portfolio, model, currency, observations, "
-            "breaches, zone, summary FROM summary_rows"
-        )
-        con.unregister("summary_rows")
 
 
 def registry_source(con: duckdb.DuckDBPyConnection, label: str = "in-force") -> ParamSource:
@@ -778,26 +657,3 @@ def resolve_source(con: duckdb.DuckDBPyConnection, ref: str, label: str) -> Para
     raise BadInputError(
         f"{ref!r}: not 'registry', 'active', 'default', an existing file or a fingerprint"
     )
-
-
-def latest_breaches(con: duckdb.DuckDBPyConnection, fingerprint: str):
-    """Breach rows of the newest run that backtested the set ``fingerprint`` (for the rollback
-    trigger), and that run's last day."""
-    from governance.triggers import Breach
-
-    runs = con.execute(
-        "SELECT run_id, end_date, sets FROM bt.runs ORDER BY created_at DESC"
-    ).fetchall()
-    for run_id, end_date, sets in runs:
-        labels = [label for label, fp in json.loads(sets).items() if fp == fingerprint]
-        if not labels:
-            continue
-        rows = con.execute(
-            "SELECT date, portfolio, loss * fx_usd, margin * fx_usd, currency, model FROM bt.daily "
-            "WHERE run_id = ? AND set_label = ? AND breach AND model <> 'standard' ORDER BY date",
-            [run_id, labels[0]],
-        ).fetchall()
-        return [
-            Breach(d, f"{p} ({m})", float(lo), float(ma), "USD", m) for d, p, lo, ma, _, m in rows
-        ], end_date
-    return [], None

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
+from typing import TYPE_CHECKING
 
-import duckdb
 import pandas as pd
 
 from calibration.correlation import (
@@ -28,7 +27,7 @@ from calibration.correlation import (
     stressed_correlations,
 )
 from calibration.iv_dynamics import IvDynamics, iv_dynamics, rebuild_iv_dynamics
-from calibration.lineage import library_versions, series_fingerprint
+from calibration.lineage import series_fingerprint
 from calibration.policy import CalibrationPolicy
 from calibration.recommend import BoundViolation, Recommendations, outside_bounds, recommend
 from calibration.returns import Calendar, log_returns
@@ -41,23 +40,17 @@ from calibration.univariate import (
     calibrate_volatility,
     fit_ewma,
 )
-from pipelines import __version__, history
 from pipelines.errors import BadInputError
-from pipelines.history import Provenance
 from pipelines.settings import WorkbenchSettings
-from pipelines.warehouse import transaction
-from reports.serialize import dumps
+from pipelines.stores import calibration as store
+from pipelines.stores import market as history
+from pipelines.stores.calibration import to_json
+from pipelines.stores.market import Provenance
+
+if TYPE_CHECKING:
+    import duckdb
 
 WEEKDAY_SOURCES = history.EQUITY_SOURCES  # equity data (S&P 500) trades on weekdays
-
-
-def to_json(value: object) -> str:
-    """Strict JSON for DuckDB (NaN and infinities become null: :mod:`reports.serialize`)."""
-    return dumps(value, sort_keys=True)
-
-
-def _finite(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
 
 
 @dataclass(frozen=True)
@@ -80,7 +73,7 @@ def policy_fingerprint(policy: CalibrationPolicy, specs: tuple[UnivariateSpec, .
 def load_closes(
     con: duckdb.DuckDBPyConnection, asset: str, as_of: date, preference: tuple[str, ...]
 ) -> tuple[pd.Series, Provenance]:
-    """Closes of ``asset`` up to ``as_of``, spliced across sources (:mod:`pipelines.history`)."""
+    """Closes of ``asset`` up to ``as_of``, spliced across sources (:mod:`pipelines.stores.market`)."""
     series, provenance = history.closes(con, asset, preference, end=as_of)
     if provenance is None:
         raise BadInputError(f"{asset}: no prices in the warehouse up to {as_of}")
@@ -104,7 +97,7 @@ def load_iv(
 
 def returns_for(con, settings: WorkbenchSettings, asset: str, as_of: date):
     """The asset's log returns up to ``as_of`` under the workbench's gap rule, and where its
-    closes came from (a :class:`~pipelines.history.Provenance`)."""
+    closes came from (a :class:`~pipelines.stores.market.Provenance`)."""
     closes, provenance = load_closes(con, asset, as_of, settings.market.source_preference)
     weekdays = all(s in WEEKDAY_SOURCES for s in provenance.sources)
     calendar = Calendar.WEEKDAYS if weekdays else Calendar.ALWAYS
@@ -113,15 +106,12 @@ def returns_for(con, settings: WorkbenchSettings, asset: str, as_of: date):
 
 def latest_common_date(con: duckdb.DuckDBPyConnection, assets: tuple[str, ...]) -> date:
     """The last day on which every asset that has prices has one (any source)."""
-    rows = con.execute(
-        "SELECT asset, max(date) FROM market.prices WHERE asset IN (SELECT unnest(?)) GROUP BY asset",
-        [list(assets)],
-    ).fetchall()
-    if not rows:
+    last = history.last_days(con, assets)
+    if not last:
         raise BadInputError(
             f"no prices for {', '.join(assets)} in the warehouse; load data first (mwb demo)"
         )
-    return min(r[1] for r in rows)
+    return min(last.values())
 
 
 def context(
@@ -138,94 +128,8 @@ def context(
 
 
 def record_run(con: duckdb.DuckDBPyConnection, ctx: CalibrationContext) -> None:
-    with transaction(con):
-        con.execute("DELETE FROM calib.runs WHERE calibration_id = ?", [ctx.calibration_id])
-        con.execute(
-            "INSERT INTO calib.runs VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                ctx.calibration_id,
-                ctx.as_of,
-                to_json(ctx.policy.to_dict()),
-                ctx.policy_sha256,
-                __version__,
-                to_json(library_versions()),
-                datetime.now(UTC),
-            ],
-        )
-
-
-# --------------------------------------------------------------------------- volatility
-
-
-def _candidate_rows(ctx, calibration: VolatilityCalibration, source: str, window) -> list[list]:
-    rows = []
-    chosen = calibration.chosen
-    versions = to_json(library_versions())
-    common = [source, window.start, window.end, window.n_obs, window.fingerprint, versions]
-    for outcome in calibration.candidates:
-        is_chosen = isinstance(chosen, UnivariateFit) and chosen.spec == outcome.spec
-        detail = chosen.to_dict() if is_chosen else {}
-        rows.append(
-            [
-                ctx.calibration_id,
-                calibration.asset,
-                outcome.spec.name,
-                is_chosen,
-                "failed" if outcome.error else ("rejected" if outcome.rejected else "garch"),
-                to_json(outcome.spec.to_dict()),
-                to_json(detail.get("params")) if is_chosen else None,
-                to_json(detail.get("std_errors")) if is_chosen else None,
-                _finite(outcome.loglik),
-                _finite(detail.get("aic")) if is_chosen else None,
-                _finite(outcome.bic),
-                outcome.converged,
-                outcome.stationary,
-                _finite(detail.get("persistence")) if is_chosen else None,
-                _finite(detail.get("half_life_days")) if is_chosen else None,
-                _finite(detail.get("unconditional_vol_annual")) if is_chosen else None,
-                _finite(detail.get("next_vol_annual")) if is_chosen else None,
-                to_json(detail.get("ljung_box")) if is_chosen else None,
-                to_json(detail.get("on_bounds")) if is_chosen else None,
-                outcome.error or outcome.rejected,
-                None,
-                *common,
-                outcome.note,
-                window.gap_policy,
-                to_json(list(window.gaps)),
-            ]
-        )
-    if isinstance(chosen, EwmaFit):
-        detail = chosen.to_dict()
-        rows.append(
-            [
-                ctx.calibration_id,
-                calibration.asset,
-                chosen.name,
-                True,
-                "ewma",
-                to_json(detail["spec"]),
-                to_json({"lambda": chosen.lam}),
-                None,
-                chosen.loglik,
-                None,
-                None,
-                True,
-                False,
-                1.0,
-                None,
-                None,
-                detail["next_vol_annual"],
-                None,
-                "[]",
-                None,
-                calibration.fallback_reason,
-                *common,
-                None,
-                window.gap_policy,
-                to_json(list(window.gaps)),
-            ]
-        )
-    return rows
+    """Record the calibration run (its policy and versions)."""
+    store.record_run(con, ctx)
 
 
 def fit_asset(
@@ -252,17 +156,7 @@ def fit_asset(
             "std_resid": chosen.std_resid.to_numpy(),
         }
     ).dropna()
-    with transaction(con):
-        for table in ("calib.fits", "calib.fitted_series"):
-            con.execute(
-                f"DELETE FROM {table} WHERE calibration_id = ? AND asset = ?",
-                [ctx.calibration_id, asset],
-            )
-        rows = _candidate_rows(ctx, calibration, source, chosen.window)
-        con.executemany(f"INSERT INTO calib.fits VALUES ({', '.join(['?'] * 30)})", rows)
-        con.register("_series", series)
-        con.execute("INSERT INTO calib.fitted_series SELECT * FROM _series")
-        con.unregister("_series")
+    store.save_fit(con, ctx, calibration, source, series)
     return calibration
 
 
@@ -271,11 +165,7 @@ def load_chosen_fit(
 ) -> UnivariateFit | EwmaFit:
     """Rebuild the stored chosen model by applying its parameters to the same data (no refit);
     refuse if the data changed since it was fitted."""
-    row = con.execute(
-        "SELECT kind, spec, params, window_start, window_end, data_sha256, fallback_reason FROM calib.fits "
-        "WHERE calibration_id = ? AND asset = ? AND chosen",
-        [ctx.calibration_id, asset],
-    ).fetchone()
+    row = store.chosen_fit(con, ctx.calibration_id, asset)
     if row is None:
         raise BadInputError(
             f"{asset}: no volatility fit for calibration {ctx.calibration_id}; fit it first"
@@ -321,24 +211,6 @@ class CorrelationOutcome:
         return None if self.dcc is None or self.dcc.fallback is None else self.dcc.fallback.value
 
 
-def _correlation_row(ctx, method: str, window: str, est: CorrelationEstimate) -> list:
-    return [
-        ctx.calibration_id,
-        method,
-        window,
-        to_json(list(est.assets)),
-        to_json(est.matrix.tolist()),
-        est.psd.psd_before,
-        est.psd.min_eigenvalue_before,
-        est.psd.repaired,
-        est.psd.min_eigenvalue_after,
-        est.n_obs,
-        est.start,
-        est.end,
-        to_json(est.details),
-    ]
-
-
 def calibrate_correlations(
     con: duckdb.DuckDBPyConnection,
     settings: WorkbenchSettings,
@@ -347,12 +219,7 @@ def calibrate_correlations(
 ) -> CorrelationOutcome:
     """EWMA, CCC and DCC on the chosen fits' standardized residuals; stressed correlation of
     returns in each named window; every matrix PSD-checked (and repaired, reported)."""
-    frame = con.execute(
-        "SELECT asset, date, std_resid FROM calib.fitted_series WHERE calibration_id = ? "
-        "AND asset IN (SELECT unnest(?)) ORDER BY date",
-        [ctx.calibration_id, list(assets)],
-    ).df()
-    z = frame.pivot(index="date", columns="asset", values="std_resid").dropna()
+    z = store.residuals(con, ctx.calibration_id, assets).dropna()
     present = tuple(c for c in assets if c in z.columns)
     if len(present) < 2:
         raise BadInputError(
@@ -392,23 +259,14 @@ def calibrate_correlations(
     )
     for name, est in stressed.items():
         estimates[("stressed", name)] = est
-    with transaction(con):
-        con.execute("DELETE FROM calib.correlations WHERE calibration_id = ?", [ctx.calibration_id])
-        con.executemany(
-            f"INSERT INTO calib.correlations VALUES ({', '.join(['?'] * 13)})",
-            [_correlation_row(ctx, m, w, e) for (m, w), e in estimates.items()],
-        )
+    store.save_correlations(con, ctx.calibration_id, estimates)
     return CorrelationOutcome(estimates, dcc.a, dcc.b, dcc.converged, path_psd, outcome)
 
 
 def pair_correlations(
     con: duckdb.DuckDBPyConnection, ctx: CalibrationContext
 ) -> dict[tuple[str, str], dict[str, float]]:
-    rows = con.execute(
-        "SELECT method, window_name, assets, matrix, detail FROM calib.correlations "
-        "WHERE calibration_id = ?",
-        [ctx.calibration_id],
-    ).fetchall()
+    rows = store.correlation_matrices(con, ctx.calibration_id)
     pairs: dict[tuple[str, str], dict[str, float]] = {}
     for method, window, assets_json, matrix_json, detail in rows:
         if not json.loads(detail or "{}").get("in_recommendations", True):
@@ -444,11 +302,8 @@ def calibrate_iv(
         spot = returns_for(con, settings, asset, ctx.as_of)[0].values
         dynamics = iv_dynamics(iv, spot, asset=asset)
         out[asset] = dynamics
-        rows.append([ctx.calibration_id, asset, source, to_json(dynamics.to_dict())])
-    with transaction(con):
-        con.execute("DELETE FROM calib.iv_dynamics WHERE calibration_id = ?", [ctx.calibration_id])
-        if rows:
-            con.executemany("INSERT INTO calib.iv_dynamics VALUES (?, ?, ?, ?)", rows)
+        rows.append((asset, source, dynamics.to_dict()))
+    store.save_iv_dynamics(con, ctx.calibration_id, rows)
     return out
 
 
@@ -459,17 +314,16 @@ def load_iv_dynamics(
     assets: tuple[str, ...],
 ) -> dict[str, IvDynamics]:
     """The stored IV dynamics, rebuilt without refitting (estimated first if none is stored)."""
-    rows = con.execute(
-        "SELECT asset, detail FROM calib.iv_dynamics WHERE calibration_id = ? AND asset IN (SELECT unnest(?))",
-        [ctx.calibration_id, list(assets)],
-    ).fetchall()
+    rows = store.iv_dynamics_rows(con, ctx.calibration_id, assets)
     if not rows:
         return calibrate_iv(con, settings, ctx, assets)
     out = {}
-    for asset, detail in rows:
-        iv, _ = load_iv(con, asset, ctx.as_of, settings.market.source_preference)
+    for asset, _, detail in rows:
+        loaded = load_iv(con, asset, ctx.as_of, settings.market.source_preference)
+        if loaded is None:
+            raise BadInputError(f"{asset}: its IV index left the warehouse; re-run the IV dynamics")
         try:
-            out[asset] = rebuild_iv_dynamics(json.loads(detail), iv)
+            out[asset] = rebuild_iv_dynamics(detail, loaded[0])
         except ValueError as exc:
             raise BadInputError(f"{exc}; re-run the IV dynamics for {ctx.calibration_id}") from exc
     return out
@@ -484,13 +338,7 @@ def recommend_parameters(
     ctx: CalibrationContext,
     assets: tuple[str, ...],
 ) -> Recommendations:
-    fitted = {
-        r[0]
-        for r in con.execute(
-            "SELECT DISTINCT asset FROM calib.fits WHERE calibration_id = ? AND chosen",
-            [ctx.calibration_id],
-        ).fetchall()
-    }
+    fitted = store.fitted_assets(con, ctx.calibration_id)
     present = tuple(a for a in assets if a in fitted)
     if not present:
         raise BadInputError(f"no volatility fits for calibration {ctx.calibration_id}; fit first")
@@ -512,17 +360,7 @@ def recommend_parameters(
             a: in_force.span_for(a).extreme_covered_fraction for a in present
         },
     )
-    with transaction(con):
-        con.execute(
-            "DELETE FROM calib.recommendations WHERE calibration_id = ?", [ctx.calibration_id]
-        )
-        con.executemany(
-            "INSERT INTO calib.recommendations VALUES (?, ?, ?, ?, ?)",
-            [
-                [ctx.calibration_id, i.parameter, i.value, i.unit, to_json(i.derivation.to_dict())]
-                for i in recommendations.items
-            ],
-        )
+    store.save_recommendations(con, ctx.calibration_id, recommendations.items)
     return recommendations
 
 
@@ -563,10 +401,7 @@ def run_calibration(
 ) -> CalibrationRun:
     """Fit, correlate, study IV and recommend for ``assets`` (default: every asset with prices)."""
     if not assets:
-        assets = tuple(
-            r[0]
-            for r in con.execute("SELECT DISTINCT asset FROM market.prices ORDER BY 1").fetchall()
-        )
+        assets = history.assets_with_prices(con)
     if not assets:
         raise BadInputError("the warehouse has no prices; load data first (mwb demo or mwb ingest)")
     ctx = context(con, settings, assets, as_of)
@@ -575,13 +410,7 @@ def run_calibration(
     correlation = calibrate_correlations(con, settings, ctx, assets) if len(assets) > 1 else None
     calibrate_iv(con, settings, ctx, assets)
     recommendations = recommend_parameters(con, settings, ctx, assets)
-    ivs = {
-        r[0]: json.loads(r[1])
-        for r in con.execute(
-            "SELECT asset, detail FROM calib.iv_dynamics WHERE calibration_id = ?",
-            [ctx.calibration_id],
-        ).fetchall()
-    }
+    ivs = {asset: detail for asset, _, detail in store.iv_dynamics_rows(con, ctx.calibration_id)}
     preference = settings.market.source_preference
     sources = {
         a: provenance.describe()

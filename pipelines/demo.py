@@ -236,25 +236,15 @@ def ensure_demo_registry(settings: WorkbenchSettings) -> bool:
 
 
 def _drafts(con) -> list[tuple[str, str]]:
-    return con.execute(
-        "SELECT proposal_id, title FROM gov.proposals WHERE status = 'draft' ORDER BY created_at DESC LIMIT 3"
-    ).fetchall()
+    """The three newest drafts (id, title)."""
+    from governance.registry import Registry
+    from governance.workflow import Status
+
+    drafts = Registry(con).proposals(Status.DRAFT)
+    return [(r.proposal_id, r.title) for r in reversed(drafts[-3:])]
 
 
 def _calibration_summary(con) -> tuple[str | None, list, list]:
-    row = con.execute(
-        "SELECT calibration_id FROM calib.runs ORDER BY updated_at DESC LIMIT 1"
-    ).fetchone()
-    if row is None:
-        return None, [], []
-    calibration_id = row[0]
-    models = con.execute(
-        "SELECT asset, model, round(persistence, 4), round(next_vol_annual, 3) FROM calib.fits "
-        "WHERE calibration_id = ? AND chosen ORDER BY asset",
-        [calibration_id],
-    ).fetchall()
-    recommendations = con.execute(
-        "SELECT parameter, value FROM calib.recommendations WHERE calibration_id = ? ORDER BY parameter",
-        [calibration_id],
-    ).fetchall()
-    return calibration_id, models, recommendations
+    from pipelines.stores.calibration import latest_run_summary
+
+    return latest_run_summary(con)

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
 import yaml
 
 from calibration.stress import STRESS_WINDOWS
@@ -32,6 +32,10 @@ from governance.triggers import Breach, TriggerFinding, breach_trigger, drift_tr
 from governance.workflow import ProposalState, Refusal
 from pipelines.errors import BadInputError
 from pipelines.settings import WorkbenchSettings
+from pipelines.stores import calibration as calibration_store
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 def policy_path(settings: WorkbenchSettings) -> Path:
@@ -92,21 +96,7 @@ def latest_recommendations(
     con: duckdb.DuckDBPyConnection,
 ) -> tuple[str, date, dict[str, float]] | None:
     """The newest calibration's recommendations (by as-of date, then time of the run)."""
-    row = con.execute(
-        "SELECT r.calibration_id, r.as_of FROM calib.runs r "
-        "WHERE EXISTS (SELECT 1 FROM calib.recommendations x WHERE x.calibration_id = r.calibration_id) "
-        "ORDER BY r.as_of DESC, r.updated_at DESC LIMIT 1"
-    ).fetchone()
-    if row is None:
-        return None
-    calibration_id, as_of = row
-    values = dict(
-        con.execute(
-            "SELECT parameter, value FROM calib.recommendations WHERE calibration_id = ?",
-            [calibration_id],
-        ).fetchall()
-    )
-    return calibration_id, as_of, values
+    return calibration_store.latest_recommendations(con)
 
 
 @dataclass(frozen=True)
@@ -165,7 +155,7 @@ def run_triggers(
     earlier = [a.parameter_set for a in activations if a.parameter_set != head.parameter_set]
     as_of = now
     if breaches is None:
-        from pipelines.backtest import latest_breaches
+        from pipelines.stores.backtest import latest_breaches
 
         breaches, last_day = latest_breaches(con, head.parameter_set)
         if last_day is not None:

@@ -13,7 +13,7 @@ uses closes up to D−1 (and a market built for the end of D, closes up to D). W
 ends more than :data:`STALE_HISTORY_DAYS` days before the market, the output says so.
 Scenarios are historical, or filtered with an EWMA (λ = 0.94) volatility — the RiskMetrics
 filter, so that margining needs no fitted model. Daily series are spliced across sources and
-gaps follow the workbench's rule (:mod:`pipelines.history`, :mod:`calibration.returns`).
+gaps follow the workbench's rule (:mod:`pipelines.stores.market`, :mod:`calibration.returns`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
 import pandas as pd
 
 from calibration.filters import ewma_volatility, realised_vol_as_iv
@@ -34,17 +34,21 @@ from governance.parameters import (
     default_parameter_set,
     load_parameter_set,
 )
+from governance.store import registry_present
 from margin_engine.book import MarginResult, Positions, build_positions
 from margin_engine.collateral import collateral_summary
 from margin_engine.instruments import InstrumentError
 from margin_engine.market import MarketSnapshot
 from margin_engine.models import margin
 from margin_engine.var import JointScenarios, scenarios_for
-from pipelines import history as stored
 from pipelines.errors import BadInputError
 from pipelines.files import MAX_INPUT_BYTES, regular_file
 from pipelines.settings import WorkbenchSettings
+from pipelines.stores import market as stored
 from vocabulary import BOOK_MODELS, MarginModel
+
+if TYPE_CHECKING:
+    import duckdb
 
 STALE_HISTORY_DAYS = 3  # a market this many days past its history's last close gets a warning
 
@@ -90,24 +94,14 @@ def market_from_warehouse(
     con: duckdb.DuckDBPyConnection, settings: WorkbenchSettings, day: date
 ) -> tuple[MarketSnapshot, list[str]]:
     """The market at the end of ``day`` from the warehouse, and notes on how it was built."""
-    marks = con.execute(
-        "SELECT snapshot_ts AS timestamp, instrument_name, underlying_price AS underlying, implied_volatility, "
-        "asset AS currency, index_price FROM market.option_marks WHERE CAST(snapshot_ts AS DATE) = ? "
-        "AND snapshot_ts = (SELECT max(snapshot_ts) FROM market.option_marks WHERE CAST(snapshot_ts AS DATE) = ?)",
-        [day, day],
-    ).df()
+    marks = stored.option_marks_on(con, day)
     if not marks.empty:
         market = MarketSnapshot.from_deribit_chain(marks, skip_invalid=True)
         return market, [
             f"option chain snapshot of {market.as_of:%Y-%m-%d %H:%M} UTC from market.option_marks",
             *market.notes,
         ]
-    assets = [
-        r[0]
-        for r in con.execute(
-            "SELECT DISTINCT asset FROM market.prices WHERE date = ?", [day]
-        ).fetchall()
-    ]
+    assets = stored.assets_on(con, day)
     if not assets:
         raise BadInputError(f"--as-of {day}: no prices stored for that day")
     index, default_iv, notes = {}, {}, []
@@ -274,7 +268,7 @@ def load_params(
             return load_parameter_set(path), f"file {path}"
         except ParameterSetError as exc:
             raise BadInputError(str(exc)) from exc
-    if con is not None and _has_registry(con):
+    if con is not None and registry_present(con):
         from governance.registry import Registry
 
         registry = Registry(con)
@@ -283,10 +277,3 @@ def load_params(
             when = "in force" if at is None else f"in force at {at.isoformat()}"
             return registry.parameter_set(activation.parameter_set), f"registry ({when})"
     return default_parameter_set(), "default (Deribit's published values)"
-
-
-def _has_registry(con: duckdb.DuckDBPyConnection) -> bool:
-    tables = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'gov' AND table_name = 'activations'"
-    ).fetchone()[0]
-    return bool(tables) and con.execute("SELECT count(*) FROM gov.activations").fetchone()[0] > 0

@@ -36,11 +36,12 @@ def calibrate(
 ) -> None:
     """Fit GARCH-family models, correlations and IV dynamics; recommend margin parameters."""
     from pipelines.calibrate import run_calibration  # numerics: imported when asked for
+    from pipelines.stores.market import assets_with_prices
 
     settings = settings_from(ctx)
     con = connect(settings.warehouse_path)
     try:
-        known = {r[0] for r in con.execute("SELECT DISTINCT asset FROM market.prices").fetchall()}
+        known = set(assets_with_prices(con))
         unknown = [a for a in assets if a not in known]
         if unknown:
             raise BadInputError(

@@ -19,7 +19,7 @@ from pipelines.sources.builtin import DATASETS
 from pipelines.sources.synthetic import DEFAULT_SEED
 from pipelines.warehouse import connect
 from pipelines.warehouse.migrations import applied_versions
-from pipelines.warehouse.quality import series_summary
+from pipelines.warehouse.quality import ingest_counts, series_summary
 
 JSON_HELP = "Print the results as JSON."
 datasets_app = typer.Typer(help="Built-in datasets (synthetic market, S&P 500 and VIX).")
@@ -182,10 +182,7 @@ def status(
     try:
         summary = series_summary(con)
         versions = sorted(applied_versions(con))
-        batches, rejected = con.execute(
-            "SELECT (SELECT count(*) FROM market.ingest_batches), "
-            "(SELECT count(*) FROM market.rejected_rows)"
-        ).fetchone()
+        batches, rejected = ingest_counts(con)
     finally:
         con.close()
     if as_json:

@@ -31,9 +31,9 @@ import pandas as pd
 
 from pipelines import __version__
 from pipelines.errors import BadInputError
-from pipelines.history import EQUITY_SOURCES
 from pipelines.ingest.formats import ParserReject, ReadOptions, Staged, stage_file
 from pipelines.ingest.kinds import SPECS, Kind, KindSpec, Rule
+from pipelines.stores.market import EQUITY_SOURCES
 from pipelines.warehouse import transaction
 
 SAMPLE = 5  # rejects and conflicts quoted in a report

@@ -1,4 +1,4 @@
-"""Data-quality findings over the market tables, as DataFrames (design §3: flagged, never
+"""Data-quality findings over the market tables, as DataFrames (flagged, never
 silently filled or dropped). The asset checks and ``mwb status`` are thin views of these."""
 
 from __future__ import annotations
@@ -226,3 +226,25 @@ def quarantined_files(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         ORDER BY b.started_at
         """
     ).df()
+
+
+def ingest_counts(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """How many ingest batches and rejected rows the warehouse holds."""
+    row = con.execute(
+        "SELECT (SELECT count(*) FROM market.ingest_batches), "
+        "(SELECT count(*) FROM market.rejected_rows)"
+    ).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def row_count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    """Rows of one of the market tables."""
+    if table not in {
+        "market.prices",
+        "market.implied_vol",
+        "market.funding",
+        "market.option_marks",
+    }:
+        raise ValueError(f"{table}: not a market table")
+    row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    return int(row[0]) if row else 0

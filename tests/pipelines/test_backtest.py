@@ -13,9 +13,10 @@ from helpers import run_mwb
 from backtesting.spec import BacktestSpec
 from backtesting.summary import comparison
 from governance.parameters import default_parameter_set
-from pipelines.backtest import ParamSource, latest_breaches, run_backtest
+from pipelines.backtest import ParamSource, run_backtest
 from pipelines.ingest import ReadOptions, load_file
 from pipelines.settings import load_settings
+from pipelines.stores.backtest import latest_breaches
 from pipelines.warehouse import connect
 
 DEFAULT = default_parameter_set()

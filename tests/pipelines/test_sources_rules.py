@@ -12,11 +12,11 @@ import pytest
 from helpers import run_mwb, table_fingerprint
 
 from margin_engine.market import MarketSnapshot
-from pipelines import history
 from pipelines.calibrate import run_calibration
 from pipelines.errors import BadInputError
 from pipelines.ingest import ReadOptions, load_file
 from pipelines.settings import load_settings
+from pipelines.stores import market as history
 from pipelines.warehouse import connect
 
 KLINE = "{ms},{o},{h},{l},{c},10,{close_ms},1000,5,5,500,0\n"

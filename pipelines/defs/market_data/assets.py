@@ -14,7 +14,7 @@ from pipelines.defs.resources import WarehouseResource, WorkbenchResource
 from pipelines.ingest.configured import load_configured
 from pipelines.ingest.kinds import SPECS, Kind
 from pipelines.ingest.load import IngestReport
-from pipelines.warehouse.quality import series_summary
+from pipelines.warehouse.quality import row_count, series_summary
 
 GROUP = "market_data"
 MARKET_ASSETS = {
@@ -63,7 +63,7 @@ def _materialize(
     window = partition_window(context)
     with warehouse.get_connection() as con:
         outcome = load_configured(con, settings, {kind}, window)
-        total = con.execute(f"SELECT count(*) FROM {SPECS[kind].table}").fetchone()[0]
+        total = row_count(con, SPECS[kind].table)
         series = series_summary(con)
     if outcome.errors:
         raise dg.Failure(

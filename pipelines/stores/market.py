@@ -269,3 +269,44 @@ def funding(
     if frame.empty:
         return pd.Series(dtype=float, name=asset), None
     return frame["rate"].astype(float).rename(asset), _provenance(asset, "market.funding", frame)
+
+
+# --------------------------------------------------------------------------- day-level queries
+
+
+def assets_with_prices(con: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
+    """Every asset with at least one stored price, by name."""
+    rows = con.execute("SELECT DISTINCT asset FROM market.prices ORDER BY 1").fetchall()
+    return tuple(r[0] for r in rows)
+
+
+def assets_on(con: duckdb.DuckDBPyConnection, day: date) -> list[str]:
+    """The assets with a price on ``day`` (any source)."""
+    rows = con.execute("SELECT DISTINCT asset FROM market.prices WHERE date = ?", [day]).fetchall()
+    return [r[0] for r in rows]
+
+
+def last_price_day(con: duckdb.DuckDBPyConnection) -> date | None:
+    """The last day any asset has a price."""
+    row = con.execute("SELECT max(date) FROM market.prices").fetchone()
+    return row[0] if row else None
+
+
+def last_days(con: duckdb.DuckDBPyConnection, assets: Sequence[str]) -> dict[str, date]:
+    """Each asset's last day with a price (any source); assets without prices are absent."""
+    rows = con.execute(
+        "SELECT asset, max(date) FROM market.prices WHERE asset IN (SELECT unnest(?)) GROUP BY asset",
+        [list(assets)],
+    ).fetchall()
+    return {asset: day for asset, day in rows}
+
+
+def option_marks_on(con: duckdb.DuckDBPyConnection, day: date) -> pd.DataFrame:
+    """The last option-chain snapshot taken on ``day`` (empty when there is none), with the
+    columns :meth:`margin_engine.market.MarketSnapshot.from_deribit_chain` reads."""
+    return con.execute(
+        "SELECT snapshot_ts AS timestamp, instrument_name, underlying_price AS underlying, implied_volatility, "
+        "asset AS currency, index_price FROM market.option_marks WHERE CAST(snapshot_ts AS DATE) = ? "
+        "AND snapshot_ts = (SELECT max(snapshot_ts) FROM market.option_marks WHERE CAST(snapshot_ts AS DATE) = ?)",
+        [day, day],
+    ).df()
