@@ -12,23 +12,26 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
 import pandas as pd
 
 from backtesting.spec import BacktestSpec
 from calibration.lineage import library_versions
 from calibration.returns import annualised, daily
+from governance.gate import judge
 from governance.parameters import ParameterSet, ParameterSetError
 from governance.registry import Registry
 from pipelines import __version__
-from pipelines import history as stored
 from pipelines.backtest import ParamSource, run_backtest, years_before
 from pipelines.errors import BadInputError
 from pipelines.settings import MarketSettings, WorkbenchSettings
-from pipelines.warehouse import transaction
+from pipelines.stores import backtest as backtest_store
+from pipelines.stores import calibration as calibration_store
+from pipelines.stores import market as stored
+from pipelines.stores import reports as report_store
 from reports.context import (
     BacktestData,
     CalibrationData,
@@ -40,6 +43,9 @@ from reports.context import (
 )
 from reports.render import RenderedReport, render, write
 from reports.serialize import plain
+
+if TYPE_CHECKING:
+    import duckdb
 
 DEFAULT_PREFERENCE = MarketSettings().source_preference
 
@@ -75,19 +81,11 @@ def latest_calibration(
 ) -> CalibrationData | None:
     """The newest calibration with recommendations, as report input (None when there is none);
     closes are read as the calibration read them (spliced by ``preference``)."""
-    row = con.execute(
-        "SELECT calibration_id, as_of, policy FROM calib.runs r WHERE EXISTS (SELECT 1 FROM calib.recommendations x "
-        "WHERE x.calibration_id = r.calibration_id) ORDER BY as_of DESC, updated_at DESC LIMIT 1"
-    ).fetchone()
+    row = calibration_store.latest_with_recommendations(con)
     if row is None:
         return None
     calibration_id, as_of, policy = row
-    fits = con.execute(
-        "SELECT asset, model, persistence, next_vol_annual, n_obs, data_sha256, price_source, "
-        "window_start, window_end, gaps FROM calib.fits "
-        "WHERE calibration_id = ? AND chosen ORDER BY asset",
-        [calibration_id],
-    ).df()
+    fits = calibration_store.chosen_fits(con, calibration_id)
     gaps = [
         {"asset": asset, **g}
         for asset, found in zip(fits["asset"], fits["gaps"], strict=True)
@@ -95,39 +93,21 @@ def latest_calibration(
     ]
     checks = [
         {"asset": a, "model": m, "outcome": o, "rejected": k == "rejected"}
-        for a, m, o, k in con.execute(
-            "SELECT asset, model, coalesce(note, error), kind FROM calib.fits "
-            "WHERE calibration_id = ? AND (kind = 'rejected' OR note IS NOT NULL) "
-            "ORDER BY asset, model",
-            [calibration_id],
-        ).fetchall()
+        for a, m, o, k in calibration_store.fit_notes(con, calibration_id)
     ]
     recommendations = [
         {"parameter": p, "value": float(v), "unit": u, "derivation": json.loads(d)}
-        for p, v, u, d in con.execute(
-            "SELECT parameter, value, unit, derivation FROM calib.recommendations WHERE calibration_id = ? "
-            "ORDER BY parameter",
-            [calibration_id],
-        ).fetchall()
+        for p, v, u, d in calibration_store.recommendation_rows(con, calibration_id)
     ]
     dcc = None
-    found = con.execute(
-        "SELECT detail FROM calib.correlations WHERE calibration_id = ? AND method = 'dcc' "
-        "AND window_name = ''",
-        [calibration_id],
-    ).fetchone()
-    if found is not None:
-        detail = json.loads(found[0])
+    detail = calibration_store.dcc_detail(con, calibration_id)
+    if detail is not None:
         dcc = {
             k: detail.get(k)
             for k in ("a", "b", "integrated", "fallback", "note", "converged", "unconstrained")
         }
     correlation = None
-    corr = con.execute(
-        "SELECT method, assets, matrix FROM calib.correlations WHERE calibration_id = ? AND window_name = '' "
-        "ORDER BY CASE method WHEN 'dcc' THEN 0 WHEN 'ccc' THEN 1 ELSE 2 END LIMIT 1",
-        [calibration_id],
-    ).fetchone()
+    corr = calibration_store.headline_correlation(con, calibration_id)
     if corr is not None:
         correlation = {
             "method": corr[0],
@@ -136,11 +116,7 @@ def latest_calibration(
         }
     series = {}
     for asset in fits["asset"]:
-        frame = con.execute(
-            "SELECT date, cond_vol FROM calib.fitted_series WHERE calibration_id = ? AND asset = ? "
-            "ORDER BY date",
-            [calibration_id, asset],
-        ).df()
+        frame = calibration_store.conditional_vol(con, calibration_id, asset)
         if frame.empty:
             continue
         index = pd.DatetimeIndex(frame["date"])
@@ -155,11 +131,7 @@ def latest_calibration(
             index=index,
         )
     iv = []
-    for asset, source, detail in con.execute(
-        "SELECT asset, iv_source, detail FROM calib.iv_dynamics WHERE calibration_id = ? ORDER BY asset",
-        [calibration_id],
-    ).fetchall():
-        d = json.loads(detail)
+    for asset, source, d in calibration_store.iv_dynamics_rows(con, calibration_id):
         iv.append(
             {
                 "asset": asset,
@@ -204,53 +176,6 @@ def _num(x) -> float | None:
 # --------------------------------------------------------------------------- backtests
 
 
-def load_run(con: duckdb.DuckDBPyConnection, run_id: str) -> BacktestData:
-    """A stored backtest run, as report input."""
-    row = con.execute(
-        "SELECT run_id, start_date, end_date, spec, sets, data_sha256 FROM bt.runs WHERE run_id = ?",
-        [run_id],
-    ).fetchone()
-    if row is None:
-        known = [
-            r[0]
-            for r in con.execute(
-                "SELECT run_id FROM bt.runs ORDER BY created_at DESC LIMIT 5"
-            ).fetchall()
-        ]
-        raise BadInputError(
-            f"--backtest {run_id}: no such run (latest: {', '.join(known) or 'none'})"
-        )
-    run_id, start, end, spec, sets, data_sha = row
-    spec = json.loads(spec)
-    daily = con.execute(
-        "SELECT set_label, date, portfolio, model, currency, margin, maintenance, loss, breach, fx_usd, "
-        "notional_usd, loss_path, breach_path, var_es, es "
-        "FROM bt.daily WHERE run_id = ? ORDER BY set_label, portfolio, model, currency, date",
-        [run_id],
-    ).df()
-    daily["date"] = pd.to_datetime(daily["date"])
-    summaries = [
-        json.loads(s)
-        for (s,) in con.execute(
-            "SELECT summary FROM bt.summaries WHERE run_id = ? ORDER BY set_label, portfolio, model, currency",
-            [run_id],
-        ).fetchall()
-    ]
-    return BacktestData(
-        run_id,
-        json.loads(sets),
-        start,
-        end,
-        int(spec["mpor_days"]),
-        float(spec["confidence"]),
-        daily,
-        summaries,
-        data_sha,
-        spec,
-        list(spec.get("notes", [])),
-    )
-
-
 def proposal_window(con: duckdb.DuckDBPyConnection, evidence: dict) -> BacktestSpec:
     """Three years up to the data's end, widened to cover the evidence windows asked for."""
     start = years_before(con, 3)
@@ -264,19 +189,29 @@ def proposal_window(con: duckdb.DuckDBPyConnection, evidence: dict) -> BacktestS
 # --------------------------------------------------------------------------- proposal
 
 
-def proposal_report(
-    con: duckdb.DuckDBPyConnection,
-    settings: WorkbenchSettings,
-    proposal_id: str,
-    out_dir: Path | None = None,
-) -> WrittenReport:
+@dataclass(frozen=True)
+class ProposalEvidence:
+    """The backtests a proposal report shows: current vs proposed, the sensitivity one step
+    either side, the alternatives (keep the current set, the calibration's values), and the
+    calibration the values came from."""
+
+    spec: BacktestSpec
+    backtest: BacktestData
+    sensitivity: list[tuple[str, dict[str, float], BacktestData]]
+    alternatives: list[tuple[str, str, BacktestData, str]]
+    calibration: CalibrationData | None
+
+
+def proposal_evidence(
+    con: duckdb.DuckDBPyConnection, settings: WorkbenchSettings, proposal_id: str
+) -> ProposalEvidence:
+    """The explicit step before a proposal report: run (or reuse from the caches) every
+    backtest the report will show. The report then only reads these results."""
     registry = Registry(con)
     state = registry.state(proposal_id)
     proposal = state.proposal
-    policy = registry.policy(proposal.policy_fingerprint)
     base = registry.parameter_set(proposal.base_fingerprint)
     proposed = proposal.proposed
-    record = next(r for r in registry.proposals() if r.proposal_id == state.id)
     spec = proposal_window(con, proposal.document.evidence.model_dump(mode="json"))
     main = run_backtest(
         con, settings, [ParamSource("current", base), ParamSource("proposed", proposed)], spec
@@ -306,6 +241,25 @@ def proposal_report(
         alternatives.append(
             ("the calibration's values", recommended[1], BacktestData.from_run(run), "set")
         )
+    return ProposalEvidence(spec, backtest, sensitivity, alternatives, calibration)
+
+
+def proposal_report(
+    con: duckdb.DuckDBPyConnection,
+    settings: WorkbenchSettings,
+    proposal_id: str,
+    out_dir: Path | None = None,
+    evidence: ProposalEvidence | None = None,
+) -> WrittenReport:
+    """Render a proposal's report from its ``evidence`` (gathered now when not given)."""
+    registry = Registry(con)
+    state = registry.state(proposal_id)
+    proposal = state.proposal
+    policy = registry.policy(proposal.policy_fingerprint)
+    record = next(r for r in registry.proposals() if r.proposal_id == state.id)
+    evidence = evidence or proposal_evidence(con, settings, state.id)
+    spec, backtest, calibration = evidence.spec, evidence.backtest, evidence.calibration
+    sensitivity, alternatives = evidence.sensitivity, evidence.alternatives
     bounds = {}
     for change in state.changes:
         found = policy.bound_for(change.path)
@@ -370,6 +324,7 @@ def proposal_report(
         reproducibility=reproducibility,
         generated_at=f"from the registry as of {state_time} and data through {backtest.end}",
         command=f"mwb report {state.id}",
+        judge=judge,
     )
     return _finish(con, context, out_dir or reports_dir(settings) / state.id)
 
@@ -465,7 +420,7 @@ def backtest_report(
     run_id: str,
     out_dir: Path | None = None,
 ) -> WrittenReport:
-    backtest = load_run(con, run_id)
+    backtest = backtest_store.load_run(con, run_id)
     context = backtest_context(
         backtest,
         reproducibility={
@@ -482,19 +437,5 @@ def _finish(con: duckdb.DuckDBPyConnection, context: ReportContext, out_dir: Pat
     rendered = render(context)
     paths = write(rendered, out_dir)
     files = {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in paths.items()}
-    with transaction(con):
-        con.execute(
-            "DELETE FROM rpt.reports WHERE report_id = ? AND kind = ?", [context.id, context.kind]
-        )
-        con.execute(
-            "INSERT INTO rpt.reports VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                context.id,
-                context.kind,
-                context.title,
-                datetime.now(UTC),
-                str(out_dir),
-                json.dumps(files),
-            ],
-        )
+    report_store.record(con, context.id, context.kind, context.title, out_dir, files)
     return WrittenReport(context, rendered, paths)

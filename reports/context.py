@@ -1,4 +1,4 @@
-"""Format-neutral report contexts (design §8): proposal, calibration and backtest results
+"""Format-neutral report contexts: proposal, calibration and backtest results
 turned into plain data — dicts, lists, numbers, strings — plus charts. The HTML and Markdown
 twins render the same context, and ``payload.json`` is the context itself (charts by file
 name), so every number a reader sees is one number in three places.
@@ -11,9 +11,9 @@ reads a database or a clock.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -281,6 +281,18 @@ def _reproducibility(items: Mapping[str, Any]) -> list[dict]:
 # --------------------------------------------------------------------------- proposal
 
 
+class Verdict(Protocol):
+    """What a judge returns: the verdict, its reasons and the pairs made worse."""
+
+    verdict: str
+    reasons: Sequence[str]
+    worse: Sequence[Record]
+
+
+#: The committee's rule, given by the caller (governance owns it; the report only states it).
+Judge = Callable[[Sequence[Record], Record, Record, "float | None"], Verdict]
+
+
 def proposal_context(
     proposal: ProposalData,
     backtest: BacktestData,
@@ -291,19 +303,21 @@ def proposal_context(
     reproducibility: Mapping[str, Any],
     generated_at: str,
     command: str,
+    judge: Judge,
 ) -> ReportContext:
-    """The proposal report (design §8 sections, in order). ``backtest`` replays the current and
+    """The proposal report, sections in order. ``backtest`` replays the current and
     proposed sets (labels ``current`` and ``proposed``); ``sensitivity`` are (name, values,
-    run) one step either side; ``alternatives`` (name, description, run, label-in-run)."""
+    run) one step either side; ``alternatives`` (name, description, run, label-in-run).
+    ``judge`` is the committee's rule (:func:`governance.gate.judge`): from the coverage rows,
+    each set's totals and the margin freed, the verdict, its reasons and the pairs made worse.
+    The report states it; it does not make it."""
     current, proposed = _totals(backtest, "current"), _totals(backtest, "proposed")
     coverage = coverage_rows(backtest)
     daily = _usd_daily(backtest)
     impact = _impact(daily, primary_model(backtest))
     freed = _finite(sum(row["freed_usd"] or 0.0 for row in impact))
-    worse = [
-        r for r in coverage if coverage_worse(r["sets"].get("current"), r["sets"].get("proposed"))
-    ]
-    verdict, reasons = _verdict(proposal, current, proposed, worse, freed, primary_model(backtest))
+    judgement = judge(coverage, current, proposed, freed)
+    verdict, reasons = judgement.verdict, list(judgement.reasons)
     changes = [_change_row(c, proposal.bounds.get(c["path"])) for c in proposal.changes]
     affected = _most_affected(daily)
     chart_list = _proposal_charts(backtest, daily, calibration, affected, proposal)
@@ -409,64 +423,6 @@ def _change_row(change: dict, bound: dict | None) -> dict:
         "bound": bound or {},
         "within_bounds": within,
     }
-
-
-def coverage_worse(current: dict | None, proposed: dict | None) -> bool:
-    """Whether the proposed set's coverage of one (portfolio, model) is worse: a worse zone
-    (the stricter of close and path), more breaches where the current set is already red, or an
-    expected-shortfall test that rejects the proposed set and not the current one. A pair
-    that cannot be tested (no loss variation) is never worse."""
-    if not current or not proposed:
-        return False
-    if "not testable" in (current["zone"], proposed["zone"]):
-        return False
-    before, after = Zone(current["zone"]), Zone(proposed["zone"])
-    if after.rank != before.rank:
-        return after.rank > before.rank
-    if proposed["zone"] == "red" and proposed["breaches"] > current["breaches"]:
-        return True
-    es_now, es_then = (current.get("es") or {}), (proposed.get("es") or {})
-    return bool(es_then.get("rejected")) and not es_now.get("rejected")
-
-
-def _verdict(
-    proposal: ProposalData,
-    current: Record,
-    proposed: Record,
-    worse: Sequence[Record],
-    freed: float | None,
-    model: str,
-) -> tuple[str, list[str]]:
-    reasons = []
-    if worse:
-        names = ", ".join(f"{r['portfolio']} ({r['model']})" for r in worse[:5])
-        reasons.append(
-            f"coverage gets worse for {len(worse)} portfolio/model pair(s) — a worse traffic-light "
-            f"zone, or more breaches in the red: {names}"
-        )
-        verdict = "do not approve"
-    elif proposed["breaches"] > max(current["breaches"], proposed["expected"] or 0) * 1.25 + 2:
-        reasons.append(
-            f"breaches rise from {current['breaches']} to {proposed['breaches']} "
-            f"against {proposed['expected']:.1f} expected"
-        )
-        verdict = "approve with care"
-    else:
-        verdict = "approve with care" if proposed["red"] else "approve"
-        reasons.append(
-            f"coverage holds: worst zone {proposed['worst_zone']} (current {current['worst_zone']}), "
-            f"{proposed['breaches']} breaches against {current['breaches']} under the current set"
-        )
-        if proposed["red"]:
-            reasons.append(
-                f"{proposed['red']} portfolio/model pair(s) are red under both sets: the change does not "
-                "cause it, but does not cure it either"
-            )
-    if freed is not None:
-        reasons.append(
-            f"{'frees' if freed >= 0 else 'adds'} ${abs(freed):,.0f} of margin on average over the test portfolios"
-        )
-    return verdict, reasons
 
 
 def _impact(daily: pd.DataFrame, model: str) -> list[dict]:

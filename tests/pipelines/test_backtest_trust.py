@@ -181,8 +181,7 @@ def test_october_2025_is_a_named_stress_window() -> None:
 
 
 def test_the_gate_rule_reads_the_strict_zone_es_tests_and_untestable_pairs() -> None:
-    from pipelines.workflows import enactment_gate
-    from reports.context import coverage_worse
+    from governance.gate import coverage_worse, enactment_gate
 
     def side(zone, breaches=0, es=None, moved=1.0):
         return {"zone": zone, "breaches": breaches, "es": es, "mean_margin_usd": moved}

@@ -15,6 +15,7 @@ from backtesting.replay import (
 )
 from backtesting.spec import DAILY_COLUMNS, DAILY_KEY, BacktestSpec
 from backtesting.summary import summarise
+from governance.gate import judge
 from governance.parameters import default_parameter_set
 from margin_engine.portfolios import select
 from reports.context import BacktestData, CalibrationData, ProposalData, proposal_context
@@ -233,4 +234,5 @@ def context(**overrides):
         },
         generated_at="from a fixed synthetic proposal",
         command="mwb report P-0123456789ab",
+        judge=judge,
     )

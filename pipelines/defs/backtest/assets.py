@@ -27,7 +27,8 @@ PROPOSAL_BACKTEST = dg.AssetKey(["bt", "proposal_backtest"])
 
 class ProposalConfig(dg.Config):
     """Which proposal a run is about: an id (``P-…``, or a fingerprint prefix) or a proposal
-    YAML file, which is submitted first if the registry does not hold it yet."""
+    YAML file, which the run's ``gov/submitted_proposal`` step submits if the registry does not
+    hold it yet."""
 
     proposal: str
     actor: str = "mwb-pipeline"
@@ -89,6 +90,7 @@ def active_set_backtest(
     group_name=GROUP,
     kinds={"duckdb", "python"},
     deps=[
+        dg.AssetKey(["gov", "submitted_proposal"]),
         dg.AssetKey(["market", "prices"]),
         dg.AssetKey(["market", "implied_vol"]),
         dg.AssetKey(["calib", "recommendations"]),
@@ -99,10 +101,10 @@ def proposal_backtest(
 ) -> dg.MaterializeResult:
     """The proposal's current and proposed sets replayed on identical inputs, over three years
     widened to the proposal's evidence windows (the report's window)."""
-    from pipelines.workflows import backtest_proposal, resolve_proposal
+    from pipelines.workflows import backtest_proposal, find_proposal
 
     settings = workbench.settings()
     with warehouse.get_connection() as con:
-        proposal_id = resolve_proposal(con, config.proposal, actor=config.actor)
+        proposal_id = find_proposal(con, config.proposal, actor=config.actor)
         run = backtest_proposal(con, settings, proposal_id)
     return dg.MaterializeResult(metadata={"proposal": proposal_id, **summary_metadata(run)})

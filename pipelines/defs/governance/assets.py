@@ -13,6 +13,7 @@ import dagster as dg
 import pandas as pd
 
 from governance.registry import Registry
+from pipelines.defs.backtest.assets import ProposalConfig
 from pipelines.defs.metadata import markdown_table
 from pipelines.defs.resources import WarehouseResource, WorkbenchResource
 from pipelines.governance import run_triggers
@@ -65,6 +66,26 @@ def drafted_proposals(
             "drafts": [o.draft.id for o in outcomes if o.draft],
             "findings": markdown_table(frame),
         }
+    )
+
+
+SUBMITTED = dg.AssetKey(["gov", "submitted_proposal"])
+
+
+@dg.asset(key=SUBMITTED, group_name=GROUP, kinds={"duckdb"})
+def submitted_proposal(
+    config: ProposalConfig, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """The explicit submission step: a proposal file is checked against the schema and the
+    policy and recorded as submitted (once per document and sets); an id must name a recorded
+    proposal. Backtests and reports read the recorded proposal and submit nothing."""
+    from pipelines.workflows import submit_proposal
+
+    with warehouse.get_connection() as con:
+        proposal_id = submit_proposal(con, config.proposal, actor=config.actor)
+        status = Registry(con).recorded_status(proposal_id)
+    return dg.MaterializeResult(
+        metadata={"proposal": proposal_id, "status": status.value if status else "unknown"}
     )
 
 

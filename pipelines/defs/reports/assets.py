@@ -35,20 +35,20 @@ def _files_metadata(written) -> dict:
 def proposal_report(
     config: ProposalConfig, warehouse: WarehouseResource, workbench: WorkbenchResource
 ) -> dg.MaterializeResult:
-    """report.html, report.md and payload.json for one proposal (design §8)."""
+    """report.html, report.md and payload.json for one proposal."""
     from pipelines.report import proposal_report as write_report
-    from pipelines.workflows import resolve_proposal
+    from pipelines.workflows import find_proposal
 
     settings = workbench.settings()
     with warehouse.get_connection() as con:
-        proposal_id = resolve_proposal(con, config.proposal, actor=config.actor)
+        proposal_id = find_proposal(con, config.proposal, actor=config.actor)
         written = write_report(con, settings, proposal_id)
     return dg.MaterializeResult(metadata=proposal_report_metadata(written))
 
 
 def proposal_report_metadata(written) -> dict:
     """A written proposal report for a materialization: verdict, the enactment gate, files."""
-    from pipelines.workflows import enactment_gate
+    from governance.gate import enactment_gate
 
     payload = written.context.data
     gate = enactment_gate(payload["coverage"])

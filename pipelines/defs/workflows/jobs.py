@@ -23,7 +23,7 @@ from pipelines.defs.calibration.assets import (
     IV_DYNAMICS,
     RECOMMENDATIONS,
 )
-from pipelines.defs.governance.assets import AUDIT_LOG, DRAFTS, ENACTED
+from pipelines.defs.governance.assets import AUDIT_LOG, DRAFTS, ENACTED, SUBMITTED
 from pipelines.defs.market_data.assets import MARKET_ASSETS
 from pipelines.defs.reports.assets import CALIBRATION_REPORT, DRAFT_REPORTS, PROPOSAL_REPORT
 
@@ -73,15 +73,19 @@ def daily_run(
 
 backtest_proposal = dg.define_asset_job(
     "backtest_proposal",
-    selection=dg.AssetSelection.assets(PROPOSAL_BACKTEST, PROPOSAL_REPORT).without_checks(),
-    description="A proposal (file or id) → backtest current vs proposed → report. The proposal "
-    "files sensor runs it for every new or changed file.",
+    selection=dg.AssetSelection.assets(
+        SUBMITTED, PROPOSAL_BACKTEST, PROPOSAL_REPORT
+    ).without_checks(),
+    description="A proposal (file or id) → submitted (once) → backtest current vs proposed → "
+    "report. The proposal files sensor runs it for every new or changed file.",
     tags={"domain": "governance"},
 )
 
 enact_proposal = dg.define_asset_job(
     "enact_proposal",
-    selection=dg.AssetSelection.assets(AUDIT_LOG, PROPOSAL_BACKTEST, PROPOSAL_REPORT, ENACTED),
+    selection=dg.AssetSelection.assets(
+        SUBMITTED, AUDIT_LOG, PROPOSAL_BACKTEST, PROPOSAL_REPORT, ENACTED
+    ),
     description="Re-check an approved proposal and enact it: the audit log must verify and the "
     "report must not be red (blocking checks), else the enactment step is skipped.",
     tags={"domain": "governance"},
@@ -99,7 +103,7 @@ def proposal_config(proposal: str, *, enact: bool = False, actor: str = "mwb-pip
     """Run config for ``backtest_proposal`` (or ``enact_proposal``) about ``proposal``."""
     ops = {
         "__".join(k.path): {"config": {"proposal": proposal, "actor": actor}}
-        for k in (PROPOSAL_BACKTEST, PROPOSAL_REPORT)
+        for k in (SUBMITTED, PROPOSAL_BACKTEST, PROPOSAL_REPORT)
     }
     if enact:
         ops["__".join(ENACTED.path)] = {"config": {"proposal": proposal, "actor": actor}}

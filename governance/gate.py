@@ -1,0 +1,133 @@
+"""The committee's rule on a backtested proposal, as pure functions over the report's rows.
+
+One rule serves both places that judge a proposal: the verdict the report states
+(:func:`judge`) and the enactment gate that may block it (:func:`enactment_gate`); both call
+:func:`coverage_worse`. The rows are the report's coverage rows — per (portfolio, model,
+currency), each set's zone (the stricter of close-to-close and OHLC-path losses), breaches,
+mean margin and expected-shortfall test — and the totals per set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from vocabulary import Zone
+
+Row = Mapping[str, Any]
+
+__all__ = ["Gate", "Judgement", "coverage_worse", "enactment_gate", "judge"]
+
+
+def coverage_worse(current: Row | None, proposed: Row | None) -> bool:
+    """Whether the proposed set's coverage of one (portfolio, model) is worse.
+
+    Worse is a worse zone (the stricter of close and path), more breaches where the current
+    set is already red, or an expected-shortfall test that rejects the proposed set and not
+    the current one. A pair that cannot be tested (no loss variation) is never worse.
+    """
+    if not current or not proposed:
+        return False
+    if Zone.NOT_TESTABLE in (current["zone"], proposed["zone"]):
+        return False
+    before, after = Zone(current["zone"]), Zone(proposed["zone"])
+    if after.rank != before.rank:
+        return after.rank > before.rank
+    if after is Zone.RED and proposed["breaches"] > current["breaches"]:
+        return True
+    es_now, es_then = (current.get("es") or {}), (proposed.get("es") or {})
+    return bool(es_then.get("rejected")) and not es_now.get("rejected")
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What the report tells the committee: the verdict, its reasons, the pairs made worse."""
+
+    verdict: str
+    reasons: tuple[str, ...]
+    worse: tuple[Row, ...]
+
+
+def judge(coverage: Sequence[Row], current: Row, proposed: Row, freed: float | None) -> Judgement:
+    """The verdict on a proposal from its coverage rows and each set's totals.
+
+    "do not approve" when any pair's coverage gets worse; "approve with care" when breaches
+    rise well above both the current set's and the expected count (more than 1.25 times the
+    larger, plus 2), or when pairs are red under both sets; "approve" otherwise. ``freed`` is
+    the mean margin freed (positive) or added over the test portfolios, in USD.
+    """
+    worse = tuple(
+        r for r in coverage if coverage_worse(r["sets"].get("current"), r["sets"].get("proposed"))
+    )
+    reasons = []
+    if worse:
+        names = ", ".join(f"{r['portfolio']} ({r['model']})" for r in worse[:5])
+        reasons.append(
+            f"coverage gets worse for {len(worse)} portfolio/model pair(s) — a worse traffic-light "
+            f"zone, or more breaches in the red: {names}"
+        )
+        verdict = "do not approve"
+    elif proposed["breaches"] > max(current["breaches"], proposed["expected"] or 0) * 1.25 + 2:
+        reasons.append(
+            f"breaches rise from {current['breaches']} to {proposed['breaches']} "
+            f"against {proposed['expected']:.1f} expected"
+        )
+        verdict = "approve with care"
+    else:
+        verdict = "approve with care" if proposed["red"] else "approve"
+        reasons.append(
+            f"coverage holds: worst zone {proposed['worst_zone']} (current {current['worst_zone']}), "
+            f"{proposed['breaches']} breaches against {current['breaches']} under the current set"
+        )
+        if proposed["red"]:
+            reasons.append(
+                f"{proposed['red']} portfolio/model pair(s) are red under both sets: the change does not "
+                "cause it, but does not cure it either"
+            )
+    if freed is not None:
+        reasons.append(
+            f"{'frees' if freed >= 0 else 'adds'} ${abs(freed):,.0f} of margin on average over the test portfolios"
+        )
+    return Judgement(verdict, tuple(reasons), worse)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Whether a proposal may be enacted, and why not."""
+
+    passed: bool
+    reasons: tuple[str, ...]
+    red_where_changed: tuple[str, ...]
+    worse: tuple[str, ...]
+
+
+def enactment_gate(coverage: Sequence[Row]) -> Gate:
+    """Whether the proposed set may be enacted, from the report's coverage rows.
+
+    Blocks when the proposed set is in the red zone for a portfolio and model whose margin the
+    change moves (a red light the change owns), or when a pair's coverage gets worse
+    (:func:`coverage_worse`). Pairs red under both sets and untouched by the change are the
+    current set's problem and are reported, not blocking; pairs without loss variation cannot
+    be judged.
+    """
+    red, worse = [], []
+    for row in coverage:
+        current, proposed = row["sets"].get("current"), row["sets"].get("proposed")
+        if not current or not proposed:
+            continue
+        name = f"{row['portfolio']} ({row['model']}, {row['currency']})"
+        moved = proposed["mean_margin_usd"] != current["mean_margin_usd"]
+        if proposed["zone"] == Zone.RED and moved:
+            red.append(f"{name}: red with {proposed['breaches']} breaches")
+        if coverage_worse(current, proposed):
+            worse.append(
+                f"{name}: {current['zone']} → {proposed['zone']}, "
+                f"{current['breaches']} → {proposed['breaches']} breaches"
+            )
+    reasons = []
+    if red:
+        reasons.append(f"{len(red)} pair(s) the change moves are red under the proposed set")
+    if worse:
+        reasons.append(f"{len(worse)} pair(s) get worse coverage")
+    return Gate(not red and not worse, tuple(reasons), tuple(red), tuple(worse))
