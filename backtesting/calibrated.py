@@ -1,5 +1,6 @@
 """Parameter paths taken from the rolling calibration each day (``--calibrate``), held to
-bounds: the values a daily run would have recommended, without look-ahead."""
+bounds: the values a daily run would have recommended, without look-ahead.
+"""
 
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ def held_bounds(
     paths: Sequence[str], limits: Mapping[str, tuple[float | None, float | None]]
 ) -> dict[str, tuple[float, float]]:
     """[low, high] per path: ``limits`` (a governance policy's min and max, either None for no
-    limit) intersected with the parameter's own range (:func:`schema_range`)."""
+    limit) intersected with the parameter's own range (:func:`schema_range`).
+    """
     out = {}
     for path in paths:
         low, high = schema_range(path)
@@ -64,6 +66,7 @@ class CalibratedPath:
 
     @property
     def clips(self) -> pd.DataFrame:
+        """One row per clipped (day, path): the calibrated value and the bound it was held to."""
         rows = []
         for path in self.values.columns:
             moved = self.raw[path].notna() & (self.raw[path] != self.values[path])
@@ -128,7 +131,8 @@ def calibrated_values(
     """Daily values of the ``calibrate`` paths (days × paths): FHS moves at ``confidence`` over
     the MPOR from the residuals known that day, × ``scale``; price ranges take the larger tail,
     haircuts the down move; then clipped to ``bounds`` per path (default: the parameter's own
-    range, :func:`schema_range`) — a clip is recorded, never an error."""
+    range, :func:`schema_range`) — a clip is recorded, never an error.
+    """
     out = {}
     index = pd.DatetimeIndex(days)
     for asset, rt in realtime.items():

@@ -1,5 +1,5 @@
-"""Coverage tests of a margin (VaR) model's failures, with MATLAB ``varbacktest`` conventions
-(design §6), and the Acerbi–Szekely expected-shortfall tests.
+"""Coverage tests of a margin (VaR) model's failures, with MATLAB ``varbacktest`` conventions,
+and the Acerbi–Szekely expected-shortfall tests.
 
 Conventions
 -----------
@@ -84,6 +84,8 @@ class TestResult:
     details: Mapping[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
+        """The result as JSON-safe values (non-finite numbers as None)."""
+
         def finite(v: float) -> float | None:
             return None if v is None or not math.isfinite(v) else float(v)
 
@@ -120,6 +122,7 @@ class TrafficLight:
     subseries: tuple[dict, ...] = ()
 
     def as_dict(self) -> dict:
+        """The traffic light as JSON-safe values."""
         return {
             "zone": self.zone,
             "probability": self.probability,
@@ -167,7 +170,8 @@ def _probability(level: float) -> float:
 
 def _rejects(pvalue: float, test_level: float) -> bool:
     """Reject at p ≤ 1 − test_level: with Monte Carlo p-values (1 + G)/(B + 1) the test then
-    has exactly its nominal size (the tolerance absorbs 1 − 0.95 ≠ 0.05 in binary)."""
+    has exactly its nominal size (the tolerance absorbs 1 − 0.95 ≠ 0.05 in binary).
+    """
     return pvalue <= (1.0 - test_level) + 1e-12
 
 
@@ -188,14 +192,16 @@ STATISTICS = ("pof", "tuff", "binomial", "cci", "cc", "tbfi", "tbf")
 
 def _tuff_of(n: ArrayLike, p: float) -> np.ndarray:
     r"""TUFF ratio of durations ``n`` (≥ 1): :math:`-2(\log p + (n-1)\log(1-p) + n\log n -
-    (n-1)\log(n-1))`."""
+    (n-1)\log(n-1))`.
+    """
     n = np.asarray(n, dtype=float)
     return -2.0 * (math.log(p) + (n - 1) * math.log(1 - p) + xlogy(n, n) - xlogy(n - 1, n - 1))
 
 
 def _statistics(rows: np.ndarray, p: float) -> dict[str, np.ndarray]:
     """Every test statistic of each row of ``rows`` (B × N booleans). Durations of a row without
-    failure are censored at N + 1 (what MATLAB reports when that already rejects)."""
+    failure are censored at N + 1 (what MATLAB reports when that already rejects).
+    """
     b, n = rows.shape
     x = rows.sum(axis=1).astype(float)
     observed = x / n
@@ -300,6 +306,7 @@ class MonteCarloNull:
         self._tie_seed = int(rng.integers(2**62))
 
     def pvalues(self, f: np.ndarray) -> dict[str, float]:
+        """Monte Carlo p-value of every statistic of the failure series ``f``."""
         if f.size != self.n:
             raise ValueError(f"this null is for {self.n} observations, got {f.size}")
         observed = _statistics(f[None, :], self.p)
@@ -378,7 +385,8 @@ def _monte_carlo(
     result: TestResult, f: np.ndarray, statistic: float, pvalue: float, simulations: int
 ) -> TestResult:
     """``result`` re-decided on a Monte Carlo p-value; ``statistic`` is the always-defined one of
-    :func:`_statistics` (a duration without failure censored at N + 1)."""
+    :func:`_statistics` (a duration without failure censored at N + 1).
+    """
     x = int(f.sum())
     note = result.note
     if result.name in ("tuff", "tbfi", "tbf") and not x:
@@ -409,7 +417,8 @@ def _no_failure(
     details: dict[str, Any],
 ) -> TestResult:
     """MATLAB's rule without a failure: report n = N + 1 only if that already rejects (and for
-    TBF, accept only when POF accepts)."""
+    TBF, accept only when POF accepts).
+    """
     n, p = f.size, 1.0 - level
     if name == "tbf":
         inner = _no_failure(
@@ -514,7 +523,8 @@ def binomial_test(
     simulations: int = 9_999,
 ) -> TestResult:
     r"""Two-sided z-test of the failure count: :math:`z = (x - Np)/\sqrt{Np(1-p)}`,
-    p-value :math:`2(1-\Phi(|z|))` (MATLAB ``bin``); ``df`` is None."""
+    p-value :math:`2(1-\Phi(|z|))` (MATLAB ``bin``); ``df`` is None.
+    """
     return _run("binomial", failures, level, test_level, null, rng, simulations)
 
 
@@ -589,7 +599,8 @@ def haas_tbfi(
     simulations: int = 9_999,
 ) -> TestResult:
     r"""Haas's time-between-failures independence test: the sum of the TUFF ratios of each time
-    between failures (the first measured from the start), :math:`\chi^2_x`."""
+    between failures (the first measured from the start), :math:`\chi^2_x`.
+    """
     return _run("tbfi", failures, level, test_level, null, rng, simulations)
 
 
@@ -643,7 +654,8 @@ def _basel_increase(zone: Zone, x: int, n: int, p: float) -> float:
 
 def interleaved(failures: np.ndarray, mpor: int) -> list[np.ndarray]:
     """The ``mpor`` sub-series ``failures[j::mpor]`` whose MPOR windows do not overlap (empty
-    ones left out)."""
+    ones left out).
+    """
     return [failures[j::mpor] for j in range(min(mpor, failures.size))]
 
 
@@ -712,7 +724,8 @@ def traffic_light(failures: ArrayLike, level: float, *, mpor: int = 1) -> Traffi
 def traffic_light_size(observations: int, level: float, *, mpor: int = 1) -> float:
     """The probability that a correct model leaves the green zone (exact at ``mpor`` = 1; at
     h > 1 the Bonferroni bound: the sum over the sub-series of each one's exact probability).
-    Discreteness makes it differ from 5 % — 10.8 % at N = 250, p = 1 % (Basel's own table)."""
+    Discreteness makes it differ from 5 % — 10.8 % at N = 250, p = 1 % (Basel's own table).
+    """
     p, h = _probability(level), _mpor(mpor)
     if observations < 1:
         raise ValueError(f"observations must be >= 1, got {observations}")
@@ -732,6 +745,8 @@ def traffic_light_size(observations: int, level: float, *, mpor: int = 1) -> flo
 
 @dataclass(frozen=True)
 class AcerbiSzekely:
+    """The Acerbi–Szekely Z1 (conditional) and Z2 (unconditional) ES tests."""
+
     z1: TestResult  # conditional
     z2: TestResult  # unconditional
     scenarios: int
@@ -752,9 +767,11 @@ class AcerbiSzekely:
 
     @property
     def rejected(self) -> tuple[str, ...]:
+        """Names of the tests that reject."""
         return tuple(t.name for t in (self.z1, self.z2) if t.reject)
 
     def as_dict(self) -> dict:
+        """The tests as JSON-safe values."""
         return {
             "z1": self.z1.as_dict(),
             "z2": self.z2.as_dict(),
@@ -996,6 +1013,8 @@ def acerbi_szekely(
 
 @dataclass(frozen=True)
 class CoverageReport:
+    """Every coverage test of one failure series, and the traffic light."""
+
     observations: int
     failures: int
     expected: float
@@ -1008,9 +1027,11 @@ class CoverageReport:
 
     @property
     def rejected(self) -> tuple[str, ...]:
+        """Names of the tests that reject."""
         return tuple(name for name, t in self.tests.items() if t.reject)
 
     def as_dict(self) -> dict:
+        """The report as JSON-safe values."""
         return {
             "observations": self.observations,
             "failures": self.failures,
@@ -1036,13 +1057,15 @@ PROCEDURES = {
 
 class MonteCarloNulls:
     """One :class:`MonteCarloNull` per series length, simulated on first use from one generator:
-    a backtest tests many portfolios (and their MPOR sub-series) of a few lengths."""
+    a backtest tests many portfolios (and their MPOR sub-series) of a few lengths.
+    """
 
     def __init__(self, p: float, rng: np.random.Generator, simulations: int = 9_999) -> None:
         self.p, self.rng, self.simulations = p, rng, simulations
         self._nulls: dict[int, MonteCarloNull] = {}
 
     def get(self, n: int) -> MonteCarloNull:
+        """The null of sub-series length ``n`` (simulated once, then shared)."""
         if n not in self._nulls:
             self._nulls[n] = MonteCarloNull(n, self.p, self.rng, self.simulations)
         return self._nulls[n]
@@ -1100,7 +1123,8 @@ def _bonferroni(
     name: str, f: np.ndarray, p: float, test_level: float, parts: list[CoverageReport]
 ) -> TestResult:
     """One test over the interleaved sub-series: reject when any sub-series rejects at level
-    α/h; p-value ``min(1, h·min p_j)``; the statistic is the whole series' (descriptive)."""
+    α/h; p-value ``min(1, h·min p_j)``; the statistic is the whole series' (descriptive).
+    """
     h = len(parts)
     results = [part.tests[name] for part in parts]
     finite = [r.pvalue for r in results if math.isfinite(r.pvalue)]

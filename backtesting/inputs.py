@@ -1,5 +1,6 @@
 """Inputs a backtest derives from its history: the rolling volatility and the VaR/ES
-scenario inputs, each known on a day from data strictly before it."""
+scenario inputs, each known on a day from data strictly before it.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def rolling_volatility(
     """Per underlying, :data:`backtesting.spec.VOL_SPEC` re-estimated every
     ``config.refit_every`` days on the trailing ``config.window`` returns and filtered daily in
     between, from forecast origin ``start``; the EWMA filter serves the days before its first
-    window is full. Returns the volatility and the number of refits per underlying."""
+    window is full. Returns the volatility and the number of refits per underlying.
+    """
     # the gap rule: a k-day return enters as r/sqrt(k)
     returns = {a: r.values for a, r in log_return_frame(history.close)[1].items()}
     rolling = rolling_forecasts_many(

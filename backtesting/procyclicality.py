@@ -1,4 +1,4 @@
-"""Procyclicality of a margin path (design §6): how far and how fast margin rises.
+"""Procyclicality of a margin path: how far and how fast margin rises.
 
 Pure functions over a positive margin series ``margins`` (shape (T,), one value per day, in one
 currency). Results are frozen dataclasses carrying the indices of the days involved, so a
@@ -41,12 +41,15 @@ def _margins(margins: ArrayLike) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PeakToTrough:
+    """Largest fall from a peak to a later trough (or trough to later peak), as a ratio."""
+
     ratio: float
     peak: int
     trough: int
     trough_first: bool
 
     def as_dict(self) -> dict:
+        """The measure as JSON-safe values."""
         return {
             "ratio": self.ratio,
             "peak": self.peak,
@@ -68,6 +71,7 @@ class MarginIncrease:
     note: str = ""
 
     def as_dict(self) -> dict:
+        """The measure as JSON-safe values."""
         return {
             "value": self.value if self.defined else None,
             "start": self.start,
@@ -122,12 +126,15 @@ def max_increase(margins: ArrayLike, n: int, pathwise: bool = False) -> MarginIn
 
 @dataclass(frozen=True)
 class ProcyclicalitySummary:
+    """Peak-to-trough ratios and the largest increases over each horizon."""
+
     peak_to_trough: PeakToTrough
     peak_to_trough_trough_first: PeakToTrough
     increases: dict[int, MarginIncrease]
     pathwise_increases: dict[int, MarginIncrease]
 
     def as_dict(self) -> dict:
+        """The summary as JSON-safe values."""
         return {
             "peak_to_trough": self.peak_to_trough.as_dict(),
             "peak_to_trough_trough_first": self.peak_to_trough_trough_first.as_dict(),
@@ -142,7 +149,8 @@ def procyclicality_summary(
     margins: ArrayLike, horizons: Sequence[int] = HORIZONS
 ) -> ProcyclicalitySummary:
     """Peak-to-trough both ways and the largest 1-, 5- and 30-day increases (end-point and
-    pathwise)."""
+    pathwise).
+    """
     m = _margins(margins)
     return ProcyclicalitySummary(
         peak_to_trough(m),

@@ -1,4 +1,4 @@
-"""Replaying history through the margin models (design §6): the pure core of a backtest.
+"""Replaying history through the margin models: the pure core of a backtest.
 
 On each day ``t``:
 
@@ -58,6 +58,7 @@ HAIRCUT_MODEL = MarginModel.HAIRCUT
 
 
 def end_of_day(day: DayLike) -> datetime:
+    """The end of ``day``: 00:00 UTC of the next day (when a day's close is stamped)."""
     return datetime.combine(pd.Timestamp(day).date() + timedelta(days=1), time(0), tzinfo=UTC)
 
 
@@ -69,7 +70,8 @@ MAX_PATH_COMBINATIONS = 3  # underlyings whose lows and highs are combined in ev
 @dataclass(frozen=True)
 class MarketHistory:
     """Daily closes and 30-day ATM IVs (dates × underlyings; NaN where unknown), and optionally
-    each day's high and low (default: the close) and mean 8-hour funding rate (default: none)."""
+    each day's high and low (default: the close) and mean 8-hour funding rate (default: none).
+    """
 
     close: pd.DataFrame
     iv: pd.DataFrame
@@ -86,6 +88,7 @@ class MarketHistory:
 
     @property
     def days(self) -> pd.DatetimeIndex:
+        """Every calendar day of the history."""
         return self.close.index
 
     def _aligned(self, frame: pd.DataFrame | None, fallback: pd.DataFrame) -> pd.DataFrame:
@@ -96,10 +99,12 @@ class MarketHistory:
 
     @functools.cached_property
     def highs(self) -> pd.DataFrame:
+        """Daily highs aligned with the closes (a missing high is the close)."""
         return self._aligned(self.high, self.close)
 
     @functools.cached_property
     def lows(self) -> pd.DataFrame:
+        """Daily lows aligned with the closes (a missing low is the close)."""
         return self._aligned(self.low, self.close)
 
     @functools.cached_property
@@ -122,7 +127,8 @@ class MarketHistory:
     @functools.cached_property
     def arrays(self) -> dict[str, np.ndarray]:
         """Close, low, high, IV and basis as (days × underlyings) arrays in ``close``'s column
-        order, for the per-day path revaluation (pandas lookups per day would dominate it)."""
+        order, for the per-day path revaluation (pandas lookups per day would dominate it).
+        """
         columns = list(self.close.columns)
         return {
             "close": self.close.to_numpy(dtype=float),
@@ -134,6 +140,7 @@ class MarketHistory:
 
     @functools.cached_property
     def positions(self) -> dict[pd.Timestamp, int]:
+        """Row position of each day in the history."""
         return {day: k for k, day in enumerate(self.close.index)}
 
     @functools.cached_property
@@ -157,9 +164,11 @@ class MarketHistory:
         return out
 
     def day_market(self, day: pd.Timestamp) -> DayMarket:
+        """The market of ``day``: spot, IV, funding of each underlying."""
         return self._markets[pd.Timestamp(day)]
 
     def snapshot(self, day: pd.Timestamp) -> MarketSnapshot:
+        """``day``'s market as a :class:`MarketSnapshot` (valued at the end of the day)."""
         m = self.day_market(day)
         at = end_of_day(day)
         forwards = {}
@@ -177,7 +186,8 @@ class MarketHistory:
 class DayBook:
     """The books of one day: positions at ``day`` and each result row's realised P&L over the
     MPOR (settlement currency; negative = loss) at the close of ``day + mpor`` and at the worst
-    point of the OHLC path, the USD rate and the gross notional (USD)."""
+    point of the OHLC path, the USD rate and the gross notional (USD).
+    """
 
     day: pd.Timestamp
     positions: Positions
@@ -192,7 +202,8 @@ class DayBook:
 @dataclass(frozen=True)
 class PathPoints:
     """Revaluation points of an MPOR window: per point the day it falls on (offset 1..h from
-    the margin day), each underlying's price and ATM IV, and whether it is the final close."""
+    the margin day), each underlying's price and ATM IV, and whether it is the final close.
+    """
 
     offset: np.ndarray  # (P,) int
     spot: np.ndarray  # (U, P)
@@ -206,7 +217,8 @@ def path_points(
 ) -> PathPoints | None:
     """The close of every day in (day, day + mpor] and, for each, the low/high combinations of
     ``underlyings``. A day inside the window without closes adds no point; None when the last
-    day (the close-to-close end) has none."""
+    day (the close-to-close end) has none.
+    """
     offsets: list[int] = []
     spots: list[np.ndarray] = []
     atms: list[np.ndarray] = []
@@ -253,7 +265,8 @@ def path_points(
 def revalue(positions: Positions, points: PathPoints, day: pd.Timestamp) -> np.ndarray:
     """P&L per unit of each instrument (n × P) from the book's market to every path point:
     full revaluation on the point's price and ATM IV (through the smile of
-    :mod:`margin_engine.market`), the funding-implied forward, at the end of the point's day."""
+    :mod:`margin_engine.market`), the funding-implied forward, at the end of the point's day.
+    """
     book, table = positions.book, positions.book.table
     names = [u for _, u in table.groups]
     u_index = {u: k for k, u in enumerate(dict.fromkeys(names))}
@@ -292,7 +305,8 @@ def funding_paid(
 ) -> np.ndarray:
     """Funding per unit of each instrument (n × P) from ``day`` to each point's day: perpetuals
     pay ``3 × rate × notional`` per day held (negative for a long when the rate is positive);
-    other instruments nothing."""
+    other instruments nothing.
+    """
     table = positions.book.table
     perpetual = table.kind == Kind.PERPETUAL
     out = np.zeros((len(table), len(offsets)))
@@ -326,7 +340,8 @@ def _positions(
 ) -> Positions:
     """The books' legs as :class:`Positions` (what :func:`build_positions` gives for a
     positions file, without its per-row validation: the library's legs are valid by
-    construction, and a leg the market cannot value is an error here)."""
+    construction, and a leg the market cannot value is an error here).
+    """
     names, accounts, quantities = [], [], []
     for k, p in enumerate(sorted(chosen, key=lambda p: p.name)):
         for name, quantity in p.legs(market):
@@ -358,7 +373,8 @@ def build_day(
 ) -> DayBook | None:
     """The day's books (those whose inputs exist on ``day`` and ``day + mpor``), or None.
     ``realised=False`` skips the revaluation over the MPOR (P&L left NaN) when only margins
-    are wanted."""
+    are wanted.
+    """
     later_day = day + pd.Timedelta(days=mpor)
     if later_day not in history.days:
         return None
@@ -396,7 +412,8 @@ def build_day(
 def override(params: ModelParams, changes: Mapping[str, float]) -> ModelParams:
     """``params`` with parameter-set paths replaced: ``underlyings.X.pm.price_range``,
     ``underlyings.X.span.price_scan_range`` and ``collateral.X.haircut`` (every tier moves with
-    the base haircut). Calibrated backtests change these daily; validation is the dataclasses'."""
+    the base haircut). Calibrated backtests change these daily; validation is the dataclasses'.
+    """
     pm, span, collateral = dict(params.pm), dict(params.span), dict(params.collateral)
     for path, value in changes.items():
         parts = path.split(".")
@@ -428,7 +445,8 @@ def override(params: ModelParams, changes: Mapping[str, float]) -> ModelParams:
 class VarInputs:
     """History for VaR/ES scenarios, each as a daily run knew it: log returns and IV log changes
     (days × underlyings), each day's filtered vol σ_{s|s-1} and the next day's forecast σ_{t+1|t}
-    (origin × underlyings)."""
+    (origin × underlyings).
+    """
 
     returns: pd.DataFrame
     iv_changes: pd.DataFrame
@@ -443,6 +461,7 @@ class VarInputs:
         lookback: int,
         method: str,
     ) -> JointScenarios:
+        """Joint VaR/ES scenarios of ``underlyings`` from the returns known at ``day``."""
         cols = list(underlyings)
         past = self.returns.loc[:day, cols]
         # a day enters the scenarios once every underlying has a return and a filtered vol for it
@@ -466,7 +485,8 @@ def margin_rows(
 ) -> dict[str, np.ndarray]:
     """Per result row of ``book`` under ``model``: ``margin`` (initial), ``maintenance`` and, for
     the ES model, the unbuffered ``var_es`` (VaR at the ES level) and ``es`` an ES backtest
-    judges (NaN for other models)."""
+    judges (NaN for other models).
+    """
     positions = book.positions
     nan = np.full(len(positions.layout[1]), np.nan)
     model = model_named(str(model))
@@ -501,7 +521,8 @@ MARGIN_COLUMNS = ("margin", "maintenance", "var_es", "es")
 def realised_losses(books: Sequence[DayBook]) -> pd.DataFrame:
     """One row per (day, portfolio, currency) of ``books``: the realised ``loss`` over the MPOR
     (close to close) and ``loss_path`` (the worst OHLC point), positive for a loss, with the
-    day's ``fx_usd`` and ``notional_usd``."""
+    day's ``fx_usd`` and ``notional_usd``.
+    """
     return pd.DataFrame(
         {
             "date": np.concatenate([np.full(len(b.portfolio), b.day) for b in books]),
@@ -559,6 +580,7 @@ def replay_books(
 
 
 def empty_rows() -> pd.DataFrame:
+    """A replay frame with the replay's columns and no rows."""
     return pd.DataFrame(
         {
             c: pd.Series(dtype=t)
@@ -590,7 +612,8 @@ def replay_collateral(
     params_for: Callable[[pd.Timestamp], ModelParams],
 ) -> pd.DataFrame:
     """Haircut backtest of collateral-only accounts: margin = haircut of the holding's USD value
-    (tiered), loss = its fall in value over the MPOR; rows as :func:`replay_books` (USD)."""
+    (tiered), loss = its fall in value over the MPOR; rows as :func:`replay_books` (USD).
+    """
     days = [d for d in days if d + pd.Timedelta(days=mpor) in history.days]
     if not days:
         return empty_rows()

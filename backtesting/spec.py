@@ -49,7 +49,8 @@ DAILY_KEY = ("set_label", "portfolio", "model", "currency", "date")
 class BacktestSpec:
     """What to replay. ``confidence`` and ``mpor_days`` default to the first set's
     ``var.var_confidence`` and ``var.mpor_days``. The constructor validates every field and
-    raises :class:`ValueError` naming it (``models: …``); the command line says which flag."""
+    raises :class:`ValueError` naming it (``models: …``); the command line says which flag.
+    """
 
     start: date | None = None
     end: date | None = None
@@ -87,6 +88,7 @@ class BacktestSpec:
             raise ValueError(f"simulations: must be at least 99, got {self.simulations}")
 
     def as_dict(self) -> dict:
+        """The spec as JSON-safe values (dates as ISO text)."""
         data = asdict(self)
         data["start"] = self.start.isoformat() if self.start else None
         data["end"] = self.end.isoformat() if self.end else None

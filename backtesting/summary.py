@@ -1,6 +1,7 @@
 """Summaries of a backtest: per (set, portfolio, model, currency) the coverage tests of the
 close-to-close and OHLC-path breaches, the ES tests, procyclicality, capital efficiency and the
-stress windows; and the side-by-side comparison of two sets."""
+stress windows; and the side-by-side comparison of two sets.
+"""
 
 from __future__ import annotations
 
@@ -247,7 +248,8 @@ def _summary(
 
 def comparison(records: Sequence[Mapping], labels: Sequence[str]) -> pd.DataFrame:
     """Side by side per (portfolio, model, currency): breaches, zone, test p-values, peak/trough,
-    largest 5-day increase, mean margin (USD) for each set, and the margin freed."""
+    largest 5-day increase, mean margin (USD) for each set, and the margin freed.
+    """
     rows: dict[tuple, dict] = {}
     for r in records:
         key = (r["portfolio"], r["model"], r["currency"])

@@ -61,17 +61,20 @@ class PsdReport:
 
 
 def min_eigenvalue(matrix: np.ndarray) -> float:
+    """The smallest eigenvalue of the symmetrised ``matrix``."""
     return float(np.linalg.eigvalsh((matrix + matrix.T) / 2).min())
 
 
 def is_psd(matrix: np.ndarray, tolerance: float = PSD_TOLERANCE) -> bool:
+    """Whether ``matrix`` is positive semi-definite within ``tolerance``."""
     return min_eigenvalue(matrix) >= tolerance
 
 
 def ensure_psd(matrix: np.ndarray) -> tuple[np.ndarray, PsdReport]:
     """Return ``matrix`` if it is a PSD correlation matrix, else its nearest correlation matrix
     (Higham's alternating projections, ``statsmodels.stats.correlation_tools.corr_nearest``),
-    with a report of the repair. Never repairs silently: the report says what changed."""
+    with a report of the repair. Never repairs silently: the report says what changed.
+    """
     matrix = (np.asarray(matrix, dtype=float) + np.asarray(matrix, dtype=float).T) / 2
     before = min_eigenvalue(matrix)
     if before >= PSD_TOLERANCE:
@@ -121,9 +124,11 @@ class CorrelationEstimate:
     details: dict = field(default_factory=dict)
 
     def as_frame(self) -> pd.DataFrame:
+        """The matrix labelled by asset."""
         return pd.DataFrame(self.matrix, index=self.assets, columns=self.assets)
 
     def to_dict(self) -> dict:
+        """The estimate as JSON-safe values."""
         return {
             "method": self.method,
             "assets": list(self.assets),
@@ -156,7 +161,8 @@ def ccc_correlation(z: pd.DataFrame | np.ndarray) -> CorrelationEstimate:
 
 def ewma_correlation_path(z: np.ndarray, lam: float = EWMA_LAMBDA) -> np.ndarray:
     """EWMA correlations :math:`Q_t = \\lambda Q_{t-1} + (1-\\lambda) z_{t-1}z_{t-1}'`, started at the
-    sample second moment; returns R for t = 1..T+1 (the last is the forecast), shape (T+1, N, N)."""
+    sample second moment; returns R for t = 1..T+1 (the last is the forecast), shape (T+1, N, N).
+    """
     outer = np.einsum("ti,tj->tij", z, z)
     start = outer.mean(axis=0)
     flat = outer.reshape(len(z), -1) * (1 - lam)
@@ -235,12 +241,14 @@ class DccFit:
 
     @property
     def persistence(self) -> float:
+        """Persistence ``a + b`` of the DCC recursion."""
         return self.a + self.b
 
     @property
     def integrated(self) -> bool:
-        """a + b within :data:`BOUNDARY_MARGIN` of one: correlation shocks never decay (the
-        estimate sits on its stationarity constraint, its standard errors are undefined)."""
+        """A + b within :data:`BOUNDARY_MARGIN` of one: correlation shocks never decay (the
+        estimate sits on its stationarity constraint, its standard errors are undefined).
+        """
         return self.persistence >= 1.0 - BOUNDARY_MARGIN
 
     @property
@@ -251,6 +259,7 @@ class DccFit:
         )
 
     def to_dict(self) -> dict:
+        """The fit as JSON-safe values."""
         return {
             "assets": list(self.assets),
             "a": self.a,
@@ -388,6 +397,7 @@ class DccOutcome:
     note: str = ""
 
     def to_dict(self) -> dict:
+        """The outcome as JSON-safe values."""
         return {
             "integrated": self.fit.integrated,
             "fallback": None if self.fallback is None else self.fallback.value,

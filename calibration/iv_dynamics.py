@@ -45,6 +45,8 @@ VOL_OF_VOL_CANDIDATES = (
 
 @dataclass(frozen=True)
 class MeanReversion:
+    """AR(1) mean reversion of log IV: coefficient, long-run level and half-life."""
+
     phi: float
     phi_se: float
     intercept: float
@@ -55,6 +57,8 @@ class MeanReversion:
 
 @dataclass(frozen=True)
 class IvDynamics:
+    """An implied-vol index's dynamics: vol of vol, spot-vol correlation, mean reversion."""
+
     asset: str
     n_obs: int
     start: str
@@ -72,6 +76,7 @@ class IvDynamics:
     vol_fit: UnivariateFit | EwmaFit | None = field(repr=False, compare=False, default=None)
 
     def to_dict(self) -> dict:
+        """The dynamics as JSON-safe values (what the store keeps)."""
         out = {
             k: v
             for k, v in self.__dict__.items()
@@ -83,6 +88,7 @@ class IvDynamics:
 
 
 def fit_mean_reversion(iv: pd.Series) -> MeanReversion:
+    """AR(1) on log IV by OLS: :math:`\\ln IV_t = c + \\phi \\ln IV_{t-1} + e_t`."""
     logs = np.log(iv.to_numpy(dtype=float))
     x = sm.add_constant(logs[:-1])
     result = sm.OLS(logs[1:], x).fit()
@@ -149,7 +155,8 @@ def iv_dynamics(
 
 def rebuild_iv_dynamics(stored: dict, iv: pd.Series) -> IvDynamics:
     """An :class:`IvDynamics` from its stored dictionary and the same IV series, with the
-    vol-of-vol model re-applied from its stored parameters (no refit). Refuses other data."""
+    vol-of-vol model re-applied from its stored parameters (no refit). Refuses other data.
+    """
     iv = iv.dropna().sort_index()
     if series_fingerprint(iv) != stored["fingerprint"]:
         raise ValueError(

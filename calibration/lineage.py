@@ -1,5 +1,6 @@
 """What goes with every result so that it can be reproduced: library versions and a
-fingerprint of the exact data used."""
+fingerprint of the exact data used.
+"""
 
 from __future__ import annotations
 

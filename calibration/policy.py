@@ -21,7 +21,8 @@ from vocabulary import Apc
 
 class MoveMethod(StrEnum):
     """How a price move is calibrated: a quantile of filtered historical simulation, or the
-    fitted innovation distribution's quantile scaled by the forecast volatility."""
+    fitted innovation distribution's quantile scaled by the forecast volatility.
+    """
 
     FILTERED_HISTORICAL = "filtered-historical"
     PARAMETRIC = "parametric"
@@ -120,6 +121,7 @@ class CalibrationPolicy:
         )
 
     def to_dict(self) -> dict:
+        """The policy as JSON-safe values."""
         out = asdict(self)
         out.pop("extra")
         out["method"] = self.method.value

@@ -45,6 +45,7 @@ class RealtimeVolatility:
 
     @property
     def horizon(self) -> int:
+        """The longest forecast horizon held, in days."""
         return int(self.forecasts.columns.max()) if len(self.forecasts.columns) else 0
 
     def vol_now(self, origin: DayLike) -> float:
@@ -84,7 +85,8 @@ def ewma_realtime(
 ) -> RealtimeVolatility:
     """The RiskMetrics EWMA filter as a :class:`RealtimeVolatility`: flat forecasts
     :math:`\\sigma^2_{t+h\\mid t} = \\sigma^2_{t+1\\mid t}`, each from returns up to ``t``; the
-    variance starts at the mean square of the first 30 returns."""
+    variance starts at the mean square of the first 30 returns.
+    """
     returns = returns.sort_index().astype(float)
     index = pd.DatetimeIndex(pd.to_datetime(returns.index))
     r2 = np.nan_to_num(returns.to_numpy()) ** 2
@@ -103,7 +105,8 @@ def ewma_realtime(
 
 def combine(primary: RealtimeVolatility, fallback: RealtimeVolatility) -> RealtimeVolatility:
     """``primary`` where it exists, ``fallback`` before it (e.g. EWMA until a GARCH window is
-    full); ``source`` marks which served each day."""
+    full); ``source`` marks which served each day.
+    """
     first = primary.forecasts.index.min() if len(primary.forecasts) else None
     if first is None:
         return fallback

@@ -66,6 +66,7 @@ class Derivation:
     apc: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        """The derivation as JSON-safe values."""
         return {
             "method": self.method,
             "inputs": self.inputs,
@@ -78,12 +79,15 @@ class Derivation:
 
 @dataclass(frozen=True)
 class Recommendation:
+    """One recommended parameter value with its unit and derivation."""
+
     parameter: str
     value: float
     unit: str
     derivation: Derivation
 
     def to_dict(self) -> dict:
+        """The recommendation as JSON-safe values."""
         return {
             "parameter": self.parameter,
             "value": self.value,
@@ -94,21 +98,26 @@ class Recommendation:
 
 @dataclass(frozen=True)
 class Recommendations:
+    """Every recommended parameter of one calibration, with notes."""
+
     as_of: str
     policy: CalibrationPolicy
     items: tuple[Recommendation, ...]
     notes: tuple[str, ...] = ()
 
     def value(self, parameter: str) -> float:
+        """The recommended value of ``parameter``."""
         for item in self.items:
             if item.parameter == parameter:
                 return item.value
         raise KeyError(f"no recommendation for {parameter!r}")
 
     def as_dict(self) -> dict[str, float]:
+        """Parameter path → recommended value."""
         return {item.parameter: item.value for item in self.items}
 
     def to_dict(self) -> dict:
+        """The recommendations as JSON-safe values."""
         return {
             "as_of": self.as_of,
             "policy": self.policy.to_dict(),
@@ -143,7 +152,8 @@ def raw_path_extremes(
     returns: np.ndarray, starts: np.ndarray, horizon: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Worst down/up point of the *historical* paths starting at ``starts`` (no rescaling; a
-    path that runs past the data's end is cut there)."""
+    path that runs past the data's end is cut there).
+    """
     downs, ups = [], []
     for s in starts:
         path = np.cumsum(returns[s : s + horizon])
@@ -348,7 +358,8 @@ def extreme_multiple(
 
 def spread_credit(rho: float) -> float:
     """Margin saving of a two-leg spread whose legs carry equal margin, at correlation ρ:
-    :math:`1 - \\sqrt{2 - 2\\rho}/2`, zero for ρ ≤ 0."""
+    :math:`1 - \\sqrt{2 - 2\\rho}/2`, zero for ρ ≤ 0.
+    """
     if rho <= 0:
         return 0.0
     return 1.0 - math.sqrt((1.0 - min(rho, 1.0)) / 2.0)
@@ -547,12 +558,15 @@ def recommend(
 
 @dataclass(frozen=True)
 class BoundViolation:
+    """A recommendation outside its configured bounds."""
+
     parameter: str
     value: float
     low: float | None
     high: float | None
 
     def describe(self) -> str:
+        """One line naming the parameter, its value and the bounds."""
         return f"{self.parameter} = {self.value:.6g} outside [{self.low}, {self.high}]"
 
 

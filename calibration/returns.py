@@ -66,10 +66,12 @@ class ReturnSeries:
 
     @property
     def start(self):
+        """The first return's date (None when empty)."""
         return self.values.index[0] if len(self.values) else None
 
     @property
     def end(self):
+        """The last return's date (None when empty)."""
         return self.values.index[-1] if len(self.values) else None
 
     def window(self, start: DayLike | None = None, end: DayLike | None = None) -> ReturnSeries:
@@ -102,7 +104,8 @@ class ReturnSeries:
 
     def gap_list(self) -> list[dict]:
         """The flagged multi-day returns as ``{"date", "span_days", "missing_days", "return",
-        "action"}`` records (date = the close after the gap)."""
+        "action"}`` records (date = the close after the gap).
+        """
         return [
             {
                 "date": pd.Timestamp(row["date"]).date().isoformat(),
@@ -202,7 +205,8 @@ def log_return_frame(
 ) -> tuple[pd.DataFrame, dict[str, ReturnSeries]]:
     """:func:`log_returns` of every column of ``closes`` (days × assets, NaN where a day has no
     close), on the frame's index: NaN on the missing days themselves, the policy's value on the
-    day after each gap. Also returns each column's :class:`ReturnSeries` (with its gaps)."""
+    day after each gap. Also returns each column's :class:`ReturnSeries` (with its gaps).
+    """
     out, series = {}, {}
     for column in closes.columns:
         observed = closes[column].dropna()

@@ -112,6 +112,7 @@ class RollingForecasts:
 
     @property
     def fallback_refits(self) -> int:
+        """How many refits fell back to EWMA."""
         return int(self.refits["fallback"].sum()) if len(self.refits) else 0
 
 
@@ -135,7 +136,8 @@ def _forecast_block(
     horizon: int,
 ) -> np.ndarray:
     """Variance forecasts (decimal) for ``origins`` (positions in ``returns``) with fixed params,
-    filtering from ``window_start`` so the recursion starts where the estimation window did."""
+    filtering from ``window_start`` so the recursion starts where the estimation window did.
+    """
     last = origins[-1]
     segment = returns.iloc[window_start : last + 1] * SCALE
     model = spec.build(segment)

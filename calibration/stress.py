@@ -1,5 +1,6 @@
-"""Named stress windows (design §6), used for stressed correlation, the stressed-weight
-anti-procyclicality option and, later, the backtests' stress report."""
+"""Named stress windows, used for stressed correlation, the stressed-weight
+anti-procyclicality option and, later, the backtests' stress report.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from datetime import date
 
 @dataclass(frozen=True)
 class StressWindow:
+    """A named historical stress period, inclusive of both ends."""
+
     name: str
     start: date
     end: date

@@ -72,6 +72,7 @@ class AssetModel:
 
     @property
     def persistence(self) -> float:
+        """Persistence :math:`\\alpha + \\gamma/2 + \\beta` of the asset's GJR-GARCH."""
         return self.alpha + self.gamma / 2 + self.beta
 
 
@@ -142,6 +143,8 @@ class SyntheticMarketSpec:
 
 @dataclass(frozen=True)
 class SyntheticMarket:
+    """The simulated prices, implied vols and the true conditional volatility."""
+
     spec: SyntheticMarketSpec
     prices: pd.DataFrame  # date, asset, open, high, low, close, volume, source
     implied_vol: pd.DataFrame  # date, asset, iv, tenor_days, source

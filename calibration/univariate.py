@@ -56,23 +56,31 @@ STATIONARITY_MARGIN = 1e-4
 
 
 class VolProcess(StrEnum):
+    """The volatility recursion of a GARCH-family model."""
+
     GARCH = "garch"
     GJR_GARCH = "gjr-garch"
     EGARCH = "egarch"
 
 
 class Innovation(StrEnum):
+    """The distribution of the standardised innovations."""
+
     NORMAL = "normal"
     STUDENT_T = "t"
     SKEW_T = "skew-t"
 
 
 class MeanModel(StrEnum):
+    """The mean of the returns: a constant, or zero."""
+
     CONSTANT = "constant"
     ZERO = "zero"
 
 
 class FitStart(StrEnum):
+    """Where an estimation started: arch's values, a warm start, or fixed parameters."""
+
     COLD = "cold"  # arch's own starting values
     WARM = "warm"  # a previous estimate
     FIXED = "fixed"  # approved parameters applied without estimation
@@ -148,6 +156,7 @@ class UnivariateSpec:
 
     @property
     def name(self) -> str:
+        """The model's label, e.g. ``GJR-GARCH(1,1)-t``."""
         return f"{_LABEL[self.vol]}(1,1)-{self.dist.value}"
 
     def build(self, returns_pct: pd.Series) -> ARCHModel:
@@ -165,6 +174,7 @@ class UnivariateSpec:
         )
 
     def to_dict(self) -> dict:
+        """The spec as JSON-safe values."""
         return {
             "vol": self.vol.value,
             "dist": self.dist.value,
@@ -196,6 +206,8 @@ class DataWindow:
 
 @dataclass(frozen=True)
 class LjungBox:
+    """A Ljung–Box test of standardised residuals (or their squares)."""
+
     series: str  # "z" or "z^2"
     lags: int
     statistic: float
@@ -244,6 +256,7 @@ class UnivariateFit:
 
     @property
     def name(self) -> str:
+        """The model's label."""
         return self.spec.name
 
     def forecast_variance(self, horizon: int) -> np.ndarray:
@@ -269,6 +282,7 @@ class UnivariateFit:
         return self.unconditional_vol_annual**2 / DAYS_PER_YEAR
 
     def to_dict(self) -> dict:
+        """The fit as JSON-safe values (parameters, errors, diagnostics, window)."""
         return {
             "asset": self.asset,
             "model": "garch",
@@ -371,18 +385,22 @@ class EwmaFit:
 
     @property
     def stationary(self) -> bool:
+        """Never: EWMA is integrated (persistence one)."""
         return False  # an integrated process: reported as such, never mistaken for GARCH
 
     @property
     def name(self) -> str:
+        """The model's label, e.g. ``EWMA(lambda=0.94)``."""
         return f"EWMA(lambda={self.lam})"
 
     def forecast_variance(self, horizon: int) -> np.ndarray:
+        """Flat variance forecasts for days 1..``horizon``."""
         if horizon < 1:
             raise ValueError(f"horizon must be >= 1 day, got {horizon}")
         return np.full(horizon, self.next_variance)
 
     def to_dict(self) -> dict:
+        """The fit as JSON-safe values."""
         return {
             "asset": self.asset,
             "model": "ewma",
@@ -397,6 +415,8 @@ class EwmaFit:
 
 @dataclass(frozen=True)
 class CandidateOutcome:
+    """How one candidate model fared: its fit statistics, or why it was not used."""
+
     spec: UnivariateSpec
     bic: float | None
     loglik: float | None
@@ -408,6 +428,7 @@ class CandidateOutcome:
 
     @property
     def usable(self) -> bool:
+        """Whether the candidate may be chosen (fitted, converged, stationary, not rejected)."""
         return self.error is None and self.rejected is None and self.converged and self.stationary
 
 
@@ -419,7 +440,8 @@ NESTED_TOLERANCE = 0.05
 
 def nested_in(spec: UnivariateSpec) -> tuple[UnivariateSpec, ...]:
     """The candidates ``spec`` nests directly: GJR-GARCH nests GARCH (γ = 0), the Student t
-    nests the normal (ν → ∞), the skew-t nests the t (λ = 0)."""
+    nests the normal (ν → ∞), the skew-t nests the t (λ = 0).
+    """
     out = []
     if spec.vol is VolProcess.GJR_GARCH:
         out.append(UnivariateSpec(VolProcess.GARCH, spec.dist, spec.mean))
@@ -459,7 +481,8 @@ def _nested_check(
     fitted: dict[UnivariateSpec, UnivariateFit],
 ) -> tuple[UnivariateFit, str | None, str | None]:
     """Hold ``fit`` against the fitted models it nests: refit a worse one from the nested
-    solution; return (the fit to use, a rejection reason or None, a note or None)."""
+    solution; return (the fit to use, a rejection reason or None, a note or None).
+    """
     for inner in nested_in(spec):
         base = fitted.get(inner)
         if base is None or not math.isfinite(base.loglik):
@@ -498,6 +521,7 @@ class VolatilityCalibration:
 
     @property
     def fell_back(self) -> bool:
+        """Whether no GARCH fit was usable and EWMA served instead."""
         return self.fallback_reason is not None
 
 
@@ -508,7 +532,8 @@ def _as_series(
     returns: ReturnSeries | pd.Series, asset: str | None
 ) -> tuple[pd.Series, str, str | None, tuple[dict, ...]]:
     """The values, name, gap policy and flagged gaps of ``returns`` (a plain Series has none:
-    pass a :class:`ReturnSeries` to have its gaps counted and listed)."""
+    pass a :class:`ReturnSeries` to have its gaps counted and listed).
+    """
     if isinstance(returns, ReturnSeries):
         return (
             returns.values,

@@ -1,4 +1,4 @@
-"""The hash-chained audit log (design §7), as pure functions over entries.
+"""The hash-chained audit log, as pure functions over entries.
 
 Entry ``n`` stores the hash of entry ``n - 1``; its own hash covers every field including that
 link:

@@ -1,4 +1,4 @@
-"""Parameter sets: every model's parameters, validated, fingerprinted and diffable (design §7).
+"""Parameter sets: every model's parameters, validated, fingerprinted and diffable.
 
 A parameter set is a document::
 
@@ -442,7 +442,7 @@ _TIERS = [
 DEFAULT_DOCUMENT: dict = {
     "schema_version": 1,
     "underlyings": {
-        # published by Deribit: btc_usd (Jun 2024), eth_usd (Feb 2026), design §5
+        # published by Deribit: btc_usd (Jun 2024), eth_usd (Feb 2026)
         "BTC": _underlying(_BTC_PM),
         "ETH": _underlying(_ETH_PM),
         # not published: SOL uses ETH's values, a wider price range for a more volatile coin

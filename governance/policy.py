@@ -1,4 +1,4 @@
-"""The governance policy: parameter bounds, the committee, quorum and cool-downs (design §7).
+"""The governance policy: parameter bounds, the committee, quorum and cool-downs.
 
 A policy document::
 

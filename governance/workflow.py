@@ -1,6 +1,6 @@
 """The proposal workflow as pure functions: each takes the current state and returns the new
 state and the audit event, or raises :class:`Refusal` carrying the event that records the
-refusal (design §7).
+refusal.
 
 ::
 

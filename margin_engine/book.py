@@ -1,4 +1,4 @@
-"""The risk-array core (design §5): value each instrument once per scenario, then every
+"""The risk-array core: value each instrument once per scenario, then every
 account's scenario P&L is one sparse product, then reduce per account and currency.
 
 Units (per unit of quantity, in the instrument's settlement currency):
@@ -58,7 +58,8 @@ class ValuedBook:
 
     def scenario_pnl(self, moves: np.ndarray, vols: np.ndarray | None = None) -> np.ndarray:
         """P&L per unit quantity (n × S) for relative underlying ``moves`` (n × S, each
-        instrument's own underlying) and new implied ``vols`` (n × S; default unchanged)."""
+        instrument's own underlying) and new implied ``vols`` (n × S; default unchanged).
+        """
         t = self.table
         moves = np.asarray(moves, dtype=float)
         f0 = self.forward[:, None]
@@ -95,7 +96,8 @@ class ValuedBook:
 
 def _vols(instruments: list[Instrument], forward: np.ndarray, market: MarketSnapshot) -> np.ndarray:
     """Implied vol of each option (NaN elsewhere): quoted, else the default IV through the
-    smile — vectorised, since backtests value thousands of options."""
+    smile — vectorised, since backtests value thousands of options.
+    """
     vol = np.full(len(instruments), np.nan)
     smiled = [
         k for k, i in enumerate(instruments) if i.kind is Kind.OPTION and i.name not in market.iv
@@ -116,7 +118,8 @@ def value_book(
     instruments: list[Instrument], market: MarketSnapshot
 ) -> tuple[ValuedBook, dict[str, str]]:
     """Value ``instruments`` against ``market``; instruments that cannot be valued (expired, no
-    index, no IV) are left out and returned as ``{name: reason}``."""
+    index, no IV) are left out and returned as ``{name: reason}``.
+    """
     usable, errors = [], {}
     spot, forward = [], []
     for instrument in instruments:
@@ -179,11 +182,14 @@ def value_book(
 
 @dataclass(frozen=True)
 class PositionError:
+    """A position that could not be booked, and why."""
+
     account: str
     instrument: str
     error: str
 
     def to_dict(self) -> dict:
+        """The error as JSON-safe values."""
         return {"account": self.account, "instrument": self.instrument, "error": self.error}
 
 
@@ -209,10 +215,12 @@ class Positions:
 
     @property
     def n_accounts(self) -> int:
+        """Number of accounts."""
         return len(self.accounts)
 
     @property
     def n_groups(self) -> int:
+        """Number of (settlement currency, underlying) groups."""
         return len(self.book.table.groups)
 
     def matrix(self, rows: np.ndarray, n_rows: int) -> sparse.csr_matrix:
@@ -239,7 +247,8 @@ class Positions:
     @functools.cached_property
     def _bucketed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Positions in an expiry bucket: their (account × buckets + bucket) row, instrument
-        and quantity."""
+        and quantity.
+        """
         bucket = self.book.table.bucket[self.instrument]
         keep = np.flatnonzero(bucket >= 0)
         n_buckets = max(len(self.book.table.buckets), 1)
@@ -263,6 +272,7 @@ class Positions:
 
     @functools.cached_property
     def currencies(self) -> tuple[str, ...]:
+        """The settlement currencies held, by name."""
         return tuple(sorted({c for c, _ in self.book.table.groups}))
 
     @functools.cached_property
@@ -275,7 +285,8 @@ class Positions:
     @functools.cached_property
     def layout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Result rows: ``(present, account_of_row, currency_of_row)``. ``present`` masks the
-        account × currencies grid to the (account, currency) pairs holding a position."""
+        account × currencies grid to the (account, currency) pairs holding a position.
+        """
         held = (np.diff(self.group_matrix.indptr) > 0).reshape(self.n_accounts, self.n_groups)
         present = np.zeros((self.n_accounts, len(self.currencies)), bool)
         for g, c in enumerate(self.group_currency):
@@ -315,7 +326,8 @@ class Positions:
 
     def per_position_to_currency_many(self, per_unit: np.ndarray) -> np.ndarray:
         """Σ quantity × ``per_unit`` (positions × K, per unit of each position) into the result
-        rows, for K columns at once: shape (rows, K)."""
+        rows, for K columns at once: shape (rows, K).
+        """
         n_rows = self.n_accounts * len(self.currencies)
         weights = sparse.csr_matrix(
             (self.quantity, (self.currency_row, np.arange(len(self.quantity)))),
@@ -408,6 +420,7 @@ class MarginResult:
         return self.maintenance_margin
 
     def frame(self) -> pd.DataFrame:
+        """One row per (account, settlement currency) with margins and components."""
         out = pd.DataFrame(
             {
                 "account": np.asarray(self.accounts, dtype=object)[self.account]
@@ -424,6 +437,7 @@ class MarginResult:
         return out
 
     def describe_worst(self, row: int) -> dict | None:
+        """The scenario that produced row ``row``'s worst loss, and that loss."""
         if self.worst_scenario is None or self.worst_loss is None:
             return None
         return {
@@ -432,6 +446,7 @@ class MarginResult:
         }
 
     def records(self) -> list[dict]:
+        """The result rows as JSON-safe records."""
         rows = []
         accounts = np.asarray(self.accounts, dtype=object)
         for k in range(len(self.account)):
@@ -454,7 +469,8 @@ def worst_by_row(
     positions: Positions, worst: np.ndarray, worst_index: np.ndarray, n_scenarios: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each result row: the catalogue index (group × scenarios + scenario) and loss of the
-    scenario that drove it — the group with the largest worst case in that row's currency."""
+    scenario that drove it — the group with the largest worst case in that row's currency.
+    """
     present, account_of_row, _ = positions.layout
     row_currency = np.flatnonzero(present) % len(positions.currencies)
     group_of_row = np.zeros(len(account_of_row), dtype=np.int64)

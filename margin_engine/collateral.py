@@ -1,4 +1,4 @@
-"""Collateral haircuts with size tiers (design §5).
+"""Collateral haircuts with size tiers.
 
 Tiers are applied bracket by bracket, like tax bands: with tiers (1M: 10 %, 10M: 12 %, ∞: 15 %),
 collateral worth 3M USD is valued at 1M·0.90 + 2M·0.88. The value is continuous and
@@ -41,7 +41,7 @@ def effective_haircut(value_usd: np.ndarray, params: CollateralParams) -> np.nda
 
 
 def haircut_breaches(relative_losses: np.ndarray, haircut: float | np.ndarray) -> np.ndarray:
-    """``loss > haircut`` elementwise (design §2: a breach is strict)."""
+    """``loss > haircut`` elementwise (a breach is strict)."""
     return np.asarray(relative_losses) > np.asarray(haircut)
 
 

@@ -1,6 +1,6 @@
 """Instruments named as on Deribit, and their vectorised table.
 
-Names (design §2):
+Names:
 
 =========================  ======================================================
 ``BTC``                    spot coin (quantity in coin)
@@ -41,6 +41,8 @@ _EXPIRY = re.compile(r"^(?P<day>\d{1,2})(?P<month>[A-Z]{3})(?P<year>\d{2})$")
 
 
 class Kind(IntEnum):
+    """What an instrument is: spot, perpetual, dated future or option."""
+
     SPOT = 0
     PERPETUAL = 1
     FUTURE = 2
@@ -82,6 +84,7 @@ class Instrument:
 
     @property
     def quantity_unit(self) -> str:
+        """What a quantity counts: USD of notional (inverse futures) or coins."""
         if self.inverse and self.kind in (Kind.PERPETUAL, Kind.FUTURE):
             return "USD"
         return self.underlying
@@ -106,7 +109,8 @@ def _parse_expiry(text: str, name: str) -> datetime:
 @functools.lru_cache(maxsize=65_536)
 def parse_instrument(name: str) -> Instrument:
     """Parse a Deribit-style instrument name (see the module docstring). Instruments are
-    immutable, so parses are cached: backtests value the same names on many days."""
+    immutable, so parses are cached: backtests value the same names on many days.
+    """
     if not isinstance(name, str) or not name.strip():
         raise InstrumentError(f"{name!r}: empty instrument name")
     name = name.strip()
@@ -168,6 +172,7 @@ class InstrumentTable:
 
     @property
     def names(self) -> tuple[str, ...]:
+        """The instruments' names, in order."""
         return tuple(i.name for i in self.instruments)
 
     def __len__(self) -> int:

@@ -79,6 +79,7 @@ class MarketSnapshot:
                 )
 
     def spot(self, underlying: str) -> float:
+        """The index price of ``underlying``."""
         if underlying in self.index:
             return float(self.index[underlying])
         if underlying in STABLECOINS:
@@ -86,6 +87,7 @@ class MarketSnapshot:
         raise MarketDataError(f"no index price for {underlying}")
 
     def forward(self, instrument: Instrument) -> float:
+        """The forward of ``instrument``'s expiry (the index when none is quoted)."""
         spot = self.spot(instrument.underlying)
         if instrument.expiry is None:
             return spot
@@ -106,6 +108,7 @@ class MarketSnapshot:
         return spot * math.exp(rate * t)
 
     def vol(self, instrument: Instrument, forward: float) -> float:
+        """``instrument``'s implied vol: quoted, else the smile around the IV index."""
         if instrument.name in self.iv:
             return float(self.iv[instrument.name])
         if instrument.underlying in self.default_iv:
@@ -134,7 +137,8 @@ class MarketSnapshot:
 
         ``skip_invalid`` leaves out rows whose name does not parse or whose IV or forward is
         not usable, and says so in ``notes`` (stored rows: one bad row must not stop the
-        margining of the others); otherwise such a row is an error."""
+        margining of the others); otherwise such a row is an error.
+        """
         frame = pd.read_csv(chain) if isinstance(chain, str | Path) else chain
         required = {
             "timestamp",
@@ -186,7 +190,8 @@ class MarketSnapshot:
     @classmethod
     def from_json(cls, document: Mapping[str, Any] | str | Path) -> MarketSnapshot:
         """From ``{"as_of": ISO time, "index": {"BTC": 60000}, "futures": {"BTC-27DEC24":
-        61000}, "iv": {"BTC-27DEC24-60000-C": 0.55}, "default_iv": {"BTC": 0.6}}``."""
+        61000}, "iv": {"BTC-27DEC24-60000-C": 0.55}, "default_iv": {"BTC": 0.6}}``.
+        """
         if isinstance(document, str | Path):
             document = cast(Mapping[str, Any], json.loads(Path(document).read_text()))
         if "as_of" not in document or "index" not in document:

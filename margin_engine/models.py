@@ -142,5 +142,6 @@ def parameters_read(
     model: MarginModel | str, document: Document, underlyings: Sequence[str]
 ) -> dict:
     """The parts of ``document`` that ``model`` reads for a book on ``underlyings``: what its
-    margins depend on, and so what keys a cache of them."""
+    margins depend on, and so what keys a cache of them.
+    """
     return MODELS[MarginModel(model)].reads(document, underlyings)

@@ -3,7 +3,7 @@
 Each maps one-to-one onto a section of the governance parameter set
 (``underlyings.<U>.<model>.<field>``, ``currencies.<C>.<field>``, ``collateral.<A>``,
 ``spreads.<A>-<B>.credit``, ``pm.mm_factor``, ``var.<field>``). Defaults are the published
-Deribit portfolio-margin values (btc_usd June 2024, eth_usd February 2026, design §5); values
+Deribit portfolio-margin values (btc_usd June 2024, eth_usd February 2026); values
 Deribit does not publish (standard and SPAN-style rates, SOL) are illustrative and say so.
 """
 
@@ -105,7 +105,8 @@ class StandardParams:
 @dataclass(frozen=True)
 class SpanParams:
     """SPAN-style parameters of one underlying (illustrative defaults: ranges from Deribit's
-    PM, CME-like extreme move 2 × range at 35 % covered)."""
+    PM, CME-like extreme move 2 × range at 35 % covered).
+    """
 
     price_scan_range: float = 0.16
     vol_scan_range: float = 0.50
@@ -162,6 +163,8 @@ class VarParams:
 
 @dataclass(frozen=True)
 class HaircutTier:
+    """Collateral worth up to ``up_to_usd`` (None: no limit) is cut by ``haircut``."""
+
     up_to_usd: float | None  # None: no upper limit
     haircut: float
 
@@ -230,7 +233,8 @@ class ModelParams:
 
     def _lookup(self, table: Mapping[str, Any], key: str, default: Callable[[], Any]) -> Any:
         """``table[key]``, else the fallback underlying's entry, else ``default()`` (built only
-        when needed: models ask for parameters per group many times per call)."""
+        when needed: models ask for parameters per group many times per call).
+        """
         if key in table:
             return table[key]
         if self.fallback_underlying in table:
@@ -238,9 +242,11 @@ class ModelParams:
         return default()
 
     def pm_for(self, underlying: str) -> PortfolioMarginParams:
+        """The PM parameters of ``underlying`` (the fallback underlying's when absent)."""
         return self._lookup(self.pm, underlying, PortfolioMarginParams)
 
     def currency_for(self, currency: str) -> CurrencyParams:
+        """The parameters of settlement ``currency``."""
         if currency in self.currencies:
             return self.currencies[currency]
         if currency in {"USD", "USDT"} and "USDC" in self.currencies:
@@ -248,19 +254,24 @@ class ModelParams:
         return self._lookup(self.currencies, currency, CurrencyParams)
 
     def standard_for(self, underlying: str) -> StandardParams:
+        """The standard-margin parameters of ``underlying``."""
         return self._lookup(self.standard, underlying, StandardParams)
 
     def span_for(self, underlying: str) -> SpanParams:
+        """The SPAN parameters of ``underlying``."""
         if underlying in self.span:
             return self.span[underlying]
         pm = self.pm_for(underlying)
         return SpanParams(price_scan_range=pm.price_range, vol_scan_range=pm.vol_range_up)
 
     def credit_for(self, a: str, b: str) -> float:
+        """The spread credit between underlyings ``a`` and ``b`` (0 without one)."""
         return self.spreads.get((a, b), self.spreads.get((b, a), 0.0))
 
     def collateral_for(self, asset: str) -> CollateralParams:
+        """The haircut tiers of collateral ``asset``."""
         return self.collateral.get(asset, CollateralParams())
 
     def source_of(self, underlying: str) -> str:
+        """Whose parameters ``underlying`` uses: its own, or the fallback's."""
         return underlying if underlying in self.pm else f"{self.fallback_underlying} (fallback)"

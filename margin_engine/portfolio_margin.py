@@ -1,4 +1,4 @@
-"""Deribit-style portfolio margin (segregated: per settlement currency), design §5.
+"""Deribit-style portfolio margin (segregated: per settlement currency).
 
 Per (account, settlement currency, underlying):
 
@@ -52,12 +52,14 @@ MIN_VOL = 0.01
 
 def scenario_moves(price_range: float) -> np.ndarray:
     """The 35 price moves: 9 × 3 standard then 8 extended (down moves stop at
-    :data:`~margin_engine.book.DEEPEST_MOVE`, which only a range above 0.99 reaches)."""
+    :data:`~margin_engine.book.DEEPEST_MOVE`, which only a range above 0.99 reaches).
+    """
     standard = np.repeat(np.linspace(-price_range, price_range, PRICE_BUCKETS), len(VOL_SCENARIOS))
     return np.maximum(np.concatenate([standard, EXTENDED_MOVES]), DEEPEST_MOVE)
 
 
 def extended_scale(price_range: float, factor: float) -> np.ndarray:
+    """Multipliers of the extended price moves for ``price_range`` and ``factor``."""
     m = EXTENDED_MOVES
     # 1 - r vanishes at a range of 1: held at 1 + DEEPEST_MOVE, as the standard moves are
     denominator = np.maximum(1 + np.sign(m) * price_range, 1 + DEEPEST_MOVE)
@@ -78,7 +80,8 @@ def vol_shocks(
 
 def risk_arrays(positions: Positions, params: ModelParams) -> np.ndarray:
     """P&L per unit quantity of every instrument in its 35 scenarios (n × 35), extended
-    columns already scaled (the dampener acts on account totals)."""
+    columns already scaled (the dampener acts on account totals).
+    """
     book = positions.book
     table = book.table
     n = len(table)
@@ -223,7 +226,8 @@ def _scan_block(
     block: Any, standard_columns: np.ndarray, extended_columns: np.ndarray
 ) -> tuple[np.ndarray, ...]:
     """Worst standard and extended scenario (index, P&L) of each row of ``block``, with the
-    trailing columns of the extended product (net delta, mark value)."""
+    trailing columns of the extended product (net delta, mark value).
+    """
     standard = block @ standard_columns
     extended = block @ extended_columns
     n_extended = extended_columns.shape[1] - 2
@@ -249,7 +253,8 @@ def _scan_rows(
     """:func:`_scan_block` over every (account, group) row; large books are split into
     contiguous row blocks run on threads (scipy's sparse products and numpy's reductions
     release the GIL, so two cores take half the time). Rows are computed identically
-    whatever the split."""
+    whatever the split.
+    """
     matrix = positions.group_matrix
     workers = min(os.cpu_count() or 1, 8)
     if workers == 1 or matrix.shape[0] < PARALLEL_ROWS:

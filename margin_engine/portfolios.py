@@ -1,4 +1,4 @@
-"""The test-portfolio library of design §6: standard books re-struck every day relative to spot,
+"""The test-portfolio library: standard books re-struck every day relative to spot,
 and collateral-only accounts for haircut backtests.
 
 Every book is rebuilt on each day ``t`` from that day's close (and IV, for the delta hedge):
@@ -63,6 +63,7 @@ class Portfolio:
 
     @property
     def underlying_list(self) -> tuple[str, ...]:
+        """The underlyings whose prices the portfolio reads (cash excluded)."""
         return tuple(u for u in self.underlyings if u not in ("USD", "USDC", "USDT"))
 
 
@@ -91,6 +92,7 @@ def strike_text(strike: float) -> str:
 
 
 def strike(spot: float, moneyness: float) -> float:
+    """The listed strike nearest ``moneyness`` × ``spot`` on the venue's grid."""
     step = strike_grid(spot)
     return round(round(spot * moneyness / step) * step, 10)
 
@@ -104,6 +106,7 @@ def option(
     kind: str,
     linear: bool = False,
 ) -> str:
+    """The name of the option ``tenor`` days out at ``moneyness``."""
     prefix = f"{underlying}_USDC" if linear else underlying
     return f"{prefix}-{expiry_code(day, tenor)}-{strike_text(strike(spot, moneyness))}-{kind}"
 
@@ -305,7 +308,8 @@ def from_positions(frame: pd.DataFrame, source: str) -> tuple[Portfolio, ...]:
     """Account snapshots (``account,instrument,quantity`` rows, e.g. a positions file) as static
     books: the same positions on every day, replayed while every instrument is alive at the end
     of the MPOR. The description carries a fingerprint of the rows, so cached results follow
-    the file's content."""
+    the file's content.
+    """
     import hashlib
 
     from margin_engine.instruments import InstrumentError, Kind, parse_instrument

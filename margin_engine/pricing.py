@@ -1,4 +1,4 @@
-"""Black-76 prices and Greeks on the forward, vectorised (design §2).
+"""Black-76 prices and Greeks on the forward, vectorised.
 
 .. math::
 
@@ -95,7 +95,8 @@ def implied_vol(
     hi: float = 10.0,
 ) -> np.ndarray:
     """The Black-76 vol that reproduces ``price`` (bisection, vectorised); ``nan`` when the price
-    is outside the no-arbitrage bounds."""
+    is outside the no-arbitrage bounds.
+    """
     price, forward, strike, years, is_call = np.broadcast_arrays(
         np.asarray(price, float),
         np.asarray(forward, float),

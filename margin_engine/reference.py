@@ -51,7 +51,8 @@ def reference_portfolio_margin(
     positions: list[tuple[str, float]], market: MarketSnapshot, params: ModelParams | None = None
 ) -> dict[str, dict[str, float]]:
     """PM of one account: ``{currency: {initial_margin, maintenance_margin, worst_case,
-    roll_shock, delta_shock}}`` for ``positions`` = [(instrument name, quantity), …]."""
+    roll_shock, delta_shock}}`` for ``positions`` = [(instrument name, quantity), …].
+    """
     params = params or ModelParams()
     groups: dict[tuple[str, str], list] = defaultdict(list)
     for name, quantity in positions:

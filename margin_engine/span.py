@@ -1,4 +1,4 @@
-"""SPAN-style margin (design §5), per (account, settlement currency, underlying).
+"""SPAN-style margin, per (account, settlement currency, underlying).
 
 16 scenarios: price moves 0, ±1/3, ±2/3, ±1 of the price scan range, each with vol up and
 down by the vol scan range (relative: σ(1 ± r), floored at 1 %), plus two extreme moves
@@ -38,7 +38,8 @@ def scenario_grid(
     price_scan_range: float, extreme_multiple: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Price moves and vol directions (+1 up, −1 down, 0 unchanged) of the 16 scenarios; down
-    moves stop at :data:`DEEPEST_MOVE`."""
+    moves stop at :data:`DEEPEST_MOVE`.
+    """
     moves = np.concatenate(
         [
             np.repeat(MOVES, 2) * price_scan_range,

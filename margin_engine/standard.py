@@ -1,4 +1,4 @@
-"""Standard (isolated) margin: position by position, summed per settlement currency (design §5).
+"""Standard (isolated) margin: position by position, summed per settlement currency.
 
 * futures and perpetuals: IM = ``future_initial`` × notional, MM = ``future_maintenance`` ×
   notional, notional in the settlement currency (coin for inverse: |N|/F; quote for linear:
@@ -21,6 +21,7 @@ from margin_engine.params import ModelParams
 
 
 def standard_margin(positions: Positions, params: ModelParams | None = None) -> MarginResult:
+    """Standard (isolated) margin per account and settlement currency."""
     params = params or ModelParams()
     book, table = positions.book, positions.book.table
     i = positions.instrument

@@ -1,4 +1,4 @@
-"""Historical and filtered-historical VaR / ES over an MPOR, with full revaluation (design §5).
+"""Historical and filtered-historical VaR / ES over an MPOR, with full revaluation.
 
 Scenarios are joint moves of every underlying (and of its implied vol) over the MPOR, taken
 from history: the ``h``-day sums of daily log returns over overlapping windows in the
@@ -38,7 +38,8 @@ from vocabulary import Apc, VarMeasure, VarMethod
 @dataclass(frozen=True)
 class JointScenarios:
     """Joint MPOR scenarios: ``price_moves`` and ``vol_moves`` (S × U) are simple relative
-    changes of each underlying and its implied vol; ``weights`` (S,) sum to one."""
+    changes of each underlying and its implied vol; ``weights`` (S,) sum to one.
+    """
 
     underlyings: tuple[str, ...]
     price_moves: np.ndarray
@@ -157,7 +158,8 @@ def weighted_var_es(
     with_es_var: bool = False,
 ) -> tuple[np.ndarray, ...]:
     """VaR at ``var_level`` and ES at ``es_level`` of each row of ``losses`` (rows × S); with
-    ``with_es_var`` also the VaR at ``es_level`` (the pair an ES backtest needs)."""
+    ``with_es_var`` also the VaR at ``es_level`` (the pair an ES backtest needs).
+    """
     order = np.argsort(losses, axis=1)
     sorted_losses = np.take_along_axis(losses, order, axis=1)
     cum = np.cumsum(weights[order], axis=1)

@@ -1,4 +1,4 @@
-"""The one jinja2 environment every report renders through (design §1, §8).
+"""The one jinja2 environment every report renders through.
 
 * Autoescape is on for ``.html``, ``.xml`` and ``.svg`` templates (``select_autoescape``), so
   any text from outside — asset names, proposal titles, motivations — is HTML-escaped there.

@@ -1,4 +1,4 @@
-"""Loading market data files into the warehouse (design §3)."""
+"""Loading market data files into the warehouse."""
 
 from pipelines.ingest.formats import Format, ReadOptions
 from pipelines.ingest.kinds import SPECS, Kind

@@ -1,4 +1,4 @@
-"""What each market table holds: columns, natural key and validation rules (design §3).
+"""What each market table holds: columns, natural key and validation rules.
 
 A rule is a SQL predicate that is TRUE when a staged row is *bad*, the column it blames and a
 reason. Every predicate is written so that it is never NULL (a missing optional value passes),

@@ -1,4 +1,4 @@
-"""The DuckDB warehouse: connections, ordered migrations and transactions (design §3)."""
+"""The DuckDB warehouse: connections, ordered migrations and transactions."""
 
 from pipelines.warehouse.connection import connect, transaction
 from pipelines.warehouse.migrations import applied_versions, migrate

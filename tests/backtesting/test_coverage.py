@@ -272,7 +272,7 @@ def test_es_test_has_nominal_size() -> None:
 def test_zero_failures() -> None:
     report = coverage_report(np.zeros(300, bool), 0.99)
     pof = report.tests["pof"]
-    assert pof.statistic == pytest.approx(-2 * 300 * math.log(0.99))  # design §6
+    assert pof.statistic == pytest.approx(-2 * 300 * math.log(0.99))
     assert report.tests["cci"].statistic == 0 and not report.tests["cci"].reject
     # 300 < 1/p … no: 300 > 100, but a failure on day 301 would still pass: undefined, accepted
     tuff = report.tests["tuff"]

@@ -81,7 +81,7 @@ def test_btc_eth_dcc_and_every_matrix_over_2021_2024_is_psd(returns) -> None:
 def test_recommendations_on_real_btc_are_in_the_published_ballpark(
     calibrations, returns, dvol
 ) -> None:
-    """Deribit publishes a 16 % BTC price range (design §5); a 99 %, 2-day FHS with the 25 %
+    """Deribit publishes a 16 % BTC price range; a 99 %, 2-day FHS with the 25 %
     buffer on 2022-2024 data lands near it."""
     fits = {a: calibrations[a].chosen for a in ("BTC", "ETH")}
     ivs = {

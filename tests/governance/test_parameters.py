@@ -26,7 +26,7 @@ from governance.parameters import (
 
 
 def test_default_set_carries_deribits_published_pm_values() -> None:
-    """Design §5: btc_usd price range 16 %, vol range up 50 % / down 25 %; eth_usd 18 %, 40 %."""
+    """btc_usd price range 16 %, vol range up 50 % / down 25 %; eth_usd 18 %, 40 %."""
     s = default_parameter_set()
     assert s.get("underlyings.BTC.pm.price_range") == 0.16
     assert s.get("underlyings.BTC.pm.vol_range_up") == 0.50

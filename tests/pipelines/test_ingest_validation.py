@@ -1,4 +1,4 @@
-"""Validation, conflicts, replacement and all-or-nothing loads (design §3)."""
+"""Validation, conflicts, replacement and all-or-nothing loads."""
 
 from __future__ import annotations
 

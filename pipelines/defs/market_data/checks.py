@@ -1,4 +1,4 @@
-"""Data-quality checks on the market tables (design §3): gaps, stale series and extreme moves
+"""Data-quality checks on the market tables: gaps, stale series and extreme moves
 are flagged — never filled or dropped; impossible stored values are blocking errors.
 
 Every missing day is a gap finding, listed with a severity that rises with its length
