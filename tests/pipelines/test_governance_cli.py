@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -20,14 +21,17 @@ def _json(result) -> dict:
     return json.loads(result.stdout)
 
 
-@pytest.fixture
-def committee(tmp_path: Path, home: Path) -> dict[str, Path]:
-    """Keys made with `mwb keygen`, a policy from `mwb policy template`, adopted by `mwb params init`."""
+@pytest.fixture(scope="module")
+def committee_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """Keys made with `mwb keygen`, a policy from `mwb policy template`, adopted by `mwb params
+    init` — built once per module; each test works on its own copy."""
+    home = tmp_path_factory.mktemp("committee") / "mwb-home"
     keys, members = {}, []
     for name in (*MEMBERS, "mallory"):
         made = _json(run_mwb("keygen", name, "--json", home=home))
-        keys[name] = Path(made["private_key_file"])
-        assert keys[name].stat().st_mode & 0o777 == 0o600
+        key = Path(made["private_key_file"])
+        assert key.stat().st_mode & 0o777 == 0o600
+        keys[name] = key.relative_to(home).as_posix()
         if name != "mallory":
             members += ["--member", f"{name}={made['public_key']}"]
     template = run_mwb("policy", "template", *members, home=home)
@@ -36,7 +40,15 @@ def committee(tmp_path: Path, home: Path) -> dict[str, Path]:
     policy["cooldown_days"] = 0
     (home / "policy.yaml").write_text(yaml.safe_dump(policy))
     _json(run_mwb("params", "init", "--json", home=home))
-    return keys
+    return home, keys
+
+
+@pytest.fixture
+def committee(committee_home, home: Path) -> dict[str, Path]:
+    """The committee's home copied into this test's ``home`` (keys keep their 0600 mode)."""
+    template, keys = committee_home
+    shutil.copytree(template, home)
+    return {name: home / relative for name, relative in keys.items()}
 
 
 def _proposal(
