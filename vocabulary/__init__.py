@@ -87,7 +87,8 @@ _ZONE_RANK = {Zone.NOT_TESTABLE: -1, Zone.GREEN: 0, Zone.YELLOW: 1, Zone.RED: 2}
 
 class Apc(StrEnum):
     """An anti-procyclicality tool (EMIR RTS 153/2013 art. 28): none, a buffer released in
-    stress, a weight on stressed observations, or a floor from a ten-year look-back."""
+    stress, a weight on stressed observations, or a floor from a ten-year look-back.
+    """
 
     NONE = "none"
     BUFFER = "buffer"
@@ -97,7 +98,8 @@ class Apc(StrEnum):
 
 class VarMethod(StrEnum):
     """How VaR/ES scenarios are drawn from history: as they happened, or each return rescaled
-    by today's volatility over that day's (filtered historical simulation)."""
+    by today's volatility over that day's (filtered historical simulation).
+    """
 
     HISTORICAL = "historical"
     FILTERED_HISTORICAL = "filtered-historical"
