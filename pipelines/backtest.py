@@ -27,7 +27,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -628,32 +627,11 @@ def registry_source(con: duckdb.DuckDBPyConnection, label: str = "in-force") -> 
 
 
 def resolve_source(con: duckdb.DuckDBPyConnection, ref: str, label: str) -> ParamSource:
-    """A set named on the command line: ``registry``, ``active``, ``default``, a file or a
-    fingerprint (prefix) in the registry."""
-    from pathlib import Path
-
-    from governance.parameters import ParameterSetError, default_parameter_set, load_parameter_set
-    from governance.registry import GovernanceError, Registry
+    """A set named on the command line: ``registry`` (the set in force each day), or what
+    :func:`pipelines.params.resolve_parameter_set` resolves."""
+    from pipelines.params import resolve_parameter_set
 
     if ref == "registry":
         return registry_source(con, label)
-    registry = Registry(con)
-    if ref == "active":
-        if registry.initialised():
-            return ParamSource(label, registry.parameter_set(registry.head().parameter_set))
-        return ParamSource(label, default_parameter_set(), note="default set (no registry)")
-    if ref == "default":
-        return ParamSource(label, default_parameter_set())
-    if Path(ref).exists():
-        try:
-            return ParamSource(label, load_parameter_set(ref))
-        except ParameterSetError as exc:
-            raise BadInputError(str(exc)) from exc
-    if re.fullmatch(r"[0-9a-f]{6,64}", ref):
-        try:
-            return ParamSource(label, registry.parameter_set(ref))
-        except GovernanceError as exc:
-            raise BadInputError(str(exc)) from exc
-    raise BadInputError(
-        f"{ref!r}: not 'registry', 'active', 'default', an existing file or a fingerprint"
-    )
+    resolved = resolve_parameter_set(con, ref, also=("registry",))
+    return ParamSource(label, resolved.parameter_set, note=resolved.source)

@@ -345,9 +345,9 @@ def recommend_parameters(
     fits = {a: load_chosen_fit(con, settings, ctx, a) for a in present}
     history = {a: returns_for(con, settings, a, ctx.as_of)[0].values for a in present}
     ivs = load_iv_dynamics(con, settings, ctx, present)
-    from pipelines.margin import load_params  # the set in force (or the default)
+    from pipelines.params import resolve_parameter_set  # the set in force (or the default)
 
-    in_force = load_params(None, con)[0].to_model_params()
+    in_force = resolve_parameter_set(con).parameter_set.to_model_params()
     recommendations = recommend(
         fits,
         history,

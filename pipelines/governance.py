@@ -19,12 +19,6 @@ from typing import TYPE_CHECKING
 import yaml
 
 from calibration.stress import STRESS_WINDOWS
-from governance.parameters import (
-    ParameterSet,
-    ParameterSetError,
-    default_parameter_set,
-    load_parameter_set,
-)
 from governance.policy import Policy, PolicyError, default_policy, load_policy
 from governance.proposals import BacktestWindow, ProposalDocument
 from governance.registry import GovernanceError, Registry
@@ -58,15 +52,6 @@ def read_policy(path: Path | None, settings: WorkbenchSettings) -> Policy:
     try:
         return load_policy(path)
     except PolicyError as exc:
-        raise BadInputError(str(exc)) from exc
-
-
-def read_parameter_set(path: Path | None) -> ParameterSet:
-    if path is None:
-        return default_parameter_set()
-    try:
-        return load_parameter_set(path)
-    except ParameterSetError as exc:
         raise BadInputError(str(exc)) from exc
 
 
@@ -203,7 +188,6 @@ __all__ = [
     "keys_dir",
     "latest_recommendations",
     "policy_path",
-    "read_parameter_set",
     "read_policy",
     "run_triggers",
     "write_document",

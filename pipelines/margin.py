@@ -30,11 +30,8 @@ from calibration.returns import log_return_frame, log_returns
 from calibration.stress import STRESS_WINDOWS
 from governance.parameters import (
     ParameterSet,
-    ParameterSetError,
     default_parameter_set,
-    load_parameter_set,
 )
-from governance.store import registry_present
 from margin_engine.book import MarginResult, Positions, build_positions
 from margin_engine.collateral import collateral_summary
 from margin_engine.instruments import InstrumentError
@@ -250,30 +247,3 @@ def run_margin(
                 )
             result = margin(positions, model, engine, scenarios=scenarios, floor_scenarios=floor)
     return MarginRun(model, params, market, market_notes or [], positions, result, params_source)
-
-
-def load_params(
-    path: str | Path | None,
-    con: duckdb.DuckDBPyConnection | None = None,
-    at: datetime | None = None,
-) -> tuple[ParameterSet, str]:
-    """The parameter set to margin with, and where it came from.
-
-    A file when given; otherwise the set the governance registry had in force at ``at`` (no
-    look-ahead: a set enacted later does not margin an earlier market); otherwise, with no
-    registry, the default set of Deribit's published values.
-    """
-    if path is not None:
-        try:
-            return load_parameter_set(path), f"file {path}"
-        except ParameterSetError as exc:
-            raise BadInputError(str(exc)) from exc
-    if con is not None and registry_present(con):
-        from governance.registry import Registry
-
-        registry = Registry(con)
-        activation = registry.active_at(at) if at is not None else registry.head()
-        if activation is not None:
-            when = "in force" if at is None else f"in force at {at.isoformat()}"
-            return registry.parameter_set(activation.parameter_set), f"registry ({when})"
-    return default_parameter_set(), "default (Deribit's published values)"

@@ -128,21 +128,10 @@ def _changes_rows(changes) -> list[tuple[str, str, str]]:
 
 def _resolve_set(registry: Registry, ref: str) -> tuple[str, ParameterSet]:
     """``active``, ``default``, a file, or a fingerprint (prefix) in the registry."""
-    from governance.parameters import default_parameter_set
-    from pipelines.governance import read_parameter_set
+    from pipelines.params import resolve_parameter_set
 
-    if ref == "default":
-        return "default", default_parameter_set()
-    if ref == "active":
-        return "active", registry.parameter_set(registry.head().parameter_set)
-    if Path(ref).exists():
-        return ref, read_parameter_set(Path(ref))
-    if len(ref) >= 6 and all(c in "0123456789abcdef" for c in ref.lower()):
-        parameter_set = registry.parameter_set(ref.lower())
-        return parameter_set.fingerprint[:12], parameter_set
-    raise BadInputError(
-        f"{ref!r}: not 'active', 'default', an existing file or a parameter-set fingerprint"
-    )
+    resolved = resolve_parameter_set(registry.con, ref)
+    return resolved.label, resolved.parameter_set
 
 
 def _selected(
@@ -274,10 +263,12 @@ def params_init(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Initialise the registry with a genesis parameter set and policy (once)."""
-    from pipelines.governance import read_parameter_set, read_policy
+    from pipelines.governance import read_policy
+    from pipelines.params import resolve_parameter_set
 
     settings = settings_from(ctx)
-    genesis, adopted = read_parameter_set(params), read_policy(policy, settings)
+    genesis = resolve_parameter_set(None, params or "default").parameter_set
+    adopted = read_policy(policy, settings)
     with _registry(ctx) as registry:
         activation = registry.initialise(
             genesis,

@@ -36,12 +36,12 @@ def margin(
     the others are still margined; exits 2 only when no account could be margined.
     """
     from pipelines.margin import (
-        load_params,
         market_from_warehouse,
         read_market,
         read_positions,
         run_margin,
     )
+    from pipelines.params import resolve_parameter_set
     from pipelines.warehouse import connect
 
     if (market is None) == (as_of is None):
@@ -56,7 +56,8 @@ def margin(
         else None
     )
     try:
-        parameter_set, params_source = load_params(params, con)
+        resolved = resolve_parameter_set(con, params)
+        parameter_set, params_source = resolved.parameter_set, resolved.source
         if as_of is not None:
             snapshot, notes = market_from_warehouse(con, settings, _as_of(as_of))
         else:
