@@ -9,35 +9,34 @@ mean margin and expected-shortfall test — and the totals per set.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from backtesting.records import PairCoverage, SetCoverage, SetTotals
 from vocabulary import Zone
-
-Row = Mapping[str, Any]
 
 __all__ = ["Gate", "Judgement", "coverage_worse", "enactment_gate", "judge"]
 
 
-def coverage_worse(current: Row | None, proposed: Row | None) -> bool:
+def coverage_worse(current: SetCoverage | None, proposed: SetCoverage | None) -> bool:
     """Whether the proposed set's coverage of one (portfolio, model) is worse.
 
     Worse is a worse zone (the stricter of close and path), more breaches where the current
     set is already red, or an expected-shortfall test that rejects the proposed set and not
     the current one. A pair that cannot be tested (no loss variation) is never worse.
     """
-    if not current or not proposed:
+    if current is None or proposed is None:
         return False
-    if Zone.NOT_TESTABLE in (current["zone"], proposed["zone"]):
+    before, after = current.zone, proposed.zone
+    if Zone.NOT_TESTABLE in (before, after):
         return False
-    before, after = Zone(current["zone"]), Zone(proposed["zone"])
     if after.rank != before.rank:
         return after.rank > before.rank
-    if after is Zone.RED and proposed["breaches"] > current["breaches"]:
+    if after is Zone.RED and proposed.breaches > current.breaches:
         return True
-    es_now, es_then = (current.get("es") or {}), (proposed.get("es") or {})
-    return bool(es_then.get("rejected")) and not es_now.get("rejected")
+    rejected_now = bool(current.es and current.es.rejected)
+    rejected_then = bool(proposed.es and proposed.es.rejected)
+    return rejected_then and not rejected_now
 
 
 @dataclass(frozen=True)
@@ -46,10 +45,12 @@ class Judgement:
 
     verdict: str
     reasons: tuple[str, ...]
-    worse: tuple[Row, ...]
+    worse: tuple[PairCoverage, ...]
 
 
-def judge(coverage: Sequence[Row], current: Row, proposed: Row, freed: float | None) -> Judgement:
+def judge(
+    coverage: Sequence[PairCoverage], current: SetTotals, proposed: SetTotals, freed: float | None
+) -> Judgement:
     """The verdict on a proposal from its coverage rows and each set's totals.
 
     "do not approve" when any pair's coverage gets worse; "approve with care" when breaches
@@ -58,31 +59,31 @@ def judge(coverage: Sequence[Row], current: Row, proposed: Row, freed: float | N
     the mean margin freed (positive) or added over the test portfolios, in USD.
     """
     worse = tuple(
-        r for r in coverage if coverage_worse(r["sets"].get("current"), r["sets"].get("proposed"))
+        r for r in coverage if coverage_worse(r.sets.get("current"), r.sets.get("proposed"))
     )
     reasons = []
     if worse:
-        names = ", ".join(f"{r['portfolio']} ({r['model']})" for r in worse[:5])
+        names = ", ".join(f"{r.portfolio} ({r.model})" for r in worse[:5])
         reasons.append(
             f"coverage gets worse for {len(worse)} portfolio/model pair(s) — a worse traffic-light "
             f"zone, or more breaches in the red: {names}"
         )
         verdict = "do not approve"
-    elif proposed["breaches"] > max(current["breaches"], proposed["expected"] or 0) * 1.25 + 2:
+    elif proposed.breaches > max(current.breaches, proposed.expected or 0) * 1.25 + 2:
         reasons.append(
-            f"breaches rise from {current['breaches']} to {proposed['breaches']} "
-            f"against {proposed['expected']:.1f} expected"
+            f"breaches rise from {current.breaches} to {proposed.breaches} "
+            f"against {proposed.expected or 0:.1f} expected"
         )
         verdict = "approve with care"
     else:
-        verdict = "approve with care" if proposed["red"] else "approve"
+        verdict = "approve with care" if proposed.red else "approve"
         reasons.append(
-            f"coverage holds: worst zone {proposed['worst_zone']} (current {current['worst_zone']}), "
-            f"{proposed['breaches']} breaches against {current['breaches']} under the current set"
+            f"coverage holds: worst zone {proposed.worst_zone} (current {current.worst_zone}), "
+            f"{proposed.breaches} breaches against {current.breaches} under the current set"
         )
-        if proposed["red"]:
+        if proposed.red:
             reasons.append(
-                f"{proposed['red']} portfolio/model pair(s) are red under both sets: the change does not "
+                f"{proposed.red} portfolio/model pair(s) are red under both sets: the change does not "
                 "cause it, but does not cure it either"
             )
     if freed is not None:
@@ -102,7 +103,7 @@ class Gate:
     worse: tuple[str, ...]
 
 
-def enactment_gate(coverage: Sequence[Row]) -> Gate:
+def enactment_gate(coverage: Sequence[PairCoverage]) -> Gate:
     """Whether the proposed set may be enacted, from the report's coverage rows.
 
     Blocks when the proposed set is in the red zone for a portfolio and model whose margin the
@@ -113,17 +114,16 @@ def enactment_gate(coverage: Sequence[Row]) -> Gate:
     """
     red, worse = [], []
     for row in coverage:
-        current, proposed = row["sets"].get("current"), row["sets"].get("proposed")
-        if not current or not proposed:
+        current, proposed = row.sets.get("current"), row.sets.get("proposed")
+        if current is None or proposed is None:
             continue
-        name = f"{row['portfolio']} ({row['model']}, {row['currency']})"
-        moved = proposed["mean_margin_usd"] != current["mean_margin_usd"]
-        if proposed["zone"] == Zone.RED and moved:
-            red.append(f"{name}: red with {proposed['breaches']} breaches")
+        moved = proposed.mean_margin_usd != current.mean_margin_usd
+        if proposed.zone is Zone.RED and moved:
+            red.append(f"{row.name}: red with {proposed.breaches} breaches")
         if coverage_worse(current, proposed):
             worse.append(
-                f"{name}: {current['zone']} → {proposed['zone']}, "
-                f"{current['breaches']} → {proposed['breaches']} breaches"
+                f"{row.name}: {current.zone.value} → {proposed.zone.value}, "
+                f"{current.breaches} → {proposed.breaches} breaches"
             )
     reasons = []
     if red:

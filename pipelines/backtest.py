@@ -140,13 +140,10 @@ def _sha(value) -> str:
 # --------------------------------------------------------------------------- market history
 
 
-def load_history(
-    con: duckdb.DuckDBPyConnection, settings: WorkbenchSettings, assets: Sequence[str]
-):
+def load_history(con: duckdb.DuckDBPyConnection, preference: Sequence[str], assets: Sequence[str]):
     """Closes, highs, lows, 30-day IVs and funding of ``assets`` (dates × assets, spliced
     across sources by :mod:`pipelines.stores.market`), notes (which source served which days, the
     gaps), the gaps per asset and the data fingerprint."""
-    preference = settings.market.source_preference
     bars, ivs, funding, notes = {}, {}, {}, []
     for asset in assets:
         frame, provenance = stored.bars(con, asset, preference)
@@ -340,7 +337,7 @@ def run_backtest(
     mpor = spec.mpor_days or first.var.mpor_days
     confidence = spec.confidence or first.var.var_confidence
     assets = sorted({u for p in portfolios for u in p.underlying_list})
-    history, notes, data_sha, gaps = load_history(con, settings, assets)
+    history, notes, data_sha, gaps = load_history(con, settings.market.source_preference, assets)
     days = trading_days(history, spec.start, spec.end, mpor)
     if not days:
         raise BadInputError(

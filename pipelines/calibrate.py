@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING
@@ -95,10 +96,10 @@ def load_iv(
     return series, provenance.label
 
 
-def returns_for(con, settings: WorkbenchSettings, asset: str, as_of: date):
+def returns_for(con, preference: Sequence[str], asset: str, as_of: date):
     """The asset's log returns up to ``as_of`` under the workbench's gap rule, and where its
     closes came from (a :class:`~pipelines.stores.market.Provenance`)."""
-    closes, provenance = load_closes(con, asset, as_of, settings.market.source_preference)
+    closes, provenance = load_closes(con, asset, as_of, preference)
     weekdays = all(s in WEEKDAY_SOURCES for s in provenance.sources)
     calendar = Calendar.WEEKDAYS if weekdays else Calendar.ALWAYS
     return log_returns(closes, asset=asset, calendar=calendar), provenance
@@ -137,7 +138,7 @@ def fit_asset(
 ) -> VolatilityCalibration:
     """Fit every candidate model to the asset's last ``lookback_days`` returns, keep the BIC
     choice (or the EWMA fallback) and store candidates and the chosen path."""
-    returns, provenance = returns_for(con, settings, asset, ctx.as_of)
+    returns, provenance = returns_for(con, settings.market.source_preference, asset, ctx.as_of)
     source = provenance.label
     window = returns.tail(ctx.policy.lookback_days)
     if len(window.values) < 100:
@@ -171,7 +172,7 @@ def load_chosen_fit(
             f"{asset}: no volatility fit for calibration {ctx.calibration_id}; fit it first"
         )
     kind, spec, params, start, end, data_sha, reason = row
-    returns, _ = returns_for(con, settings, asset, ctx.as_of)
+    returns, _ = returns_for(con, settings.market.source_preference, asset, ctx.as_of)
     window = returns.window(start, end)
     if series_fingerprint(window.values) != data_sha:
         raise BadInputError(
@@ -234,7 +235,10 @@ def calibrate_correlations(
         persistence_cap=ctx.policy.dcc_persistence_cap,
     )
     dcc = outcome.fit
-    history = {a: returns_for(con, settings, a, ctx.as_of)[0].values for a in present}
+    history = {
+        a: returns_for(con, settings.market.source_preference, a, ctx.as_of)[0].values
+        for a in present
+    }
     stressed = stressed_correlations(pd.DataFrame(history), ctx.policy.stress_windows)
     path_psd = all(is_psd(m) for m in dcc.path) and all(
         is_psd(m) for m in ewma_correlation_path(z.to_numpy())
@@ -299,7 +303,7 @@ def calibrate_iv(
         iv, source = loaded
         if len(iv) < 100:
             continue
-        spot = returns_for(con, settings, asset, ctx.as_of)[0].values
+        spot = returns_for(con, settings.market.source_preference, asset, ctx.as_of)[0].values
         dynamics = iv_dynamics(iv, spot, asset=asset)
         out[asset] = dynamics
         rows.append((asset, source, dynamics.to_dict()))
@@ -343,7 +347,10 @@ def recommend_parameters(
     if not present:
         raise BadInputError(f"no volatility fits for calibration {ctx.calibration_id}; fit first")
     fits = {a: load_chosen_fit(con, settings, ctx, a) for a in present}
-    history = {a: returns_for(con, settings, a, ctx.as_of)[0].values for a in present}
+    history = {
+        a: returns_for(con, settings.market.source_preference, a, ctx.as_of)[0].values
+        for a in present
+    }
     ivs = load_iv_dynamics(con, settings, ctx, present)
     from pipelines.params import resolve_parameter_set  # the set in force (or the default)
 

@@ -18,6 +18,7 @@ gaps follow the workbench's rule (:mod:`pipelines.stores.market`, :mod:`calibrat
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -40,7 +41,6 @@ from margin_engine.models import margin
 from margin_engine.var import JointScenarios, scenarios_for
 from pipelines.errors import BadInputError
 from pipelines.files import MAX_INPUT_BYTES, regular_file
-from pipelines.settings import WorkbenchSettings
 from pipelines.stores import market as stored
 from vocabulary import BOOK_MODELS, MarginModel
 
@@ -88,9 +88,10 @@ def end_of_day(day: date) -> datetime:
 
 
 def market_from_warehouse(
-    con: duckdb.DuckDBPyConnection, settings: WorkbenchSettings, day: date
+    con: duckdb.DuckDBPyConnection, preference: Sequence[str], day: date
 ) -> tuple[MarketSnapshot, list[str]]:
-    """The market at the end of ``day`` from the warehouse, and notes on how it was built."""
+    """The market at the end of ``day`` from the warehouse (sources in ``preference`` order),
+    and notes on how it was built."""
     marks = stored.option_marks_on(con, day)
     if not marks.empty:
         market = MarketSnapshot.from_deribit_chain(marks, skip_invalid=True)
@@ -102,7 +103,6 @@ def market_from_warehouse(
     if not assets:
         raise BadInputError(f"--as-of {day}: no prices stored for that day")
     index, default_iv, notes = {}, {}, []
-    preference = settings.market.source_preference
     for asset in sorted(assets):
         closes, provenance = stored.closes(con, asset, preference, end=day)
         closes = closes.iloc[-31:]
@@ -138,11 +138,10 @@ def last_close_before(at: datetime) -> date:
 
 
 def history(
-    con, settings: WorkbenchSettings, underlyings: list[str], day: date
+    con, preference: Sequence[str], underlyings: list[str], day: date
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Daily log returns and log IV changes of ``underlyings`` up to ``day`` (dates × assets),
     under the gap rule (a k-day return enters as r/sqrt(k))."""
-    preference = settings.market.source_preference
     prices, ivs = {}, {}
     for u in underlyings:
         closes, provenance = stored.closes(con, u, preference, end=day)
@@ -166,10 +165,11 @@ def history(
 
 
 def var_scenarios(
-    con, settings: WorkbenchSettings, params: ParameterSet, underlyings: list[str], day: date
+    con, preference: Sequence[str], params: ParameterSet, underlyings: list[str], day: date
 ) -> tuple[JointScenarios, JointScenarios | None]:
+    """The VaR/ES scenarios of ``underlyings`` from the history strictly before ``day``'s end."""
     v = params.var
-    returns, iv_changes = history(con, settings, underlyings, day)
+    returns, iv_changes = history(con, preference, underlyings, day)
     returns = returns.dropna()
     if len(returns) < v.mpor_days + 20:
         raise BadInputError(
@@ -216,9 +216,11 @@ def run_margin(
     *,
     market_notes: list[str] | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
-    settings: WorkbenchSettings | None = None,
+    preference: Sequence[str] = (),
     params_source: str = "",
 ) -> MarginRun:
+    """Margin ``positions_frame`` under ``model`` at ``market``; VaR/ES read their scenarios
+    from ``con``'s price history (sources in ``preference`` order) strictly before the market."""
     if model not in BOOK_MODELS:
         raise BadInputError(f"--model: {model!r} is not one of {', '.join(BOOK_MODELS)}")
     params = params or default_parameter_set()
@@ -229,11 +231,11 @@ def run_margin(
         if not MarginModel(model).needs_history:
             result = margin(positions, model, engine)
         else:
-            if con is None or settings is None:
+            if con is None or not preference:
                 raise BadInputError("--model var/es needs the warehouse's price history")
             underlyings = sorted({u for _, u in positions.book.table.groups})
             cutoff = last_close_before(market.as_of)
-            scenarios, floor = var_scenarios(con, settings, params, underlyings, cutoff)
+            scenarios, floor = var_scenarios(con, preference, params, underlyings, cutoff)
             last = pd.Timestamp(scenarios.labels[-1].split("..")[-1]).date()
             market_notes = list(market_notes or [])
             market_notes.append(

@@ -18,10 +18,9 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from backtesting.records import PairCoverage, SetTotals, coverage_pairs, set_totals
 from reports import charts
-from reports._typing import Record
 from reports.charts import Chart
-from vocabulary import Zone
 
 # "not testable": a loss series without variation — never red, never "worse"
 PROCEDURES = {
@@ -177,51 +176,9 @@ def cohort_of(portfolio: str) -> str:
 
 
 def coverage_rows(backtest: BacktestData) -> list[dict]:
-    """One row per (portfolio, model, currency) with every set's coverage figures side by side.
-
-    ``zone`` is the stricter of the close-to-close and the OHLC-path zones (what the gate
-    reads); ES models carry their Acerbi–Szekely tests under ``es``.
-    """
-    rows: dict[tuple, dict] = {}
-    for s in backtest.summaries:
-        if s["model"] == "standard":
-            continue
-        key = (s["portfolio"], s["model"], s["currency"])
-        row = rows.setdefault(
-            key, {"portfolio": key[0], "model": key[1], "currency": key[2], "sets": {}}
-        )
-        cov, tests = s["coverage"], s["coverage"]["tests"]
-        path = s.get("coverage_path") or cov
-        es = s.get("es_tests") or {}
-        row["sets"][s["set"]] = {
-            "days": cov["observations"],
-            "breaches": cov["failures"],
-            "breaches_path": path["failures"],
-            "expected": _finite(cov["expected"]),
-            "zone": s.get("zone", cov["traffic_light"]["zone"]),
-            "zone_close": cov["traffic_light"]["zone"],
-            "zone_path": path["traffic_light"]["zone"],
-            "testable": s.get("testable", True),
-            "pof": _finite(tests["pof"]["pvalue"]),
-            "cc": _finite(tests["cc"]["pvalue"]),
-            "tbf": _finite(tests["tbf"]["pvalue"]),
-            "rejected": list(cov["rejected"]),
-            "rejected_path": list(path["rejected"]),
-            "es": (
-                {
-                    "z1": _finite(es["z1"]["pvalue"]),
-                    "z2": _finite(es["z2"]["pvalue"]),
-                    "rejected": list(es.get("rejected", [])),
-                    "warning": es.get("warning", ""),
-                }
-                if es.get("computed")
-                else None
-            ),
-            "mean_margin_usd": _finite(s["efficiency"]["mean_margin_usd"]),
-            "worst_shortfall_usd": _finite((s["worst_shortfall"] or {}).get("usd")),
-            "first_breaches": s["breach_dates"][:5],
-        }
-    return [rows[k] for k in sorted(rows)]
+    """One row per (portfolio, model, currency) with every set's coverage figures side by side,
+    as the payload holds them (:class:`backtesting.records.PairCoverage`)."""
+    return [pair.as_dict() for pair in coverage_pairs(backtest.summaries)]
 
 
 def coverage_procedure(backtest: BacktestData) -> dict:
@@ -249,22 +206,13 @@ def primary_model(backtest: BacktestData) -> str:
     return found[0] if found else "haircut"
 
 
+def _held_models(backtest: BacktestData) -> tuple[str, str]:
+    return (primary_model(backtest), "haircut")
+
+
 def _totals(backtest: BacktestData, label: str) -> dict:
-    """Breaches and zones over every (portfolio, model) pair; the margin held under the primary
-    model (and the haircut for collateral accounts), summed over portfolios."""
-    mine = [s for s in backtest.summaries if s["set"] == label and s["model"] != "standard"]
-    held = [s for s in mine if s["model"] in (primary_model(backtest), "haircut")]
-    zones = [s.get("zone", s["coverage"]["traffic_light"]["zone"]) for s in mine]
-    return {
-        "breaches": int(sum(s["coverage"]["failures"] for s in mine)),
-        "breaches_path": int(
-            sum((s.get("coverage_path") or s["coverage"])["failures"] for s in mine)
-        ),
-        "expected": _finite(sum(s["coverage"]["expected"] for s in mine)),
-        "worst_zone": Zone.worst(*zones).value if zones else "-",
-        "red": sum(z == "red" for z in zones),
-        "mean_margin_usd": _finite(sum(s["efficiency"]["mean_margin_usd"] or 0.0 for s in held)),
-    }
+    """One set's totals as the payload holds them (:class:`backtesting.records.SetTotals`)."""
+    return set_totals(backtest.summaries, label, _held_models(backtest)).as_dict()
 
 
 def _usd_daily(backtest: BacktestData) -> pd.DataFrame:
@@ -286,11 +234,11 @@ class Verdict(Protocol):
 
     verdict: str
     reasons: Sequence[str]
-    worse: Sequence[Record]
+    worse: Sequence[PairCoverage]
 
 
 #: The committee's rule, given by the caller (governance owns it; the report only states it).
-Judge = Callable[[Sequence[Record], Record, Record, "float | None"], Verdict]
+Judge = Callable[[Sequence[PairCoverage], SetTotals, SetTotals, "float | None"], Verdict]
 
 
 def proposal_context(
@@ -311,12 +259,17 @@ def proposal_context(
     ``judge`` is the committee's rule (:func:`governance.gate.judge`): from the coverage rows,
     each set's totals and the margin freed, the verdict, its reasons and the pairs made worse.
     The report states it; it does not make it."""
-    current, proposed = _totals(backtest, "current"), _totals(backtest, "proposed")
-    coverage = coverage_rows(backtest)
+    pairs = coverage_pairs(backtest.summaries)
+    totals = {
+        label: set_totals(backtest.summaries, label, _held_models(backtest))
+        for label in ("current", "proposed")
+    }
     daily = _usd_daily(backtest)
     impact = _impact(daily, primary_model(backtest))
     freed = _finite(sum(row["freed_usd"] or 0.0 for row in impact))
-    judgement = judge(coverage, current, proposed, freed)
+    judgement = judge(pairs, totals["current"], totals["proposed"], freed)
+    coverage = [pair.as_dict() for pair in pairs]
+    current, proposed = totals["current"].as_dict(), totals["proposed"].as_dict()
     verdict, reasons = judgement.verdict, list(judgement.reasons)
     changes = [_change_row(c, proposal.bounds.get(c["path"])) for c in proposal.changes]
     affected = _most_affected(daily)

@@ -59,7 +59,9 @@ def margin(
         resolved = resolve_parameter_set(con, params)
         parameter_set, params_source = resolved.parameter_set, resolved.source
         if as_of is not None:
-            snapshot, notes = market_from_warehouse(con, settings, _as_of(as_of))
+            snapshot, notes = market_from_warehouse(
+                con, settings.market.source_preference, _as_of(as_of)
+            )
         else:
             snapshot, notes = read_market(market), []
         run = run_margin(
@@ -69,7 +71,7 @@ def margin(
             parameter_set,
             market_notes=notes,
             con=con,
-            settings=settings,
+            preference=settings.market.source_preference,
             params_source=params_source,
         )
     finally:

@@ -181,10 +181,19 @@ def test_october_2025_is_a_named_stress_window() -> None:
 
 
 def test_the_gate_rule_reads_the_strict_zone_es_tests_and_untestable_pairs() -> None:
+    from backtesting.records import EsCoverage, PairCoverage, SetCoverage
     from governance.gate import coverage_worse, enactment_gate
+    from vocabulary import Zone
 
     def side(zone, breaches=0, es=None, moved=1.0):
-        return {"zone": zone, "breaches": breaches, "es": es, "mean_margin_usd": moved}
+        z = Zone(zone)
+        tests = None if es is None else EsCoverage(0.5, 0.5, tuple(es["rejected"]), "")
+        return SetCoverage(
+            days=250, breaches=breaches, breaches_path=breaches, expected=2.5, zone=z,
+            zone_close=z, zone_path=z, testable=z is not Zone.NOT_TESTABLE, pof=None, cc=None,
+            tbf=None, rejected=(), rejected_path=(), es=tests, mean_margin_usd=moved,
+            worst_shortfall_usd=None, first_breaches=(),
+        )  # fmt: skip
 
     assert coverage_worse(side("green"), side("yellow"))
     assert not coverage_worse(side("not testable"), side("red"))
@@ -195,21 +204,22 @@ def test_the_gate_rule_reads_the_strict_zone_es_tests_and_untestable_pairs() -> 
         side("green", es={"rejected": ["z2"]}), side("green", es={"rejected": ["z2"]})
     )
     rows = [
-        {
-            "portfolio": "p",
-            "model": "es",
-            "currency": "USD",
-            "sets": {
+        PairCoverage(
+            "p",
+            "es",
+            "USD",
+            {
                 "current": side("green", es={"rejected": []}),
                 "proposed": side("green", es={"rejected": ["z1"]}, moved=0.5),
             },
-        },
-        {
-            "portfolio": "basis",
-            "model": "span",
-            "currency": "USD",
-            "sets": {"current": side("not testable"), "proposed": side("not testable", moved=0.5)},
-        },
+        ),
+        PairCoverage(
+            "basis",
+            "span",
+            "USD",
+            {"current": side("not testable"), "proposed": side("not testable", moved=0.5)},
+        ),
     ]
+    assert PairCoverage.from_dict(rows[0].as_dict()) == rows[0]  # the payload round trip
     gate = enactment_gate(rows)
     assert not gate.passed and len(gate.worse) == 1 and gate.worse[0].startswith("p (es")

@@ -166,7 +166,7 @@ def test_market_from_the_warehouse_and_var_es(home, tmp_path) -> None:
         load_file(con, path)
     from datetime import date
 
-    market, notes = market_from_warehouse(con, settings, date(2024, 6, 28))
+    market, notes = market_from_warehouse(con, settings.market.source_preference, date(2024, 6, 28))
     con.close()
     assert market.as_of.isoformat() == "2024-06-29T00:00:00+00:00"
     assert set(market.index) == {"BTC", "ETH", "SOL"} and set(market.default_iv) == {

@@ -42,7 +42,9 @@ def _market(at: str) -> MarketSnapshot:
 
 def _margins(settings, con, tmp_path, at: str, model: str = "var") -> tuple[list[float], list[str]]:
     frame = read_positions(positions_file(tmp_path))
-    run = run_margin(frame, model, _market(at), con=con, settings=settings)
+    run = run_margin(
+        frame, model, _market(at), con=con, preference=settings.market.source_preference
+    )
     return [a["initial_margin"] for a in run.payload()["accounts"]], run.market_notes
 
 

@@ -48,10 +48,11 @@ def proposal_report(
 
 def proposal_report_metadata(written) -> dict:
     """A written proposal report for a materialization: verdict, the enactment gate, files."""
+    from backtesting.records import PairCoverage
     from governance.gate import enactment_gate
 
     payload = written.context.data
-    gate = enactment_gate(payload["coverage"])
+    gate = enactment_gate([PairCoverage.from_dict(row) for row in payload["coverage"]])
     return {
         "proposal": written.context.id,
         "fingerprint": payload["header"]["fingerprint"],
