@@ -235,15 +235,6 @@ class Positions:
         rows = self.account * self.n_groups + self.book.table.group[self.instrument]
         return self.matrix(rows, self.n_accounts * self.n_groups)
 
-    def row_blocks(self, n: int) -> tuple[sparse.csr_matrix, ...]:
-        """``group_matrix`` cut into ``n`` contiguous row blocks (cached per n)."""
-        cache = self.__dict__.setdefault("_row_blocks", {})
-        if n not in cache:
-            matrix = self.group_matrix
-            edges = np.linspace(0, matrix.shape[0], n + 1).astype(int)
-            cache[n] = tuple(matrix[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True))
-        return cache[n]
-
     @functools.cached_property
     def _bucketed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Positions in an expiry bucket: their (account × buckets + bucket) row, instrument

@@ -30,15 +30,13 @@ Reproduces Deribit's published ``private/pme/simulate`` examples (see the tests)
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import numpy as np
 
 from margin_engine.book import DEEPEST_MOVE, STABLE, MarginResult, Positions, worst_by_row
 from margin_engine.instruments import Kind
+from margin_engine.kernels import scan_rows
 from margin_engine.params import ModelParams, PortfolioMarginParams
 
 PRICE_BUCKETS = 9
@@ -46,6 +44,7 @@ VOL_SCENARIOS = ("up", "unchanged", "down")
 EXTENDED_MOVES = np.array([-0.66, -0.33, 0.50, 1.00, 2.00, 3.00, 4.00, 5.00])
 N_STANDARD = PRICE_BUCKETS * len(VOL_SCENARIOS)
 N_SCENARIOS = N_STANDARD + len(EXTENDED_MOVES)
+SCENARIO_RANGES = (0, N_STANDARD, N_SCENARIOS)  # the standard and extended tables' worst cases
 MIN_DTE_DAYS = 1.0
 MIN_VOL = 0.01
 
@@ -138,14 +137,23 @@ def portfolio_margin(positions: Positions, params: ModelParams | None = None) ->
     # one coin of the underlying in the settlement currency (1 in a coin-settled book)
     to_quote = np.array([index[g] if c in STABLE else 1.0 for g, c in enumerate(group_currency)])
 
-    arrays = risk_arrays(positions, params)
-    standard_index, standard_worst, extended_index, extended_worst, net_delta, value = _scan_rows(
-        positions,
-        np.ascontiguousarray(arrays[:, :N_STANDARD]),
-        np.column_stack([arrays[:, N_STANDARD:], book.delta, book.value]),
+    # roll shock weights: each expiry bucket's rate, in the settlement currency
+    rates = np.array(
+        [
+            max(
+                params.currency_for(group_currency[g]).min_annualised_move,
+                np.expm1(params.currency_for(group_currency[g]).annualised_move_risk * max(t, 0.0)),
+            )
+            for (g, _), t in zip(table.buckets, table.bucket_years, strict=True)
+        ]
     )
-    net_delta = net_delta.reshape(accounts, n_groups)
-    value = value.reshape(accounts, n_groups)
+    bucket_group = np.array([g for g, _ in table.buckets], dtype=np.int64)
+    weights = rates * to_quote[bucket_group] if len(rates) else np.zeros(0)
+    scan = scan_rows(positions, risk_arrays(positions, params), SCENARIO_RANGES, weights)
+    standard_index, extended_index = scan.worst_index[:, 0], scan.worst_index[:, 1]
+    standard_worst, extended_worst = scan.worst_pnl[:, 0], scan.worst_pnl[:, 1]
+    net_delta = scan.net_delta.reshape(accounts, n_groups)
+    value = scan.value.reshape(accounts, n_groups)
     # Extended losses shrink by the dampener (USD; in coin for a coin-settled book); gains
     # cannot set the worst case. Shrinking is monotone, so the extended table's worst
     # scenario is its raw worst.
@@ -165,27 +173,8 @@ def portfolio_margin(positions: Positions, params: ModelParams | None = None) ->
     worst = np.maximum(-np.where(use_extended, extended_worst, standard_worst), 0.0).reshape(
         accounts, n_groups
     )
-
-    # roll shock: |net delta| per expiry bucket, at each bucket's rate
-    roll = np.zeros((accounts, n_groups))
-    if table.buckets:
-        bucket_delta = positions.per_bucket(book.delta)
-        np.abs(bucket_delta, out=bucket_delta)
-        bucket_group = np.array([g for g, _ in table.buckets], dtype=np.int64)
-        rates = np.array(
-            [
-                max(
-                    params.currency_for(group_currency[g]).min_annualised_move,
-                    np.expm1(
-                        params.currency_for(group_currency[g]).annualised_move_risk * max(t, 0.0)
-                    ),
-                )
-                for (g, _), t in zip(table.buckets, table.bucket_years, strict=True)
-            ]
-        )
-        roll = bucket_delta @ _bucket_to_group(
-            rates * to_quote[bucket_group], bucket_group, n_groups
-        )
+    # roll shock: |net delta| per expiry bucket at each bucket's rate, summed per group
+    roll = scan.bucket_abs.reshape(accounts, n_groups)
 
     # delta shock on each group's net delta
     delta_shock = np.zeros((accounts, n_groups))
@@ -217,56 +206,3 @@ def portfolio_margin(positions: Positions, params: ModelParams | None = None) ->
         scenario_catalog=scenario_catalog(params, table.groups),
         errors=positions.errors,
     )
-
-
-PARALLEL_ROWS = 50_000  # below this many (account, group) rows one thread is faster
-
-
-def _scan_block(
-    block: Any, standard_columns: np.ndarray, extended_columns: np.ndarray
-) -> tuple[np.ndarray, ...]:
-    """Worst standard and extended scenario (index, P&L) of each row of ``block``, with the
-    trailing columns of the extended product (net delta, mark value).
-    """
-    standard = block @ standard_columns
-    extended = block @ extended_columns
-    n_extended = extended_columns.shape[1] - 2
-    rows = np.arange(block.shape[0])
-    standard_index = standard.argmin(axis=1)
-    extended_index = extended[:, :n_extended].argmin(axis=1)
-    # flat gathers: several times faster than 2-D fancy indexing
-    standard_worst = np.take(standard, rows * standard.shape[1] + standard_index)
-    extended_worst = np.take(extended, rows * extended.shape[1] + extended_index)
-    return (
-        standard_index,
-        standard_worst,
-        extended_index,
-        extended_worst,
-        extended[:, -2],
-        extended[:, -1],
-    )
-
-
-def _scan_rows(
-    positions: Positions, standard_columns: np.ndarray, extended_columns: np.ndarray
-) -> tuple[np.ndarray, ...]:
-    """:func:`_scan_block` over every (account, group) row; large books are split into
-    contiguous row blocks run on threads (scipy's sparse products and numpy's reductions
-    release the GIL, so two cores take half the time). Rows are computed identically
-    whatever the split.
-    """
-    matrix = positions.group_matrix
-    workers = min(os.cpu_count() or 1, 8)
-    if workers == 1 or matrix.shape[0] < PARALLEL_ROWS:
-        return _scan_block(matrix, standard_columns, extended_columns)
-    blocks = positions.row_blocks(workers)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        parts = list(pool.map(lambda b: _scan_block(b, standard_columns, extended_columns), blocks))
-    return tuple(np.concatenate([p[k] for p in parts]) for k in range(6))
-
-
-def _bucket_to_group(weights: np.ndarray, bucket_group: np.ndarray, n_groups: int) -> np.ndarray:
-    """(buckets × groups) matrix summing weighted bucket values into their group."""
-    out = np.zeros((len(weights), n_groups))
-    out[np.arange(len(weights)), bucket_group] = weights
-    return out

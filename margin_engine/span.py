@@ -26,6 +26,7 @@ import numpy as np
 
 from margin_engine.book import DEEPEST_MOVE, STABLE, MarginResult, Positions, worst_by_row
 from margin_engine.instruments import Kind
+from margin_engine.kernels import scan_rows
 from margin_engine.params import ModelParams
 
 MOVES = np.array([0.0, 1 / 3, -1 / 3, 2 / 3, -2 / 3, 1.0, -1.0])
@@ -73,43 +74,6 @@ def risk_arrays(positions: Positions, params: ModelParams) -> np.ndarray:
     return book.scenario_pnl(moves, vols) * scale
 
 
-def short_option_minimum(
-    positions: Positions, params: ModelParams, price_units: np.ndarray
-) -> np.ndarray:
-    """Short option minimum per (account, group), in the settlement currency (accounts × groups).
-
-    CME Clearing House Advisory 99-65 (1999): the charge is the rate times the *greater* of the
-    number of short calls and the number of short puts in the combined commodity, so spreads
-    whose short legs cannot both finish in the money pay one minimum. Each instrument's
-    positions in an account are netted first (a long and a short of the same option cancel).
-    """
-    table = positions.book.table
-    n_groups, accounts = len(table.groups), positions.n_accounts
-    out = np.zeros((accounts, n_groups))
-    options = table.kind[positions.instrument] == Kind.OPTION
-    if not options.any():
-        return out
-    n_instruments = len(table)
-    key = positions.account[options] * n_instruments + positions.instrument[options]
-    keys, where = np.unique(key, return_inverse=True)
-    net = np.bincount(where, weights=positions.quantity[options], minlength=len(keys))
-    short = net < 0
-    if not short.any():
-        return out
-    account, instrument = keys[short] // n_instruments, keys[short] % n_instruments
-    group = table.group[instrument]
-    units = -net[short]
-    row = account * n_groups + group
-    calls = np.bincount(
-        row, weights=np.where(table.is_call[instrument], units, 0.0), minlength=accounts * n_groups
-    )
-    puts = np.bincount(
-        row, weights=np.where(table.is_call[instrument], 0.0, units), minlength=accounts * n_groups
-    )
-    rate = np.array([params.span_for(u).short_option_minimum for _, u in table.groups])
-    return (np.maximum(calls, puts).reshape(accounts, n_groups)) * (rate * price_units)[None, :]
-
-
 def span_margin(positions: Positions, params: ModelParams | None = None) -> MarginResult:
     """SPAN-style margin for every account and settlement currency (see the module doc)."""
     params = params or ModelParams()
@@ -122,32 +86,28 @@ def span_margin(positions: Positions, params: ModelParams | None = None) -> Marg
         [book.group_index_price[g] if c in STABLE else 1.0 for g, c in enumerate(group_currency)]
     )
 
-    pnl = (positions.group_matrix @ risk_arrays(positions, params)).reshape(
-        accounts, n_groups, N_SCENARIOS
+    scan_result = scan_rows(positions, risk_arrays(positions, params), (0, N_SCENARIOS))
+    worst_index = scan_result.worst_index[:, 0].reshape(accounts, n_groups)
+    scan = np.maximum(-scan_result.worst_pnl[:, 0], 0.0).reshape(accounts, n_groups)
+
+    # intra-commodity (calendar) spread charge: one bucket alone is never a spread, and then
+    # one of the long and short sums is zero
+    matched = np.minimum(scan_result.bucket_long, scan_result.bucket_short).reshape(
+        accounts, n_groups
     )
-    worst_index = pnl.argmin(axis=2)
-    scan = np.maximum(-pnl.min(axis=2), 0.0)
+    intra_rate = np.array([params.span_for(u).intra_spread_charge for u in group_underlying])
+    intra = matched * (intra_rate * price_units)[None, :]
 
-    # intra-commodity (calendar) spread charge
-    intra = np.zeros((accounts, n_groups))
-    if table.buckets:
-        b_delta = positions.per_bucket(book.delta)
-        members_of: dict[int, list[int]] = {}
-        for b, (bg, _) in enumerate(table.buckets):
-            members_of.setdefault(bg, []).append(b)
-        for g, members in members_of.items():
-            if len(members) < 2:
-                continue
-            d = b_delta[:, members]
-            matched = np.minimum(np.clip(d, 0, None).sum(axis=1), np.clip(-d, 0, None).sum(axis=1))
-            rate = params.span_for(group_underlying[g]).intra_spread_charge
-            intra[:, g] = rate * matched * price_units[g]
-
-    # short option minimum: rate × price × max(short calls, short puts) per combined commodity
-    som = short_option_minimum(positions, params, price_units)
+    # short option minimum: rate × price × max(short calls, short puts) per combined commodity,
+    # each instrument netted within the account first
+    som_rate = np.array([params.span_for(u).short_option_minimum for u in group_underlying])
+    som = (
+        np.maximum(scan_result.short_calls, scan_result.short_puts).reshape(accounts, n_groups)
+        * (som_rate * price_units)[None, :]
+    )
 
     # inter-commodity credits between underlyings of one currency with opposite net deltas
-    g_delta = positions.per_group(book.delta)
+    g_delta = scan_result.net_delta.reshape(accounts, n_groups)
     credit = np.zeros((accounts, n_groups))
     remaining = scan.copy()
     pairs = []
@@ -188,7 +148,7 @@ def span_margin(positions: Positions, params: ModelParams | None = None) -> Marg
         currency=currency_of_row,
         initial_margin=total,
         maintenance_margin=params.mm_factor * total,
-        equity=positions.equity(),
+        equity=positions.to_currency(scan_result.value.reshape(accounts, n_groups)),
         components={
             "scan_risk": positions.to_currency(scan),
             "intra_spread_charge": positions.to_currency(intra),

@@ -217,16 +217,3 @@ def test_agrees_with_the_per_account_reference(chain_market, chain_instruments) 
                     currency,
                     key,
                 )
-
-
-def test_threaded_row_blocks_give_the_same_numbers(
-    chain_market, chain_instruments, monkeypatch
-) -> None:
-    from margin_engine import portfolio_margin as pm
-
-    frame = random_book(chain_instruments, 200, seed=9)
-    single = pm.portfolio_margin(build_positions(frame, chain_market)).frame()
-    monkeypatch.setattr(pm, "PARALLEL_ROWS", 0)
-    monkeypatch.setattr(pm.os, "cpu_count", lambda: 3)
-    threaded = pm.portfolio_margin(build_positions(frame, chain_market)).frame()
-    pd.testing.assert_frame_equal(single, threaded)
