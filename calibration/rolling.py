@@ -29,21 +29,104 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 import pandas as pd
 
 from calibration._typing import DayLike
+from calibration.likelihood import compiled_spec, fit_compiled, next_variance, problem
 from calibration.univariate import (
     SCALE,
+    STATIONARITY_MARGIN,
     FitStart,
     UnivariateFit,
     UnivariateSpec,
     VolProcess,
+    _on_bounds,
+    _persistence,
     fit_ewma,
     fit_univariate,
     variance_path,
 )
+
+
+class FitEngine(StrEnum):
+    """Who maximises the likelihood of a rolling refit: ``arch``, or the compiled likelihood
+    with its analytic gradient (:mod:`calibration.likelihood`; GARCH and GJR-GARCH with normal
+    or t innovations, the others fall back to ``arch``). Both solve ``arch``'s problem.
+    """
+
+    ARCH = "arch"
+    COMPILED = "compiled"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a rolling refit keeps of a fit: the estimate, its quality, the next variance."""
+
+    spec: UnivariateSpec
+    params: dict[str, float]
+    loglik: float
+    converged: bool
+    persistence: float
+    on_bounds: tuple[str, ...]
+    start: FitStart
+    next_variance: float  # decimal
+
+    @property
+    def stationary(self) -> bool:
+        """Persistence below ``1 - STATIONARITY_MARGIN``."""
+        return math.isfinite(self.persistence) and self.persistence < 1.0 - STATIONARITY_MARGIN
+
+    def forecast_variance(self, horizon: int) -> np.ndarray:
+        """Decimal daily variances for the next ``horizon`` days."""
+        return variance_path(self.spec, self.params, self.next_variance, horizon)
+
+    @classmethod
+    def of(cls, fit: UnivariateFit) -> Estimate:
+        """The estimate of an ``arch`` fit."""
+        return cls(
+            fit.spec,
+            fit.params,
+            fit.loglik,
+            fit.converged,
+            fit.persistence,
+            fit.on_bounds,
+            fit.start,
+            fit.next_variance,
+        )
+
+
+def estimate(
+    window: pd.Series,
+    spec: UnivariateSpec,
+    engine: FitEngine,
+    *,
+    asset: str = "",
+    starting_values: dict[str, float] | None = None,
+) -> Estimate:
+    """One refit on ``window`` (decimal returns) by ``engine``, warm from ``starting_values``."""
+    if engine is FitEngine.ARCH or not compiled_spec(spec):
+        return Estimate.of(
+            fit_univariate(
+                window, spec, asset=asset, starting_values=starting_values, diagnostics=False
+            )
+        )
+    p = problem(window.to_numpy(dtype=float) * SCALE, spec)
+    start = None if starting_values is None else np.array([starting_values[k] for k in p.names])
+    fit = fit_compiled(p, start)
+    values = np.array([fit.params[k] for k in p.names])
+    return Estimate(
+        spec,
+        fit.params,
+        fit.loglik,
+        fit.converged,
+        float(_persistence(spec, fit.params)),
+        _on_bounds(list(p.names), values, list(p.bounds)),
+        FitStart.COLD if starting_values is None else FitStart.WARM,
+        next_variance(p, values) / SCALE**2,
+    )
 
 
 @dataclass(frozen=True)
@@ -64,6 +147,8 @@ class RollingConfig:
         Also fit from a cold start on every ``verify_every``-th refit (0 = only on trouble).
     restart_every : int
         Start a fresh (cold) warm-start chain every ``restart_every`` refits.
+    engine : FitEngine
+        Who maximises each refit's likelihood (the compiled likelihood by default).
     """
 
     window: int = 1000
@@ -72,6 +157,7 @@ class RollingConfig:
     warm_start: bool = True
     verify_every: int = 10
     restart_every: int = 50
+    engine: FitEngine = FitEngine.COMPILED
 
     def __post_init__(self) -> None:
         if self.window < 100:
@@ -116,11 +202,11 @@ class RollingForecasts:
         return int(self.refits["fallback"].sum()) if len(self.refits) else 0
 
 
-def _usable(fit: UnivariateFit) -> bool:
+def _usable(fit: Estimate) -> bool:
     return fit.converged and fit.stationary
 
 
-def _better(a: UnivariateFit, b: UnivariateFit) -> UnivariateFit:
+def _better(a: Estimate, b: Estimate) -> Estimate:
     """The usable fit with the higher log-likelihood (a usable fit beats an unusable one)."""
     if _usable(a) != _usable(b):
         return a if _usable(a) else b
@@ -237,9 +323,7 @@ def rolling_forecasts(
         }
         restart = k % config.restart_every == 0
         if config.warm_start and previous is not None and not restart:
-            warm = fit_univariate(
-                window, spec, asset=asset, starting_values=previous, diagnostics=False
-            )
+            warm = estimate(window, spec, config.engine, asset=asset, starting_values=previous)
             record["warm_loglik"] = warm.loglik
             # trouble: no convergence; an estimate on the stationarity constraint, where SLSQP
             # stops at slightly different points depending on where it started (up to 5e-3 in
@@ -247,14 +331,14 @@ def rolling_forecasts(
             trouble = not warm.converged or not warm.stationary or warm.on_bounds != previous_bounds
             scheduled = config.verify_every > 0 and k % config.verify_every == 0
             if trouble or scheduled:
-                cold = fit_univariate(window, spec, asset=asset, diagnostics=False)
+                cold = estimate(window, spec, config.engine, asset=asset)
                 record["cold_loglik"] = cold.loglik
                 record["verified"] = True
                 chosen = _better(warm, cold)
             else:
                 chosen = warm
         else:
-            chosen = fit_univariate(window, spec, asset=asset, diagnostics=False)
+            chosen = estimate(window, spec, config.engine, asset=asset)
             record["cold_loglik"] = chosen.loglik
         record["start"] = chosen.start.value
         record["loglik"] = chosen.loglik
