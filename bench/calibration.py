@@ -2,16 +2,18 @@
 
 1. Rolling daily re-estimation of GJR-GARCH(1,1)-t for BTC, ETH and SOL on a 1,000-day window,
    origins 2022-01-01 … 2024-12-31 (SOL from the day it has 1,000 returns), real Binance data:
-   ``calibration.rolling.rolling_forecasts_many`` (warm starts checked against cold starts,
-   chains in 2 processes) against a plain serial loop of cold ``arch_model(...).fit()`` on the
-   same windows, in the same run. Figures: both wall times, their ratio, and the largest
-   log-likelihood shortfall of ours against the loop over every window.
+   ``calibration.rolling.rolling_forecasts_many`` (the compiled likelihood, warm starts checked
+   against cold starts) in one process against a plain serial loop of cold
+   ``arch_model(...).fit()`` on the same windows, in the same run: like against like. Figures:
+   both wall times, their ratio, ours on every core beside (a figure, not the target), and
+   the largest log-likelihood shortfall of ours against the loop over every window.
 2. DCC(1,1) on BTC and ETH, 1,400 days: the two-step estimate (two GJR-GARCH-t fits, then the
    correlation step) timed end to end.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import warnings
@@ -72,8 +74,12 @@ def main() -> None:
     config = RollingConfig(window=WINDOW, refit_every=1, horizon=1)
     print(f"rolling GJR-GARCH-t re-estimation, {START}..{END}, window {WINDOW}")
     started = time.perf_counter()
-    ours = rolling_forecasts_many(returns, SPEC, config, start=START, end=END, max_workers=2)
+    ours = rolling_forecasts_many(returns, SPEC, config, start=START, end=END, max_workers=1)
     ours_time = time.perf_counter() - started
+    cores = os.cpu_count() or 1
+    started = time.perf_counter()
+    rolling_forecasts_many(returns, SPEC, config, start=START, end=END, max_workers=cores)
+    ours_all_cores = time.perf_counter() - started
     loop_time, loop = plain_loop(returns)
     shortfalls, verified, warm = [], 0, 0
     for asset, result in ours.items():
@@ -88,8 +94,9 @@ def main() -> None:
     print(f"  windows: {n} ({', '.join(f'{a} {len(r.variances)}' for a, r in ours.items())})")
     print(f"  plain serial loop of cold fits : {loop_time:7.2f} s")
     print(
-        f"  ours (warm starts, 2 processes): {ours_time:7.2f} s  ratio {ours_time / loop_time:.3f}"
+        f"  ours (compiled, warm starts, one process): {ours_time:7.2f} s  ratio {ours_time / loop_time:.3f}"
     )
+    print(f"  ours on {cores} processes: {ours_all_cores:7.2f} s")
     print(
         f"  largest log-likelihood shortfall vs the loop: {worst:.3g} "
         f"(ours better by up to {-min(shortfalls):.3g}); warm-started {warm}, cold-checked {verified}"
@@ -113,6 +120,9 @@ def main() -> None:
             "windows": n,
             "loop_seconds": round(loop_time, 2),
             "ours_seconds": round(ours_time, 2),
+            "ours_processes": 1,
+            "ours_seconds_all_cores": round(ours_all_cores, 2),
+            "cores": cores,
             "max_loglik_shortfall": worst,
             "max_loglik_gain": -min(shortfalls),
             "warm_started_refits": warm,
@@ -126,7 +136,7 @@ def main() -> None:
         {
             "rolling_time_vs_serial_loop": {
                 "value": round(ours_time / loop_time, 4),
-                "target": "<= 0.5",
+                "target": "<= 0.15",
             },
             "max_loglik_shortfall_vs_loop": {"value": max(worst, 0.0), "target": "<= 1e-4"},
             "dcc_2x1400_seconds": {"value": round(dcc_total, 3), "target": "< 2"},

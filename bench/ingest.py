@@ -116,8 +116,8 @@ def main() -> None:
         "ingest",
         figures,
         {
-            "ingest_speed_vs_bare": {"value": round(bare / first, 3), "target": ">= 0.5"},
-            "reload_time_vs_first_load": {"value": round(again / first, 3), "target": "<= 1.5"},
+            "ingest_speed_vs_bare": {"value": round(bare / first, 3), "target": ">= 0.8"},
+            "reload_time_vs_first_load": {"value": round(again / first, 3), "target": "<= 0.3"},
         },
     )
     shutil.rmtree(WORK / "tmp", ignore_errors=True)
