@@ -165,7 +165,8 @@ def quarantine(con: duckdb.DuckDBPyConnection, path: Path, reason: str) -> bool:
         batch = con.execute("SELECT nextval('market.batch_id_seq')").fetchone()[0]
         con.execute(
             "INSERT INTO market.ingest_batches VALUES "
-            "(?, ?, ?, ?, 'quarantined', '-', '-', false, 0, 0, 0, 0, 0, 0, ?, ?, ?, ?)",
+            "(?, ?, ?, ?, 'quarantined', '-', '-', false, 0, 0, 0, 0, 0, 0, ?, ?, ?, ?, "
+            "NULL, NULL, NULL)",
             [batch, str(path), digest, size, now, now, __version__, duckdb.__version__],
         )
         con.execute(
