@@ -35,6 +35,9 @@ class KindSpec:
     key: tuple[str, ...]
     rules: tuple[Rule, ...]
     date_column: str  # what `mwb status` and the coverage checks range over
+    # columns parsed once per distinct value of one column (e.g. an option name), joined to
+    # every row before the rules run: (column, "expr AS alias, ..." over that column)
+    parsed: tuple[str, str] | None = None
 
     @property
     def value_columns(self) -> tuple[str, ...]:
@@ -266,15 +269,27 @@ FUNDING = KindSpec(
 OPTION_NAME = r"^([A-Z0-9]+)(_[A-Z0-9]+)?-([0-9]{1,2}[A-Z]{3}[0-9]{2})-([0-9]+(d[0-9]+)?)-([CP])$"
 
 
+def _option_name_parts() -> tuple[str, str]:
+    """The parts of an option's name, parsed once per distinct name (a file of 5M marks holds
+    a few thousand names: one regular-expression pass each, not five per row)."""
+    name = "instrument_name"
+    part = lambda k: f"regexp_extract({name}, '{OPTION_NAME}', {k})"  # noqa: E731
+    return name, (
+        f"regexp_matches({name}, '{OPTION_NAME}') AS _name_ok, "
+        f"{part(1)} AS _name_currency, {part(3)} AS _name_expiry_text, "
+        f"{part(4)} AS _name_strike_text, {part(6)} AS _name_cp, "
+        f"TRY_CAST(replace({part(4)}, 'd', '.') AS DOUBLE) AS _name_strike, "
+        f"CAST(try_strptime({part(3)}, '%d%b%y') AS DATE) AS _name_expiry"
+    )
+
+
 def _option_name_rules() -> tuple[Rule, ...]:
     """An option's name must be a Deribit option name that agrees with its own columns: the
     currency, the strike, the call/put flag and the expiry day (a garbage name would otherwise
-    be stored and crash every margin run of its day)."""
+    be stored and crash every margin run of its day). The ``_name_*`` columns are the name's
+    parts (:func:`_option_name_parts`)."""
     name = "instrument_name"
-    match = f"regexp_matches({name}, '{OPTION_NAME}')"
-    part = lambda k: f"regexp_extract({name}, '{OPTION_NAME}', {k})"  # noqa: E731
-    named_strike = f"TRY_CAST(replace({part(4)}, 'd', '.') AS DOUBLE)"
-    named_expiry = f"CAST(try_strptime({part(3)}, '%d%b%y') AS DATE)"
+    match = "_name_ok"
     return (
         Rule(
             name,
@@ -284,26 +299,26 @@ def _option_name_rules() -> tuple[Rule, ...]:
         ),
         Rule(
             name,
-            f"({name} IS NOT NULL AND asset IS NOT NULL AND {match} AND {part(1)} <> asset)",
-            f"'{name}: names currency ' || {part(1)} || ', the row says ' || asset",
+            f"({name} IS NOT NULL AND asset IS NOT NULL AND {match} AND _name_currency <> asset)",
+            f"'{name}: names currency ' || _name_currency || ', the row says ' || asset",
         ),
         Rule(
             name,
             f"({name} IS NOT NULL AND strike IS NOT NULL AND {match} AND "
-            f"abs({named_strike} - strike) > 1e-9 * abs(strike))",
-            f"'{name}: names strike ' || {part(4)} || ', the row says ' || strike::VARCHAR",
+            f"abs(_name_strike - strike) > 1e-9 * abs(strike))",
+            f"'{name}: names strike ' || _name_strike_text || ', the row says ' || strike::VARCHAR",
         ),
         Rule(
             name,
             f"({name} IS NOT NULL AND option_type IN ('call', 'put') AND {match} AND "
-            f"(({part(6)} = 'C') <> (option_type = 'call')))",
-            f"'{name}: names a ' || {part(6)} || ', the row says ' || option_type",
+            f"((_name_cp = 'C') <> (option_type = 'call')))",
+            f"'{name}: names a ' || _name_cp || ', the row says ' || option_type",
         ),
         Rule(
             name,
             f"({name} IS NOT NULL AND expiry IS NOT NULL AND {match} AND "
-            f"{named_expiry} IS DISTINCT FROM CAST(expiry AS DATE))",
-            f"'{name}: names expiry ' || {part(3)} || ', the row says ' || expiry::VARCHAR",
+            f"_name_expiry IS DISTINCT FROM CAST(expiry AS DATE))",
+            f"'{name}: names expiry ' || _name_expiry_text || ', the row says ' || expiry::VARCHAR",
         ),
     )
 
@@ -380,6 +395,7 @@ OPTION_MARKS = KindSpec(
         _non_negative("volume"),
     ),
     date_column="snapshot_ts",
+    parsed=_option_name_parts(),
 )
 
 SPECS: dict[Kind, KindSpec] = {

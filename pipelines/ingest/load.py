@@ -254,12 +254,23 @@ def _validate(con: duckdb.DuckDBPyConnection, spec: KindSpec, first_day: date) -
         )
         + ")"
     )
+    rows = "SELECT rowid AS _rid, * FROM _stage"
+    if spec.parsed is not None:
+        column, parts = spec.parsed
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _parsed AS SELECT {column} AS _key, {parts} "
+            f"FROM (SELECT DISTINCT {column} FROM _stage WHERE {column} IS NOT NULL)"
+        )
+        rows = (
+            "SELECT st.rowid AS _rid, st.*, p.* FROM _stage st "
+            f"LEFT JOIN _parsed p ON st.{column} = p._key"
+        )
     con.execute(
         f"""
         CREATE TEMP TABLE _bad AS
         SELECT _rid, {first_column} AS column_name, {reasons} AS reason,
                {_row_json(spec, "s")} AS raw
-        FROM (SELECT rowid AS _rid, * FROM _stage WHERE {any_bad}) s
+        FROM ({rows}) s WHERE {any_bad}
         """
     )
 
@@ -350,6 +361,7 @@ def load_file(
             "_match",
             "_csv_rejects",
             "_csv_reject_scans",
+            "_parsed",
         ):
             con.execute(f"DROP TABLE IF EXISTS {table}")
     return report

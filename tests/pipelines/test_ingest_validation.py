@@ -237,3 +237,37 @@ def test_accounting_identity_holds_for_every_batch(con, tmp_path) -> None:
         "FROM market.ingest_batches"
     ).fetchall():
         assert read == ins + present + conflicts + rejected_n
+
+
+def test_an_option_name_must_agree_with_its_columns(con, tmp_path) -> None:
+    header = (
+        "timestamp,instrument_name,underlying,underlying_name,option_type,strike,expiry_datetime,"
+        "time_to_maturity,bid_price,ask_price,mark_price,mid_price,futures_price,"
+        "futures_instrument_name,implied_volatility,delta,vega,open_interest,volume,"
+        "bid_ask_spread,currency,index_price,volume_usd"
+    )
+    row = (
+        "2024-03-30T05:14:23+00:00,{name},67789,BTC-29MAY24,call,85000.0,2024-05-29T08:00:00+00:00,"
+        "0.16,0.011,0.0115,0.0117,0.011,67789,BTC-29MAY24,0.46,0.13,59.3,903.0,52.0,0.0005,BTC,"
+        "67580,36431"
+    )
+    names = [
+        "GARBAGE-NAME",
+        "BTC-29MAY24-90000-C",
+        "ETH-29MAY24-85000-C",
+        "BTC-29MAY24-85000-P",
+        "BTC-30MAY24-85000-C",
+        "BTC-29MAY24-85000-C",  # the only consistent one
+        "BTC-29MAY24-85000-C",  # and again, identical: a duplicate, not a rejection
+    ]
+    path = write(
+        tmp_path / "options.csv", "\n".join([header, *(row.format(name=n) for n in names)]) + "\n"
+    )
+    report = load_file(con, path)
+    assert (report.inserted, report.rejected) == (1, 5)
+    reasons = [r[3] for r in rejected(con)]
+    assert "not a Deribit option name" in reasons[0]
+    assert "names strike 90000, the row says 85000.0" in reasons[1]
+    assert "names currency ETH, the row says BTC" in reasons[2]
+    assert "names a P, the row says call" in reasons[3]
+    assert "names expiry 30MAY24" in reasons[4]
