@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import digamma, gammaln
 
@@ -110,8 +111,6 @@ def problem(returns_pct: np.ndarray, spec: UnivariateSpec) -> GarchProblem:
     """
     if not compiled_spec(spec):
         raise ValueError(f"{spec.name}: no compiled likelihood (GARCH/GJR-GARCH × normal/t only)")
-    import pandas as pd
-
     model = spec.build(pd.Series(np.asarray(returns_pct, dtype=float)))
     # what arch's fit does first: select the estimation sample (here the whole window)
     model._adjust_sample(None, None)
@@ -224,9 +223,8 @@ def _kernel(y, x, has_mu, has_gamma, dist, backcast, lower, upper, grad, state):
             total += -0.5 * (math.log(s2) + e * e / s2)
             g_s2 = -0.5 / s2 + 0.5 * e * e / (s2 * s2)
             g_e = -e / s2
-        for j in range(n_par):
-            if j != n_par - 1 or dist != 1:
-                grad[j] += g_s2 * ds[j]
+        for j in range(n_par):  # ds of nu is zero: nu enters only the density
+            grad[j] += g_s2 * ds[j]
         if has_mu:
             grad[i_mu] -= g_e
         s2_prev = s2

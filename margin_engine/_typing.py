@@ -1,25 +1,5 @@
-"""Typed aliases shared by the package's modules (one place, as ``arch`` keeps them)."""
+"""Typed aliases shared by the package's modules (defined once in :mod:`vocabulary._typing`)."""
 
-from __future__ import annotations
-
-from datetime import date, datetime
-from typing import Any, TypeAlias
-
-import numpy as np
-import numpy.typing as npt
-import pandas as pd
-
-#: Anything numpy turns into an array: a list, a Series, an array.
-ArrayLike: TypeAlias = npt.ArrayLike
-#: A number or an array of numbers (what vectorised formulas take and return).
-Values: TypeAlias = float | npt.NDArray[Any]
-#: A float64 array.
-FloatArray: TypeAlias = npt.NDArray[np.float64]
-#: A boolean array (failures, masks).
-BoolArray: TypeAlias = npt.NDArray[np.bool_]
-#: An integer array (positions, counts).
-IntArray: TypeAlias = npt.NDArray[np.int64]
-#: A day: a date, a datetime, a pandas Timestamp or its ISO text.
-DayLike: TypeAlias = date | datetime | pd.Timestamp | str
+from vocabulary._typing import ArrayLike, BoolArray, DayLike, FloatArray, IntArray, Values
 
 __all__ = ["ArrayLike", "BoolArray", "DayLike", "FloatArray", "IntArray", "Values"]

@@ -148,7 +148,7 @@ def portfolio_margin(positions: Positions, params: ModelParams | None = None) ->
         ]
     )
     bucket_group = np.array([g for g, _ in table.buckets], dtype=np.int64)
-    weights = rates * to_quote[bucket_group] if len(rates) else np.zeros(0)
+    weights = rates * to_quote[bucket_group]
     scan = scan_rows(positions, risk_arrays(positions, params), SCENARIO_RANGES, weights)
     standard_index, extended_index = scan.worst_index[:, 0], scan.worst_index[:, 1]
     standard_worst, extended_worst = scan.worst_pnl[:, 0], scan.worst_pnl[:, 1]

@@ -50,3 +50,17 @@ def table_fingerprint(connection) -> dict[str, tuple]:
             f"SELECT count(*), coalesce(sum(hash(t)), 0) FROM {name} t"
         ).fetchone()
     return out
+
+
+#: A Deribit option-chain CSV header and one BTC 85000 call row whose name is ``{name}``.
+OPTION_HEADER = (
+    "timestamp,instrument_name,underlying,underlying_name,option_type,strike,expiry_datetime,"
+    "time_to_maturity,bid_price,ask_price,mark_price,mid_price,futures_price,"
+    "futures_instrument_name,implied_volatility,delta,vega,open_interest,volume,"
+    "bid_ask_spread,currency,index_price,volume_usd"
+)
+OPTION_ROW = (
+    "2024-03-30T05:14:23+00:00,{name},67789,BTC-29MAY24,call,85000.0,2024-05-29T08:00:00+00:00,"
+    "0.16,0.011,0.0115,0.0117,0.011,67789,BTC-29MAY24,0.46,0.13,59.3,903.0,52.0,0.0005,BTC,"
+    "67580,36431"
+)

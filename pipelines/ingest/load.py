@@ -135,10 +135,10 @@ def _repeat_if_unchanged(
     reasons, which is what the new batch records (its rejected rows copied under its id).
     Otherwise ``None``: the file is loaded normally.
     """
-    size = path.stat().st_size
+    size, key = path.stat().st_size, _options_key(options)
     if not con.execute(
         "SELECT count(*) FROM market.ingest_batches WHERE file_bytes = ? AND read_options = ?",
-        [size, _options_key(options)],
+        [size, key],
     ).fetchone()[0]:
         return None  # nothing of that size read that way: not worth hashing first
     digest = file_sha256(path)
@@ -155,7 +155,7 @@ def _repeat_if_unchanged(
               WHERE later.batch_id > b.batch_id AND later.kind = b.kind AND later.replaced > 0)
         ORDER BY b.batch_id DESC LIMIT 1
         """,
-        [digest, size, _options_key(options), __version__],
+        [digest, size, key, __version__],
     ).fetchone()
     if found is None:
         return None
@@ -175,7 +175,7 @@ def _repeat_if_unchanged(
             [
                 batch_id, str(path), digest, size, fmt, kind, source, rows_read,
                 inserted + present, rejected, started, datetime.now(UTC), __version__,
-                duckdb.__version__, _options_key(options), ranges, previous,
+                duckdb.__version__, key, ranges, previous,
             ],
         )  # fmt: skip
         shown = con.execute(

@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
-from helpers import REPO
+from helpers import OPTION_HEADER, OPTION_ROW, REPO
 
 SAME, REFUSAL, ANY = "same", "refusal", "any"
 
@@ -169,17 +169,7 @@ def _make_files(f: Path, keys: dict, fingerprint: str) -> None:
     )
     bars = [[1e20, 1, 1, 1, 1], [1706745600000, 50, 51, 49, 50]]
     (f / "dvol_btc_bigts.json").write_text(json.dumps({"result": {"data": bars}}))
-    header = (
-        "timestamp,instrument_name,underlying,underlying_name,option_type,strike,expiry_datetime,"
-        "time_to_maturity,bid_price,ask_price,mark_price,mid_price,futures_price,"
-        "futures_instrument_name,implied_volatility,delta,vega,open_interest,volume,"
-        "bid_ask_spread,currency,index_price,volume_usd"
-    )
-    row = (
-        "2024-03-30T05:14:23+00:00,{name},67789,BTC-29MAY24,call,85000.0,2024-05-29T08:00:00+00:00,"
-        "0.16,0.011,0.0115,0.0117,0.011,67789,BTC-29MAY24,0.46,0.13,59.3,903.0,52.0,0.0005,BTC,"
-        "67580,36431"
-    )
+    header, row = OPTION_HEADER, OPTION_ROW
     (f / "options.csv").write_text(
         "\n".join(
             [

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import run_mwb, table_fingerprint
+from helpers import OPTION_HEADER, OPTION_ROW, run_mwb, table_fingerprint
 
 from pipelines.errors import BadInputError
 from pipelines.ingest import Kind, ReadOptions, load_file
@@ -240,17 +240,7 @@ def test_accounting_identity_holds_for_every_batch(con, tmp_path) -> None:
 
 
 def test_an_option_name_must_agree_with_its_columns(con, tmp_path) -> None:
-    header = (
-        "timestamp,instrument_name,underlying,underlying_name,option_type,strike,expiry_datetime,"
-        "time_to_maturity,bid_price,ask_price,mark_price,mid_price,futures_price,"
-        "futures_instrument_name,implied_volatility,delta,vega,open_interest,volume,"
-        "bid_ask_spread,currency,index_price,volume_usd"
-    )
-    row = (
-        "2024-03-30T05:14:23+00:00,{name},67789,BTC-29MAY24,call,85000.0,2024-05-29T08:00:00+00:00,"
-        "0.16,0.011,0.0115,0.0117,0.011,67789,BTC-29MAY24,0.46,0.13,59.3,903.0,52.0,0.0005,BTC,"
-        "67580,36431"
-    )
+    header, row = OPTION_HEADER, OPTION_ROW
     names = [
         "GARBAGE-NAME",
         "BTC-29MAY24-90000-C",
