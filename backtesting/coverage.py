@@ -1061,13 +1061,18 @@ class MonteCarloNulls:
     """
 
     def __init__(self, p: float, rng: np.random.Generator, simulations: int = 9_999) -> None:
-        self.p, self.rng, self.simulations = p, rng, simulations
+        self.p, self.simulations = p, simulations
+        # one draw from ``rng`` roots a child stream per length, so that a length's null does
+        # not depend on which lengths were asked for before it (a series gets the same
+        # p-values whether it is tested alone or beside others)
+        self._root = int(rng.integers(2**63))
         self._nulls: dict[int, MonteCarloNull] = {}
 
     def get(self, n: int) -> MonteCarloNull:
         """The null of sub-series length ``n`` (simulated once, then shared)."""
         if n not in self._nulls:
-            self._nulls[n] = MonteCarloNull(n, self.p, self.rng, self.simulations)
+            stream = np.random.default_rng([self._root, n])
+            self._nulls[n] = MonteCarloNull(n, self.p, stream, self.simulations)
         return self._nulls[n]
 
 

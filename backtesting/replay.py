@@ -51,8 +51,8 @@ from margin_engine.models import margin, model_named
 from margin_engine.params import CollateralParams, HaircutTier, ModelParams
 from margin_engine.portfolios import DayMarket, Portfolio
 from margin_engine.pricing import black76_price
-from margin_engine.var import JointScenarios, historical_scenarios
-from vocabulary import MarginModel
+from margin_engine.var import JointScenarios, overlapping_moves, window_labels
+from vocabulary import MarginModel, VarMethod
 
 HAIRCUT_MODEL = MarginModel.HAIRCUT
 
@@ -461,23 +461,73 @@ class VarInputs:
         lookback: int,
         method: str,
     ) -> JointScenarios:
-        """Joint VaR/ES scenarios of ``underlyings`` from the returns known at ``day``."""
-        cols = list(underlyings)
-        past = self.returns.loc[:day, cols]
-        # a day enters the scenarios once every underlying has a return and a filtered vol for it
-        past = past[
-            past.notna().all(axis=1)
-            & self.cond_vol.reindex(index=past.index, columns=cols).gt(0).all(axis=1)
-        ]
-        return historical_scenarios(
-            past,
-            horizon,
-            lookback,
-            method=method,
-            cond_vol=self.cond_vol.loc[:day, cols],
-            vol_now=self.vol_next.loc[day, cols],
-            iv_log_changes=self.iv_changes.reindex(columns=cols),
+        """Joint VaR/ES scenarios of ``underlyings`` from the returns known at ``day``.
+
+        What :func:`margin_engine.var.historical_scenarios` gives on the days up to ``day``
+        (a day enters once every underlying has a return and a filtered vol for it), from
+        arrays prepared once per set of underlyings: a backtest asks every day for years.
+        """
+        table = self._table(tuple(underlyings), horizon)
+        end = int(np.searchsorted(table.dates, np.datetime64(pd.Timestamp(day)), side="right"))
+        usable = int(np.searchsorted(table.rows, end))  # usable rows up to and including day
+        first = max(0, usable - lookback)
+        rows = table.rows[first:usable]
+        if len(rows) < horizon:
+            raise ValueError(
+                f"{len(rows)} joint days of returns; need at least the MPOR ({horizon})"
+            )
+        daily = table.returns[rows]
+        if VarMethod(method) is VarMethod.FILTERED_HISTORICAL:
+            sigma = table.cond_vol[rows]
+            if not np.isfinite(sigma).all():
+                raise ValueError("cond_vol must be positive and cover every scenario day")
+            daily = daily * (self.vol_next.loc[day, list(underlyings)].to_numpy(float) / sigma)
+        moves = overlapping_moves(daily, horizon)
+        return JointScenarios(
+            tuple(str(u) for u in underlyings),
+            moves,
+            overlapping_moves(table.iv[rows], horizon),
+            np.full(len(moves), 1.0 / len(moves)),
+            tuple(table.labels[first : usable - horizon + 1].tolist()),
         )
+
+    @functools.cached_property
+    def _tables(self) -> dict[tuple[tuple[str, ...], int], _ScenarioTable]:
+        return {}
+
+    def _table(self, underlyings: tuple[str, ...], horizon: int) -> _ScenarioTable:
+        table = self._tables.get((underlyings, horizon))
+        if table is None:
+            cols = list(underlyings)
+            returns = self.returns[cols].sort_index()
+            cond = self.cond_vol.reindex(index=returns.index, columns=cols)
+            usable = (returns.notna().all(axis=1) & cond.gt(0).all(axis=1)).to_numpy()
+            rows = np.flatnonzero(usable)
+            table = self._tables[(underlyings, horizon)] = _ScenarioTable(
+                returns.index.to_numpy(),
+                rows,
+                returns.to_numpy(dtype=float),
+                cond.to_numpy(dtype=float),
+                self.iv_changes.reindex(index=returns.index, columns=cols)
+                .fillna(0.0)
+                .to_numpy(dtype=float),
+                window_labels(returns.index[rows], horizon)
+                if len(rows) >= horizon
+                else np.array([], dtype=str),
+            )
+        return table
+
+
+@dataclass(frozen=True)
+class _ScenarioTable:
+    """One set of underlyings' scenario inputs as arrays: ``rows`` are the usable days."""
+
+    dates: np.ndarray
+    rows: np.ndarray
+    returns: np.ndarray
+    cond_vol: np.ndarray
+    iv: np.ndarray
+    labels: np.ndarray
 
 
 def margin_rows(

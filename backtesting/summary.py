@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from backtesting.coverage import CoverageReport, MonteCarloNulls, acerbi_szekely, coverage_report
+from backtesting.memo import Memo
 from backtesting.procyclicality import max_increase, procyclicality_summary
 from backtesting.replay import HAIRCUT_MODEL
 from backtesting.spec import BacktestSpec
@@ -42,6 +43,9 @@ def summarise(
     the interleaved procedure of :func:`backtesting.coverage.coverage_report`), the
     Acerbi–Szekely tests for ES models, breaches, procyclicality, efficiency, stress windows.
 
+    Summaries are shared with the process's memo (a what-if re-tests only the series it
+    changed): read them, or :func:`reports.serialize.plain` them, never change them in place.
+
     The row's ``zone`` is the stricter of the two coverage zones (what the enactment gate
     reads); a loss series without variation (e.g. a perfectly hedged book) is ``not testable``.
     """
@@ -49,50 +53,36 @@ def summarise(
     standard = frame[frame["model"] == "standard"].set_index(
         ["set_label", "date", "portfolio", "currency"]
     )["margin"]
+    baselines = {
+        key: pd.util.hash_pandas_object(g[["date", "margin"]], index=False).to_numpy().tobytes()
+        for key, g in frame[frame["model"] == "standard"].groupby(
+            ["set_label", "portfolio", "currency"], sort=False
+        )
+    }
     rows = []
+    es_level = frame.attrs.get("es_level")
     for (label, portfolio, model, currency), g in frame.groupby(
         ["set_label", "portfolio", "model", "currency"], sort=True
     ):
         g = g.sort_values("date")
         n = len(g)
-        report, path = (
-            coverage_report(
-                g[column].to_numpy(),
-                confidence,
-                mpor=mpor,
-                null="monte-carlo",
-                null_distribution=nulls,
-            )
-            for column in ("breach", "breach_path")
+        mine = {
+            path_name: info["clipped_days"]
+            for path_name, info in (calibrated or {}).items()
+            if path_name.split(".")[1] in (underlyings or {}).get(portfolio, ())
+        }
+        key = _fingerprint(
+            g,
+            baselines.get((label, portfolio, currency), b""),
+            (label, portfolio, model, currency),
+            (confidence, mpor, spec.seed, spec.simulations, es_level, ES_SCENARIOS, mine),
         )
-        summary = _summary(label, portfolio, model, currency, g, report, standard)
-        summary["coverage_path"] = path.as_dict()
-        summary["breach_dates_path"] = [
-            d.date().isoformat() for d in pd.DatetimeIndex(g.loc[g["breach_path"], "date"])
-        ]
-        losses = g["loss"].to_numpy(dtype=float)
-        testable = bool(np.nanstd(losses) > 1e-12 * max(1.0, float(np.nanmax(np.abs(losses)))))
-        zone = Zone.worst(report.traffic_light.zone, path.traffic_light.zone)
-        summary["testable"] = testable
-        summary["zone"] = zone if testable else Zone.NOT_TESTABLE
-        summary["zone_basis"] = (
-            "ohlc path" if path.traffic_light.zone != report.traffic_light.zone else "both"
-        )
-        if not testable:
-            summary["note"] = (
-                "the realised loss never varies (e.g. a fully hedged book without a basis or "
-                "funding series): the coverage tests cannot tell a good margin from a bad one"
-            )
-        if model == "es":
-            summary["es_tests"] = _es_tests(g, spec, mpor, (label, portfolio, model, currency))
-        if calibrated:
-            mine = {
-                path_name: info["clipped_days"]
-                for path_name, info in calibrated.items()
-                if path_name.split(".")[1] in (underlyings or {}).get(portfolio, ())
-            }
-            if mine:
-                summary["calibrated_clipped_days"] = mine
+        summary = _MEMO.get(key)
+        if summary is None:
+            summary = _MEMO.put(
+                key, _series_summary(g, label, portfolio, model, currency, confidence, spec,
+                                     mpor, nulls, standard, mine)
+            )  # fmt: skip
         rows.append(
             (
                 label,
@@ -119,6 +109,69 @@ def summarise(
         ],
     )
     return out
+
+
+# summaries by the fingerprint of everything they read: a what-if or a sweep in the same
+# process re-tests only the series its change touched
+_MEMO: Memo[dict[str, Any]] = Memo(4_096)
+clear_memo = _MEMO.clear
+
+
+def _fingerprint(g: pd.DataFrame, baseline: bytes, names: tuple, settings: tuple) -> str:
+    """SHA-256 of a series' rows, its standard-margin baseline and what the tests are set to."""
+    digest = hashlib.sha256(repr((names, settings)).encode())
+    digest.update(pd.util.hash_pandas_object(g, index=False).to_numpy().tobytes())
+    digest.update(baseline)
+    return digest.hexdigest()
+
+
+def _series_summary(
+    g: pd.DataFrame,
+    label: str,
+    portfolio: str,
+    model: str,
+    currency: str,
+    confidence: float,
+    spec: BacktestSpec,
+    mpor: int,
+    nulls: MonteCarloNulls,
+    standard: pd.Series,
+    mine: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The summary of one (set, portfolio, model, currency) series."""
+    report, path = (
+        coverage_report(
+            g[column].to_numpy(),
+            confidence,
+            mpor=mpor,
+            null="monte-carlo",
+            null_distribution=nulls,
+        )
+        for column in ("breach", "breach_path")
+    )
+    summary = _summary(label, portfolio, model, currency, g, report, standard)
+    summary["coverage_path"] = path.as_dict()
+    summary["breach_dates_path"] = [
+        d.date().isoformat() for d in pd.DatetimeIndex(g.loc[g["breach_path"], "date"])
+    ]
+    losses = g["loss"].to_numpy(dtype=float)
+    testable = bool(np.nanstd(losses) > 1e-12 * max(1.0, float(np.nanmax(np.abs(losses)))))
+    zone = Zone.worst(report.traffic_light.zone, path.traffic_light.zone)
+    summary["testable"] = testable
+    summary["zone"] = zone if testable else Zone.NOT_TESTABLE
+    summary["zone_basis"] = (
+        "ohlc path" if path.traffic_light.zone != report.traffic_light.zone else "both"
+    )
+    if not testable:
+        summary["note"] = (
+            "the realised loss never varies (e.g. a fully hedged book without a basis or "
+            "funding series): the coverage tests cannot tell a good margin from a bad one"
+        )
+    if model == "es":
+        summary["es_tests"] = _es_tests(g, spec, mpor, (label, portfolio, model, currency))
+    if mine:
+        summary["calibrated_clipped_days"] = dict(mine)
+    return summary
 
 
 def _es_tests(g: pd.DataFrame, spec: BacktestSpec, mpor: int, key: tuple) -> dict:

@@ -24,7 +24,7 @@ the reference (to cross-check, or where numba cannot compile).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numba
@@ -217,7 +217,7 @@ def _scan_kernel(
             short_puts[r] = puts
 
 
-_compiled = None
+_compiled: dict[bool, Callable[..., None]] = {}
 
 
 def compiled_available() -> bool:
@@ -225,11 +225,13 @@ def compiled_available() -> bool:
     return os.environ.get("MWB_KERNEL", "compiled") != "numpy"
 
 
-def _kernel():
-    global _compiled
-    if _compiled is None:
-        _compiled = numba.njit(parallel=True, cache=True, nogil=True)(_scan_kernel)
-    return _compiled
+def _kernel(parallel: bool) -> Callable[..., None]:
+    # one chunk runs serially: waking the thread pool costs more than a small book's scan
+    # (a backtest margins a few books a day, thousands of days); the chunks and so the
+    # results are the same either way
+    if parallel not in _compiled:
+        _compiled[parallel] = numba.njit(parallel=parallel, cache=True, nogil=True)(_scan_kernel)
+    return _compiled[parallel]
 
 
 CHUNK_ROWS = 4_096  # rows per work item: buffers allocated once per chunk, not per row
@@ -253,7 +255,8 @@ def scan_rows_compiled(
         *(np.zeros(n_rows) for _ in range(7)),
     )
     n_buckets = len(table.buckets)
-    _kernel()(
+    n_chunks = max(1, -(-n_rows // CHUNK_ROWS))
+    _kernel(n_chunks > 1)(
         matrix.indptr,
         matrix.indices,
         matrix.data,
@@ -265,7 +268,7 @@ def scan_rows_compiled(
         np.append(np.ones(n_buckets), 0.0),
         *_short_flags(positions),
         n_buckets,
-        max(1, -(-n_rows // CHUNK_ROWS)),
+        n_chunks,
         out.worst_index,
         out.worst_pnl,
         out.net_delta,

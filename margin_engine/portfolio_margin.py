@@ -30,6 +30,7 @@ Reproduces Deribit's published ``private/pme/simulate`` examples (see the tests)
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -49,20 +50,29 @@ MIN_DTE_DAYS = 1.0
 MIN_VOL = 0.01
 
 
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)  # shared by every call with the same parameters
+    return array
+
+
+# a backtest margins thousands of days under a handful of parameter values: the tables are
+# built once per value (read-only arrays)
+@functools.lru_cache(maxsize=1024)
 def scenario_moves(price_range: float) -> np.ndarray:
     """The 35 price moves: 9 × 3 standard then 8 extended (down moves stop at
     :data:`~margin_engine.book.DEEPEST_MOVE`, which only a range above 0.99 reaches).
     """
     standard = np.repeat(np.linspace(-price_range, price_range, PRICE_BUCKETS), len(VOL_SCENARIOS))
-    return np.maximum(np.concatenate([standard, EXTENDED_MOVES]), DEEPEST_MOVE)
+    return _frozen(np.maximum(np.concatenate([standard, EXTENDED_MOVES]), DEEPEST_MOVE))
 
 
+@functools.lru_cache(maxsize=1024)
 def extended_scale(price_range: float, factor: float) -> np.ndarray:
     """Multipliers of the extended price moves for ``price_range`` and ``factor``."""
     m = EXTENDED_MOVES
     # 1 - r vanishes at a range of 1: held at 1 + DEEPEST_MOVE, as the standard moves are
     denominator = np.maximum(1 + np.sign(m) * price_range, 1 + DEEPEST_MOVE)
-    return factor * (price_range / np.abs(m)) * (1 + m) / denominator
+    return _frozen(factor * (price_range / np.abs(m)) * (1 + m) / denominator)
 
 
 def vol_shocks(
@@ -106,23 +116,26 @@ def risk_arrays(positions: Positions, params: ModelParams) -> np.ndarray:
 
 
 def scenario_catalog(params: ModelParams, groups: Sequence[tuple[str, str]]) -> tuple[dict, ...]:
-    """One description per (group, scenario), in group-major order."""
+    """One description per (group, scenario), in group-major order (shared: read only)."""
+    return _catalog(
+        tuple((underlying, params.pm_for(underlying).price_range) for _, underlying in groups)
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _catalog(ranges: tuple[tuple[str, float], ...]) -> tuple[dict, ...]:
     catalog = []
-    per_underlying: dict[str, list[dict]] = {}
-    for _, underlying in groups:
-        if underlying not in per_underlying:
-            moves = scenario_moves(params.pm_for(underlying).price_range)
-            per_underlying[underlying] = [
-                {
-                    "underlying": underlying,
-                    "scenario": j,
-                    "table": "standard" if j < N_STANDARD else "extended",
-                    "price_move": float(move),
-                    "vol": VOL_SCENARIOS[j % 3] if j < N_STANDARD else "up",
-                }
-                for j, move in enumerate(moves)
-            ]
-        catalog += per_underlying[underlying]
+    for underlying, price_range in ranges:
+        catalog += [
+            {
+                "underlying": underlying,
+                "scenario": j,
+                "table": "standard" if j < N_STANDARD else "extended",
+                "price_move": float(move),
+                "vol": VOL_SCENARIOS[j % 3] if j < N_STANDARD else "up",
+            }
+            for j, move in enumerate(scenario_moves(price_range))
+        ]
     return tuple(catalog)
 
 

@@ -116,11 +116,7 @@ def historical_scenarios(
         if not np.isfinite(sigma).all() or (sigma <= 0).any():
             raise ValueError("cond_vol must be positive and cover every scenario day")
         daily = daily * (vol_now.reindex(frame.columns).to_numpy(dtype=float)[None, :] / sigma)
-    kernel = np.ones(horizon)
-    sums = np.stack(
-        [np.convolve(daily[:, j], kernel, mode="valid") for j in range(daily.shape[1])], axis=1
-    )
-    moves = np.expm1(sums)
+    moves = overlapping_moves(daily, horizon)
     vol_moves = np.zeros_like(moves)
     if iv_log_changes is not None:
         iv = (
@@ -128,11 +124,7 @@ def historical_scenarios(
             .fillna(0.0)
             .to_numpy(dtype=float)
         )
-        vol_moves = np.expm1(
-            np.stack(
-                [np.convolve(iv[:, j], kernel, mode="valid") for j in range(iv.shape[1])], axis=1
-            )
-        )
+        vol_moves = overlapping_moves(iv, horizon)
     starts = frame.index[: len(moves)]
     ends = frame.index[horizon - 1 :]
     weights = np.full(len(moves), 1.0 / len(moves))
@@ -142,11 +134,41 @@ def historical_scenarios(
             weights = np.where(
                 stressed, stress_weight / stressed.sum(), (1 - stress_weight) / (~stressed).sum()
             )
-    # vectorised: a backtest builds a thousand scenarios a day for years of days
-    first = np.datetime_as_string(starts.to_numpy().astype("datetime64[D]"), unit="D")
-    last = np.datetime_as_string(ends.to_numpy().astype("datetime64[D]"), unit="D")
-    labels = tuple(np.char.add(np.char.add(first, ".."), last).tolist())
+    labels = tuple(window_labels(frame.index, horizon).tolist())
     return JointScenarios(tuple(str(c) for c in frame.columns), moves, vol_moves, weights, labels)
+
+
+def overlapping_moves(daily: np.ndarray, horizon: int) -> np.ndarray:
+    """Simple moves over every run of ``horizon`` consecutive rows of daily log changes.
+
+    .. math:: m_{t,j} = \\exp\\Big(\\sum_{k=0}^{h-1} x_{t+k,j}\\Big) - 1
+
+    Parameters
+    ----------
+    daily : np.ndarray
+        Daily log changes (days × columns).
+    horizon : int
+        :math:`h`, the days summed.
+
+    Returns
+    -------
+    np.ndarray
+        (days − h + 1) × columns.
+    """
+    kernel = np.ones(horizon)
+    return np.expm1(
+        np.stack(
+            [np.convolve(daily[:, j], kernel, mode="valid") for j in range(daily.shape[1])],
+            axis=1,
+        )
+    )
+
+
+def window_labels(dates: pd.DatetimeIndex, horizon: int) -> np.ndarray:
+    """``first..last`` (ISO dates) of every run of ``horizon`` consecutive ``dates``."""
+    # vectorised: a backtest builds a thousand scenarios a day for years of days
+    days = np.datetime_as_string(dates.to_numpy().astype("datetime64[D]"), unit="D")
+    return np.char.add(np.char.add(days[: len(days) - horizon + 1], ".."), days[horizon - 1 :])
 
 
 def weighted_var_es(

@@ -43,11 +43,11 @@ from backtesting.calibrated import (
     held_bounds,
 )
 from backtesting.inputs import rolling_config, rolling_volatility, var_inputs
+from backtesting.memo import build_days
 from backtesting.replay import (
     HAIRCUT_MODEL,
     DayBook,
     MarketHistory,
-    build_day,
     end_of_day,
     override,
     realised_losses,
@@ -442,11 +442,7 @@ def run_backtest(
         subset = tuple(p for p in books if p.name in missing_books)
         realised = any(loss_keys[p.name] not in have_losses for p in subset)
         lap("setup")
-        day_books = [
-            b
-            for d in days
-            if (b := build_day(history, subset, d, mpor, realised=realised)) is not None
-        ]
+        day_books = build_days(history, subset, days, mpor, realised=realised, data=data_sha)
         lap("books")
     params_cache: dict = {}
 
