@@ -33,3 +33,29 @@ def con(tmp_path: Path):
     connection = connect(tmp_path / "warehouse.duckdb")
     yield connection
     connection.close()
+
+
+# The slowest files first (longest first): `make test` hands whole files to two workers in
+# collection order, so a slow file collected last would run alone at the end.
+SLOW_FILES = (
+    "pipelines/test_daily_run.py",
+    "e2e/test_real_data_with_gaps.py",
+    "pipelines/test_workflows.py",
+    "pipelines/test_report.py",
+    "pipelines/test_cli_and_settings.py",
+    "pipelines/test_governance_cli.py",
+    "pipelines/test_backtest.py",
+    "pipelines/test_backtest_trust.py",
+    "hostile/test_hostile_inputs.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.path.as_posix()
+        for k, name in enumerate(SLOW_FILES):
+            if path.endswith("tests/" + name):
+                return k
+        return len(SLOW_FILES)
+
+    items.sort(key=rank)  # stable: a file's tests keep their order

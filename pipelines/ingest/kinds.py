@@ -87,13 +87,24 @@ MAX_PRICE = 1e9  # USD per unit: far above any coin, far below float trouble
 MAX_VOLUME = 1e18
 
 
-def _plausible_day(column: str) -> Rule:
+def _plausible_day(column: str, *, timestamp: bool = False) -> Rule:
     """Market data from the load's first plausible day (2009-01-01 unless said otherwise) to
-    tomorrow (UTC): earlier or later is a typo or garbage."""
+    tomorrow (UTC): earlier or later is a typo or garbage. A ``timestamp`` column (UTC, as the
+    warehouse's sessions are) is compared with the days' midnights, not cast row by row (a
+    time-zone-aware cast per row costs a third of a second per 5M rows)."""
+    if timestamp:
+        bad = (
+            f"({column} IS NOT NULL AND ({column} < CAST({FIRST_DAY} AS TIMESTAMPTZ) "
+            f"OR {column} >= CAST(current_date + INTERVAL 2 DAY AS TIMESTAMPTZ)))"
+        )
+    else:
+        bad = (
+            f"({column} IS NOT NULL AND (CAST({column} AS DATE) < {FIRST_DAY} "
+            f"OR CAST({column} AS DATE) > current_date + INTERVAL 1 DAY))"
+        )
     return Rule(
         column,
-        f"({column} IS NOT NULL AND (CAST({column} AS DATE) < {FIRST_DAY} "
-        f"OR CAST({column} AS DATE) > current_date + INTERVAL 1 DAY))",
+        bad,
         f"'{column}: ' || {column}::VARCHAR || ' is outside ' || {FIRST_DAY}::VARCHAR || "
         "' .. tomorrow'",
     )
@@ -102,7 +113,7 @@ def _plausible_day(column: str) -> Rule:
 def _at_most(column: str, limit: float) -> Rule:
     return Rule(
         column,
-        f"({column} IS NOT NULL AND {column} > {limit!r})",
+        f"({column} IS NOT NULL AND NOT isnan({column}) AND {column} > {limit!r})",
         f"'{column}: ' || {column}::VARCHAR || ' is implausibly large (above {limit:g})'",
     )
 
@@ -355,7 +366,7 @@ OPTION_MARKS = KindSpec(
     key=("instrument_name", "snapshot_ts", "source"),
     rules=(
         _required("snapshot_ts"),
-        _plausible_day("snapshot_ts"),
+        _plausible_day("snapshot_ts", timestamp=True),
         _required("instrument_name"),
         *_option_name_rules(),
         _required("source"),

@@ -71,6 +71,15 @@ def test_each_validation_rule_names_its_field(con, tmp_path, line, column, fragm
     assert fragment in reason
 
 
+def test_a_nan_close_gets_one_reason_not_also_implausibly_large(con, tmp_path) -> None:
+    # DuckDB orders NaN above every number: a bare `close > limit` would flag it too
+    path = write(tmp_path / "p.csv", HEADER + "2024-01-01,BTC,1,2,0.5,nan,nan\n")
+    load_file(con, path)
+    ((_, column, _, reason),) = rejected(con)
+    assert column == "close" and "implausibly large" not in reason
+    assert "must be a positive finite number" in reason
+
+
 def test_iv_outside_range_is_rejected(con, tmp_path) -> None:
     path = write(
         tmp_path / "iv.csv",
