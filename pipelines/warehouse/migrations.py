@@ -9,6 +9,7 @@ file has since changed is an error: schemas move forward by new migrations, neve
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ class Migration:
     name: str
     sql: str
 
-    @property
+    @functools.cached_property
     def checksum(self) -> str:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
@@ -35,6 +36,12 @@ OWNERS = ("pipelines.warehouse", "governance")
 
 
 def available_migrations() -> list[Migration]:
+    return list(_available())
+
+
+@functools.cache
+def _available() -> tuple[Migration, ...]:
+    # the package's files do not change while it runs; every connection asks
     found = []
     for owner in OWNERS:
         for entry in (resources.files(owner) / "migrations").iterdir():
@@ -45,7 +52,7 @@ def available_migrations() -> list[Migration]:
     versions = [m.version for m in found]
     if versions != list(range(1, len(found) + 1)):
         raise RuntimeError(f"migrations must be numbered 1..n without gaps, found {versions}")
-    return found
+    return tuple(found)
 
 
 def applied_versions(con: duckdb.DuckDBPyConnection) -> dict[int, str]:
@@ -60,6 +67,8 @@ def applied_versions(con: duckdb.DuckDBPyConnection) -> dict[int, str]:
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
     """Apply pending migrations; return the versions applied now."""
+    if _current(con):
+        return []  # the common case, read-only: no DDL, no transaction
     con.execute("CREATE SCHEMA IF NOT EXISTS meta")
     con.execute(
         "CREATE TABLE IF NOT EXISTS meta.schema_version ("
@@ -89,3 +98,13 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
             raise
         newly.append(migration.version)
     return newly
+
+
+def _current(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether every migration is applied, each with its checksum."""
+    applied = applied_versions(con)
+    return (
+        len(applied) > 0
+        and all(applied.get(m.version) == m.checksum for m in _available())
+        and len(applied) == len(_available())
+    )
