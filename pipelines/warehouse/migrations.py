@@ -103,8 +103,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
 def _current(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether every migration is applied, each with its checksum."""
     applied = applied_versions(con)
-    return (
-        len(applied) > 0
-        and all(applied.get(m.version) == m.checksum for m in _available())
-        and len(applied) == len(_available())
+    available = available_migrations()
+    return len(applied) == len(available) > 0 and all(
+        applied.get(m.version) == m.checksum for m in available
     )
