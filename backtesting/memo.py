@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import pandas as pd
 
 from backtesting.replay import DayBook, MarketHistory, build_day
 from margin_engine.portfolios import Portfolio
 
-__all__ = ["Memo", "build_days", "clear"]
+__all__ = ["SUMMARIES", "Memo", "build_days", "clear"]
 
 V = TypeVar("V")
 
@@ -53,6 +53,10 @@ class Memo(Generic[V]):
     def __len__(self) -> int:
         return len(self._items)
 
+
+# summaries (:func:`backtesting.summary.summarise`) by the fingerprint of everything they read:
+# a what-if or a sweep in the same process re-tests only the series its change touched
+SUMMARIES: Memo[dict[str, Any]] = Memo(4_096)
 
 # (data fingerprint, mpor, day) -> {(the portfolios, realised?): the day's books or None}
 _BOOKS: Memo[dict[tuple[frozenset[Portfolio], bool], DayBook | None]] = Memo(50_000)
@@ -107,8 +111,6 @@ def _lookup(built: dict, wanted: frozenset, realised: bool) -> DayBook | None | 
 
 
 def clear() -> None:
-    """Empty the process's memos (the books here and the summaries')."""
-    from backtesting import summary
-
+    """Empty the process's memos (the day books and the summaries)."""
     _BOOKS.clear()
-    summary.clear_memo()
+    SUMMARIES.clear()

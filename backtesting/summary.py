@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from backtesting.coverage import CoverageReport, MonteCarloNulls, acerbi_szekely, coverage_report
-from backtesting.memo import Memo
+from backtesting.memo import SUMMARIES
 from backtesting.procyclicality import max_increase, procyclicality_summary
 from backtesting.replay import HAIRCUT_MODEL
 from backtesting.spec import BacktestSpec
@@ -77,9 +77,9 @@ def summarise(
             (label, portfolio, model, currency),
             (confidence, mpor, spec.seed, spec.simulations, es_level, ES_SCENARIOS, mine),
         )
-        summary = _MEMO.get(key)
+        summary = SUMMARIES.get(key)
         if summary is None:
-            summary = _MEMO.put(
+            summary = SUMMARIES.put(
                 key, _series_summary(g, label, portfolio, model, currency, confidence, spec,
                                      mpor, nulls, standard, mine)
             )  # fmt: skip
@@ -109,12 +109,6 @@ def summarise(
         ],
     )
     return out
-
-
-# summaries by the fingerprint of everything they read: a what-if or a sweep in the same
-# process re-tests only the series its change touched
-_MEMO: Memo[dict[str, Any]] = Memo(4_096)
-clear_memo = _MEMO.clear
 
 
 def _fingerprint(g: pd.DataFrame, baseline: bytes, names: tuple, settings: tuple) -> str:
