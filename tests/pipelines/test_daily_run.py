@@ -133,3 +133,18 @@ def test_a_failing_blocking_calibration_check_stops_the_daily_run(
         assert _count(con, "gov.proposals") == 0
     finally:
         con.close()
+
+
+def test_a_step_process_takes_the_callers_home_not_the_servers(tmp_path, monkeypatch) -> None:
+    """Steps are forked from a long-lived server whose environment is the one it started
+    with: the job a step rebuilds sets the caller's home and config itself."""
+    import os
+
+    from pipelines.runs import job_named
+
+    monkeypatch.setenv("MWB_HOME", "/somewhere/else")
+    monkeypatch.setenv("MWB_CONFIG", "/somewhere/else/config.yaml")
+    job = job_named("daily_calibration", str(tmp_path / "home"), "")
+    assert job.name == "daily_calibration"
+    assert os.environ["MWB_HOME"] == str(tmp_path / "home")
+    assert "MWB_CONFIG" not in os.environ
