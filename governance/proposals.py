@@ -97,6 +97,10 @@ def parse_proposal(document: dict) -> ProposalDocument:
         raise ProposalError(validation_message(exc)) from exc
 
 
+# what a proposal reference ending so names: a document to read, not an id
+PROPOSAL_SUFFIXES = (".yaml", ".yml", ".json")
+
+
 def load_proposal(path: str | Path) -> ProposalDocument:
     return load_document(path, parse_proposal, ProposalError)
 

@@ -26,7 +26,6 @@ from governance.triggers import Breach, TriggerFinding, breach_trigger, drift_tr
 from governance.workflow import ProposalState, Refusal
 from pipelines.errors import BadInputError
 from pipelines.settings import WorkbenchSettings
-from pipelines.stores import calibration as calibration_store
 
 if TYPE_CHECKING:
     import duckdb
@@ -81,6 +80,10 @@ def latest_recommendations(
     con: duckdb.DuckDBPyConnection,
 ) -> tuple[str, date, dict[str, float]] | None:
     """The newest calibration's recommendations (by as-of date, then time of the run)."""
+    # imported here: the calibration store brings the numeric packages, which keys, votes
+    # and proposals never need
+    from pipelines.stores import calibration as calibration_store
+
     return calibration_store.latest_recommendations(con)
 
 

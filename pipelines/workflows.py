@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from governance.proposals import ProposalError, load_proposal
+from governance.proposals import PROPOSAL_SUFFIXES, ProposalError, load_proposal
 from governance.registry import Registry
 from governance.workflow import Refusal, Status
 from pipelines.backtest import BacktestRun, ParamSource, run_backtest
@@ -25,8 +25,6 @@ from pipelines.settings import WorkbenchSettings
 
 if TYPE_CHECKING:
     import duckdb
-
-PROPOSAL_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 def find_proposal(con: duckdb.DuckDBPyConnection, ref: str, *, actor: str) -> str:

@@ -36,7 +36,8 @@ def con(tmp_path: Path):
 
 
 # The slowest files first (longest first): `make test` hands whole files to two workers in
-# collection order, so a slow file collected last would run alone at the end.
+# collection order (`--no-loadscope-reorder`), so a slow file collected last would run alone
+# at the end.
 SLOW_FILES = (
     "pipelines/test_daily_run.py",
     "e2e/test_real_data_with_gaps.py",

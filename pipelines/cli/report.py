@@ -30,16 +30,17 @@ def report(
 ) -> None:
     """Write report.html (self-contained), report.md (for a governance forum), payload.json (every
     figure) and the chart PNGs; print their paths."""
-    from governance.registry import GovernanceError
-    from pipelines.report import backtest_report, calibration_report, proposal_report
-    from pipelines.warehouse import connect
-
     chosen = [x for x in (proposal_id, calibration or None, backtest) if x]
     if len(chosen) != 1:
         raise BadInputError("give exactly one of PROPOSAL_ID, --calibration and --backtest RUN_ID")
     settings = settings_from(ctx)
     if out_dir is not None:
         output_folder(out_dir)  # before any work: an unwritable --out is one line, at once
+    # after the checks above: the report modules bring the numeric packages and matplotlib
+    from governance.registry import GovernanceError
+    from pipelines.report import backtest_report, calibration_report, proposal_report
+    from pipelines.warehouse import connect
+
     con = connect(settings.warehouse_path)
     try:
         if calibration:

@@ -24,10 +24,9 @@ def _known_proposal(ctx: typer.Context, ref: str) -> None:
     must name one; bad input is then one line and exit 2, not a failed run's step stack."""
     from pathlib import Path
 
-    from governance.proposals import ProposalError, load_proposal
+    from governance.proposals import PROPOSAL_SUFFIXES, ProposalError, load_proposal
     from governance.registry import GovernanceError, Registry
     from pipelines.warehouse import connect
-    from pipelines.workflows import PROPOSAL_SUFFIXES
 
     if Path(ref).suffix.lower() in PROPOSAL_SUFFIXES:
         try:
@@ -96,13 +95,13 @@ def daily(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """daily_calibration: ingest → fit → recommend → backtest → draft → report."""
+    import os
+
+    parse_day(day or None, "--day")  # before the definitions load: bad input fails fast
+    parse_day(as_of or None, "--as-of")
     from pipelines.defs.workflows.jobs import daily_run
     from pipelines.runs import run_job
     from pipelines.workflows import daily_day
-
-    parse_day(day or None, "--day")
-    parse_day(as_of or None, "--as-of")
-    import os
 
     resources = _resources(ctx)
     if processes > 1:  # the step processes read their settings from the environment
@@ -133,10 +132,10 @@ def backtest(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """backtest_proposal: backtest current vs proposed and write the report."""
+    _known_proposal(ctx, proposal)  # before the definitions load: bad input fails fast
     from pipelines.defs.workflows.jobs import proposal_config
     from pipelines.runs import run_job
 
-    _known_proposal(ctx, proposal)
     result = run_job("backtest_proposal", _resources(ctx), proposal_config(proposal))
     html = _materialized(result, "rpt__proposal_report", "html")
     verdict = _materialized(result, "rpt__proposal_report", "verdict")
@@ -155,10 +154,10 @@ def enact(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """enact_proposal: audit log verified, backtest, report; enacted only if both pass."""
+    _known_proposal(ctx, proposal)  # before the definitions load: bad input fails fast
     from pipelines.defs.workflows.jobs import proposal_config
     from pipelines.runs import run_job
 
-    _known_proposal(ctx, proposal)
     result = run_job("enact_proposal", _resources(ctx), proposal_config(proposal, enact=True))
     enacted = _materialized(result, "gov__enacted_parameters", "parameter_set")
     _finish(result, "enact_proposal", as_json, {"enacted_set": enacted[0] if enacted else None})

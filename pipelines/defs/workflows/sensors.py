@@ -22,7 +22,7 @@ from pipelines.defs.calibration.assets import RECOMMENDATIONS
 from pipelines.defs.workflows.jobs import backtest_proposal, governance_triggers, proposal_config
 from pipelines.settings import load_settings
 
-PROPOSAL_SUFFIXES = (".yaml", ".yml")
+INBOX_SUFFIXES = (".yaml", ".yml")
 
 
 def proposals_inbox() -> Path:
@@ -78,7 +78,7 @@ def proposal_files_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResul
     folder = proposals_inbox()
     try:
         entries = sorted(
-            (e for e in os.scandir(folder) if Path(e.name).suffix.lower() in PROPOSAL_SUFFIXES),
+            (e for e in os.scandir(folder) if Path(e.name).suffix.lower() in INBOX_SUFFIXES),
             key=lambda e: e.name,
         )
     except FileNotFoundError:
