@@ -22,6 +22,7 @@ price rises by m. Deltas are in coin of the underlying; for inverse options it i
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +34,7 @@ from margin_engine.instruments import (
     InstrumentError,
     InstrumentTable,
     Kind,
+    by_bucket,
     parse_instrument,
 )
 from margin_engine.market import MarketDataError, MarketSnapshot, smile_vol
@@ -42,6 +44,7 @@ STABLE = {"USD", "USDC", "USDT"}  # settlement currencies counted in dollars
 # the deepest down move a scenario applies: a price cannot fall by 100 % or more (a range of
 # 1.0, or an extreme multiple times a wide range, would otherwise value at a zero price)
 DEEPEST_MOVE = -0.99
+DERIVED_KEPT = 32  # risk arrays kept per book: a sweep's parameter values, say
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,20 @@ class ValuedBook:
     value: np.ndarray  # mark value per unit quantity, settlement currency
     delta: np.ndarray  # coin delta per unit quantity
     group_index_price: np.ndarray  # index price of each group's underlying
+    # arrays derived from this book under given parameters (risk arrays), computed once: an
+    # exchange margins every account against one set per snapshot and parameter set
+    _derived: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def derived(self, key: Hashable, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """``compute()``, once per ``key`` (a few recent keys kept), as a read-only array."""
+        found = self._derived.pop(key, None)
+        if found is None:
+            found = compute()
+            found.setflags(write=False)
+            while len(self._derived) >= DERIVED_KEPT:
+                self._derived.pop(next(iter(self._derived)))
+        self._derived[key] = found  # most recent last
+        return found
 
     def scenario_pnl(self, moves: np.ndarray, vols: np.ndarray | None = None) -> np.ndarray:
         """P&L per unit quantity (n × S) for relative underlying ``moves`` (n × S, each
@@ -120,9 +137,9 @@ def value_book(
     """Value ``instruments`` against ``market``; instruments that cannot be valued (expired, no
     index, no IV) are left out and returned as ``{name: reason}``.
     """
-    usable, errors = [], {}
+    usable, errors = [], {}  # in bucket order: see by_bucket
     spot, forward = [], []
-    for instrument in instruments:
+    for instrument in by_bucket(instruments):
         try:
             if instrument.expiry is not None and instrument.expiry <= market.as_of:
                 raise InstrumentError(
@@ -306,8 +323,23 @@ class Positions:
         out[np.arange(self.n_groups), self.group_currency] = 1.0
         return out
 
+    @functools.cached_property
+    def row_group(self) -> np.ndarray | None:
+        """Where every settlement currency has one group (the usual book: one underlying per
+        currency), the (account × groups + group) index of each result row; else None.
+        """
+        if len(set(self.group_currency.tolist())) < self.n_groups:
+            return None
+        _, account_of_row, _ = self.layout
+        group_of_currency = np.empty(len(self.currencies), dtype=np.int64)
+        group_of_currency[self.group_currency] = np.arange(self.n_groups)
+        row_currency = np.flatnonzero(self.layout[0]) % len(self.currencies)
+        return account_of_row * self.n_groups + group_of_currency[row_currency]
+
     def to_currency(self, per_group: np.ndarray) -> np.ndarray:
         """Sum (accounts, groups) values into the result rows (per account and currency)."""
+        if self.row_group is not None:
+            return per_group.reshape(-1)[self.row_group]  # one group per row: a gather
         return (per_group @ self._group_to_currency).reshape(-1)[self.layout[0]]
 
     def per_position_to_currency(self, values: np.ndarray) -> np.ndarray:
@@ -463,6 +495,11 @@ def worst_by_row(
     scenario that drove it — the group with the largest worst case in that row's currency.
     """
     present, account_of_row, _ = positions.layout
+    if positions.row_group is not None:
+        flat = positions.row_group
+        return (flat % positions.n_groups) * n_scenarios + worst_index.reshape(-1)[
+            flat
+        ], worst.reshape(-1)[flat]
     row_currency = np.flatnonzero(present) % len(positions.currencies)
     group_of_row = np.zeros(len(account_of_row), dtype=np.int64)
     for c in range(len(positions.currencies)):

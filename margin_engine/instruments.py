@@ -149,6 +149,29 @@ def parse_instrument(name: str) -> Instrument:
     )
 
 
+def bucket_label(instrument: Instrument) -> str | None:
+    """The expiry bucket of ``instrument`` (None for spot)."""
+    if instrument.kind is Kind.SPOT:
+        return None
+    return "PERPETUAL" if instrument.expiry is None else f"{instrument.expiry:%Y-%m-%d}"
+
+
+def by_bucket(instruments: list[Instrument]) -> list[Instrument]:
+    """``instruments`` grouped by (group, expiry bucket), groups and buckets in order of first
+    appearance: a row's positions, in instrument order, then meet each bucket in one run (the
+    margin kernel sums a bucket's delta without a per-bucket table).
+    """
+    first: dict[tuple, int] = {}
+    keys = []
+    for instrument in instruments:
+        group = (instrument.settlement, instrument.underlying)
+        g = first.setdefault(group, len(first))
+        b = first.setdefault((group, bucket_label(instrument)), len(first))
+        keys.append((g, b))
+    order = sorted(range(len(instruments)), key=keys.__getitem__)
+    return [instruments[k] for k in order]
+
+
 @dataclass(frozen=True)
 class InstrumentTable:
     """Instruments as parallel arrays (length n), the form every model computes on.
@@ -193,10 +216,10 @@ class InstrumentTable:
         for instrument in instruments:
             g = groups.setdefault((instrument.settlement, instrument.underlying), len(groups))
             group.append(g)
-            if instrument.kind is Kind.SPOT:
+            label = bucket_label(instrument)
+            if label is None:
                 bucket.append(-1)
                 continue
-            label = "PERPETUAL" if instrument.expiry is None else f"{instrument.expiry:%Y-%m-%d}"
             if (g, label) not in buckets:
                 buckets[(g, label)] = len(buckets)
                 bucket_years.append(instrument.years_to_expiry(at))

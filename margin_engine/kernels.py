@@ -23,9 +23,15 @@ the reference (to cross-check, or where numba cannot compile).
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import os
+import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 
 import numba
 import numpy as np
@@ -145,79 +151,94 @@ def scan_rows_reference(
     )
 
 
-def _scan_kernel(
-    indptr, indices, data, columns, n_scenarios, ranges, bucket, bucket_weight, dated, is_call, is_put, n_buckets,
-    n_chunks, worst_index, worst_pnl, net_delta, row_value, bucket_abs, bucket_long,
-    bucket_short, short_calls, short_puts,
-):  # fmt: skip
-    # ``columns`` holds the scenario P&L then the delta and the mark value of each instrument,
-    # so one vectorised inner loop accumulates all of them
+# The kernel's source is generated per shape (scenarios and their ranges). With the column
+# count fixed, each running sum is a local variable that LLVM keeps in (vector) registers; an
+# array of sums stays in memory, and its store → load chain from one position to the next made
+# the loop three times slower. Minima are unrolled, branch-free selects. The instrument table
+# is ordered by expiry bucket (see ``InstrumentTable``), so a row meets each bucket in one run
+# and its delta exposure is one running sum, flushed when the bucket changes. Sums are added
+# in CSR order, one product at a time (no fused multiply-add), as the reference's sparse
+# product does.
+_HEAD = """
+import numba
+import numpy as np
+
+
+@numba.njit(parallel={parallel}, nogil=True, cache=True)
+def scan(indptr, indices, data, columns, bucket, weight, dated, is_call, is_put, n_chunks,
+         worst_index, worst_pnl, net_delta, row_value, bucket_abs, bucket_long, bucket_short,
+         short_calls, short_puts):
     n_rows = len(indptr) - 1
-    n_columns = columns.shape[1]
-    n_ranges = len(ranges) - 1
     for chunk in numba.prange(n_chunks):
         start = chunk * n_rows // n_chunks
         stop = (chunk + 1) * n_rows // n_chunks
-        sums = np.empty(n_columns)
-        exposure = np.zeros(n_buckets + 1)
-        seen = np.zeros(n_buckets + 1, dtype=np.int64)
-        touched = np.empty(n_buckets + 2, dtype=np.int64)
         for r in range(start, stop):
-            for s in range(n_columns):
-                sums[s] = 0.0
             calls = 0.0
             puts = 0.0
-            n_touched = 0
-            for k in range(indptr[r], indptr[r + 1]):
-                i = indices[k]
-                q = data[k]
-                for s in range(n_columns):
-                    sums[s] += q * columns[i, s]
-            # a second pass, branch-free: every position lands in a bucket (instruments without
-            # an expiry in the extra last one, of weight 0); a bucket joins the touched list
-            # the first time the row meets it
-            for k in range(indptr[r], indptr[r + 1]):
-                i = indices[k]
-                q = data[k]
-                b = bucket[i]
-                touched[n_touched] = b
-                n_touched += 1 - seen[b]
-                seen[b] = 1
-                exposure[b] += q * columns[i, n_scenarios]
-                short = max(-q, 0.0)  # the sign of q is a coin toss
-                calls += short * is_call[i]
-                puts += short * is_put[i]
-            for m in range(n_ranges):
-                # the first lowest, as numpy's argmin: a vectorisable minimum, then its place
-                lowest = sums[ranges[m]]
-                for s in range(ranges[m] + 1, ranges[m + 1]):
-                    lowest = min(lowest, sums[s])
-                best = ranges[m]
-                while sums[best] != lowest:
-                    best += 1
-                worst_index[r, m] = best - ranges[m]
-                worst_pnl[r, m] = lowest
             absolute = 0.0
             longs = 0.0
             shorts = 0.0
-            for t in range(n_touched):
-                b = touched[t]
-                e = exposure[b]
-                absolute += bucket_weight[b] * abs(e)
-                longs += max(e, 0.0) * dated[b]
-                shorts += max(-e, 0.0) * dated[b]
-                exposure[b] = 0.0
-                seen[b] = 0
-            net_delta[r] = sums[n_scenarios]
-            row_value[r] = sums[n_scenarios + 1]
+            run = len(weight) - 1  # the bucket of the current run (the last: none, weight 0)
+            exposure = 0.0
+"""
+_LOOP = """            for k in range(indptr[r], indptr[r + 1]):
+                i = indices[k]
+                q = data[k]
+                row = columns[i]
+                short = (abs(q) - q) * 0.5  # max(-q, 0) exactly, without a branch
+                calls += short * is_call[i]
+                puts += short * is_put[i]
+                b = bucket[i]
+                # a new bucket closes the previous run (adding zeros otherwise: no branch)
+                closed = exposure if b != run else 0.0
+                absolute += weight[run] * abs(closed)
+                longs += (abs(closed) + closed) * 0.5 * dated[run]
+                shorts += (abs(closed) - closed) * 0.5 * dated[run]
+                exposure = (exposure if b == run else 0.0) + q * row[{delta}]
+                run = b
+"""
+_TAIL = """            absolute += weight[run] * abs(exposure)
+            longs += (abs(exposure) + exposure) * 0.5 * dated[run]
+            shorts += (abs(exposure) - exposure) * 0.5 * dated[run]
             bucket_abs[r] = absolute
             bucket_long[r] = longs
             bucket_short[r] = shorts
+            net_delta[r] = s{delta}
+            row_value[r] = s{value}
             short_calls[r] = calls
             short_puts[r] = puts
+"""
 
 
-_compiled: dict[bool, Callable[..., None]] = {}
+def _argmin(first: int, last: int, m: int, pad: str) -> list[str]:
+    # the first lowest, as numpy's argmin: a strict < keeps the earlier scenario on a tie
+    lines = [f"{pad}lowest = s{first}", f"{pad}best = 0"]
+    for j in range(first + 1, last):
+        lines += [
+            f"{pad}better = s{j} < lowest",
+            f"{pad}best = {j - first} if better else best",
+            f"{pad}lowest = s{j} if better else lowest",
+        ]
+    return lines + [f"{pad}worst_index[r, {m}] = best", f"{pad}worst_pnl[r, {m}] = lowest"]
+
+
+def kernel_source(n_scenarios: int, ranges: tuple[int, ...], parallel: bool) -> str:
+    """The scan's numba source for ``n_scenarios`` scenario columns (then the delta and the
+    mark value) reduced over ``ranges``.
+    """
+    pad = " " * 12
+    n_columns = n_scenarios + 2
+    lines = [_HEAD.format(parallel=parallel).rstrip("\n")]
+    lines += [f"{pad}s{j} = 0.0" for j in range(n_columns)]
+    lines.append(_LOOP.format(delta=n_scenarios).rstrip("\n"))
+    lines += [f"{pad}    s{j} += q * row[{j}]" for j in range(n_columns)]
+    for m in range(len(ranges) - 1):
+        lines += _argmin(ranges[m], ranges[m + 1], m, pad)
+    lines.append(_TAIL.format(delta=n_scenarios, value=n_scenarios + 1).rstrip("\n"))
+    return "\n".join(lines) + "\n"
+
+
+_compiled: dict[tuple[int, tuple[int, ...], bool, str], Callable[..., None]] = {}
 
 
 def compiled_available() -> bool:
@@ -225,16 +246,70 @@ def compiled_available() -> bool:
     return os.environ.get("MWB_KERNEL", "compiled") != "numpy"
 
 
-def _kernel(parallel: bool) -> Callable[..., None]:
+def _kernel_home() -> Path:
+    # numba caches a compiled function beside its source file, so the generated sources live
+    # in the user's cache folder (never a shared temporary one: the cache holds pickles)
+    home = os.environ.get("MWB_KERNEL_CACHE")
+    if home:
+        return Path(home)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "margin-workbench" / "kernels"
+
+
+def _module(source: str) -> ModuleType:
+    digest = hashlib.sha256(f"{numba.__version__}\n{source}".encode()).hexdigest()[:16]
+    name = f"_mwb_scan_{digest}"
+    if name in sys.modules:
+        return sys.modules[name]
+    try:
+        folder = _kernel_home()
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:  # no writable home: compile in a private folder, nothing kept
+        folder = Path(tempfile.mkdtemp(prefix="mwb-kernels-"))
+    path = folder / f"scan_{digest}.py"
+    if not path.exists() or path.read_text() != source:
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(source)
+        os.replace(partial, path)  # atomic: parallel processes never read half a file
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # numba's cache finds the module again by its name
+    spec.loader.exec_module(module)
+    return module
+
+
+def _kernel(
+    n_scenarios: int, ranges: tuple[int, ...], parallel: bool, index: str
+) -> Callable[..., None]:
     # one chunk runs serially: waking the thread pool costs more than a small book's scan
     # (a backtest margins a few books a day, thousands of days); the chunks and so the
     # results are the same either way
-    if parallel not in _compiled:
-        _compiled[parallel] = numba.njit(parallel=parallel, cache=True, nogil=True)(_scan_kernel)
-    return _compiled[parallel]
+    key = (n_scenarios, ranges, parallel, index)
+    if key not in _compiled:
+        scan = _module(kernel_source(n_scenarios, ranges, parallel)).scan
+        config = numba.config  # its settings are set from the environment at import
+        slp = config.SLP_VECTORIZE  # type: ignore[attr-defined]
+        # numba leaves LLVM's straight-line (SLP) vectoriser off by default; it is what packs
+        # the register sums into vector instructions (IEEE semantics kept: nothing reordered)
+        config.SLP_VECTORIZE = 1  # type: ignore[attr-defined]
+        try:
+            scan.compile(_signature(index))
+        finally:
+            config.SLP_VECTORIZE = slp  # type: ignore[attr-defined]
+        _compiled[key] = scan
+    return _compiled[key]
 
 
-CHUNK_ROWS = 4_096  # rows per work item: buffers allocated once per chunk, not per row
+def _signature(index: str) -> str:
+    return (
+        f"void({index}[::1], {index}[::1], float64[::1], float64[:, ::1], int64[::1], "
+        "float64[::1], float64[::1], float64[::1], float64[::1], int64, "
+        "int64[:, ::1], float64[:, ::1], " + ", ".join(["float64[::1]"] * 7) + ")"
+    )
+
+
+CHUNK_ROWS = 4_096  # rows per work item: the thread pool's unit
 
 
 def scan_rows_compiled(
@@ -246,28 +321,30 @@ def scan_rows_compiled(
     """
     matrix: sparse.csr_matrix = positions.group_matrix
     book, table = positions.book, positions.book.table
+    dated = table.bucket[table.bucket >= 0]
+    if np.any(np.diff(dated) < 0):
+        raise ValueError("the instrument table is not in expiry-bucket order (see by_bucket)")
     n_rows = matrix.shape[0]
+    n_scenarios = arrays.shape[1]
     ranges = np.asarray(ranges, dtype=np.int64)
     n_ranges = len(ranges) - 1
-    out = RowScan(
-        np.zeros((n_rows, n_ranges), dtype=np.int64),
-        np.zeros((n_rows, n_ranges)),
-        *(np.zeros(n_rows) for _ in range(7)),
+    out = RowScan(  # every row is written
+        np.empty((n_rows, n_ranges), dtype=np.int64),
+        np.empty((n_rows, n_ranges)),
+        *(np.empty(n_rows) for _ in range(7)),
     )
     n_buckets = len(table.buckets)
     n_chunks = max(1, -(-n_rows // CHUNK_ROWS))
-    _kernel(n_chunks > 1)(
+    index = str(matrix.indices.dtype)
+    _kernel(n_scenarios, tuple(int(x) for x in ranges), n_chunks > 1, index)(
         matrix.indptr,
         matrix.indices,
         matrix.data,
         np.column_stack([arrays, book.delta, book.value]).astype(np.float64, order="C"),
-        arrays.shape[1],
-        ranges,
         np.where(table.bucket >= 0, table.bucket, n_buckets).astype(np.int64),
         np.append(np.asarray(bucket_weight, dtype=np.float64), 0.0),
         np.append(np.ones(n_buckets), 0.0),
         *_short_flags(positions),
-        n_buckets,
         n_chunks,
         out.worst_index,
         out.worst_pnl,

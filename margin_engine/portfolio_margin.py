@@ -89,8 +89,16 @@ def vol_shocks(
 
 def risk_arrays(positions: Positions, params: ModelParams) -> np.ndarray:
     """P&L per unit quantity of every instrument in its 35 scenarios (n × 35), extended
-    columns already scaled (the dampener acts on account totals).
+    columns already scaled (the dampener acts on account totals); read-only, computed once
+    per book and parameters.
     """
+    book = positions.book
+    underlyings = dict.fromkeys(u for _, u in book.table.groups)
+    key = ("deribit-pm", tuple((u, params.pm_for(u)) for u in underlyings))
+    return book.derived(key, lambda: _risk_arrays(positions, params))
+
+
+def _risk_arrays(positions: Positions, params: ModelParams) -> np.ndarray:
     book = positions.book
     table = book.table
     n = len(table)

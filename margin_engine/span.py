@@ -53,7 +53,16 @@ def scenario_grid(
 
 
 def risk_arrays(positions: Positions, params: ModelParams) -> np.ndarray:
-    """P&L per unit quantity in the 16 scenarios (n × 16), extremes already × covered fraction."""
+    """P&L per unit quantity in the 16 scenarios (n × 16), extremes already × covered fraction;
+    read-only, computed once per book and parameters.
+    """
+    book = positions.book
+    underlyings = dict.fromkeys(u for _, u in book.table.groups)
+    key = ("span", tuple((u, params.span_for(u)) for u in underlyings))
+    return book.derived(key, lambda: _risk_arrays(positions, params))
+
+
+def _risk_arrays(positions: Positions, params: ModelParams) -> np.ndarray:
     book, table = positions.book, positions.book.table
     n = len(table)
     moves = np.empty((n, N_SCENARIOS))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numba
 import numpy as np
 import pandas as pd
@@ -95,3 +97,45 @@ def test_the_number_of_threads_does_not_change_a_number(chain_market, chain_inst
     finally:
         numba.set_num_threads(before)
     pd.testing.assert_frame_equal(one, many, check_exact=True)
+
+
+def test_a_book_lists_its_instruments_bucket_by_bucket(chain_market, chain_instruments) -> None:
+    # the compiled scan sums a bucket's delta as one run of a row's positions, so a table out
+    # of bucket order would mis-state the roll shock; value_book orders it whatever the input
+    rng = np.random.default_rng(4)
+    names = list(rng.permutation(chain_instruments[:300])) + ["BTC-PERPETUAL", "ETH-PERPETUAL"]
+    frame = pd.DataFrame({"account": "a", "instrument": names, "quantity": 1.0})
+    table = build_positions(frame, chain_market).book.table
+    dated = table.bucket[table.bucket >= 0]
+    assert len(table.buckets) > 5 and np.all(np.diff(dated) >= 0)
+    # each group's instruments are contiguous too, and bucket numbers follow the table
+    assert np.all(np.diff(table.group) >= 0)
+    assert [table.buckets[b][0] for b in dated] == list(table.group[table.bucket >= 0])
+
+
+def test_the_kernel_refuses_a_table_out_of_bucket_order(chain_market, chain_instruments) -> None:
+    positions = build_positions(random_book(chain_instruments, 20, seed=2), chain_market)
+    table = positions.book.table
+    order = np.argsort(-table.bucket, kind="stable")  # buckets backwards
+    shuffled = dataclasses.replace(table, bucket=table.bucket[order])
+    book = dataclasses.replace(positions.book, table=shuffled)
+    broken = dataclasses.replace(positions, book=book)
+    with pytest.raises(ValueError, match="bucket order"):
+        kernels.scan_rows_compiled(
+            broken, pm_arrays(positions, ModelParams()), np.array([0, 35]),
+            np.zeros(len(table.buckets)),
+        )  # fmt: skip
+
+
+def test_generated_kernels_are_kept_in_the_cache_folder(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("MWB_KERNEL_CACHE", str(tmp_path))
+    source = kernels.kernel_source(3, (0, 2, 3), False)
+    module = kernels._module(source)
+    kept = list(tmp_path.glob("scan_*.py"))
+    assert len(kept) == 1 and kept[0].read_text() == source
+    assert module.scan.py_func.__code__.co_filename == str(kept[0])
+    # a changed or tampered file is rewritten from the source before use
+    kept[0].write_text("raise SystemExit('tampered')\n")
+    monkeypatch.delitem(kernels.sys.modules, module.__name__)
+    again = kernels._module(source)
+    assert kept[0].read_text() == source and callable(again.scan)
