@@ -18,12 +18,16 @@ At expiry or zero vol the price is the intrinsic value.
 
 from __future__ import annotations
 
+import math
+
+import numba
 import numpy as np
 from scipy.special import ndtr
 
 from margin_engine._typing import Values
 
 _SQRT_2PI = np.sqrt(2.0 * np.pi)
+_SQRT2 = math.sqrt(2.0)
 
 
 def _pdf(x: np.ndarray) -> np.ndarray:
@@ -47,19 +51,40 @@ def _d1_d2(forward, strike, years, vol, is_call):
     return forward, strike, years, vol, is_call, sd, live, d1, d1 - sd
 
 
+@numba.njit(cache=True, inline="always")
+def _ndtr(x):  # pragma: no cover - compiled
+    # Φ(x) through erfc, as scipy.special.ndtr computes it (accurate in both tails)
+    return 0.5 * math.erfc(-x / _SQRT2)
+
+
+@numba.vectorize(
+    ["float64(float64, float64, float64, float64, boolean)"], nopython=True, cache=True
+)
+def _price(forward, strike, years, vol, is_call):  # pragma: no cover - compiled
+    # one pass per element: full revaluation prices millions of (instrument, path) pairs
+    sd = vol * math.sqrt(max(years, 0.0))
+    if not sd > 0:  # at expiry or zero vol: the intrinsic value
+        return max(forward - strike, 0.0) if is_call else max(strike - forward, 0.0)
+    d1 = (math.log(forward / strike) + 0.5 * sd * sd) / sd
+    d2 = d1 - sd
+    if is_call:
+        return forward * _ndtr(d1) - strike * _ndtr(d2)
+    return strike * _ndtr(-d2) - forward * _ndtr(-d1)
+
+
 def black76_price(
     forward: Values, strike: Values, years: Values, vol: Values, is_call: Values
 ) -> np.ndarray:
-    """Undiscounted Black-76 price in quote currency per unit of underlying."""
-    forward, strike, years, vol, is_call, sd, live, d1, d2 = _d1_d2(
-        forward, strike, years, vol, is_call
+    """Undiscounted Black-76 price in quote currency per unit of underlying (arrays broadcast)."""
+    return np.asarray(
+        _price(
+            np.asarray(forward, float),
+            np.asarray(strike, float),
+            np.asarray(years, float),
+            np.asarray(vol, float),
+            np.asarray(is_call, bool),
+        )
     )
-    call = forward * ndtr(d1) - strike * ndtr(d2)
-    put = strike * ndtr(-d2) - forward * ndtr(-d1)
-    intrinsic = np.where(
-        is_call, np.maximum(forward - strike, 0.0), np.maximum(strike - forward, 0.0)
-    )
-    return np.where(live, np.where(is_call, call, put), intrinsic)
 
 
 def black76_greeks(

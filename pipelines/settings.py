@@ -18,6 +18,10 @@ and reports. ``config.yaml`` there — or the file named by ``MWB_CONFIG`` — m
       - type: deribit                # the live public API (see pipelines/sources/deribit.py)
         currencies: [BTC, ETH]
         option_chain: true
+    compute:                         # where Monte Carlo chunks run (Dask distributed)
+      scheduler: local               # a LocalCluster per command, or tcp://host:8786
+      workers: 2                     # local only; default one per core
+      chunks: 8                      # tasks per Monte Carlo margin (never changes a number)
 
 Relative paths in the file are relative to the file's folder.
 
@@ -32,12 +36,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from governance.documents import DocumentError, load_yaml, parse_yaml
 from pipelines.errors import BadInputError
@@ -159,10 +164,29 @@ class CalibrationSettings(_Strict):
         return tuple(specs)
 
 
+class ComputeSettings(_Strict):
+    """Where Monte Carlo chunks (and later sweep points) run: ``local`` starts a Dask
+    ``LocalCluster`` of processes for the command and closes it after; ``tcp://host:port`` uses
+    a running Dask scheduler. ``workers`` (local only) defaults to one per core; ``chunks`` is
+    how many tasks a Monte Carlo margin is split into (it never changes a number)."""
+
+    scheduler: str = "local"
+    workers: int | None = Field(default=None, ge=1, le=512)
+    chunks: int = Field(default=8, ge=1, le=4096)
+
+    @field_validator("scheduler")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value == "local" or re.fullmatch(r"(tcp|tls)://[A-Za-z0-9_.\-\[\]:]+:\d{1,5}", value):
+            return value
+        raise ValueError(f"{value!r}: 'local' or a scheduler address such as tcp://host:8786")
+
+
 class WorkbenchSettings(_Strict):
     home: Path
     market: MarketSettings = MarketSettings()
     calibration: CalibrationSettings = CalibrationSettings()
+    compute: ComputeSettings = ComputeSettings()
     sources: tuple[SourceConfig, ...] = (SyntheticSource(),)
     config_file: Path | None = None
 

@@ -16,7 +16,9 @@ __all__ = [
     "DAYS_PER_YEAR",
     "EWMA_LAMBDA",
     "Apc",
+    "Innovations",
     "MarginModel",
+    "Sampling",
     "VarMeasure",
     "VarMethod",
     "Zone",
@@ -103,6 +105,26 @@ class VarMethod(StrEnum):
 
     HISTORICAL = "historical"
     FILTERED_HISTORICAL = "filtered-historical"
+
+
+class Innovations(StrEnum):
+    """What drives Monte Carlo paths: the fitted models' joint standardised residuals drawn
+    with replacement, multivariate Student t, or Gaussian innovations under the correlation.
+    """
+
+    FILTERED_HISTORICAL = "filtered-historical"
+    STUDENT_T = "student-t"
+    GAUSSIAN = "gaussian"
+
+
+class Sampling(StrEnum):
+    """How Monte Carlo uniforms are drawn: pseudo-random, antithetic pairs, or a scrambled
+    Sobol sequence (quasi-random).
+    """
+
+    PSEUDO = "pseudo"
+    ANTITHETIC = "antithetic"
+    SOBOL = "sobol"
 
 
 class VarMeasure(StrEnum):

@@ -1,0 +1,73 @@
+"""The distributed engine: Dask distributed, configured by the ``compute`` settings.
+
+``scheduler: local`` (the default) starts a ``LocalCluster`` of worker processes — one per core
+unless ``workers`` says otherwise — for the command and closes it after; an address such as
+``tcp://host:8786`` uses a running scheduler (on Kubernetes, the one the Dask operator
+starts). The numeric packages never import Dask: they take a ``mapper`` (``map(fn, items)``)
+and this module supplies one that runs each item as a Dask task and returns the results in
+order. The driver process is the only one that writes to the warehouse.
+
+Tasks are pure functions of their inputs (Monte Carlo blocks have their own streams), so a
+worker that dies mid-run is replaced — by its nanny, or by the scheduler moving its tasks —
+and the rerun tasks give identical results.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from pipelines.errors import BadInputError
+from pipelines.settings import ComputeSettings
+
+if TYPE_CHECKING:  # distributed is imported when a command needs it (a second to import)
+    from distributed import Client
+
+__all__ = ["dask_client", "dask_mapper"]
+
+CONNECT_SECONDS = 10
+TASK_RETRIES = 2  # a task whose worker raised; one whose worker died is moved regardless
+
+
+@contextmanager
+def dask_client(settings: ComputeSettings) -> Iterator[Client]:
+    """A Dask client for ``settings`` (a local cluster lives as long as the block)."""
+    from distributed import Client, LocalCluster
+
+    if settings.scheduler == "local":
+        cluster = LocalCluster(
+            n_workers=settings.workers or os.cpu_count() or 1,
+            threads_per_worker=1,  # numpy and numba threads stay one per process
+            processes=True,
+            dashboard_address=":0",  # a free port: the default 8787 may be taken
+            silence_logs=logging.ERROR,
+        )
+        try:
+            with Client(cluster) as client:
+                yield client
+        finally:
+            cluster.close()
+        return
+    try:
+        client = Client(settings.scheduler, timeout=CONNECT_SECONDS)
+    except (OSError, TimeoutError) as exc:
+        raise BadInputError(
+            f"compute.scheduler: cannot reach {settings.scheduler} ({exc.__class__.__name__})"
+        ) from None
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def dask_mapper(client: Client) -> Callable[[Callable, Iterable], list[Any]]:
+    """``map(fn, items)`` on ``client``'s workers: one task per item, results in item order."""
+
+    def mapper(fn: Callable, items: Iterable) -> list[Any]:
+        futures = client.map(fn, list(items), pure=False, retries=TASK_RETRIES)
+        return client.gather(futures)
+
+    return mapper
