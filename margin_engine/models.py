@@ -93,6 +93,9 @@ MODELS: dict[MarginModel, ModelEntry] = {
     MarginModel.DERIBIT_PM: ModelEntry(MarginModel.DERIBIT_PM, portfolio_margin, _reads_pm),
     MarginModel.VAR: ModelEntry(MarginModel.VAR, None, _reads_var),
     MarginModel.ES: ModelEntry(MarginModel.ES, None, _reads_var),
+    # Monte Carlo: margin_engine.montecarlo.mc_margin on the fitted joint model's paths
+    MarginModel.MC_VAR: ModelEntry(MarginModel.MC_VAR, None, _reads_var),
+    MarginModel.MC_ES: ModelEntry(MarginModel.MC_ES, None, _reads_var),
     MarginModel.HAIRCUT: ModelEntry(MarginModel.HAIRCUT, None, _reads_haircut),
 }
 

@@ -62,8 +62,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy import special, stats
@@ -71,7 +72,7 @@ from scipy.stats import qmc
 
 from margin_engine.book import MarginResult, Positions
 from margin_engine.params import ModelParams, VarParams
-from vocabulary import Apc, Innovations, Sampling, VarMeasure
+from vocabulary import DAYS_PER_YEAR, Apc, Innovations, Sampling, VarMeasure
 
 __all__ = [
     "BLOCK",
@@ -80,6 +81,7 @@ __all__ = [
     "MonteCarloResult",
     "Simulation",
     "TailMeasures",
+    "dynamics_from_fit",
     "mc_margin",
     "simulate",
     "simulate_blocks",
@@ -89,7 +91,8 @@ __all__ = [
 
 BLOCK = 1024  # paths per block: the unit of streams, chunks and tasks (a power of 2 for Sobol)
 SOBOL_REPLICATES = 8  # independent scrambles of Sobol paths (a divisor of BLOCK)
-UNIFORM_EDGE = 1e-12  # uniforms are kept inside (0, 1) so that their normal quantiles are finite
+UNIFORM_EDGE = 1e-12
+SCALE = 100.0  # arch's fits are on percent returns  # uniforms are kept inside (0, 1) so that their normal quantiles are finite
 
 Mapper = Callable[[Callable, Iterable], Iterable]  # map(fn, items), e.g. a Dask client's
 
@@ -141,6 +144,49 @@ class AssetDynamics:
     def recursive(self) -> bool:
         """Whether the variance follows the GARCH recursion over the MPOR."""
         return self.omega > 0 or self.alpha > 0 or self.gamma > 0 or self.beta > 0
+
+
+def dynamics_from_fit(
+    spec: Mapping[str, Any],
+    params: Mapping[str, float],
+    next_vol_annual: float,
+    iv: Mapping[str, Any] | None = None,
+) -> AssetDynamics:
+    """An underlying's dynamics from its stored calibration: the chosen univariate fit
+    (``spec`` and ``params`` on arch's percent scale, its next-day volatility, annualised
+    over 365 days) and the implied vol's dynamics (``iv``: vol of vol annualised, spot–vol
+    correlation, AR(1) coefficient of log IV and its long-run level).
+
+    GARCH and GJR-GARCH fits keep their variance recursion over the MPOR (``omega`` from
+    percent² to decimal); other volatility processes (EGARCH, EWMA) hold the forecast
+    constant. The AR(1) coefficient :math:`\\phi` of log IV gives the daily reversion
+    :math:`1 - \\phi`.
+    """
+    sigma = float(next_vol_annual) / math.sqrt(DAYS_PER_YEAR)
+    recursion = {}
+    if spec.get("vol") in ("garch", "gjr-garch"):
+        recursion = {
+            "omega": float(params.get("omega", 0.0)) / SCALE**2,
+            "alpha": float(params.get("alpha[1]", 0.0)),
+            "gamma": float(params.get("gamma[1]", 0.0)),
+            "beta": float(params.get("beta[1]", 0.0)),
+        }
+    implied = {}
+    if iv:
+        reversion = iv.get("mean_reversion") or {}
+        phi = reversion.get("phi")
+        long_run, last = reversion.get("long_run_iv"), iv.get("iv_last")
+        correlation = iv.get("spot_vol_corr_ewma")
+        implied = {
+            "vol_of_vol": float(iv.get("vol_of_vol_current_annual") or 0.0)
+            / math.sqrt(DAYS_PER_YEAR),
+            "spot_vol_correlation": float(correlation)
+            if correlation is not None and math.isfinite(correlation)
+            else 0.0,
+            "iv_mean_reversion": 1.0 - phi if phi is not None and 0 < phi < 1 else 0.0,
+            "iv_level_ratio": long_run / last if long_run and last else 1.0,
+        }
+    return AssetDynamics(sigma, **recursion, **implied)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ gaps follow the workbench's rule (:mod:`pipelines.stores.market`, :mod:`calibrat
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from calibration.filters import ewma_volatility, realised_vol_as_iv
+from calibration.lineage import library_versions
 from calibration.returns import log_return_frame, log_returns
 from calibration.stress import STRESS_WINDOWS
 from governance.parameters import (
@@ -38,11 +39,13 @@ from margin_engine.collateral import collateral_summary
 from margin_engine.instruments import InstrumentError
 from margin_engine.market import MarketSnapshot
 from margin_engine.models import margin
+from margin_engine.montecarlo import JointModel, Simulation, dynamics_from_fit, mc_margin
 from margin_engine.var import JointScenarios, scenarios_for
 from pipelines.errors import BadInputError
 from pipelines.files import MAX_INPUT_BYTES, regular_file
+from pipelines.stores import calibration as calib_store
 from pipelines.stores import market as stored
-from vocabulary import BOOK_MODELS, MarginModel
+from vocabulary import BOOK_MODELS, SIMULATED_MODELS, Innovations, MarginModel, Sampling
 
 if TYPE_CHECKING:
     import duckdb
@@ -181,6 +184,89 @@ def var_scenarios(
 
 
 @dataclass(frozen=True)
+class MonteCarloOptions:
+    """The simulation a Monte Carlo margin runs (the MPOR is the parameter set's)."""
+
+    paths: int = 10_000
+    seed: int = 0
+    sampling: Sampling = Sampling.SOBOL
+    innovations: Innovations = Innovations.FILTERED_HISTORICAL
+    dof: float = 5.0
+
+    def simulation(self, horizon: int) -> Simulation:
+        try:
+            return Simulation(
+                self.paths, horizon, self.seed, self.innovations, self.sampling, self.dof
+            )
+        except ValueError as exc:
+            raise BadInputError(
+                f"--{str(exc).split(':')[0]}: {str(exc).split(': ', 1)[-1]}"
+            ) from None
+
+
+def joint_model_before(
+    con: duckdb.DuckDBPyConnection, underlyings: Sequence[str], day: date
+) -> tuple[JointModel, dict]:
+    """The joint model of ``underlyings`` from the newest calibration as of ``day`` or earlier
+    (each fit's forecast and recursion, the implied vols' dynamics, the DCC correlation — else
+    CCC, else EWMA — and the joint standardised residuals), and where it came from."""
+    found = calib_store.latest_through(con, day, underlyings)
+    if found is None:
+        raise BadInputError(
+            f"Monte Carlo margin needs a calibration of {', '.join(underlyings)} as of {day} "
+            "or earlier; run `mwb calibrate` first"
+        )
+    calibration_id, as_of = found
+    iv = {
+        a: detail for a, _, detail in calib_store.iv_dynamics_rows(con, calibration_id, underlyings)
+    }
+    dynamics, fingerprints = [], {}
+    for asset in underlyings:
+        inputs = calib_store.chosen_fit_inputs(con, calibration_id, asset)
+        assert inputs is not None  # latest_through found a chosen fit of every asset
+        spec, fit_params, next_vol, sha = inputs
+        dynamics.append(dynamics_from_fit(spec, fit_params, next_vol, iv.get(asset)))
+        fingerprints[asset] = sha
+    correlation = _correlation(con, calibration_id, underlyings)
+    residuals = calib_store.residuals(con, calibration_id, underlyings)
+    residuals = residuals.reindex(columns=list(underlyings)).dropna()
+    try:
+        joint = JointModel(
+            tuple(underlyings),
+            tuple(dynamics),
+            correlation,
+            residuals.to_numpy(dtype=float) if len(residuals) >= 30 else None,
+        )
+    except ValueError as exc:
+        raise BadInputError(f"calibration {calibration_id}: {exc}") from None
+    return joint, {
+        "calibration_id": calibration_id,
+        "as_of": as_of.isoformat(),
+        "fit_data_sha256": fingerprints,
+        "residual_days": len(residuals),
+    }
+
+
+def _correlation(con, calibration_id: str, underlyings: Sequence[str]):
+    import json
+
+    import numpy as np
+
+    if len(underlyings) == 1:
+        return np.eye(1)
+    row = calib_store.headline_correlation(con, calibration_id)
+    if row is None:
+        raise BadInputError(f"calibration {calibration_id} has no correlation estimate")
+    _, assets, matrix = row
+    assets, matrix = json.loads(assets), np.asarray(json.loads(matrix), dtype=float)
+    missing = [u for u in underlyings if u not in assets]
+    if missing:
+        raise BadInputError(f"calibration {calibration_id}: no correlation of {', '.join(missing)}")
+    index = [assets.index(u) for u in underlyings]
+    return matrix[np.ix_(index, index)]
+
+
+@dataclass(frozen=True)
 class MarginRun:
     model: str
     params: ParameterSet
@@ -189,9 +275,11 @@ class MarginRun:
     positions: Positions
     result: MarginResult | None
     params_source: str = ""
+    monte_carlo: dict | None = None  # what a simulated margin rests on (seed, paths, model)
 
     def payload(self) -> dict:
         accounts = self.result.records() if self.result is not None else []
+        extra = {"monte_carlo": self.monte_carlo} if self.monte_carlo is not None else {}
         collateral = collateral_summary(self.positions, self.params.to_model_params())
         return {
             "model": self.model,
@@ -205,6 +293,7 @@ class MarginRun:
             "accounts": accounts,
             "collateral": collateral.to_dict("records"),
             "errors": [e.to_dict() for e in self.positions.errors],
+            **extra,
         }
 
 
@@ -218,15 +307,57 @@ def run_margin(
     con: duckdb.DuckDBPyConnection | None = None,
     preference: Sequence[str] = (),
     params_source: str = "",
+    simulation: MonteCarloOptions | None = None,
+    chunks: int = 1,
+    mapper: Callable = map,
 ) -> MarginRun:
     """Margin ``positions_frame`` under ``model`` at ``market``; VaR/ES read their scenarios
     from ``con``'s price history (sources in ``preference`` order) strictly before the market."""
-    if model not in BOOK_MODELS:
-        raise BadInputError(f"--model: {model!r} is not one of {', '.join(BOOK_MODELS)}")
+    choices = (*BOOK_MODELS, *SIMULATED_MODELS)
+    if model not in choices:
+        raise BadInputError(f"--model: {model!r} is not one of {', '.join(choices)}")
     params = params or default_parameter_set()
     positions = build_positions(positions_frame, market)
     engine = params.to_model_params()
     result = None
+    if positions.n_accounts and MarginModel(model).simulated:
+        if con is None:
+            raise BadInputError(f"--model {model} needs the warehouse's calibration")
+        options = simulation or MonteCarloOptions()
+        underlyings = sorted({u for _, u in positions.book.table.groups})
+        cutoff = last_close_before(market.as_of)
+        joint, provenance = joint_model_before(con, underlyings, cutoff)
+        sim = options.simulation(engine.var.mpor_days)
+        measure = "es" if MarginModel(model) is MarginModel.MC_ES else "var"
+        run = mc_margin(
+            positions, joint, sim, engine, measure=measure, chunks=chunks, mapper=mapper
+        )
+        notes = list(market_notes or [])
+        notes.append(
+            f"Monte Carlo paths from calibration {provenance['calibration_id']} as of "
+            f"{provenance['as_of']} (strictly before the market's {market.as_of:%Y-%m-%d %H:%M} UTC)"
+        )
+        contributions = [
+            {
+                "account": positions.accounts[positions.account[k]],
+                "instrument": positions.book.table.names[positions.instrument[k]],
+                "quantity": float(positions.quantity[k]),
+                "es_contribution": float(run.contribution[k]),
+            }
+            for k in range(len(positions.quantity))
+        ]
+        mc = {
+            **provenance,
+            "paths": sim.paths,
+            "horizon_days": sim.horizon,
+            "seed": sim.seed,
+            "innovations": sim.innovations.value,
+            "sampling": sim.sampling.value,
+            "dof": sim.dof if sim.innovations is Innovations.STUDENT_T else None,
+            "contributions": contributions,
+            "library_versions": library_versions(),
+        }
+        return MarginRun(model, params, market, notes, positions, run.margin, params_source, mc)
     if positions.n_accounts:
         if not MarginModel(model).needs_history:
             result = margin(positions, model, engine)

@@ -13,6 +13,7 @@ from enum import StrEnum
 
 __all__ = [
     "BOOK_MODELS",
+    "SIMULATED_MODELS",
     "DAYS_PER_YEAR",
     "EWMA_LAMBDA",
     "Apc",
@@ -43,12 +44,19 @@ class MarginModel(StrEnum):
     DERIBIT_PM = "deribit-pm"
     VAR = "var"
     ES = "es"
+    MC_VAR = "mc-var"
+    MC_ES = "mc-es"
     HAIRCUT = "haircut"
 
     @property
     def needs_history(self) -> bool:
         """Whether the model reads price history (scenarios), not only today's market."""
         return self in (MarginModel.VAR, MarginModel.ES)
+
+    @property
+    def simulated(self) -> bool:
+        """Whether the model margins on Monte Carlo paths from the fitted joint model."""
+        return self in (MarginModel.MC_VAR, MarginModel.MC_ES)
 
 
 #: The models that margin books of positions, in the order commands list them.
@@ -59,6 +67,9 @@ BOOK_MODELS: tuple[MarginModel, ...] = (
     MarginModel.VAR,
     MarginModel.ES,
 )
+
+#: The Monte Carlo models (``mwb margin``; a backtest does not replay them yet).
+SIMULATED_MODELS: tuple[MarginModel, ...] = (MarginModel.MC_VAR, MarginModel.MC_ES)
 
 
 class Zone(StrEnum):

@@ -21,12 +21,25 @@ def margin(
     as_of: str | None = typer.Option(
         None, "--as-of", help="Build the market from the warehouse for this day."
     ),
-    model: str = typer.Option(..., "--model", help="standard | span | deribit-pm | var | es"),
+    model: str = typer.Option(
+        ..., "--model", help="standard | span | deribit-pm | var | es | mc-var | mc-es"
+    ),
     params: Path | None = typer.Option(
         None,
         "--params",
         help="Parameter-set file (default: the registry's set in force, else Deribit's published values).",
     ),
+    paths: int = typer.Option(10_000, "--paths", help="Monte Carlo paths (mc-var, mc-es)."),
+    seed: int = typer.Option(
+        0, "--seed", help="Monte Carlo seed: the same seed, the same numbers."
+    ),
+    sampling: str = typer.Option("sobol", "--sampling", help="pseudo | antithetic | sobol"),
+    innovations: str = typer.Option(
+        "filtered-historical",
+        "--innovations",
+        help="filtered-historical | student-t | gaussian",
+    ),
+    dof: float = typer.Option(5.0, "--dof", help="Degrees of freedom of student-t innovations."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Initial and maintenance margin per account and settlement currency.
@@ -46,9 +59,11 @@ def margin(
 
     if (market is None) == (as_of is None):
         raise BadInputError("give exactly one of --market FILE and --as-of DATE")
+    simulated = model in ("mc-var", "mc-es")
+    options = _monte_carlo_options(paths, seed, sampling, innovations, dof) if simulated else None
     settings = settings_from(ctx)
     frame = read_positions(positions)
-    needs_warehouse = as_of is not None or model in ("var", "es")
+    needs_warehouse = as_of is not None or model in ("var", "es") or simulated
     # the warehouse also holds the governance registry, whose set in force is the default
     con = (
         connect(settings.warehouse_path, read_only=settings.warehouse_path.exists())
@@ -64,16 +79,28 @@ def margin(
             )
         else:
             snapshot, notes = read_market(market), []
-        run = run_margin(
-            frame,
-            model,
-            snapshot,
-            parameter_set,
+        arguments = dict(
             market_notes=notes,
             con=con,
             preference=settings.market.source_preference,
             params_source=params_source,
+            simulation=options,
         )
+        if simulated:
+            from pipelines.compute import dask_client, dask_mapper
+
+            with dask_client(settings.compute) as client:
+                run = run_margin(
+                    frame,
+                    model,
+                    snapshot,
+                    parameter_set,
+                    chunks=settings.compute.chunks,
+                    mapper=dask_mapper(client),
+                    **arguments,
+                )
+        else:
+            run = run_margin(frame, model, snapshot, parameter_set, **arguments)
     finally:
         if con is not None:
             con.close()
@@ -113,3 +140,24 @@ def _print(payload: dict) -> None:
             markup=False,
             highlight=False,
         )
+
+
+def _monte_carlo_options(paths: int, seed: int, sampling: str, innovations: str, dof: float):
+    from pipelines.margin import MonteCarloOptions
+    from vocabulary import Innovations, Sampling
+
+    try:
+        chosen_sampling = Sampling(sampling)
+    except ValueError:
+        raise BadInputError(
+            f"--sampling: {sampling!r} is not one of {', '.join(Sampling)}"
+        ) from None
+    try:
+        chosen_innovations = Innovations(innovations)
+    except ValueError:
+        raise BadInputError(
+            f"--innovations: {innovations!r} is not one of {', '.join(Innovations)}"
+        ) from None
+    options = MonteCarloOptions(paths, seed, chosen_sampling, chosen_innovations, dof)
+    options.simulation(1)  # refuses bad values before the cluster starts
+    return options

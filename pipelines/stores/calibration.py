@@ -65,6 +65,34 @@ def run_as_of(con: duckdb.DuckDBPyConnection, calibration_id: str) -> date | Non
     return row[0] if row else None
 
 
+def latest_through(
+    con: duckdb.DuckDBPyConnection, day: date, assets: Sequence[str]
+) -> tuple[str, date] | None:
+    """(calibration id, as-of) of the newest run as of ``day`` or earlier with a chosen fit for
+    every one of ``assets``."""
+    return con.execute(
+        "SELECT r.calibration_id, r.as_of FROM calib.runs r WHERE r.as_of <= ? AND ("
+        "SELECT count(DISTINCT f.asset) FROM calib.fits f WHERE f.calibration_id = "
+        "r.calibration_id AND f.chosen AND f.asset IN (SELECT unnest(?))) = ? "
+        "ORDER BY r.as_of DESC, r.updated_at DESC LIMIT 1",
+        [day, list(assets), len(set(assets))],
+    ).fetchone()
+
+
+def chosen_fit_inputs(
+    con: duckdb.DuckDBPyConnection, calibration_id: str, asset: str
+) -> tuple[dict, dict, float, str] | None:
+    """(spec, params, next-day volatility annualised, data SHA-256) of the asset's chosen fit."""
+    row = con.execute(
+        "SELECT spec, params, next_vol_annual, data_sha256 FROM calib.fits "
+        "WHERE calibration_id = ? AND asset = ? AND chosen",
+        [calibration_id, asset],
+    ).fetchone()
+    if row is None:
+        return None
+    return json.loads(row[0]), json.loads(row[1]), float(row[2]), row[3]
+
+
 def latest_with_recommendations(
     con: duckdb.DuckDBPyConnection,
 ) -> tuple[str, date, str] | None:

@@ -32,6 +32,7 @@ from margin_engine.montecarlo import (
     AssetDynamics,
     JointModel,
     Simulation,
+    dynamics_from_fit,
     mc_margin,
     simulate,
     tail_measures,
@@ -240,3 +241,25 @@ def test_tail_measures_of_a_known_sample() -> None:
 def test_bad_specifications_are_refused_by_name(make, match) -> None:
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_dynamics_from_a_stored_fit_are_in_daily_decimal_units() -> None:
+    # arch's parameters are on percent returns: ω in percent², α, γ, β without units
+    d = dynamics_from_fit(
+        {"vol": "gjr-garch", "dist": "t"},
+        {"omega": 0.8, "alpha[1]": 0.05, "gamma[1]": 0.1, "beta[1]": 0.85, "nu": 4.0},
+        0.365,
+        {
+            "vol_of_vol_current_annual": math.sqrt(365) * 0.04,
+            "spot_vol_corr_ewma": -0.5,
+            "iv_last": 0.5,
+            "mean_reversion": {"phi": 0.97, "long_run_iv": 0.6},
+        },
+    )
+    assert d.sigma == pytest.approx(0.365 / math.sqrt(365))
+    assert d.omega == pytest.approx(0.8e-4) and d.recursive
+    assert d.vol_of_vol == pytest.approx(0.04) and d.spot_vol_correlation == -0.5
+    assert d.iv_mean_reversion == pytest.approx(0.03) and d.iv_level_ratio == pytest.approx(1.2)
+    # an EGARCH fit keeps its forecast flat; a missing correlation is none
+    flat = dynamics_from_fit({"vol": "egarch"}, {"omega": 0.1}, 0.5, {"spot_vol_corr_ewma": None})
+    assert not flat.recursive and flat.spot_vol_correlation == 0.0

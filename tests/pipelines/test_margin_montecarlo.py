@@ -1,0 +1,153 @@
+"""``mwb margin --model mc-es``: Monte Carlo margin from the warehouse's calibration, with no
+look-ahead, reproducible by seed whatever the chunking, on a Dask cluster from the command."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+from helpers import run_mwb
+
+from margin_engine.market import MarketSnapshot
+from pipelines.calibrate import run_calibration
+from pipelines.errors import BadInputError
+from pipelines.ingest import load_file
+from pipelines.margin import MonteCarloOptions, run_margin
+from pipelines.settings import load_settings
+from pipelines.sources.synthetic import write_synthetic_market
+from pipelines.warehouse import connect
+from reports.serialize import dumps
+
+ROWS = pd.DataFrame(
+    {
+        "account": ["a", "a", "b", "b"],
+        "instrument": ["BTC_USDC-PERPETUAL", "ETH_USDC-PERPETUAL", "BTC-PERPETUAL", "ETH-25JUN25-4000-P"],
+        "quantity": [1.0, -10.0, 50_000.0, 3.0],
+    }
+)  # fmt: skip
+
+
+def _currency(instrument: str) -> str:
+    return "USDC" if "_USDC" in instrument else instrument.split("-")[0]
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory):
+    """A warehouse holding the synthetic market (through 2024-12-31) and its calibration."""
+    home = tmp_path_factory.mktemp("mc-home")
+    settings = load_settings(home)
+    con = connect(settings.warehouse_path)
+    for path in write_synthetic_market(tmp_path_factory.mktemp("syn")):
+        load_file(con, path)
+    run_calibration(con, settings, ("BTC", "ETH"))
+    closes = con.execute(
+        "SELECT asset, close FROM market.prices WHERE date = '2024-12-31' AND asset IN ('BTC', 'ETH')"
+    ).fetchall()
+    yield settings, con, {a: float(c) for a, c in closes}
+    con.close()
+
+
+def _market(index: dict, at: str = "2025-01-01T00:00:00Z") -> MarketSnapshot:
+    return MarketSnapshot.from_json({"as_of": at, "index": index, "default_iv": {"ETH": 0.6}})
+
+
+def _run(calibrated, options: MonteCarloOptions, chunks: int = 1, at: str = "2025-01-01T00:00:00Z"):
+    settings, con, index = calibrated
+    return run_margin(
+        ROWS,
+        "mc-es",
+        _market(index, at),
+        con=con,
+        preference=settings.market.source_preference,
+        simulation=options,
+        chunks=chunks,
+    )
+
+
+def test_margin_from_the_calibration_is_reproducible_and_explained(calibrated) -> None:
+    options = MonteCarloOptions(paths=4_096, seed=3)
+    one = _run(calibrated, options)
+    three = _run(calibrated, options, chunks=3)
+    a, b = one.payload(), three.payload()
+    assert [r["initial_margin"] for r in a["accounts"]] == [
+        r["initial_margin"] for r in b["accounts"]
+    ]
+    mc = a["monte_carlo"]
+    assert mc["calibration_id"].startswith("2024-12-31-") and mc["as_of"] == "2024-12-31"
+    assert mc["seed"] == 3 and mc["paths"] == 4_096 and mc["horizon_days"] == 2
+    assert set(mc["fit_data_sha256"]) == {"BTC", "ETH"} and mc["residual_days"] >= 500
+    # the positions' Euler contributions add up to each row's ES
+    for row in a["accounts"]:
+        parts = [
+            c["es_contribution"]
+            for c in mc["contributions"]
+            if c["account"] == row["account"] and _currency(c["instrument"]) == row["currency"]
+        ]
+        assert sum(parts) == pytest.approx(row["components"]["es"], rel=1e-9, abs=1e-9)
+        assert row["components"]["es_standard_error"] < 0.2 * row["components"]["es"]
+    json.loads(dumps(a))  # strict JSON
+    another = _run(calibrated, MonteCarloOptions(paths=4_096, seed=4)).payload()
+    assert another["accounts"][0]["initial_margin"] != a["accounts"][0]["initial_margin"]
+
+
+def test_a_long_btc_position_is_margined_near_its_fitted_volatility(calibrated) -> None:
+    _, con, index = calibrated
+    sigma = con.execute(
+        "SELECT next_vol_annual FROM calib.fits WHERE asset = 'BTC' AND chosen"
+    ).fetchone()[0] / math.sqrt(365)
+    run = run_margin(
+        ROWS.iloc[:1],
+        "mc-es",
+        _market(index),
+        con=con,
+        preference=("synthetic",),
+        simulation=MonteCarloOptions(paths=8_192, seed=1, innovations="gaussian"),
+    )
+    es = run.result.components["es"][0]
+    # a Gaussian 2-day ES of the fitted volatility, give or take the GARCH step and sampling
+    s = sigma * math.sqrt(2)
+    z = 2.338  # φ(Φ⁻¹(0.975)) / 0.025
+    assert 0.8 * z * s * index["BTC"] < es < 1.25 * z * s * index["BTC"]
+
+
+def test_no_calibration_from_the_market_day_itself(calibrated) -> None:
+    # a market at noon on 2024-12-31 may use closes up to 2024-12-30 only: the calibration as
+    # of 2024-12-31 read that day's close, so it is refused
+    with pytest.raises(BadInputError, match="as of 2024-12-30 or earlier"):
+        _run(calibrated, MonteCarloOptions(paths=1_024), at="2024-12-31T12:00:00Z")
+
+
+def test_the_command_runs_on_a_local_dask_cluster(calibrated, tmp_path) -> None:
+    settings, con, index = calibrated
+    con.execute("CHECKPOINT")
+    positions = tmp_path / "positions.csv"
+    ROWS.to_csv(positions, index=False)
+    market = tmp_path / "market.json"
+    market.write_text(
+        json.dumps({"as_of": "2025-01-01T00:00:00Z", "index": index, "default_iv": {"ETH": 0.6}})
+    )
+    (settings.home / "config.yaml").write_text("compute:\n  workers: 2\n  chunks: 4\n")
+    args = ["margin", "--positions", str(positions), "--market", str(market), "--model", "mc-es"]
+    con.close()
+    try:
+        result = run_mwb(*args, "--paths", "2048", "--seed", "5", "--json", home=settings.home)
+        assert result.returncode == 0, result.stderr[-3000:]
+        payload = json.loads(result.stdout)
+        reader = connect(settings.warehouse_path, read_only=True)
+        try:
+            direct = _run((settings, reader, index), MonteCarloOptions(paths=2_048, seed=5))
+        finally:
+            reader.close()
+        direct = direct.payload()
+        assert [r["initial_margin"] for r in payload["accounts"]] == [
+            r["initial_margin"] for r in direct["accounts"]
+        ]
+        bad = run_mwb(*args, "--sampling", "lucky", home=settings.home)
+        assert bad.returncode == 2 and "--sampling: 'lucky'" in bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1
+        few = run_mwb(*args, "--paths", "10", home=settings.home)
+        assert few.returncode == 2 and "--paths" in few.stderr and "Traceback" not in few.stderr
+    finally:
+        (settings.home / "config.yaml").unlink()
