@@ -44,7 +44,7 @@ STABLE = {"USD", "USDC", "USDT"}  # settlement currencies counted in dollars
 # the deepest down move a scenario applies: a price cannot fall by 100 % or more (a range of
 # 1.0, or an extreme multiple times a wide range, would otherwise value at a zero price)
 DEEPEST_MOVE = -0.99
-DERIVED_KEPT = 32  # risk arrays kept per book: a sweep's parameter values, say
+DERIVED_KEPT = 96  # risk arrays kept per book: per underlying, a sweep's values, say
 
 
 @dataclass(frozen=True)
@@ -73,41 +73,39 @@ class ValuedBook:
         self._derived[key] = found  # most recent last
         return found
 
-    def scenario_pnl(self, moves: np.ndarray, vols: np.ndarray | None = None) -> np.ndarray:
+    def scenario_pnl(
+        self, moves: np.ndarray, vols: np.ndarray | None = None, rows: np.ndarray | None = None
+    ) -> np.ndarray:
         """P&L per unit quantity (n × S) for relative underlying ``moves`` (n × S, each
-        instrument's own underlying) and new implied ``vols`` (n × S; default unchanged).
+        instrument's own underlying) and new implied ``vols`` (n × S; default unchanged); with
+        ``rows`` (instrument indices), of those instruments only (moves and vols then
+        len(rows) × S).
         """
         t = self.table
+        pick = slice(None) if rows is None else np.asarray(rows)
+        kind, inverse = t.kind[pick], t.inverse[pick]
         moves = np.asarray(moves, dtype=float)
-        f0 = self.forward[:, None]
+        f0 = self.forward[pick, None]
         f1 = f0 * (1.0 + moves)
         pnl = np.zeros_like(moves)
-        futures = np.isin(t.kind, (Kind.PERPETUAL, Kind.FUTURE))
-        inv_fut = futures & t.inverse
-        lin_fut = futures & ~t.inverse
+        futures = (kind == Kind.PERPETUAL) | (kind == Kind.FUTURE)
+        inv_fut = futures & inverse
+        lin_fut = futures & ~inverse
         pnl[inv_fut] = (moves[inv_fut] / (1.0 + moves[inv_fut])) / f0[inv_fut]
         pnl[lin_fut] = f0[lin_fut] * moves[lin_fut]
-        lin_spot = (t.kind == Kind.SPOT) & ~t.inverse
-        pnl[lin_spot] = self.spot[lin_spot, None] * moves[lin_spot]
-        options = t.kind == Kind.OPTION
+        lin_spot = (kind == Kind.SPOT) & ~inverse
+        pnl[lin_spot] = self.spot[pick][lin_spot, None] * moves[lin_spot]
+        options = kind == Kind.OPTION
         if options.any():
-            new_vol = self.vol[options, None] if vols is None else vols[options]
-            v1 = black76_price(
-                f1[options],
-                t.strike[options, None],
-                t.years[options, None],
-                new_vol,
-                t.is_call[options, None],
+            vol0 = self.vol[pick][options, None]
+            strike, years = t.strike[pick][options, None], t.years[pick][options, None]
+            is_call = t.is_call[pick][options, None]
+            new_vol = vol0 if vols is None else vols[options]
+            v1 = black76_price(f1[options], strike, years, new_vol, is_call)
+            v0 = black76_price(f0[options], strike, years, vol0, is_call)
+            pnl[options] = np.where(
+                inverse[options, None], v1 / f1[options] - v0 / f0[options], v1 - v0
             )
-            v0 = black76_price(
-                f0[options],
-                t.strike[options, None],
-                t.years[options, None],
-                self.vol[options, None],
-                t.is_call[options, None],
-            )
-            inverse = t.inverse[options, None]
-            pnl[options] = np.where(inverse, v1 / f1[options] - v0 / f0[options], v1 - v0)
         return pnl
 
 

@@ -83,8 +83,13 @@ def _option_kind(positions: Positions) -> np.ndarray:
 
 
 def _short_flags(positions: Positions) -> tuple[np.ndarray, np.ndarray]:
+    flags = positions.book.derived(("short-flags",), lambda: _flags(positions))
+    return flags[0].copy(), flags[1].copy()  # writable: the kernel's signature
+
+
+def _flags(positions: Positions) -> np.ndarray:
     kind = _option_kind(positions)
-    return (kind == CALL).astype(np.float64), (kind == PUT).astype(np.float64)
+    return np.stack([(kind == CALL).astype(np.float64), (kind == PUT).astype(np.float64)])
 
 
 def scan_rows_reference(

@@ -81,6 +81,7 @@ __all__ = [
     "MonteCarloResult",
     "Simulation",
     "TailMeasures",
+    "correlation_of",
     "dynamics_from_fit",
     "mc_margin",
     "simulate",
@@ -187,6 +188,19 @@ def dynamics_from_fit(
             "iv_level_ratio": long_run / last if long_run and last else 1.0,
         }
     return AssetDynamics(sigma, **recursion, **implied)
+
+
+def correlation_of(
+    assets: Sequence[str], matrix: Sequence[Sequence[float]], underlyings: Sequence[str]
+) -> np.ndarray:
+    """The correlation of ``underlyings`` (in their order) from an estimate over ``assets``;
+    :class:`ValueError` naming those it lacks.
+    """
+    missing = [u for u in underlyings if u not in assets]
+    if missing:
+        raise ValueError(f"no correlation of {', '.join(missing)}")
+    index = [list(assets).index(u) for u in underlyings]
+    return np.asarray(matrix, dtype=float)[np.ix_(index, index)]
 
 
 @dataclass(frozen=True)

@@ -89,38 +89,41 @@ def vol_shocks(
 
 def risk_arrays(positions: Positions, params: ModelParams) -> np.ndarray:
     """P&L per unit quantity of every instrument in its 35 scenarios (n × 35), extended
-    columns already scaled (the dampener acts on account totals); read-only, computed once
-    per book and parameters.
+    columns already scaled (the dampener acts on account totals); read-only.
+
+    Each underlying's block is computed once per book and that underlying's parameters, so a
+    change to one underlying's parameters revalues only its instruments.
     """
     book = positions.book
-    underlyings = dict.fromkeys(u for _, u in book.table.groups)
-    key = ("deribit-pm", tuple((u, params.pm_for(u)) for u in underlyings))
-    return book.derived(key, lambda: _risk_arrays(positions, params))
-
-
-def _risk_arrays(positions: Positions, params: ModelParams) -> np.ndarray:
-    book = positions.book
     table = book.table
-    n = len(table)
-    moves = np.empty((n, N_SCENARIOS))
-    vols = np.tile(book.vol[:, None], (1, N_SCENARIOS))
-    scale = np.ones((n, N_SCENARIOS))
     underlying_of = np.array([u for _, u in table.groups], dtype=object)[table.group]
+    arrays = np.empty((len(table), N_SCENARIOS))
     for underlying in dict.fromkeys(u for _, u in table.groups):
-        members = underlying_of == underlying
+        rows = np.flatnonzero(underlying_of == underlying)
         p = params.pm_for(underlying)
-        moves[members] = scenario_moves(p.price_range)
-        scale[members, N_STANDARD:] = extended_scale(p.price_range, p.extended_table_factor)
-        options = members & (table.kind == Kind.OPTION)
-        if not options.any():
-            continue
-        iv = book.vol[options]
-        up, down = vol_shocks(iv, table.years[options], p)
+        arrays[rows] = book.derived(
+            ("deribit-pm", underlying, p), lambda rows=rows, p=p: _block(book, rows, p)
+        )
+    arrays.setflags(write=False)
+    return arrays
+
+
+def _block(book, rows: np.ndarray, p: PortfolioMarginParams) -> np.ndarray:
+    """The risk arrays of the instruments ``rows`` (one underlying's) under ``p``."""
+    table = book.table
+    k = len(rows)
+    moves = np.broadcast_to(scenario_moves(p.price_range), (k, N_SCENARIOS))
+    vols = np.tile(book.vol[rows, None], (1, N_SCENARIOS))
+    options = table.kind[rows] == Kind.OPTION
+    if options.any():
+        iv = book.vol[rows][options]
+        up, down = vol_shocks(iv, table.years[rows][options], p)
         per_vol = np.stack([up, iv, down], axis=1)  # (k, 3)
-        block = np.tile(per_vol, (1, PRICE_BUCKETS))
-        vols[options, :N_STANDARD] = block
+        vols[options, :N_STANDARD] = np.tile(per_vol, (1, PRICE_BUCKETS))
         vols[options, N_STANDARD:] = up[:, None]
-    return book.scenario_pnl(moves, vols) * scale
+    pnl = book.scenario_pnl(moves, vols, rows)
+    pnl[:, N_STANDARD:] *= extended_scale(p.price_range, p.extended_table_factor)
+    return pnl
 
 
 def scenario_catalog(params: ModelParams, groups: Sequence[tuple[str, str]]) -> tuple[dict, ...]:
@@ -147,6 +150,22 @@ def _catalog(ranges: tuple[tuple[str, float], ...]) -> tuple[dict, ...]:
     return tuple(catalog)
 
 
+def _roll_weights(book, currency_params: tuple, to_quote: np.ndarray) -> np.ndarray:
+    """Each expiry bucket's roll-shock rate, in its group's settlement currency."""
+    table = book.table
+    rates = np.array(
+        [
+            max(
+                currency_params[g].min_annualised_move,
+                np.expm1(currency_params[g].annualised_move_risk * max(t, 0.0)),
+            )
+            for (g, _), t in zip(table.buckets, table.bucket_years, strict=True)
+        ]
+    )
+    bucket_group = np.array([g for g, _ in table.buckets], dtype=np.int64)
+    return rates * to_quote[bucket_group]
+
+
 def portfolio_margin(positions: Positions, params: ModelParams | None = None) -> MarginResult:
     """Deribit-style PM for every account and settlement currency (see the module doc)."""
     params = params or ModelParams()
@@ -159,17 +178,10 @@ def portfolio_margin(positions: Positions, params: ModelParams | None = None) ->
     to_quote = np.array([index[g] if c in STABLE else 1.0 for g, c in enumerate(group_currency)])
 
     # roll shock weights: each expiry bucket's rate, in the settlement currency
-    rates = np.array(
-        [
-            max(
-                params.currency_for(group_currency[g]).min_annualised_move,
-                np.expm1(params.currency_for(group_currency[g]).annualised_move_risk * max(t, 0.0)),
-            )
-            for (g, _), t in zip(table.buckets, table.bucket_years, strict=True)
-        ]
+    currency_params = tuple(params.currency_for(c) for c in group_currency)
+    weights = book.derived(
+        ("roll-weights", currency_params), lambda: _roll_weights(book, currency_params, to_quote)
     )
-    bucket_group = np.array([g for g, _ in table.buckets], dtype=np.int64)
-    weights = rates * to_quote[bucket_group]
     scan = scan_rows(positions, risk_arrays(positions, params), SCENARIO_RANGES, weights)
     standard_index, extended_index = scan.worst_index[:, 0], scan.worst_index[:, 1]
     standard_worst, extended_worst = scan.worst_pnl[:, 0], scan.worst_pnl[:, 1]

@@ -18,6 +18,7 @@ gaps follow the workbench's rule (:mod:`pipelines.stores.market`, :mod:`calibrat
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -39,7 +40,13 @@ from margin_engine.collateral import collateral_summary
 from margin_engine.instruments import InstrumentError
 from margin_engine.market import MarketSnapshot
 from margin_engine.models import margin
-from margin_engine.montecarlo import JointModel, Simulation, dynamics_from_fit, mc_margin
+from margin_engine.montecarlo import (
+    JointModel,
+    Simulation,
+    correlation_of,
+    dynamics_from_fit,
+    mc_margin,
+)
 from margin_engine.var import JointScenarios, scenarios_for
 from pipelines.errors import BadInputError
 from pipelines.files import MAX_INPUT_BYTES, regular_file
@@ -248,22 +255,16 @@ def joint_model_before(
 
 
 def _correlation(con, calibration_id: str, underlyings: Sequence[str]):
-    import json
-
-    import numpy as np
-
     if len(underlyings) == 1:
-        return np.eye(1)
+        return correlation_of(list(underlyings), [[1.0]], underlyings)
     row = calib_store.headline_correlation(con, calibration_id)
     if row is None:
         raise BadInputError(f"calibration {calibration_id} has no correlation estimate")
     _, assets, matrix = row
-    assets, matrix = json.loads(assets), np.asarray(json.loads(matrix), dtype=float)
-    missing = [u for u in underlyings if u not in assets]
-    if missing:
-        raise BadInputError(f"calibration {calibration_id}: no correlation of {', '.join(missing)}")
-    index = [assets.index(u) for u in underlyings]
-    return matrix[np.ix_(index, index)]
+    try:
+        return correlation_of(json.loads(assets), json.loads(matrix), underlyings)
+    except ValueError as exc:
+        raise BadInputError(f"calibration {calibration_id}: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -247,3 +247,51 @@ def correlation_heatmap(
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     ax.set_title(title)
     return _finish(fig, chart_id, title, f"{title} of {', '.join(assets)}")
+
+
+def sweep_frontier(
+    chart_id: str,
+    parameter: str,
+    points: Sequence[Mapping],
+    current: float | None,
+    proposed: float | None = None,
+) -> Chart:
+    """Coverage against capital over a sweep: breaches (y) against mean capital in USD (x),
+    one dot per value coloured by its zone, the current and proposed values marked."""
+    fig, ax = plt.subplots(figsize=(9, 3.4))
+    xs = np.array([p["mean_capital_usd"] for p in points], dtype=float)
+    ys = np.array([p["breaches"] for p in points], dtype=float)
+    ax.plot(xs, ys, color="#888888", lw=0.8, zorder=1)
+    for p, x, y in zip(points, xs, ys, strict=True):
+        ax.scatter(x, y, s=22, color=ZONE_COLOURS.get(str(p["zone"]), "#777777"), zorder=2)
+        ax.annotate(
+            f"{p['value']:g}", (x, y), textcoords="offset points", xytext=(3, 4), fontsize=7
+        )
+    for value, label, colour in (
+        (current, "current", SET_COLOURS[0]),
+        (proposed, "proposed", SET_COLOURS[1]),
+    ):
+        hit = [k for k, p in enumerate(points) if value is not None and p["value"] == value]
+        if hit:
+            k = hit[0]
+            ax.scatter(
+                xs[k],
+                ys[k],
+                s=120,
+                facecolors="none",
+                edgecolors=colour,
+                lw=1.6,
+                zorder=3,
+                label=f"{label} ({value:g})",
+            )
+    ax.set_xlabel("mean capital (USD, all portfolios)")
+    ax.set_ylabel("breaches")
+    ax.set_title(f"Coverage against capital as {parameter} varies")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(frameon=False, fontsize=8)
+    return _finish(
+        fig,
+        chart_id,
+        f"Frontier: {parameter}",
+        f"Breaches against mean capital for {len(points)} values of {parameter}",
+    )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli import backtest, calibration, governance, margin, market, report, run
+from pipelines.cli import backtest, calibration, governance, margin, market, report, run, sweep
 
 app = typer.Typer(
     name="mwb",
@@ -37,6 +37,7 @@ app.command("sql")(market.sql)
 app.command("calibrate")(calibration.calibrate)
 app.command("margin")(margin.margin)
 app.command("backtest")(backtest.backtest)
+app.command("sweep")(sweep.sweep)
 app.command("report")(report.report)
 app.add_typer(run.run_app, name="run")
 app.add_typer(market.datasets_app, name="datasets")

@@ -139,3 +139,14 @@ def test_generated_kernels_are_kept_in_the_cache_folder(tmp_path, monkeypatch) -
     monkeypatch.delitem(kernels.sys.modules, module.__name__)
     again = kernels._module(source)
     assert kept[0].read_text() == source and callable(again.scan)
+
+
+def test_the_kernel_runs_the_compiled_signature_only(chain_market, chain_instruments) -> None:
+    # an argument of another type (a read-only array, say) would make numba compile a second,
+    # unvectorised variant silently: every call must hit the one compiled with SLP on
+    positions = build_positions(random_book(chain_instruments, 50, seed=9), chain_market)
+    for _ in range(2):
+        portfolio_margin(positions)
+        span_margin(positions)
+    for dispatcher in kernels._compiled.values():
+        assert len(dispatcher.signatures) == 1

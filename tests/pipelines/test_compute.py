@@ -167,3 +167,60 @@ def test_an_unreachable_scheduler_is_one_line() -> None:
         dask_client(unreachable),
     ):
         pass
+
+
+@pytest.fixture(scope="module")
+def sweep_inputs(tmp_path_factory):
+    from datetime import date
+
+    from backtesting.spec import BacktestSpec
+    from governance.parameters import default_parameter_set
+    from pipelines.ingest import load_file
+    from pipelines.settings import load_settings
+    from pipelines.sources.synthetic import write_synthetic_market
+    from pipelines.sweep import run_sweep
+    from pipelines.warehouse import connect
+
+    home = tmp_path_factory.mktemp("sweep-cluster")
+    settings = load_settings(home)
+    con = connect(settings.warehouse_path)
+    for path in write_synthetic_market(tmp_path_factory.mktemp("syn")):
+        load_file(con, path)
+    spec = BacktestSpec(
+        start=date(2024, 7, 1),
+        end=date(2024, 12, 31),
+        models=("deribit-pm",),
+        portfolios=("books",),
+    )
+    values = (0.12, 0.15, 0.18, 0.21, 0.24, 0.27)
+
+    def sweep(mapper=map):
+        return run_sweep(
+            con, settings, default_parameter_set(), "underlyings.BTC.pm.price_range", values,
+            spec, mapper=mapper,
+        ).payload()["points"]  # fmt: skip
+
+    yield sweep, sweep()
+    con.close()
+
+
+def test_a_sweep_on_the_cluster_survives_a_killed_worker(cluster, sweep_inputs) -> None:
+    from distributed import wait
+
+    sweep, serial_points = sweep_inputs
+    with dask_client(ComputeSettings(scheduler=cluster)) as client:
+        assert sweep(dask_mapper(client)) == serial_points
+        pids = _workers(client)
+        killed = []
+
+        def killing_mapper(fn, items):
+            futures = client.map(fn, list(items), pure=False, retries=2)
+            _, pending = wait(futures, return_when="FIRST_COMPLETED")
+            if pending:
+                victim = next(iter(pids.values()))
+                os.kill(victim, signal.SIGKILL)
+                killed.append(victim)
+            return client.gather(futures)
+
+        assert sweep(killing_mapper) == serial_points
+        assert killed, "every point finished before the kill: the test proved nothing"

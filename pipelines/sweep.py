@@ -1,0 +1,144 @@
+"""``mwb sweep``: backtest one parameter over a range of values on identical inputs.
+
+The driver loads the history once, replays the standard baseline and the set in force once,
+then hands each value to the ``mapper`` (a Dask client's, or the built-in ``map``) as a task
+that replays the books under that value (:func:`backtesting.sweep.point_margins`); each
+worker process builds the day books once and reuses them for every value it gets. Results
+come back to the driver, which summarises them with the backtest's coverage tests. Nothing is
+written to the warehouse: a sweep is a what-if over many values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from backtesting.replay import trading_days
+from backtesting.spec import BacktestSpec
+from backtesting.sweep import SweepPoint, knee, sweep_point
+from calibration.lineage import library_versions
+from governance.parameters import ParameterSet, ParameterSetError
+from margin_engine.portfolios import select
+from pipelines.backtest import load_history
+from pipelines.errors import BadInputError
+from pipelines.settings import WorkbenchSettings
+from vocabulary import MarginModel
+
+SWEEP_MODELS = (MarginModel.STANDARD, MarginModel.SPAN, MarginModel.DERIBIT_PM)
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    parameter: str
+    model: str
+    current_value: float | None
+    points: tuple[SweepPoint, ...]
+    active: SweepPoint
+    knee: float | None
+    data_sha: str
+    days: tuple[str, str, int]
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    def payload(self) -> dict:
+        """JSON-safe: every point, the active set's, the knee and the lineage."""
+        return {
+            "parameter": self.parameter,
+            "model": self.model,
+            "current_value": self.current_value,
+            "points": [p.as_dict() for p in self.points],
+            "active": self.active.as_dict(),
+            "knee": self.knee,
+            "data_sha256": self.data_sha,
+            "days": {"from": self.days[0], "to": self.days[1], "count": self.days[2]},
+            "seconds": round(self.seconds, 3),
+            "notes": self.notes,
+            "library_versions": library_versions(),
+        }
+
+
+def _current_value(params: ParameterSet, parameter: str) -> float | None:
+    node: object = params.canonical_dict()
+    for part in parameter.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return float(node) if isinstance(node, int | float) else None
+
+
+def _point(history, names, days, mpor, data, model, confidence, spec, baseline, item):
+    # the books by name from the library: the same objects for every task a worker runs, so
+    # its day books (memoised by portfolio) are built once
+    books = tuple(p for p in select(names) if p.kind == "book")
+    value, params = item
+    return sweep_point(
+        history, books, days, mpor, data, model, confidence, spec, baseline, value, params
+    )
+
+
+def run_sweep(
+    con,
+    settings: WorkbenchSettings,
+    current: ParameterSet,
+    parameter: str,
+    values: Sequence[float],
+    spec: BacktestSpec,
+    *,
+    model: str = "deribit-pm",
+    mapper: Callable = map,
+) -> SweepRun:
+    """Backtest ``parameter`` at every one of ``values`` against the set in force."""
+    started = time.perf_counter()
+    if model not in SWEEP_MODELS:
+        raise BadInputError(
+            f"--model: a sweep replays {', '.join(SWEEP_MODELS)} (VaR/ES sweeps are not built yet)"
+        )
+    sets = []
+    for value in values:
+        try:
+            sets.append(current.with_changes({parameter: value}))
+        except (ParameterSetError, ValueError, KeyError, IndexError) as exc:
+            raise BadInputError(f"--param {parameter} = {value:g}: {exc}") from None
+    books = tuple(p for p in select(spec.portfolios) if p.kind == "book")
+    if not books:
+        raise BadInputError("--portfolio: a sweep needs books of positions")
+    assets = sorted({u for p in books for u in p.underlying_list})
+    history, notes, data_sha, _ = load_history(con, settings.market.source_preference, assets)
+    mpor = spec.mpor_days or current.var.mpor_days
+    confidence = spec.confidence or current.var.var_confidence
+    days = trading_days(history, spec.start, spec.end, mpor)
+    if not days:
+        raise BadInputError(f"no day in [{spec.start}, {spec.end}] has prices {mpor} days later")
+    engine = current.to_model_params()
+    current_value = _current_value(current, parameter)
+    names = tuple(p.name for p in books)
+    task = functools.partial(
+        _point, history, names, days, mpor, data_sha, model, confidence, spec, engine
+    )
+    # the set in force is one more task: every point, its own included, runs the same way
+    items = [(v, s.to_model_params()) for v, s in zip(values, sets, strict=True)]
+    items.append((current_value if current_value is not None else float("nan"), engine))
+    results = list(mapper(task, items))
+    active = results.pop()
+    points = tuple(
+        dataclasses.replace(p, capital_vs_active=p.mean_capital_usd / active.mean_capital_usd)
+        if active.mean_capital_usd
+        else p
+        for p in results
+    )
+    active = dataclasses.replace(active, capital_vs_active=1.0)
+    return SweepRun(
+        parameter,
+        model,
+        current_value,
+        points,
+        active,
+        knee(points),
+        data_sha,
+        (days[0].date().isoformat(), days[-1].date().isoformat(), len(days)),
+        time.perf_counter() - started,
+        notes,
+    )

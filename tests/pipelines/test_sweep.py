@@ -1,0 +1,101 @@
+"""``mwb sweep``: every value backtested on identical inputs, serially or on a Dask cluster
+with the same numbers, monotone where the model is, and its refusals."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+from helpers import run_mwb
+
+from backtesting.spec import BacktestSpec
+from governance.parameters import default_parameter_set
+from pipelines.compute import dask_client, dask_mapper
+from pipelines.errors import BadInputError
+from pipelines.ingest import load_file
+from pipelines.settings import ComputeSettings, load_settings
+from pipelines.sources.synthetic import write_synthetic_market
+from pipelines.sweep import run_sweep
+from pipelines.warehouse import connect
+
+PARAM = "underlyings.ETH.pm.price_range"
+VALUES = (0.10, 0.14, 0.18, 0.22, 0.26)
+SPEC = BacktestSpec(
+    start=date(2024, 1, 1), end=date(2024, 12, 31), models=("deribit-pm",), portfolios=("books",)
+)
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory):
+    home = tmp_path_factory.mktemp("sweep-home")
+    settings = load_settings(home)
+    con = connect(settings.warehouse_path)
+    for path in write_synthetic_market(tmp_path_factory.mktemp("syn")):
+        load_file(con, path)
+    yield settings, con
+    con.close()
+
+
+@pytest.fixture(scope="module")
+def serial(warehouse):
+    settings, con = warehouse
+    return run_sweep(con, settings, default_parameter_set(), PARAM, VALUES, SPEC)
+
+
+def test_a_wider_range_costs_capital_and_saves_breaches(serial) -> None:
+    points = serial.payload()["points"]
+    capital = [p["mean_capital_usd"] for p in points]
+    breaches = [p["breaches"] for p in points]
+    assert capital == sorted(capital) and capital[0] < 0.8 * capital[-1]
+    assert breaches == sorted(breaches, reverse=True) and breaches[0] > breaches[-1]
+    # the set in force (ETH 0.18) is one of the values: the same numbers as the active run
+    current = next(p for p in points if p["value"] == 0.18)
+    assert serial.current_value == 0.18
+    assert current["capital_vs_active"] == pytest.approx(1.0)
+    assert current["breaches"] == serial.active.breaches
+    assert serial.knee in VALUES
+
+
+def test_two_local_workers_give_the_serial_numbers(warehouse, serial) -> None:
+    settings, con = warehouse
+    with dask_client(ComputeSettings(workers=2)) as client:
+        run = run_sweep(
+            con, settings, default_parameter_set(), PARAM, VALUES, SPEC, mapper=dask_mapper(client)
+        )
+    assert run.payload()["points"] == serial.payload()["points"]
+
+
+def test_refusals_name_the_value(warehouse) -> None:
+    settings, con = warehouse
+    with pytest.raises(BadInputError, match=r"--param underlyings.ETH.pm.price_range = -0.1"):
+        run_sweep(con, settings, default_parameter_set(), PARAM, (0.1, -0.1), SPEC)
+    with pytest.raises(BadInputError, match="no such"):
+        run_sweep(con, settings, default_parameter_set(), "underlyings.ETH.pm.nope", (0.1,), SPEC)
+    with pytest.raises(BadInputError, match="--model"):
+        run_sweep(con, settings, default_parameter_set(), PARAM, (0.1,), SPEC, model="var")
+
+
+def test_the_command_prints_the_frontier_and_writes_its_chart(warehouse, tmp_path) -> None:
+    settings, con = warehouse
+    con.execute("CHECKPOINT")
+    con.close()
+    try:
+        (settings.home / "config.yaml").write_text("compute:\n  workers: 1\n")
+        chart = tmp_path / "frontier.svg"
+        args = ["sweep", "--param", PARAM, "--from", "2024-06-01", "--to", "2024-12-31"]
+        result = run_mwb(
+            *args, "--values", "0.12:0.24:0.06", "--chart", str(chart), "--json",
+            home=settings.home, timeout=300,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        payload = json.loads(result.stdout)
+        assert [p["value"] for p in payload["points"]] == [0.12, 0.18, 0.24]
+        assert chart.read_text().startswith("<svg") and "http" not in chart.read_text()
+        bad = run_mwb(*args, "--values", "0.3:0.1:0.01", home=settings.home)
+        assert bad.returncode == 2 and bad.stderr.startswith("error: --values")
+        assert len(bad.stderr.strip().splitlines()) == 1
+        png = run_mwb(*args, "--values", "0.1", "--chart", str(tmp_path), home=settings.home)
+        assert png.returncode == 2 and "--chart" in png.stderr
+    finally:
+        (settings.home / "config.yaml").unlink(missing_ok=True)
