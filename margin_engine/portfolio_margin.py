@@ -32,10 +32,18 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 
-from margin_engine.book import DEEPEST_MOVE, STABLE, MarginResult, Positions, worst_by_row
+from margin_engine.book import (
+    DEEPEST_MOVE,
+    STABLE,
+    MarginResult,
+    Positions,
+    ValuedBook,
+    worst_by_row,
+)
 from margin_engine.instruments import Kind
 from margin_engine.kernels import scan_rows
 from margin_engine.params import ModelParams, PortfolioMarginParams
@@ -101,14 +109,12 @@ def risk_arrays(positions: Positions, params: ModelParams) -> np.ndarray:
     for underlying in dict.fromkeys(u for _, u in table.groups):
         rows = np.flatnonzero(underlying_of == underlying)
         p = params.pm_for(underlying)
-        arrays[rows] = book.derived(
-            ("deribit-pm", underlying, p), lambda rows=rows, p=p: _block(book, rows, p)
-        )
+        arrays[rows] = book.derived(("deribit-pm", underlying, p), partial(_block, book, rows, p))
     arrays.setflags(write=False)
     return arrays
 
 
-def _block(book, rows: np.ndarray, p: PortfolioMarginParams) -> np.ndarray:
+def _block(book: ValuedBook, rows: np.ndarray, p: PortfolioMarginParams) -> np.ndarray:
     """The risk arrays of the instruments ``rows`` (one underlying's) under ``p``."""
     table = book.table
     k = len(rows)
@@ -150,7 +156,7 @@ def _catalog(ranges: tuple[tuple[str, float], ...]) -> tuple[dict, ...]:
     return tuple(catalog)
 
 
-def _roll_weights(book, currency_params: tuple, to_quote: np.ndarray) -> np.ndarray:
+def _roll_weights(book: ValuedBook, currency_params: tuple, to_quote: np.ndarray) -> np.ndarray:
     """Each expiry bucket's roll-shock rate, in its group's settlement currency."""
     table = book.table
     rates = np.array(
