@@ -48,6 +48,9 @@ SLOW_FILES = (
     "pipelines/test_backtest.py",
     "pipelines/test_backtest_trust.py",
     "hostile/test_hostile_inputs.py",
+    "pipelines/test_compute.py",
+    "pipelines/test_sweep.py",
+    "pipelines/test_margin_montecarlo.py",
 )
 
 
