@@ -234,7 +234,8 @@ def load_settings(
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise BadInputError(f"{config_path}: {where}: {first['msg']}") from exc
+        source = config_path or "settings (MWB__ variables)"
+        raise BadInputError(f"{source}: {where}: {first['msg']}") from exc
 
 
 ENV_PREFIX = "MWB__"

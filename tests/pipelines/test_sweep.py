@@ -99,3 +99,15 @@ def test_the_command_prints_the_frontier_and_writes_its_chart(warehouse, tmp_pat
         assert png.returncode == 2 and "--chart" in png.stderr
     finally:
         (settings.home / "config.yaml").unlink(missing_ok=True)
+
+
+def test_compute_settings_are_checked_by_name(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("MWB__compute__workers", "0")
+    with pytest.raises(BadInputError, match=r"^settings \(MWB__ variables\): compute.workers"):
+        load_settings(tmp_path)
+    monkeypatch.setenv("MWB__compute__workers", "2")
+    monkeypatch.setenv("MWB__compute__scheduler", "http://x")
+    with pytest.raises(BadInputError, match="compute.scheduler: .*tcp://host:8786"):
+        load_settings(tmp_path)
+    monkeypatch.setenv("MWB__compute__scheduler", "tcp://10.0.0.5:8786")
+    assert load_settings(tmp_path).compute.scheduler == "tcp://10.0.0.5:8786"
