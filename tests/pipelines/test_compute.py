@@ -33,7 +33,7 @@ MODEL = JointModel(
     ),
     np.array([[1.0, 0.8], [0.8, 1.0]]),
 )
-SIM = Simulation(24 * BLOCK, 2, seed=21)
+SIM = Simulation(12 * BLOCK, 2, seed=21)
 
 
 def _start(args: list[str], log: Path) -> subprocess.Popen:
@@ -139,7 +139,7 @@ def test_a_worker_killed_mid_run_changes_nothing(cluster, positions, serial) -> 
             killed.append(victim)
             return client.gather(futures)
 
-        again = mc_margin(positions, MODEL, SIM, chunks=24, mapper=killing_mapper)
+        again = mc_margin(positions, MODEL, SIM, chunks=12, mapper=killing_mapper)
         assert killed
         # the nanny replaced the worker: two workers again, one of them a new process
         client.wait_for_workers(2, timeout=60)

@@ -22,7 +22,7 @@ from pipelines.warehouse import connect
 PARAM = "underlyings.ETH.pm.price_range"
 VALUES = (0.10, 0.14, 0.18, 0.22, 0.26)
 SPEC = BacktestSpec(
-    start=date(2024, 1, 1), end=date(2024, 12, 31), models=("deribit-pm",), portfolios=("books",)
+    start=date(2024, 7, 1), end=date(2024, 12, 31), models=("deribit-pm",), portfolios=("books",)
 )
 
 
