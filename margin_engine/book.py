@@ -38,7 +38,7 @@ from margin_engine.instruments import (
     parse_instrument,
 )
 from margin_engine.market import MarketDataError, MarketSnapshot, smile_vol
-from margin_engine.pricing import black76_greeks, black76_price
+from margin_engine.pricing import black76_greeks, black76_price, revalued_pnl
 
 STABLE = {"USD", "USDC", "USDT"}  # settlement currencies counted in dollars
 # the deepest down move a scenario applies: a price cannot fall by 100 % or more (a range of
@@ -86,7 +86,6 @@ class ValuedBook:
         kind, inverse = t.kind[pick], t.inverse[pick]
         moves = np.asarray(moves, dtype=float)
         f0 = self.forward[pick, None]
-        f1 = f0 * (1.0 + moves)
         pnl = np.zeros_like(moves)
         futures = (kind == Kind.PERPETUAL) | (kind == Kind.FUTURE)
         inv_fut = futures & inverse
@@ -100,11 +99,18 @@ class ValuedBook:
             vol0 = self.vol[pick][options, None]
             strike, years = t.strike[pick][options, None], t.years[pick][options, None]
             is_call = t.is_call[pick][options, None]
-            new_vol = vol0 if vols is None else vols[options]
-            v1 = black76_price(f1[options], strike, years, new_vol, is_call)
-            v0 = black76_price(f0[options], strike, years, vol0, is_call)
-            pnl[options] = np.where(
-                inverse[options, None], v1 / f1[options] - v0 / f0[options], v1 - v0
+            f0_options, inverse_options = f0[options], inverse[options, None]
+            v0 = black76_price(f0_options, strike, years, vol0, is_call)
+            base = np.where(inverse_options, v0 / f0_options, v0)  # today's value, per unit
+            pnl[options] = revalued_pnl(
+                f0_options,
+                moves[options],
+                strike,
+                years,
+                vol0 if vols is None else vols[options],
+                is_call,
+                inverse_options,
+                base,
             )
         return pnl
 

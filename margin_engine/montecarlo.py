@@ -455,13 +455,17 @@ def _revalue(
     return book.scenario_pnl(moves.T[u_of], book.vol[:, None] * (1.0 + vols.T[u_of]))
 
 
-def _var_es(losses: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """VaR and ES of each row (as :func:`tail_measures`, values only)."""
+def _var_es(losses: np.ndarray, levels: Sequence[float]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """VaR and ES of each row at each of ``levels`` (as :func:`tail_measures`, values only),
+    from one partial sort."""
     n = losses.shape[1]
-    k = min(max(math.ceil(level * n - 1e-9), 1), n)
-    part = np.partition(losses, k - 1, axis=1)
-    var = part[:, k - 1]
-    return var, (part[:, k:].sum(axis=1) / n + (k / n - level) * var) / (1 - level)
+    ranks = [min(max(math.ceil(level * n - 1e-9), 1), n) for level in levels]
+    part = np.partition(losses, sorted({k - 1 for k in ranks}), axis=1)
+    out = []
+    for level, k in zip(levels, ranks, strict=True):
+        var = part[:, k - 1]
+        out.append((var, (part[:, k:].sum(axis=1) / n + (k / n - level) * var) / (1 - level)))
+    return out
 
 
 def _replicate_errors(
@@ -469,14 +473,14 @@ def _replicate_errors(
 ) -> tuple[TailMeasures, TailMeasures]:
     """Standard errors of quasi-random estimates: the spread of the estimates of the
     :data:`SOBOL_REPLICATES` independent scrambles over √R (the independent-path formulas
-    would ignore what the low discrepancy gains).
-    """
+    would ignore what the low discrepancy gains)."""
     root = math.sqrt(SOBOL_REPLICATES)
+    levels = (p.var_confidence, p.es_confidence)
+    per = [_var_es(losses[:, r::SOBOL_REPLICATES], levels) for r in range(SOBOL_REPLICATES)]
     out = []
-    for measures, level in zip(pooled, (p.var_confidence, p.es_confidence), strict=True):
-        per = [_var_es(losses[:, r::SOBOL_REPLICATES], level) for r in range(SOBOL_REPLICATES)]
-        var_r = np.stack([v for v, _ in per])
-        es_r = np.stack([e for _, e in per])
+    for j, measures in enumerate(pooled):
+        var_r = np.stack([replicate[j][0] for replicate in per])
+        es_r = np.stack([replicate[j][1] for replicate in per])
         out.append(
             dataclasses.replace(
                 measures,
