@@ -457,7 +457,8 @@ def _revalue(
 
 def _var_es(losses: np.ndarray, levels: Sequence[float]) -> list[tuple[np.ndarray, np.ndarray]]:
     """VaR and ES of each row at each of ``levels`` (as :func:`tail_measures`, values only),
-    from one partial sort."""
+    from one partial sort.
+    """
     n = losses.shape[1]
     ranks = [min(max(math.ceil(level * n - 1e-9), 1), n) for level in levels]
     part = np.partition(losses, sorted({k - 1 for k in ranks}), axis=1)
@@ -473,7 +474,8 @@ def _replicate_errors(
 ) -> tuple[TailMeasures, TailMeasures]:
     """Standard errors of quasi-random estimates: the spread of the estimates of the
     :data:`SOBOL_REPLICATES` independent scrambles over √R (the independent-path formulas
-    would ignore what the low discrepancy gains)."""
+    would ignore what the low discrepancy gains).
+    """
     root = math.sqrt(SOBOL_REPLICATES)
     levels = (p.var_confidence, p.es_confidence)
     per = [_var_es(losses[:, r::SOBOL_REPLICATES], levels) for r in range(SOBOL_REPLICATES)]
