@@ -28,7 +28,6 @@ if TYPE_CHECKING:  # distributed is imported when a command needs it (a second t
 
 __all__ = ["dask_client", "dask_mapper"]
 
-CONNECT_SECONDS = 10
 TASK_RETRIES = 2  # a task whose worker raised; one whose worker died is moved regardless
 
 
@@ -52,7 +51,7 @@ def dask_client(settings: ComputeSettings) -> Iterator[Client]:
             cluster.close()
         return
     try:
-        client = Client(settings.scheduler, timeout=CONNECT_SECONDS)
+        client = Client(settings.scheduler, timeout=settings.connect_seconds)
     except (OSError, TimeoutError) as exc:
         raise BadInputError(
             f"compute.scheduler: cannot reach {settings.scheduler} ({exc.__class__.__name__})"

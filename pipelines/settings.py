@@ -173,6 +173,7 @@ class ComputeSettings(_Strict):
     scheduler: str = "local"
     workers: int | None = Field(default=None, ge=1, le=512)
     chunks: int = Field(default=8, ge=1, le=4096)
+    connect_seconds: float = Field(default=10.0, gt=0, le=600)  # to reach a remote scheduler
 
     @field_validator("scheduler")
     @classmethod

@@ -154,14 +154,8 @@ def test_a_worker_killed_mid_run_changes_nothing(cluster, positions, serial) -> 
     np.testing.assert_array_equal(again.contribution, serial.contribution)
 
 
-def test_the_local_cluster_gives_the_serial_numbers(positions, serial) -> None:
-    with dask_client(ComputeSettings(workers=2)) as client:
-        local = mc_margin(positions, MODEL, SIM, chunks=3, mapper=dask_mapper(client))
-    np.testing.assert_array_equal(local.es, serial.es)
-
-
 def test_an_unreachable_scheduler_is_one_line() -> None:
-    unreachable = ComputeSettings(scheduler="tcp://127.0.0.1:9")
+    unreachable = ComputeSettings(scheduler="tcp://127.0.0.1:9", connect_seconds=1)
     with (
         pytest.raises(BadInputError, match="cannot reach tcp://127.0.0.1:9"),
         dask_client(unreachable),

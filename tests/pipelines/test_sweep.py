@@ -83,7 +83,7 @@ def test_the_command_prints_the_frontier_and_writes_its_chart(warehouse, tmp_pat
     try:
         (settings.home / "config.yaml").write_text("compute:\n  workers: 1\n")
         chart = tmp_path / "frontier.svg"
-        args = ["sweep", "--param", PARAM, "--from", "2024-06-01", "--to", "2024-12-31"]
+        args = ["sweep", "--param", PARAM, "--from", "2024-10-01", "--to", "2024-12-31"]
         result = run_mwb(
             *args, "--values", "0.12:0.24:0.06", "--chart", str(chart), "--json",
             home=settings.home, timeout=300,
