@@ -71,7 +71,7 @@ from scipy import special, stats
 from scipy.stats import qmc
 
 from margin_engine.book import MarginResult, Positions
-from margin_engine.params import ModelParams, VarParams
+from margin_engine.params import ModelParams, VarParams, _check
 from vocabulary import DAYS_PER_YEAR, Apc, Innovations, Sampling, VarMeasure
 
 __all__ = [
@@ -92,15 +92,10 @@ __all__ = [
 
 BLOCK = 1024  # paths per block: the unit of streams, chunks and tasks (a power of 2 for Sobol)
 SOBOL_REPLICATES = 8  # independent scrambles of Sobol paths (a divisor of BLOCK)
-UNIFORM_EDGE = 1e-12
-SCALE = 100.0  # arch's fits are on percent returns  # uniforms are kept inside (0, 1) so that their normal quantiles are finite
+UNIFORM_EDGE = 1e-12  # uniforms are kept inside (0, 1) so that their normal quantiles are finite
+SCALE = 100.0  # arch's fits are on percent returns (calibration.univariate.SCALE)
 
 Mapper = Callable[[Callable, Iterable], Iterable]  # map(fn, items), e.g. a Dask client's
-
-
-def _check(ok: bool, name: str, message: str) -> None:
-    if not ok:
-        raise ValueError(f"{name}: {message}")
 
 
 @dataclass(frozen=True)
