@@ -9,6 +9,7 @@ wall clock.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -200,6 +201,7 @@ class ProposalEvidence:
     sensitivity: list[tuple[str, dict[str, float], BacktestData]]
     alternatives: list[tuple[str, str, BacktestData, str]]
     calibration: CalibrationData | None
+    frontier: dict | None = None
 
 
 def proposal_evidence(
@@ -241,7 +243,68 @@ def proposal_evidence(
         alternatives.append(
             ("the calibration's values", recommended[1], BacktestData.from_run(run), "set")
         )
-    return ProposalEvidence(spec, backtest, sensitivity, alternatives, calibration)
+    frontier = proposal_frontier(con, settings, base, state.changes, spec)
+    return ProposalEvidence(spec, backtest, sensitivity, alternatives, calibration, frontier)
+
+
+#: Where a sweep for the frontier goes, in steps of half the change: one whole change back,
+#: the current and proposed values, one whole change further (the sensitivity's case).
+FRONTIER_STEPS = (-2, -1, 0, 1, 2, 3, 4)
+_SWEPT_MODEL = {"pm": "deribit-pm", "span": "span", "standard": "standard"}
+
+
+def proposal_frontier(
+    con: duckdb.DuckDBPyConnection,
+    settings: WorkbenchSettings,
+    base: ParameterSet,
+    changes,
+    spec: BacktestSpec,
+    mapper=map,
+) -> dict:
+    """The sweep behind the report's frontier: the changed parameter taken from one whole
+    change below its current value to one whole change beyond the proposed one, each value
+    backtested on the books with the model that reads it. Several numeric changes move
+    together: the swept value is then the fraction of the change (0 current, 1 proposed).
+    Returns the sweep's payload with ``proposed_value``, or ``{"reason": …}`` when the
+    changes cannot be swept (not numeric, or read by a model that is not swept yet).
+    """
+    from pipelines.sweep import sweep_sets
+
+    numeric = [
+        c
+        for c in changes
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in (c.old, c.new))
+        and c.new != c.old
+    ]
+    if not numeric or len(numeric) != len(changes):
+        return {"reason": "the proposal changes a value that is not a number"}
+    models = {
+        _SWEPT_MODEL.get(c.path.split(".")[2] if c.path.count(".") >= 2 else "") for c in numeric
+    }
+    if len(models) != 1 or None in models:
+        return {
+            "reason": "the changed parameters are not all read by one of the swept models "
+            "(deribit-pm, span, standard); VaR/ES and collateral sweeps are not built yet"
+        }
+    (model,) = models
+    single = len(numeric) == 1
+    sets = []
+    for k in FRONTIER_STEPS:
+        t = k / 2
+        values = {c.path: round(c.old + t * (c.new - c.old), 10) for c in numeric}
+        try:
+            sets.append((values[numeric[0].path] if single else t, base.with_changes(values)))
+        except ParameterSetError:
+            continue  # a step outside the schema's range (a negative range, say): no such point
+    sets.sort(key=lambda item: item[0])
+    label = numeric[0].path if single else "fraction of the change (0 current, 1 proposed)"
+    current = float(numeric[0].old) if single else 0.0
+    proposed = float(numeric[0].new) if single else 1.0
+    sweep_spec = dataclasses.replace(spec, portfolios=("books",))
+    run = sweep_sets(
+        con, settings, base, label, current, sets, sweep_spec, model=model, mapper=mapper
+    )
+    return {**run.payload(), "proposed_value": proposed}
 
 
 def proposal_report(
@@ -321,6 +384,7 @@ def proposal_report(
         calibration=calibration,
         sensitivity=sensitivity,
         alternatives=alternatives,
+        frontier=evidence.frontier,
         reproducibility=reproducibility,
         generated_at=f"from the registry as of {state_time} and data through {backtest.end}",
         command=f"mwb report {state.id}",

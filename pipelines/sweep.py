@@ -15,6 +15,7 @@ import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from backtesting.replay import trading_days
 from backtesting.spec import BacktestSpec
@@ -60,6 +61,31 @@ class SweepRun:
         }
 
 
+def write_frontier(payload: dict, path: Path, proposed: float | None = None) -> Path:
+    """The frontier chart of a sweep's ``payload`` at ``path`` (.svg or .png)."""
+    from reports.charts import sweep_frontier
+
+    figure = sweep_frontier(
+        "sweep-frontier",
+        payload["parameter"],
+        payload["points"],
+        payload["current_value"],
+        proposed,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".svg":
+        path.write_text(figure.svg, encoding="utf-8")
+    else:
+        path.write_bytes(figure.png)
+    return path
+
+
+def sweeps_dir(settings: WorkbenchSettings, run: SweepRun) -> Path:
+    """Where a sweep's files go: one folder per parameter, model and data fingerprint."""
+    name = "".join(c if c.isalnum() or c in "._-" else "_" for c in run.parameter)
+    return settings.home / "reports" / "sweeps" / f"{name}-{run.model}-{run.data_sha[:12]}"
+
+
 def _current_value(params: ParameterSet, parameter: str) -> float | None:
     node: object = params.canonical_dict()
     for part in parameter.split("."):
@@ -91,17 +117,44 @@ def run_sweep(
     mapper: Callable = map,
 ) -> SweepRun:
     """Backtest ``parameter`` at every one of ``values`` against the set in force."""
+    sets = []
+    for value in values:
+        try:
+            sets.append((value, current.with_changes({parameter: value})))
+        except (ParameterSetError, ValueError, KeyError, IndexError) as exc:
+            raise BadInputError(f"--param {parameter} = {value:g}: {exc}") from None
+    return sweep_sets(
+        con,
+        settings,
+        current,
+        parameter,
+        _current_value(current, parameter),
+        sets,
+        spec,
+        model=model,
+        mapper=mapper,
+    )
+
+
+def sweep_sets(
+    con,
+    settings: WorkbenchSettings,
+    current: ParameterSet,
+    label: str,
+    current_value: float | None,
+    sets: Sequence[tuple[float, ParameterSet]],
+    spec: BacktestSpec,
+    *,
+    model: str = "deribit-pm",
+    mapper: Callable = map,
+) -> SweepRun:
+    """Backtest every ``(value, set)`` of ``sets`` against the set in force (``current``,
+    whose own value of the swept quantity ``label`` is ``current_value``)."""
     started = time.perf_counter()
     if model not in SWEEP_MODELS:
         raise BadInputError(
             f"--model: a sweep replays {', '.join(SWEEP_MODELS)} (VaR/ES sweeps are not built yet)"
         )
-    sets = []
-    for value in values:
-        try:
-            sets.append(current.with_changes({parameter: value}))
-        except (ParameterSetError, ValueError, KeyError, IndexError) as exc:
-            raise BadInputError(f"--param {parameter} = {value:g}: {exc}") from None
     books = tuple(p for p in select(spec.portfolios) if p.kind == "book")
     if not books:
         raise BadInputError("--portfolio: a sweep needs books of positions")
@@ -113,16 +166,17 @@ def run_sweep(
     if not days:
         raise BadInputError(f"no day in [{spec.start}, {spec.end}] has prices {mpor} days later")
     engine = current.to_model_params()
-    current_value = _current_value(current, parameter)
     names = tuple(p.name for p in books)
     task = functools.partial(
         _point, history, names, days, mpor, data_sha, model, confidence, spec, engine
     )
-    # the set in force is one more task: every point, its own included, runs the same way
-    items = [(v, s.to_model_params()) for v, s in zip(values, sets, strict=True)]
-    items.append((current_value if current_value is not None else float("nan"), engine))
+    items = [(v, s.to_model_params()) for v, s in sets]
+    own = next((k for k, (_, s) in enumerate(sets) if s.fingerprint == current.fingerprint), None)
+    if own is None:
+        # the set in force is one more task: every point, its own included, runs the same way
+        items.append((current_value if current_value is not None else float("nan"), engine))
     results = list(mapper(task, items))
-    active = results.pop()
+    active = results.pop() if own is None else results[own]
     points = tuple(
         dataclasses.replace(p, capital_vs_active=p.mean_capital_usd / active.mean_capital_usd)
         if active.mean_capital_usd
@@ -131,7 +185,7 @@ def run_sweep(
     )
     active = dataclasses.replace(active, capital_vs_active=1.0)
     return SweepRun(
-        parameter,
+        label,
         model,
         current_value,
         points,

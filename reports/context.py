@@ -248,6 +248,7 @@ def proposal_context(
     calibration: CalibrationData | None,
     sensitivity: Sequence[tuple[str, dict[str, float], BacktestData]] = (),
     alternatives: Sequence[tuple[str, str, BacktestData, str]] = (),
+    frontier: Mapping[str, Any] | None = None,
     reproducibility: Mapping[str, Any],
     generated_at: str,
     command: str,
@@ -255,7 +256,9 @@ def proposal_context(
 ) -> ReportContext:
     """The proposal report, sections in order. ``backtest`` replays the current and
     proposed sets (labels ``current`` and ``proposed``); ``sensitivity`` are (name, values,
-    run) one step either side; ``alternatives`` (name, description, run, label-in-run).
+    run) one step either side; ``alternatives`` (name, description, run, label-in-run);
+    ``frontier`` a sweep's payload (``SweepRun.payload`` plus the proposed value), or None
+    when the proposal's changes cannot be swept (the section then says why).
     ``judge`` is the committee's rule (:func:`governance.gate.judge`): from the coverage rows,
     each set's totals and the margin freed, the verdict, its reasons and the pairs made worse.
     The report states it; it does not make it."""
@@ -274,6 +277,16 @@ def proposal_context(
     changes = [_change_row(c, proposal.bounds.get(c["path"])) for c in proposal.changes]
     affected = _most_affected(daily)
     chart_list = _proposal_charts(backtest, daily, calibration, affected, proposal)
+    if frontier is not None and frontier.get("points"):
+        chart_list.append(
+            charts.sweep_frontier(
+                "frontier",
+                frontier["parameter"],
+                frontier["points"],
+                frontier["current_value"],
+                frontier.get("proposed_value"),
+            )
+        )
     data = {
         "generated_at": generated_at,
         "header": {
@@ -319,6 +332,7 @@ def proposal_context(
             _alternative_row(name, describe_values(values), run, "set")
             for name, values, run in sensitivity
         ],
+        "frontier": _frontier_section(frontier),
         "alternatives": [
             _alternative_row(name, description, run, label)
             for name, description, run, label in alternatives
@@ -556,6 +570,36 @@ def _data_and_models(
         "gaps": data_gaps(backtest, calibration),
         "gap_rule": GAP_RULE,
         "calibrated": backtest.spec.get("calibrated") or {},
+    }
+
+
+def _frontier_section(frontier: Mapping[str, Any] | None) -> dict:
+    """The frontier's rows (value, breaches, zone, capital) and what it swept, or the reason
+    there is none."""
+    if frontier is None or not frontier.get("points"):
+        reason = (frontier or {}).get(
+            "reason", "the proposal changes nothing a sweep can take through a range"
+        )
+        return {"available": False, "reason": reason}
+    marks = {frontier.get("current_value"): "current", frontier.get("proposed_value"): "proposed"}
+    return {
+        "available": True,
+        "parameter": frontier["parameter"],
+        "model": frontier["model"],
+        "knee": _finite(frontier.get("knee")),
+        "days": frontier["days"],
+        "rows": [
+            {
+                "value": p["value"],
+                "mark": marks.get(p["value"], ""),
+                "breaches": p["breaches"],
+                "zone": p["zone"],
+                "min_pvalue": _finite(p["min_pvalue"]),
+                "mean_capital_usd": _finite(p["mean_capital_usd"]),
+                "capital_vs_active": _finite(p["capital_vs_active"]),
+            }
+            for p in frontier["points"]
+        ],
     }
 
 

@@ -73,14 +73,9 @@ def sweep(
         con.close()
     payload = run.payload()
     if chart is not None:
-        from reports.charts import sweep_frontier
+        from pipelines.sweep import write_frontier
 
-        figure = sweep_frontier("sweep-frontier", param, payload["points"], run.current_value)
-        chart.parent.mkdir(parents=True, exist_ok=True)
-        if chart.suffix.lower() == ".svg":
-            chart.write_text(figure.svg)
-        else:
-            chart.write_bytes(figure.png)
+        write_frontier(payload, chart)
         payload["chart"] = str(chart)
     if as_json:
         print_json(payload)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import dagster as dg
@@ -10,7 +10,7 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from pipelines.settings import SyntheticSource, WorkbenchSettings, load_settings
+from pipelines.settings import ComputeSettings, SyntheticSource, WorkbenchSettings, load_settings
 from pipelines.warehouse import connect
 
 
@@ -49,6 +49,31 @@ class WorkbenchResource(dg.ConfigurableResource):
         return settings
 
 
+class DaskResource(dg.ConfigurableResource):
+    """The Dask distributed engine (:mod:`pipelines.compute`): the ``compute`` settings'
+    scheduler unless ``scheduler`` names another (``local`` or ``tcp://host:8786``). An asset
+    asks for a client per run; a local cluster lives as long as the asset's step."""
+
+    scheduler: str = Field(default="", description="Empty means the settings' compute.scheduler.")
+    workers: int = Field(default=0, description="Local workers; 0 means the settings' (per core).")
+
+    def settings(self, workbench: WorkbenchSettings) -> ComputeSettings:
+        update: dict = {}
+        if self.scheduler:
+            update["scheduler"] = self.scheduler
+        if self.workers:
+            update["workers"] = self.workers
+        return ComputeSettings.model_validate({**workbench.compute.model_dump(), **update})
+
+    @contextmanager
+    def mapper(self, workbench: WorkbenchSettings) -> Iterator[Callable]:
+        """``map(fn, items)`` on the cluster, for the numeric packages' ``mapper`` argument."""
+        from pipelines.compute import dask_client, dask_mapper
+
+        with dask_client(self.settings(workbench)) as client:
+            yield dask_mapper(client)
+
+
 def build_resources(
     home: str = "",
     config_file: str = "",
@@ -65,6 +90,7 @@ def build_resources(
     return {
         "workbench": workbench,
         "warehouse": WarehouseResource(database=str(workbench.settings().warehouse_path)),
+        "dask": DaskResource(),
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from pathlib import Path
 
 import pytest
 from helpers import run_mwb
@@ -74,6 +75,78 @@ def test_refusals_name_the_value(warehouse) -> None:
         run_sweep(con, settings, default_parameter_set(), "underlyings.ETH.pm.nope", (0.1,), SPEC)
     with pytest.raises(BadInputError, match="--model"):
         run_sweep(con, settings, default_parameter_set(), PARAM, (0.1,), SPEC, model="var")
+
+
+def test_a_proposal_frontier_brackets_the_change_and_agrees_with_the_backtest(warehouse) -> None:
+    from types import SimpleNamespace
+
+    from pipelines.backtest import ParamSource, run_backtest
+    from pipelines.report import proposal_frontier
+
+    settings, con = warehouse
+    base = default_parameter_set()
+    change = SimpleNamespace(path=PARAM, old=0.18, new=0.16)
+    frontier = proposal_frontier(con, settings, base, [change], SPEC)
+    values = [p["value"] for p in frontier["points"]]
+    # one whole change below the current value to one whole change beyond the proposed one
+    assert values == pytest.approx([0.14, 0.15, 0.16, 0.17, 0.18, 0.19, 0.20])
+    assert (frontier["current_value"], frontier["proposed_value"]) == (0.18, 0.16)
+    assert frontier["model"] == "deribit-pm" and frontier["parameter"] == PARAM
+    # the current point is the set in force: a plain backtest of it (another code path, through
+    # the warehouse) ties up the same capital on the same days
+    run = run_backtest(con, settings, [ParamSource("current", base)], SPEC, store=False)
+    daily = run.daily[run.daily["model"] == "deribit-pm"]
+    capital = (daily["margin"] * daily["fx_usd"]).groupby(daily["date"]).sum()
+    current = frontier["points"][values.index(pytest.approx(0.18))]
+    assert current["mean_capital_usd"] == pytest.approx(capital.mean(), rel=1e-12)
+    assert current["breaches"] == int(daily["breach"].sum())
+    assert frontier["active"]["mean_capital_usd"] == current["mean_capital_usd"]
+    # several changes read by one model move together, as fractions of the change
+    both = [change, SimpleNamespace(path="underlyings.BTC.pm.price_range", old=0.16, new=0.14)]
+    together = proposal_frontier(con, settings, base, both, SPEC)
+    assert [p["value"] for p in together["points"]] == [-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0]
+    assert together["points"][2]["mean_capital_usd"] == current["mean_capital_usd"]
+    # a change no swept model reads has no frontier, and says why
+    haircut = SimpleNamespace(path="collateral.ETH.haircut", old=0.1, new=0.08)
+    assert "not all read" in proposal_frontier(con, settings, base, [haircut], SPEC)["reason"]
+
+
+def test_the_dagster_sweep_asset_runs_on_its_dask_resource(warehouse, serial) -> None:
+    import dagster as dg
+
+    from pipelines.defs.backtest.assets import parameter_sweep
+    from pipelines.defs.resources import DaskResource, WarehouseResource, WorkbenchResource
+
+    settings, con = warehouse
+    con.execute("CHECKPOINT")
+    config = {
+        "parameter": PARAM,
+        "values": "0.14,0.18,0.22",
+        "start": str(SPEC.start),
+        "end": str(SPEC.end),
+    }
+    result = dg.materialize(
+        [parameter_sweep],
+        resources={
+            "workbench": WorkbenchResource(home=str(settings.home)),
+            "warehouse": WarehouseResource(database=str(settings.warehouse_path)),
+            "dask": DaskResource(workers=1),
+        },
+        run_config={"ops": {"bt__parameter_sweep": {"config": config}}},
+    )
+    assert result.success
+    (event,) = result.asset_materializations_for_node("bt__parameter_sweep")
+    meta = {k: v.value for k, v in event.metadata.items()}
+    stored = json.loads(Path(meta["sweep_json"]).read_text())
+    # the asset's numbers are the serial sweep's at the same values, one task per value
+    expected = {p["value"]: p for p in serial.payload()["points"]}
+    for point in stored["points"]:
+        same = expected[point["value"]]
+        for key in ("breaches", "zone", "mean_capital_usd", "peak_capital_usd", "min_pvalue"):
+            assert point[key] == same[key], key
+    assert meta["frontier_parameter"] == PARAM and meta["current_value"] == 0.18
+    assert "|    0.22 |" in meta["frontier"]
+    assert Path(meta["frontier_chart"]).read_bytes().startswith(b"\x89PNG")
 
 
 def test_the_command_prints_the_frontier_and_writes_its_chart(warehouse, tmp_path) -> None:

@@ -216,6 +216,36 @@ def proposal(
     )
 
 
+def frontier() -> dict:
+    """A sweep's payload as ``pipelines.report.proposal_frontier`` returns it (fixed numbers:
+    the golden test checks the rendering, not the sweep)."""
+    points = []
+    for k, value in enumerate((0.12, 0.13, 0.14, 0.15, 0.16, 0.17, 0.18)):
+        capital = 80_000.0 + 4_500.0 * k
+        points.append(
+            {
+                "value": value,
+                "observations": 2190,
+                "breaches": 14 - 2 * k if k < 4 else 6 - k // 2,
+                "breach_rate": None,
+                "zone": "yellow" if k < 2 else "green",
+                "min_pvalue": 0.01 * (k + 1),
+                "mean_capital_usd": capital,
+                "peak_capital_usd": 1.4 * capital,
+                "capital_vs_active": capital / 98_000.0,
+            }
+        )
+    return {
+        "parameter": "underlyings.BTC.pm.price_range",
+        "model": "deribit-pm",
+        "current_value": 0.16,
+        "proposed_value": 0.14,
+        "points": points,
+        "knee": 0.15,
+        "days": {"from": "2022-01-03", "to": "2023-02-26", "count": 420},
+    }
+
+
 def context(**overrides):
     h = history()
     run = backtest(h)
@@ -228,6 +258,7 @@ def context(**overrides):
             ("keep the current set", "no change", run, "current"),
             ("the proposal", "as proposed", run, "proposed"),
         ],
+        frontier=overrides.get("frontier", frontier()),
         reproducibility={
             "package": "margin-workbench 0.1.0",
             "libraries": "fixed for the golden test",

@@ -9,6 +9,7 @@ from datetime import date
 
 import dagster as dg
 
+from backtesting.spec import BacktestSpec
 from backtesting.summary import comparison
 from pipelines.backtest import (
     BacktestRun,
@@ -17,8 +18,9 @@ from pipelines.backtest import (
     run_backtest,
     years_before,
 )
-from pipelines.defs.metadata import markdown_table
-from pipelines.defs.resources import WarehouseResource, WorkbenchResource
+from pipelines.defs.metadata import frontier_metadata, markdown_table
+from pipelines.defs.resources import DaskResource, WarehouseResource, WorkbenchResource
+from reports.serialize import dumps
 
 GROUP = "backtest"
 BACKTEST = dg.AssetKey(["bt", "active_set_backtest"])
@@ -108,3 +110,73 @@ def proposal_backtest(
         proposal_id = find_proposal(con, config.proposal, actor=config.actor)
         run = backtest_proposal(con, settings, proposal_id)
     return dg.MaterializeResult(metadata={"proposal": proposal_id, **summary_metadata(run)})
+
+
+PARAMETER_SWEEP = dg.AssetKey(["bt", "parameter_sweep"])
+
+
+class SweepConfig(dg.Config):
+    """One parameter through a range of values (as ``mwb sweep``)."""
+
+    parameter: str = "underlyings.ETH.pm.price_range"
+    values: str = "0.10:0.26:0.02"  # START:STOP:STEP (both ends included) or a,b,c
+    model: str = "deribit-pm"  # standard | span | deribit-pm
+    portfolios: list[str] = ["books"]
+    start: str = ""  # YYYY-MM-DD; empty = three years before the last day with data
+    end: str = ""
+    params: str = "active"
+
+
+@dg.asset(
+    key=PARAMETER_SWEEP,
+    group_name=GROUP,
+    kinds={"dask", "python"},
+    deps=[dg.AssetKey(["market", "prices"]), dg.AssetKey(["market", "implied_vol"])],
+)
+def parameter_sweep(
+    config: SweepConfig,
+    warehouse: WarehouseResource,
+    workbench: WorkbenchResource,
+    dask: DaskResource,
+) -> dg.MaterializeResult:
+    """Every value of one parameter backtested on identical inputs, the values fanned out as
+    Dask tasks: breaches, zone and capital per value, the knee, and the frontier chart."""
+    from backtesting.sweep import sweep_values
+    from pipelines.errors import BadInputError
+    from pipelines.sweep import run_sweep, sweeps_dir, write_frontier
+
+    try:
+        values = sweep_values(config.values)
+    except ValueError as exc:
+        raise BadInputError(f"values: {exc}") from None
+    settings = workbench.settings()
+    with warehouse.get_connection() as con:
+        start = date.fromisoformat(config.start) if config.start else years_before(con, 3)
+        spec = backtest_spec(
+            start=start,
+            end=date.fromisoformat(config.end) if config.end else None,
+            models=(config.model,) if config.model != "standard" else BacktestSpec.models,
+            portfolios=tuple(config.portfolios),
+        )
+        current = resolve_source(con, config.params, "current").params
+        with dask.mapper(settings) as mapper:
+            run = run_sweep(
+                con, settings, current, config.parameter, values, spec, model=config.model,
+                mapper=mapper,
+            )  # fmt: skip
+    payload = run.payload()
+    folder = sweeps_dir(settings, run)
+    chart = write_frontier(payload, folder / "frontier.png")
+    (folder / "sweep.json").write_text(dumps(payload, indent=1), encoding="utf-8")
+    return dg.MaterializeResult(
+        metadata={
+            **frontier_metadata(payload, str(chart)),
+            "current_value": run.current_value if run.current_value is not None else "none",
+            "from": payload["days"]["from"],
+            "to": payload["days"]["to"],
+            "days": payload["days"]["count"],
+            "data_sha256": run.data_sha,
+            "sweep_json": dg.MetadataValue.path(str(folder / "sweep.json")),
+            "seconds": round(run.seconds, 1),
+        }
+    )

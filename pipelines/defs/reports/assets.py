@@ -9,7 +9,7 @@ import dagster as dg
 import pandas as pd
 
 from pipelines.defs.backtest.assets import PROPOSAL_BACKTEST, ProposalConfig
-from pipelines.defs.metadata import markdown_table
+from pipelines.defs.metadata import frontier_metadata, markdown_table
 from pipelines.defs.resources import WarehouseResource, WorkbenchResource
 
 GROUP = "reports"
@@ -63,7 +63,23 @@ def proposal_report_metadata(written) -> dict:
         "red_where_changed": markdown_table_of(gate.red_where_changed),
         "worse": markdown_table_of(gate.worse),
         **_files_metadata(written),
+        **_frontier(written),
     }
+
+
+def _frontier(written) -> dict:
+    """The report's frontier (its sweep's points, knee and chart), when it has one."""
+    section = written.context.data.get("frontier") or {}
+    if not section.get("available"):
+        return {"frontier": section.get("reason", "none")}
+    payload = {
+        "parameter": section["parameter"],
+        "model": section["model"],
+        "knee": section["knee"],
+        "points": section["rows"],
+    }
+    chart = written.paths.get("frontier")
+    return frontier_metadata(payload, str(chart) if chart is not None else None)
 
 
 def calibration_report_metadata(written) -> dict:
