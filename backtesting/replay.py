@@ -48,13 +48,15 @@ from margin_engine.collateral import haircut_value
 from margin_engine.instruments import DAYS_PER_YEAR, Kind, parse_instrument
 from margin_engine.market import MarketSnapshot, smile_vol
 from margin_engine.models import margin, model_named
+from margin_engine.montecarlo import AssetDynamics, JointModel, Simulation, mc_margin
 from margin_engine.params import CollateralParams, HaircutTier, ModelParams
 from margin_engine.portfolios import DayMarket, Portfolio
 from margin_engine.pricing import black76_price
 from margin_engine.var import JointScenarios, overlapping_moves, window_labels
-from vocabulary import MarginModel, VarMethod
+from vocabulary import Innovations, MarginModel, Sampling, VarMeasure, VarMethod
 
 HAIRCUT_MODEL = MarginModel.HAIRCUT
+MIN_RESIDUAL_DAYS = 30  # the fewest joint residual days a Monte Carlo day bootstraps from
 
 
 def end_of_day(day: DayLike) -> datetime:
@@ -452,6 +454,8 @@ class VarInputs:
     iv_changes: pd.DataFrame
     cond_vol: pd.DataFrame
     vol_next: pd.DataFrame
+    paths: int = 2000  # Monte Carlo paths a day (mc-var, mc-es)
+    seed: int = 0  # the run's seed; each day draws from its own stream of it
 
     def scenarios(
         self,
@@ -489,6 +493,51 @@ class VarInputs:
             overlapping_moves(table.iv[rows], horizon),
             np.full(len(moves), 1.0 / len(moves)),
             tuple(table.labels[first : usable - horizon + 1].tolist()),
+        )
+
+    def joint_model(
+        self, day: pd.Timestamp, underlyings: Sequence[str], lookback: int
+    ) -> JointModel:
+        """The joint model of ``underlyings`` as known at ``day``, from what the filtered
+        historical scenarios use: tomorrow's forecast volatility :math:`\\sigma_{t+1|t}` held
+        over the MPOR, the joint standardised residuals :math:`z_s = r_s / \\sigma_{s|s-1}` of
+        the last ``lookback`` usable days (bootstrapped, so their correlation travels with
+        them), and the implied vols' daily vol of vol and spot–vol correlation over the same
+        days (no mean reversion over a few days).
+        """
+        table = self._table(tuple(underlyings), 1)
+        end = int(np.searchsorted(table.dates, np.datetime64(pd.Timestamp(day)), side="right"))
+        usable = int(np.searchsorted(table.rows, end))
+        rows = table.rows[max(0, usable - lookback) : usable]
+        if len(rows) < MIN_RESIDUAL_DAYS:
+            raise ValueError(
+                f"{len(rows)} joint days of residuals at {pd.Timestamp(day).date()}; "
+                f"Monte Carlo margin needs at least {MIN_RESIDUAL_DAYS}"
+            )
+        z = table.returns[rows] / table.cond_vol[rows]
+        iv = table.iv[rows]
+        sigma = self.vol_next.loc[day, list(underlyings)].to_numpy(float)
+        dynamics = []
+        for j in range(len(underlyings)):
+            vol_of_vol = float(np.std(iv[:, j], ddof=1))
+            spread = float(np.std(z[:, j])) * vol_of_vol
+            rho = float(np.corrcoef(z[:, j], iv[:, j])[0, 1]) if spread > 0 else 0.0
+            dynamics.append(
+                AssetDynamics(
+                    float(sigma[j]),
+                    vol_of_vol=vol_of_vol,
+                    spot_vol_correlation=rho if math.isfinite(rho) else 0.0,
+                )
+            )
+        correlation = np.corrcoef(z.T).reshape(len(underlyings), len(underlyings))
+        return JointModel(tuple(underlyings), tuple(dynamics), correlation, z)
+
+    def day_seed(self, day: pd.Timestamp) -> int:
+        """The seed of ``day``'s paths: one stream per (run seed, day), so a day's margin does
+        not depend on which other days are replayed.
+        """
+        return int(
+            np.random.SeedSequence([self.seed, pd.Timestamp(day).toordinal()]).generate_state(1)[0]
         )
 
     @functools.cached_property
@@ -539,6 +588,8 @@ def margin_rows(
     """
     positions = book.positions
     nan = np.full(len(positions.layout[1]), np.nan)
+    if MarginModel(str(model)).simulated:
+        return _monte_carlo_rows(book, MarginModel(str(model)), params, var_inputs)
     model = model_named(str(model))
     if model.needs_history:
         if var_inputs is None:
@@ -566,6 +617,62 @@ def margin_rows(
 
 
 MARGIN_COLUMNS = ("margin", "maintenance", "var_es", "es")
+
+
+def _monte_carlo_rows(
+    book: DayBook, model: MarginModel, params: ModelParams, var_inputs: VarInputs | None
+) -> dict[str, np.ndarray]:
+    """Monte Carlo VaR/ES margins of ``book`` on its day's paths: filtered historical
+    innovations (the residuals known at the day), Sobol-drawn, full revaluation.
+    """
+    if var_inputs is None:
+        raise ValueError("Monte Carlo margins need VarInputs (return history and filtered vols)")
+    positions = book.positions
+    present, account_of_row, currency_of_row = positions.layout
+    full_row = {
+        (int(a), str(c)): k
+        for k, (a, c) in enumerate(zip(account_of_row, currency_of_row, strict=True))
+    }
+    out = {name: np.full(len(account_of_row), np.nan) for name in MARGIN_COLUMNS}
+    v = params.var
+    measure = VarMeasure.ES if model is MarginModel.MC_ES else VarMeasure.VAR
+    sim = Simulation(
+        var_inputs.paths,
+        v.mpor_days,
+        var_inputs.day_seed(book.day),
+        innovations=Innovations.FILTERED_HISTORICAL,
+        sampling=Sampling.SOBOL,
+    )
+    # each account on the paths of its own underlyings only, so that its margin does not
+    # depend on which other books are replayed beside it
+    table = positions.book.table
+    underlying_of = np.array([u for _, u in table.groups])[table.group[positions.instrument]]
+    by_set: dict[tuple[str, ...], list[int]] = {}
+    for a in range(positions.n_accounts):
+        key = tuple(sorted(set(underlying_of[positions.account == a].tolist())))
+        by_set.setdefault(key, []).append(a)
+    for underlyings, accounts in by_set.items():
+        keep = np.isin(positions.account, accounts)
+        local = np.searchsorted(accounts, positions.account[keep])
+        part = Positions(
+            positions.book,
+            tuple(positions.accounts[a] for a in accounts),
+            local.astype(np.int64),
+            positions.instrument[keep],
+            positions.quantity[keep],
+        )
+        joint = var_inputs.joint_model(book.day, underlyings, v.lookback_days)
+        result = mc_margin(part, joint, sim, params, measure=measure)
+        rows = [
+            full_row[(accounts[int(a)], str(c))]
+            for a, c in zip(result.margin.account, result.margin.currency, strict=True)
+        ]
+        out["margin"][rows] = result.margin.initial_margin
+        out["maintenance"][rows] = result.margin.maintenance_margin
+        if measure is VarMeasure.ES:
+            out["var_es"][rows] = result.margin.components["var_at_es_level"]
+            out["es"][rows] = result.es
+    return out
 
 
 def realised_losses(books: Sequence[DayBook]) -> pd.DataFrame:

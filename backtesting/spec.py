@@ -8,7 +8,10 @@ from datetime import date
 
 from calibration.univariate import Innovation, UnivariateSpec, VolProcess
 from margin_engine.portfolios import select
-from vocabulary import BOOK_MODELS
+from vocabulary import BOOK_MODELS, SIMULATED_MODELS
+
+#: What a backtest replays: the book models and the Monte Carlo ones.
+BACKTEST_MODELS = (*BOOK_MODELS, *SIMULATED_MODELS)
 
 DEFAULT_MODELS = ("deribit-pm", "span", "var")
 DEFAULT_PORTFOLIOS = ("books", "collateral")
@@ -65,11 +68,14 @@ class BacktestSpec:
     window: int = 500
     refit_every: int = 5
     residual_lookback: int = 500
+    paths: int = 2000  # Monte Carlo paths per day (mc-var, mc-es)
 
     def __post_init__(self) -> None:
-        unknown = [m for m in self.models if m not in BOOK_MODELS]
+        unknown = [m for m in self.models if m not in BACKTEST_MODELS]
         if unknown:
-            raise ValueError(f"models: {', '.join(unknown)} not one of {', '.join(BOOK_MODELS)}")
+            raise ValueError(
+                f"models: {', '.join(unknown)} not one of {', '.join(BACKTEST_MODELS)}"
+            )
         try:
             select(self.portfolios)
         except ValueError as exc:
@@ -84,6 +90,8 @@ class BacktestSpec:
             raise ValueError(f"scale: must be positive, got {self.scale}")
         if self.start and self.end and self.end < self.start:
             raise ValueError(f"end: {self.end} is before start {self.start}")
+        if not 100 <= self.paths <= 1_000_000:
+            raise ValueError(f"paths: must be 100..1000000, got {self.paths}")
         if self.simulations < 99:
             raise ValueError(f"simulations: must be at least 99, got {self.simulations}")
 

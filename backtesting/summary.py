@@ -161,7 +161,7 @@ def _series_summary(
             "the realised loss never varies (e.g. a fully hedged book without a basis or "
             "funding series): the coverage tests cannot tell a good margin from a bad one"
         )
-    if model == "es":
+    if model in ("es", "mc-es"):
         summary["es_tests"] = _es_tests(g, spec, mpor, (label, portfolio, model, currency))
     if mine:
         summary["calibrated_clipped_days"] = dict(mine)

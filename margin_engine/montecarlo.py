@@ -439,15 +439,26 @@ class MonteCarloResult:
 def _revalue(
     positions: Positions, model: JointModel, sim: Simulation, blocks: Sequence[int]
 ) -> np.ndarray:
-    """P&L per unit of every instrument on the paths of ``blocks`` (instruments × paths)."""
+    """P&L per unit of every instrument on the paths of ``blocks`` (instruments × paths;
+    only the instruments held are revalued, the others' rows are zero).
+    """
     book, table = positions.book, positions.book.table
-    missing = sorted({u for _, u in table.groups} - set(model.underlyings))
+    held = np.unique(positions.instrument)
+    held_groups = np.unique(table.group[held])
+    missing = sorted({table.groups[g][1] for g in held_groups} - set(model.underlyings))
     if missing:
         raise ValueError(f"no dynamics for underlying(s) {', '.join(missing)}")
-    column = np.array([model.underlyings.index(u) for _, u in table.groups], dtype=np.int64)
-    u_of = column[table.group]
+    column = np.array(
+        [model.underlyings.index(u) if u in model.underlyings else -1 for _, u in table.groups],
+        dtype=np.int64,
+    )
+    u_of = column[table.group[held]]
     moves, vols = simulate_blocks(model, sim, blocks)
-    return book.scenario_pnl(moves.T[u_of], book.vol[:, None] * (1.0 + vols.T[u_of]))
+    out = np.zeros((len(table.names), len(moves)))
+    out[held] = book.scenario_pnl(
+        moves.T[u_of], book.vol[held, None] * (1.0 + vols.T[u_of]), rows=held
+    )
+    return out
 
 
 def _var_es(losses: np.ndarray, levels: Sequence[float]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -545,6 +556,7 @@ def mc_margin(
     components = {
         "var": tail_var.var,
         "es": tail_es.es,
+        "var_at_es_level": tail_es.var,
         "var_standard_error": tail_var.var_standard_error,
         "es_standard_error": tail_es.es_standard_error,
     }

@@ -25,6 +25,7 @@ after changing the BTC price range only the PM margins of BTC books; nothing is 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import time
@@ -79,6 +80,7 @@ from pipelines.settings import WorkbenchSettings
 from pipelines.stores import backtest as bt_store
 from pipelines.stores import market as stored
 from reports.serialize import plain
+from vocabulary import MarginModel
 
 if TYPE_CHECKING:
     import duckdb
@@ -86,6 +88,8 @@ if TYPE_CHECKING:
 PACKAGE_VERSION = __version__
 
 CACHE_VERSION = "2"  # bump when the replay's numbers change for the same inputs
+#: The models that margin from the return history (and so need the rolling volatility).
+HISTORY_MODELS = ("var", "es", "mc-var", "mc-es")
 
 
 def years_before(
@@ -106,6 +110,7 @@ FLAGS = {
     "scale": "--scale",
     "end": "--to",
     "simulations": "--simulations",
+    "paths": "--paths",
 }
 
 
@@ -267,7 +272,8 @@ def _margin_key(
             for part in ("pm.price_range", "span.price_scan_range")
         )
     ]
-    uses_vol = model in ("var", "es") or bool(calibrated)
+    uses_vol = model in HISTORY_MODELS or bool(calibrated)
+    simulated = MarginModel(model).simulated
     return _sha(
         {
             **common,
@@ -279,6 +285,8 @@ def _margin_key(
             "calibrated": calibrated,
             "scale": spec.scale if calibrated else None,
             "vol": common.get("vol") if uses_vol else None,
+            # a Monte Carlo series is its paths' too: how many and from which seed
+            "paths": [spec.paths, spec.seed] if simulated else None,
         }
     )
 
@@ -358,7 +366,7 @@ def run_backtest(
 
     lap("history")
     needs_vol = bool(spec.calibrate) or (
-        bool(books) and any(m in ("var", "es") for m in spec.models)
+        bool(books) and any(m in HISTORY_MODELS for m in spec.models)
     )
     realtime: dict[str, RealtimeVolatility] = {}
     calibrated = pd.DataFrame(index=pd.DatetimeIndex(days))
@@ -372,7 +380,9 @@ def run_backtest(
             con, history, data_sha, spec, horizon, days[0], lookback
         )
         lap("volatility")
-        var_in = var_inputs(history, realtime)
+        var_in = dataclasses.replace(
+            var_inputs(history, realtime), paths=spec.paths, seed=spec.seed
+        )
         if spec.calibrate:
             calibrated_path = calibrated_values(
                 realtime,
@@ -405,6 +415,12 @@ def run_backtest(
         notes.append(
             f"VaR/ES: filtered historical simulation on up to {lookback} days of history, "
             f"GJR-GARCH-t refitted every {spec.refit_every} days on {spec.window} returns"
+        )
+    if var_in is not None and books and any(MarginModel(m).simulated for m in spec.models):
+        notes.append(
+            f"Monte Carlo: {spec.paths} Sobol paths a day (seed {spec.seed}, one stream per "
+            "day) bootstrapping the joint standardised residuals known at the day, each "
+            "underlying at its next-day GJR-GARCH-t forecast over the MPOR; full revaluation"
         )
     common = {
         "v": CACHE_VERSION,

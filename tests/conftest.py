@@ -51,6 +51,7 @@ SLOW_FILES = (
     "pipelines/test_compute.py",
     "pipelines/test_sweep.py",
     "pipelines/test_margin_montecarlo.py",
+    "pipelines/test_backtest_montecarlo.py",
 )
 
 

@@ -28,7 +28,7 @@ def backtest(
     models: list[str] = typer.Option(
         [],
         "--model",
-        help="standard | span | deribit-pm | var | es (repeatable; default deribit-pm, span, var).",
+        help="standard | span | deribit-pm | var | es | mc-var | mc-es (repeatable; default deribit-pm, span, var).",
     ),
     portfolios: list[str] = typer.Option(
         [],
@@ -55,7 +55,10 @@ def backtest(
         help="Also replay these accounts (account,instrument,quantity), held unchanged.",
     ),
     seed: int = typer.Option(
-        0, "--seed", help="Seed of the Monte Carlo null of the coverage tests."
+        0, "--seed", help="Seed of the coverage tests' Monte Carlo null and of mc-var/mc-es paths."
+    ),
+    paths: int = typer.Option(
+        2000, "--paths", help="Monte Carlo paths a day for mc-var and mc-es (100..1000000)."
     ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -87,6 +90,7 @@ def backtest(
         calibrate=tuple(calibrate),
         scale=scale,
         seed=seed,
+        paths=paths,
     )
     con = connect(settings.warehouse_path)
     try:
