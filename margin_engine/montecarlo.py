@@ -317,13 +317,21 @@ def _day_basis(h: int) -> np.ndarray:
 def _block(model: JointModel, sim: Simulation, block: int) -> tuple[np.ndarray, np.ndarray]:
     _check(0 <= block < sim.blocks, "block", f"{block} not in 0..{sim.blocks - 1}")
     u_count, h = len(model.underlyings), sim.horizon
-    # the coordinates that move prices most come first (Sobol's first dimensions are its
-    # most even): price innovations of every day, then the χ² draw (or the residual row) of
-    # every day, then the implied vols' own noise
+    # the coordinates that move the MPOR's loss most come first (Sobol's first dimensions
+    # are its most even): each underlying's whole-MPOR normal, then the χ² draw (or the
+    # residual row) of every day — what makes a tail heavy — then the normals that split
+    # the MPOR into days, then the implied vols' own noise
     uniform = _uniforms(sim, block, h * (2 * u_count + 1))[: sim.block_paths(block)]
     n = len(uniform)
-    price = uniform[:, : h * u_count].reshape(n, h, u_count)
-    extra = uniform[:, h * u_count : h * (u_count + 1)]
+    split = u_count + h
+    price = np.concatenate(
+        [
+            uniform[:, None, :u_count],
+            uniform[:, split : split + (h - 1) * u_count].reshape(n, h - 1, u_count),
+        ],
+        axis=1,
+    )
+    extra = uniform[:, u_count:split]
     # the first coordinate of each underlying is its whole-MPOR normal, the others split it
     # into days (an orthonormal basis: the days' normals stay independent standard normals)
     days = np.einsum("dk,nku->ndu", _day_basis(h), special.ndtri(price))

@@ -20,7 +20,8 @@ SPEC = BacktestSpec(
     start=date(2024, 11, 1),
     end=date(2024, 12, 31),
     models=("mc-es", "mc-var"),
-    portfolios=("books",),
+    # two books on different underlyings and one on both: enough to show independence
+    portfolios=("btc-short-straddle", "eth-short-straddle", "btc-eth-long-short"),
     paths=512,
 )
 SOURCE = [ParamSource("set", default_parameter_set())]
@@ -69,7 +70,9 @@ def test_monte_carlo_backtests_are_reproducible_and_book_independent(warehouse) 
         con, settings, SOURCE, BacktestSpec(**{**alone_spec.__dict__, "seed": 5}), store=False
     )
     moved = _margins(other, "mc-es")["margin"] / mine["margin"] - 1
-    assert (moved.abs() > 0).any() and moved.abs().median() < 0.1
+    # 512 paths leave about 13 in the 2.5 % tail: two seeds' estimates differ by about √2
+    # standard errors, some 10 %; a quarter is far outside that
+    assert (moved.abs() > 0).any() and moved.abs().median() < 0.25
 
 
 def test_cached_margins_are_keyed_by_paths_and_seed(warehouse) -> None:

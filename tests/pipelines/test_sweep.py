@@ -3,6 +3,7 @@ with the same numbers, monotone where the model is, and its refusals."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date
 from pathlib import Path
@@ -86,7 +87,8 @@ def test_a_proposal_frontier_brackets_the_change_and_agrees_with_the_backtest(wa
     settings, con = warehouse
     base = default_parameter_set()
     change = SimpleNamespace(path=PARAM, old=0.18, new=0.16)
-    frontier = proposal_frontier(con, settings, base, [change], SPEC)
+    spec = dataclasses.replace(SPEC, start=date(2024, 10, 1))
+    frontier = proposal_frontier(con, settings, base, [change], spec)
     values = [p["value"] for p in frontier["points"]]
     # one whole change below the current value to one whole change beyond the proposed one
     assert values == pytest.approx([0.14, 0.15, 0.16, 0.17, 0.18, 0.19, 0.20])
@@ -94,7 +96,7 @@ def test_a_proposal_frontier_brackets_the_change_and_agrees_with_the_backtest(wa
     assert frontier["model"] == "deribit-pm" and frontier["parameter"] == PARAM
     # the current point is the set in force: a plain backtest of it (another code path, through
     # the warehouse) ties up the same capital on the same days
-    run = run_backtest(con, settings, [ParamSource("current", base)], SPEC, store=False)
+    run = run_backtest(con, settings, [ParamSource("current", base)], spec, store=False)
     daily = run.daily[run.daily["model"] == "deribit-pm"]
     capital = (daily["margin"] * daily["fx_usd"]).groupby(daily["date"]).sum()
     current = frontier["points"][values.index(pytest.approx(0.18))]
@@ -103,12 +105,12 @@ def test_a_proposal_frontier_brackets_the_change_and_agrees_with_the_backtest(wa
     assert frontier["active"]["mean_capital_usd"] == current["mean_capital_usd"]
     # several changes read by one model move together, as fractions of the change
     both = [change, SimpleNamespace(path="underlyings.BTC.pm.price_range", old=0.16, new=0.14)]
-    together = proposal_frontier(con, settings, base, both, SPEC)
+    together = proposal_frontier(con, settings, base, both, spec)
     assert [p["value"] for p in together["points"]] == [-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0]
     assert together["points"][2]["mean_capital_usd"] == current["mean_capital_usd"]
     # a change no swept model reads has no frontier, and says why
     haircut = SimpleNamespace(path="collateral.ETH.haircut", old=0.1, new=0.08)
-    assert "not all read" in proposal_frontier(con, settings, base, [haircut], SPEC)["reason"]
+    assert "not all read" in proposal_frontier(con, settings, base, [haircut], spec)["reason"]
 
 
 def test_the_dagster_sweep_asset_runs_on_its_dask_resource(warehouse, serial) -> None:
