@@ -4,7 +4,7 @@ scenario inputs, each known on a day from data strictly before it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -27,16 +27,24 @@ def rolling_volatility(
     start: pd.Timestamp,
     *,
     workers: int = 2,
+    mapper: Callable[[Callable, Iterable], Iterable] | None = None,
 ) -> tuple[dict[str, RealtimeVolatility], dict[str, int]]:
     """Per underlying, :data:`backtesting.spec.VOL_SPEC` re-estimated every
     ``config.refit_every`` days on the trailing ``config.window`` returns and filtered daily in
     between, from forecast origin ``start``; the EWMA filter serves the days before its first
-    window is full. Returns the volatility and the number of refits per underlying.
+    window is full. Returns the volatility and the number of refits per underlying. The fits
+    run in ``workers`` processes, or as tasks through ``mapper`` (a Dask client's).
     """
     # the gap rule: a k-day return enters as r/sqrt(k)
     returns = {a: r.values for a, r in log_return_frame(history.close)[1].items()}
     rolling = rolling_forecasts_many(
-        returns, VOL_SPEC, config, start=start, end=history.days.max(), max_workers=workers
+        returns,
+        VOL_SPEC,
+        config,
+        start=start,
+        end=history.days.max(),
+        max_workers=workers,
+        mapper=mapper,
     )
     out = {}
     for asset, series in returns.items():

@@ -27,12 +27,14 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from calibration._typing import DayLike
 from calibration.likelihood import compiled_spec, fit_compiled, next_variance, problem
@@ -291,7 +293,22 @@ def rolling_forecasts(
         First and last origin; origins need ``config.window`` returns up to and including them.
         Refits of the warm-start chain that precede ``start`` are run (not reported) so that
         each forecast is the same whatever range is requested.
+
+    The BLAS is held to one thread meanwhile: a multithreaded BLAS sums in another order, and
+    the optimiser's path (so the estimate, to 1e-5) would depend on the process it runs in.
     """
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _rolling_forecasts(returns, spec, config, start, end, asset)
+
+
+def _rolling_forecasts(
+    returns: pd.Series,
+    spec: UnivariateSpec,
+    config: RollingConfig,
+    start: DayLike | None,
+    end: DayLike | None,
+    asset: str,
+) -> RollingForecasts:
     returns = returns.sort_index()
     index = pd.DatetimeIndex(pd.to_datetime(returns.index))
     returns = pd.Series(returns.to_numpy(dtype=float), index=index, name=asset or returns.name)
@@ -418,20 +435,24 @@ def rolling_forecasts_many(
     start: DayLike | None = None,
     end: DayLike | None = None,
     max_workers: int | None = None,
+    mapper: Callable[[Callable, Iterable], Iterable] | None = None,
 ) -> dict[str, RollingForecasts]:
     """:func:`rolling_forecasts` for several underlyings in parallel processes.
 
     The work is split into warm-start chains (``restart_every`` refits each), which are
     independent, so three series on two cores keep both cores busy and the result equals the
     serial one exactly. Workers are started with ``forkserver`` (no fork of a process holding
-    database threads).
+    database threads). A ``mapper`` (``map(fn, items)``, e.g. a Dask client's) runs the
+    chains instead, each as one task.
     """
     workers = max_workers or os.cpu_count() or 1
     tasks = []
     for asset, series in returns.items():
         for chain_start, chain_end in _chains(series, config, start, end):
             tasks.append((series, spec, config, chain_start, chain_end, asset))
-    if workers == 1 or len(tasks) <= 1:
+    if mapper is not None:
+        parts = list(mapper(_task, tasks))
+    elif workers == 1 or len(tasks) <= 1:
         parts = [_task(t) for t in tasks]
     else:
         context = multiprocessing.get_context("forkserver")

@@ -87,7 +87,7 @@ if TYPE_CHECKING:
 
 PACKAGE_VERSION = __version__
 
-CACHE_VERSION = "2"  # bump when the replay's numbers change for the same inputs
+CACHE_VERSION = "3"  # bump when the replay's numbers change for the same inputs
 #: The models that margin from the return history (and so need the rolling volatility).
 HISTORY_MODELS = ("var", "es", "mc-var", "mc-es")
 
@@ -219,6 +219,7 @@ def realtime_inputs(
     horizon: int,
     first_day: pd.Timestamp,
     lookback: int,
+    mapper: Callable | None = None,
 ) -> tuple[dict[str, RealtimeVolatility], dict]:
     """Rolling GJR-GARCH-t (EWMA before its first window) per underlying, from the cache or
     computed and cached. Forecast origins start ``lookback`` days before ``first_day`` so that
@@ -237,7 +238,7 @@ def realtime_inputs(
     cached = bt_store.cached_volatility(con, key, horizon)
     if cached:
         return cached, {"vol_cache": "hit", "key": key}
-    out, refits = rolling_volatility(history, config, start)
+    out, refits = rolling_volatility(history, config, start, mapper=mapper)
     bt_store.cache_volatility(con, key, out)
     return out, {"vol_cache": "computed", "key": key, "refits": refits}
 
@@ -324,11 +325,13 @@ def run_backtest(
     *,
     accounts: Sequence[Portfolio] = (),
     store: bool = True,
+    mapper: Callable | None = None,
 ) -> BacktestRun:
     """Replay ``sources`` (1 or 2) on identical inputs; store and return the run.
 
     ``accounts`` adds static books (account snapshots, :func:`margin_engine.portfolios.from_positions`)
-    to the library's portfolios.
+    to the library's portfolios. ``mapper`` (a Dask client's, :mod:`pipelines.compute`) runs
+    the rolling volatility fits as tasks; without it they run in a local process pool.
     """
     started = time.perf_counter()
     if not 1 <= len(sources) <= 2:
@@ -377,7 +380,7 @@ def run_backtest(
         lookback = max([spec.residual_lookback, *(s.params.var.lookback_days for s in sources)])
         lap("setup")
         realtime, cache["volatility"] = realtime_inputs(
-            con, history, data_sha, spec, horizon, days[0], lookback
+            con, history, data_sha, spec, horizon, days[0], lookback, mapper
         )
         lap("volatility")
         var_in = dataclasses.replace(

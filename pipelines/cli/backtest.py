@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import typer
@@ -97,7 +98,8 @@ def backtest(
         sources = [resolve_source(con, params, "current" if vs else "set")]
         if vs is not None:
             sources.append(resolve_source(con, vs, "proposed"))
-        run = run_backtest(con, settings, sources, spec, accounts=accounts)
+        with _mapper(settings) as mapper:
+            run = run_backtest(con, settings, sources, spec, accounts=accounts, mapper=mapper)
     finally:
         con.close()
     side = comparison(run.summary_records(), list(run.sets))
@@ -215,3 +217,17 @@ def _print(run, side) -> None:
         reused = run.cache["margins"]["reused"]
         computed = run.cache["margins"]["computed"]
         err.print(f"margins reused {reused}, computed {computed}; {run.elapsed:.1f} s")
+
+
+@contextlib.contextmanager
+def _mapper(settings):
+    """The rolling fits' tasks on the configured scheduler when it is a running one; with
+    ``scheduler: local`` the backtest's own process pool does them (a local cluster would
+    cost seconds to start for the same two cores)."""
+    if settings.compute.scheduler == "local":
+        yield None
+        return
+    from pipelines.compute import dask_client, dask_mapper
+
+    with dask_client(settings.compute) as client:
+        yield dask_mapper(client)

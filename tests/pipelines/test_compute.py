@@ -194,14 +194,14 @@ def sweep_inputs(tmp_path_factory):
             spec, mapper=mapper,
         ).payload()["points"]  # fmt: skip
 
-    yield sweep, sweep()
+    yield sweep, sweep(), con, settings
     con.close()
 
 
 def test_a_sweep_on_the_cluster_survives_a_killed_worker(cluster, sweep_inputs) -> None:
     from distributed import wait
 
-    sweep, serial_points = sweep_inputs
+    sweep, serial_points, _, _ = sweep_inputs
     with dask_client(ComputeSettings(scheduler=cluster)) as client:
         assert sweep(dask_mapper(client)) == serial_points
         pids = _workers(client)
@@ -218,3 +218,31 @@ def test_a_sweep_on_the_cluster_survives_a_killed_worker(cluster, sweep_inputs) 
 
         assert sweep(killing_mapper) == serial_points
         assert killed, "every point finished before the kill: the test proved nothing"
+
+
+def test_rolling_fits_run_as_tasks_on_the_cluster_with_the_pools_numbers(
+    cluster, sweep_inputs
+) -> None:
+    from backtesting.inputs import rolling_volatility
+    from calibration.rolling import RollingConfig
+    from pipelines.backtest import load_history
+
+    _, _, con, settings = sweep_inputs
+    history, *_ = load_history(con, settings.market.source_preference, ["BTC", "ETH", "SOL"])
+    config = RollingConfig(window=250, refit_every=10, horizon=2, restart_every=4)
+    start = history.days[-120]
+    local, local_refits = rolling_volatility(history, config, start, workers=1)
+    with dask_client(ComputeSettings(scheduler=cluster)) as client:
+        seen = []
+
+        def mapper(fn, items):
+            items = list(items)
+            seen.append(len(items))
+            return dask_mapper(client)(fn, items)
+
+        remote, remote_refits = rolling_volatility(history, config, start, mapper=mapper)
+    assert seen and seen[0] >= 3  # one task per (underlying, warm-start chain)
+    assert remote_refits == local_refits and set(remote) == {"BTC", "ETH", "SOL"}
+    for asset in local:
+        pd.testing.assert_series_equal(remote[asset].cond_vol, local[asset].cond_vol)
+        pd.testing.assert_frame_equal(remote[asset].forecasts, local[asset].forecasts)
