@@ -209,6 +209,7 @@ class JointModel:
     dynamics: tuple[AssetDynamics, ...]
     correlation: np.ndarray
     residuals: np.ndarray | None = None
+    residual_weights: np.ndarray | None = None  # per residual row (stressed-weight); equal if None
     cholesky: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -233,6 +234,54 @@ class JointModel:
             _check(len(z) >= 30, "residuals", f"{len(z)} days; need at least 30")
             _check(bool(np.isfinite(z).all()), "residuals", "must be finite")
             object.__setattr__(self, "residuals", z)
+        if self.residual_weights is not None:
+            w = np.asarray(self.residual_weights, dtype=float)
+            rows = 0 if self.residuals is None else len(self.residuals)
+            _check(w.shape == (rows,), "residual_weights", f"must be one per residual row ({rows})")
+            _check(bool(np.isfinite(w).all() and (w >= 0).all()), "residual_weights", ">= 0")
+            _check(float(w.sum()) > 0, "residual_weights", "must not all be zero")
+            object.__setattr__(self, "residual_weights", w / w.sum())
+
+
+def stress_weights(dates: Sequence, windows: Sequence[tuple], weight: float) -> np.ndarray:
+    """Bootstrap weights of residual rows dated ``dates`` under the ``stressed-weight`` tool:
+    the rows inside the stress ``windows`` (start, end) share a total ``weight``, the others
+    the rest; equal weights when either group is empty.
+    """
+    _check(0 <= weight <= 1, "weight", f"{weight!r} must be in [0, 1]")
+    days = np.asarray(dates, dtype="datetime64[ns]")
+    stressed = np.zeros(len(days), bool)
+    for start, end in windows:
+        stressed |= (days >= np.datetime64(start, "ns")) & (days <= np.datetime64(end, "ns"))
+    if not stressed.any() or stressed.all():
+        return np.full(len(days), 1.0 / max(len(days), 1))
+    return np.where(stressed, weight / stressed.sum(), (1 - weight) / (~stressed).sum())
+
+
+def long_run_model(model: JointModel, returns: np.ndarray) -> JointModel:
+    """The ``floor`` tool's model: each underlying at the volatility of its daily log
+    ``returns`` over the long look-back (days × underlyings, NaN-free), held over the MPOR,
+    their correlation, and those returns standardised as the residuals; the implied vols'
+    dynamics are the model's.
+
+    .. math::
+
+        \\sigma^{LR}_j = \\sqrt{\\tfrac{1}{n}\\textstyle\\sum_s r_{s,j}^2}, \\qquad
+        z_{s,j} = r_{s,j} / \\sigma^{LR}_j
+    """
+    r = np.asarray(returns, dtype=float)
+    u = len(model.underlyings)
+    _check(r.ndim == 2 and r.shape[1] == u, "returns", f"must be days × {u}")
+    _check(len(r) >= 30 and bool(np.isfinite(r).all()), "returns", "at least 30 finite days")
+    sigma = np.sqrt(np.mean(r * r, axis=0))
+    _check(bool((sigma > 0).all()), "returns", "every underlying must move")
+    dynamics = tuple(
+        dataclasses.replace(d, sigma=float(s), omega=0.0, alpha=0.0, gamma=0.0, beta=0.0)
+        for d, s in zip(model.dynamics, sigma, strict=True)
+    )
+    z = r / sigma
+    correlation = np.corrcoef(z.T).reshape(u, u) if u > 1 else np.eye(1)
+    return JointModel(model.underlyings, dynamics, correlation, z)
 
 
 @dataclass(frozen=True)
@@ -341,7 +390,12 @@ def _block(model: JointModel, sim: Simulation, block: int) -> tuple[np.ndarray, 
     if sim.innovations is Innovations.FILTERED_HISTORICAL:
         if model.residuals is None:
             raise ValueError("filtered-historical paths need the joint standardised residuals")
-        rows = np.minimum((extra * len(model.residuals)).astype(np.int64), len(model.residuals) - 1)
+        last = len(model.residuals) - 1
+        if model.residual_weights is None:
+            rows = np.minimum((extra * len(model.residuals)).astype(np.int64), last)
+        else:  # the inverse of the weights' distribution function
+            cdf = np.cumsum(model.residual_weights)
+            rows = np.minimum(np.searchsorted(cdf, extra * cdf[-1], side="right"), last)
         z = model.residuals[rows]  # (n, h, U)
     else:
         z = normal[:, :, :u_count] @ model.cholesky.T
@@ -483,6 +537,12 @@ def _var_es(losses: np.ndarray, levels: Sequence[float]) -> list[tuple[np.ndarra
     return out
 
 
+def _var_and_es(losses: np.ndarray, p: VarParams) -> tuple[np.ndarray, np.ndarray]:
+    """VaR at the VaR level and ES at the ES level of each row (values only)."""
+    (var, _), (_, es) = _var_es(losses, (p.var_confidence, p.es_confidence))
+    return var, es
+
+
 def _replicate_errors(
     losses: np.ndarray, pooled: tuple[TailMeasures, TailMeasures], p: VarParams
 ) -> tuple[TailMeasures, TailMeasures]:
@@ -512,6 +572,23 @@ def _chunks(sim: Simulation, chunks: int) -> list[list[int]]:
     return [list(range(sim.blocks))[c::chunks] for c in range(chunks)]
 
 
+def _paths_pnl(
+    positions: Positions, model: JointModel, sim: Simulation, plan: list[list[int]], mapper: Mapper
+) -> np.ndarray:
+    """Instruments × paths P&L, the blocks revalued as ``plan``'s tasks and put back in
+    block order whatever the chunking.
+    """
+    parts = list(mapper(lambda blocks: _revalue(positions, model, sim, blocks), plan))
+    by_block = {}
+    for blocks, part in zip(plan, parts, strict=True):
+        start = 0
+        for b in blocks:
+            size = sim.block_paths(b)
+            by_block[b] = part[:, start : start + size]
+            start += size
+    return np.concatenate([by_block[b] for b in sorted(by_block)], axis=1)
+
+
 def mc_margin(
     positions: Positions,
     model: JointModel,
@@ -521,29 +598,23 @@ def mc_margin(
     measure: VarMeasure | str = VarMeasure.ES,
     chunks: int = 1,
     mapper: Mapper = map,
+    floor: JointModel | None = None,
 ) -> MonteCarloResult:
     """Monte Carlo VaR or ES margin per (account, settlement currency).
 
     The paths are revalued in ``chunks`` tasks through ``mapper`` (the built-in ``map``, or a
     Dask client's); the result does not depend on either. The margin is the measure at the
     policy's confidence (``var.var_confidence`` / ``var.es_confidence``), at least zero, under
-    its buffer if the anti-procyclicality tool is ``buffer``.
+    the anti-procyclicality tool: ``buffer`` adds its buffer; ``floor`` keeps the margin at
+    least the same measure under ``floor`` (the long look-back's model, on the same draws:
+    common random numbers, so the floor binds by the model and not by noise); ``stressed-
+    weight`` is the model's (its residual rows' weights, :class:`JointModel`).
     """
     params = params or ModelParams()
     measure = VarMeasure(measure)
     p = params.var
     plan = _chunks(sim, chunks)
-    parts = list(mapper(lambda blocks: _revalue(positions, model, sim, blocks), plan))
-    # put every path back in block order, whatever the chunking
-    where = np.concatenate([np.asarray(c) for c in plan])
-    pnl_by_block = {}
-    for blocks, part in zip(plan, parts, strict=True):
-        start = 0
-        for b in blocks:
-            size = sim.block_paths(b)
-            pnl_by_block[b] = part[:, start : start + size]
-            start += size
-    pnl = np.concatenate([pnl_by_block[b] for b in sorted(where)], axis=1)  # instruments × N
+    pnl = _paths_pnl(positions, model, sim, plan, mapper)  # instruments × N
     present, account_of_row, currency_of_row = positions.layout
     n_rows_all = positions.n_accounts * len(positions.currencies)
     row_index = np.full(n_rows_all, -1, dtype=np.int64)
@@ -572,6 +643,14 @@ def mc_margin(
     if p.apc is Apc.BUFFER:
         margin = base * (1 + p.apc_buffer)
         components["apc_buffer"] = margin - base
+    elif p.apc is Apc.FLOOR and floor is not None:
+        floor_losses = -np.asarray(
+            currency_matrix @ _paths_pnl(positions, floor, sim, plan, mapper)
+        )
+        floor_var, floor_es = _var_and_es(floor_losses, p)
+        floor_margin = np.maximum(floor_var if measure is VarMeasure.VAR else floor_es, 0.0)
+        margin = np.maximum(base, floor_margin)
+        components["apc_floor"] = floor_margin
     result = MarginResult(
         model=f"mc-{measure.value}",
         account=account_of_row,

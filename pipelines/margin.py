@@ -45,14 +45,17 @@ from margin_engine.montecarlo import (
     Simulation,
     correlation_of,
     dynamics_from_fit,
+    long_run_model,
     mc_margin,
+    stress_weights,
 )
+from margin_engine.params import VarParams
 from margin_engine.var import JointScenarios, scenarios_for
 from pipelines.errors import BadInputError
 from pipelines.files import MAX_INPUT_BYTES, regular_file
 from pipelines.stores import calibration as calib_store
 from pipelines.stores import market as stored
-from vocabulary import BOOK_MODELS, SIMULATED_MODELS, Innovations, MarginModel, Sampling
+from vocabulary import BOOK_MODELS, SIMULATED_MODELS, Apc, Innovations, MarginModel, Sampling
 
 if TYPE_CHECKING:
     import duckdb
@@ -212,11 +215,15 @@ class MonteCarloOptions:
 
 
 def joint_model_before(
-    con: duckdb.DuckDBPyConnection, underlyings: Sequence[str], day: date
+    con: duckdb.DuckDBPyConnection,
+    underlyings: Sequence[str],
+    day: date,
+    var: VarParams | None = None,
 ) -> tuple[JointModel, dict]:
     """The joint model of ``underlyings`` from the newest calibration as of ``day`` or earlier
     (each fit's forecast and recursion, the implied vols' dynamics, the DCC correlation — else
-    CCC, else EWMA — and the joint standardised residuals), and where it came from."""
+    CCC, else EWMA — and the joint standardised residuals, weighted by ``var``'s
+    stressed-weight tool when it is the policy's), and where it came from."""
     found = calib_store.latest_through(con, day, underlyings)
     if found is None:
         raise BadInputError(
@@ -237,12 +244,18 @@ def joint_model_before(
     correlation = _correlation(con, calibration_id, underlyings)
     residuals = calib_store.residuals(con, calibration_id, underlyings)
     residuals = residuals.reindex(columns=list(underlyings)).dropna()
+    usable = len(residuals) >= 30
+    weights = None
+    if usable and var is not None and var.apc is Apc.STRESSED_WEIGHT:
+        windows = [(w.start, w.end) for w in STRESS_WINDOWS]
+        weights = stress_weights(residuals.index, windows, var.apc_stress_weight)
     try:
         joint = JointModel(
             tuple(underlyings),
             tuple(dynamics),
             correlation,
-            residuals.to_numpy(dtype=float) if len(residuals) >= 30 else None,
+            residuals.to_numpy(dtype=float) if usable else None,
+            weights,
         )
     except ValueError as exc:
         raise BadInputError(f"calibration {calibration_id}: {exc}") from None
@@ -252,6 +265,19 @@ def joint_model_before(
         "fit_data_sha256": fingerprints,
         "residual_days": len(residuals),
     }
+
+
+def _long_run(
+    con, preference: Sequence[str], joint: JointModel, underlyings, cutoff: date, var: VarParams
+) -> JointModel:
+    """The floor tool's model from the daily returns of the last ``floor_lookback_days``
+    strictly before the market (:func:`margin_engine.montecarlo.long_run_model`)."""
+    returns, _ = history(con, preference, list(underlyings), cutoff)
+    returns = returns.reindex(columns=list(underlyings)).dropna().iloc[-var.floor_lookback_days :]
+    try:
+        return long_run_model(joint, returns.to_numpy(dtype=float))
+    except ValueError as exc:
+        raise BadInputError(f"the floor's look-back: {exc}") from None
 
 
 def _correlation(con, calibration_id: str, underlyings: Sequence[str]):
@@ -327,13 +353,28 @@ def run_margin(
         options = simulation or MonteCarloOptions()
         underlyings = sorted({u for _, u in positions.book.table.groups})
         cutoff = last_close_before(market.as_of)
-        joint, provenance = joint_model_before(con, underlyings, cutoff)
+        joint, provenance = joint_model_before(con, underlyings, cutoff, engine.var)
         sim = options.simulation(engine.var.mpor_days)
         measure = "es" if MarginModel(model) is MarginModel.MC_ES else "var"
+        floor = None
+        if engine.var.apc is Apc.FLOOR:
+            floor = _long_run(con, preference, joint, underlyings, cutoff, engine.var)
         run = mc_margin(
-            positions, joint, sim, engine, measure=measure, chunks=chunks, mapper=mapper
+            positions,
+            joint,
+            sim,
+            engine,
+            measure=measure,
+            chunks=chunks,
+            mapper=mapper,
+            floor=floor,
         )
         notes = list(market_notes or [])
+        if engine.var.apc is Apc.STRESSED_WEIGHT and joint.residual_weights is None:
+            notes.append(
+                "stressed-weight: no residuals to weight (student-t or gaussian innovations "
+                "draw no historical day); the tool does not apply"
+            )
         notes.append(
             f"Monte Carlo paths from calibration {provenance['calibration_id']} as of "
             f"{provenance['as_of']} (strictly before the market's {market.as_of:%Y-%m-%d %H:%M} UTC)"

@@ -263,3 +263,54 @@ def test_dynamics_from_a_stored_fit_are_in_daily_decimal_units() -> None:
     # an EGARCH fit keeps its forecast flat; a missing correlation is none
     flat = dynamics_from_fit({"vol": "egarch"}, {"omega": 0.1}, 0.5, {"spot_vol_corr_ewma": None})
     assert not flat.recursive and flat.spot_vol_correlation == 0.0
+
+
+def test_the_floor_tool_keeps_the_margin_at_the_long_run_models_measure() -> None:
+    from margin_engine.montecarlo import long_run_model
+
+    floor_params = ModelParams(var=VarParams(var_confidence=C_VAR, es_confidence=C_ES, apc="floor"))
+    sim = Simulation(4 * BLOCK, 2, seed=5, innovations="gaussian")
+    calm, stressed = _one(AssetDynamics(0.01)), _one(AssetDynamics(0.05))
+    # the floor binds: the margin is the floor model's own ES, on the same draws exactly
+    bound = mc_margin(_linear_book(), calm, sim, floor_params, floor=stressed)
+    alone = mc_margin(_linear_book(), stressed, sim, PARAMS)
+    assert bound.margin.initial_margin[0] == alone.es[0]
+    assert bound.margin.components["apc_floor"][0] == alone.es[0] > bound.es[0]
+    # it does not bind: the margin is the model's own
+    free = mc_margin(_linear_book(), stressed, sim, floor_params, floor=calm)
+    assert free.margin.initial_margin[0] == alone.es[0] > free.margin.components["apc_floor"][0]
+    # the long-run model: each underlying at its returns' root mean square, unit residuals
+    rng = np.random.default_rng(2)
+    returns = rng.standard_normal((500, 1)) * 0.04
+    model = long_run_model(_one(AssetDynamics(0.01, 1e-6, 0.05, 0.0, 0.9)), returns)
+    assert model.dynamics[0].sigma == pytest.approx(math.sqrt(np.mean(returns**2)), rel=1e-12)
+    assert not model.dynamics[0].recursive
+    assert np.mean(model.residuals**2) == pytest.approx(1.0, rel=1e-12)
+
+
+def test_stressed_weights_steer_the_bootstrap() -> None:
+    from margin_engine.montecarlo import stress_weights
+
+    dates = pd.date_range("2022-01-01", periods=100, freq="D")
+    w = stress_weights(dates, [("2022-03-01", "2022-03-10")], 0.4)
+    stressed = (dates >= "2022-03-01") & (dates <= "2022-03-10")
+    assert w.sum() == pytest.approx(1.0) and w[stressed].sum() == pytest.approx(0.4)
+    assert np.allclose(w[stressed], 0.04) and np.allclose(w[~stressed], 0.6 / 90)
+    assert np.allclose(stress_weights(dates, [("2030-01-01", "2030-02-01")], 0.4), 0.01)
+    # every draw from the one weighted row: each path moves by exactly that row over the MPOR
+    z = np.linspace(-2.0, 2.0, 100)[:, None]
+    only = np.zeros(100)
+    only[17] = 1.0
+    model = JointModel(("BTC",), (AssetDynamics(SIGMA),), np.eye(1), z, only)
+    sim = Simulation(BLOCK, 3, seed=1, innovations="filtered-historical", sampling="sobol")
+    moves, _ = simulate(model, sim)
+    np.testing.assert_allclose(moves[:, 0], math.expm1(3 * SIGMA * z[17, 0]), rtol=1e-12)
+    # the weights shift the tail: the stressed rows (here the largest falls) drawn more often
+    falls = np.where(np.arange(100) < 10, 1.0, 0.0)
+    weighted = JointModel(("BTC",), (AssetDynamics(SIGMA),), np.eye(1), z, 0.5 * falls + 0.5 / 100)
+    plain = JointModel(("BTC",), (AssetDynamics(SIGMA),), np.eye(1), z)
+    sim = Simulation(4 * BLOCK, 2, seed=3, innovations="filtered-historical")
+    heavy = mc_margin(_linear_book(), weighted, sim, PARAMS).es[0]
+    assert heavy > 1.1 * mc_margin(_linear_book(), plain, sim, PARAMS).es[0]
+    with pytest.raises(ValueError, match="residual_weights"):
+        JointModel(("BTC",), (AssetDynamics(SIGMA),), np.eye(1), z, np.ones(5))
