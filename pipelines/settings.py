@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from governance.documents import DocumentError, load_yaml, parse_yaml
 from pipelines.errors import BadInputError
-from pipelines.sources.synthetic import DEFAULT_SEED
+from vocabulary import SYNTHETIC_SEED
 
 DEFAULT_HOME = Path(".mwb")
 
@@ -57,7 +57,7 @@ class _Strict(BaseModel):
 
 class SyntheticSource(_Strict):
     type: Literal["synthetic"] = "synthetic"
-    seed: int = DEFAULT_SEED
+    seed: int = SYNTHETIC_SEED
 
 
 class FileSource(_Strict):

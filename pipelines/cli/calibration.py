@@ -9,7 +9,6 @@ import typer
 from pipelines.cli.market import JSON_HELP, parse_day, settings_from
 from pipelines.cli.output import out, print_json, table
 from pipelines.errors import BadInputError
-from pipelines.warehouse import connect
 
 
 def _as_of(text: str | None) -> date | None:
@@ -37,6 +36,7 @@ def calibrate(
     """Fit GARCH-family models, correlations and IV dynamics; recommend margin parameters."""
     from pipelines.calibrate import run_calibration  # numerics: imported when asked for
     from pipelines.stores.market import assets_with_prices
+    from pipelines.warehouse import connect
 
     settings = settings_from(ctx)
     con = connect(settings.warehouse_path)

@@ -6,20 +6,22 @@ import re
 import time
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pipelines.cli.output import err, out, print_json, table
 from pipelines.errors import BadInputError
-from pipelines.ingest import Format, IngestReport, Kind, ReadOptions, load_file
-from pipelines.ingest.configured import write_builtin
+from pipelines.ingest.kinds import Kind
+from pipelines.ingest.options import Format, ReadOptions
 from pipelines.settings import WorkbenchSettings, load_settings
-from pipelines.sources.builtin import DATASETS
-from pipelines.sources.synthetic import DEFAULT_SEED
-from pipelines.warehouse import connect
-from pipelines.warehouse.migrations import applied_versions
-from pipelines.warehouse.quality import ingest_counts, series_summary
+from pipelines.sources import DATASETS
+
+# the readers, the warehouse and the datasets are imported by the commands that use them: a
+# command's start (every `mwb` call, every refusal) then pays only for what it runs
+if TYPE_CHECKING:
+    from pipelines.ingest.load import IngestReport
 
 JSON_HELP = "Print the results as JSON."
 datasets_app = typer.Typer(help="Built-in datasets (synthetic market, S&P 500 and VIX).")
@@ -96,6 +98,9 @@ def ingest_paths(
     replace: bool,
     show_progress: bool,
 ) -> tuple[list[IngestReport], list[str]]:
+    from pipelines.ingest.load import load_file
+    from pipelines.warehouse import connect
+
     reports, errors = [], []
     con = connect(settings.warehouse_path)
     try:
@@ -177,6 +182,10 @@ def status(
     ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help=JSON_HELP)
 ) -> None:
     """Per stored series: first and last date, rows, gaps longer than 3 days."""
+    from pipelines.warehouse import connect
+    from pipelines.warehouse.migrations import applied_versions
+    from pipelines.warehouse.quality import ingest_counts, series_summary
+
     settings = settings_from(ctx)
     con = connect(settings.warehouse_path)
     try:
@@ -229,13 +238,19 @@ def datasets_list(as_json: bool = typer.Option(False, "--json", help=JSON_HELP))
 def datasets_load(
     ctx: typer.Context,
     name: str = typer.Argument(..., help=f"One of: {', '.join(DATASETS)}."),
-    seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seed of the synthetic market."),
+    seed: int | None = typer.Option(
+        None, "--seed", help="Seed of the synthetic market (default: its own)."
+    ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Write a built-in dataset as CSV files under HOME/datasets and load them."""
     if name not in DATASETS:
         raise BadInputError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    from pipelines.ingest.configured import write_builtin
+    from pipelines.sources.synthetic import DEFAULT_SEED
+
     settings = settings_from(ctx)
+    seed = DEFAULT_SEED if seed is None else seed
     paths = write_builtin(settings, name, seed)  # type: ignore[arg-type]
     reports, errors = ingest_paths(settings, paths, ReadOptions(), False, show_progress=False)
     if as_json:
@@ -248,13 +263,17 @@ def datasets_load(
 
 def demo(
     ctx: typer.Context,
-    seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Seed of the synthetic market."),
+    seed: int | None = typer.Option(
+        None, "--seed", help="Seed of the synthetic market (default: its own)."
+    ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Run the pipeline on the bundled synthetic market and say where everything landed."""
     from pipelines.demo import run_demo  # imports Dagster: only when asked for
+    from pipelines.sources.synthetic import DEFAULT_SEED
 
     settings = settings_from(ctx)
+    seed = DEFAULT_SEED if seed is None else seed
     started = time.perf_counter()
     outcome = run_demo(settings, seed=seed, console=None if as_json else out)
     elapsed = time.perf_counter() - started

@@ -14,7 +14,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from reports.serialize import dumps
 from reports.text import printable
 
 
@@ -44,6 +43,8 @@ err = PlainConsole(
 
 def print_json(payload: object) -> None:
     """Strict JSON (NaN and infinities as null: :mod:`reports.serialize`)."""
+    from reports.serialize import dumps  # numpy: imported by the commands that print JSON
+
     sys.stdout.write(dumps(payload, indent=2) + "\n")
 
 

@@ -36,8 +36,6 @@ import math
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import date
-from enum import StrEnum
 from pathlib import Path
 
 import duckdb
@@ -45,15 +43,7 @@ import pandas as pd
 
 from pipelines.errors import BadInputError
 from pipelines.ingest.kinds import SPECS, Kind, KindSpec
-
-
-class Format(StrEnum):
-    TIDY_CSV = "tidy-csv"
-    TIDY_PARQUET = "tidy-parquet"
-    DERIBIT_OPTIONS = "deribit-options"
-    DERIBIT_DVOL = "deribit-dvol"
-    BINANCE_KLINES = "binance-klines"
-
+from pipelines.ingest.options import Format, ReadOptions
 
 DEFAULT_SOURCE = {
     Format.TIDY_CSV: "file",
@@ -155,19 +145,6 @@ class Staged:
     kind: Kind
     records_read: int  # accepted by the parser + rejected by the parser
     parser_rejects: list[ParserReject] = field(default_factory=list)
-
-
-FIRST_PLAUSIBLE_DAY = date(2009, 1, 1)
-
-
-@dataclass(frozen=True)
-class ReadOptions:
-    format: Format | None = None
-    kind: Kind | None = None
-    source: str | None = None  # overrides the file's `source` column and the format default
-    asset: str | None = None  # for formats whose rows do not name the asset
-    force: bool = False  # load even when the file's levels do not match the stored series
-    first_day: date = FIRST_PLAUSIBLE_DAY  # earlier rows are rejected as implausible
 
 
 # --------------------------------------------------------------------------- detection

@@ -12,14 +12,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import pandas as pd
 
+from pipelines.sources import DATASETS, DatasetName  # noqa: E402  (names without numpy)
 from pipelines.sources.synthetic import DEFAULT_SEED, SyntheticMarketSpec, write_synthetic_market
-
-DatasetName = Literal["synthetic", "sp500-vix"]
-DATASETS: tuple[DatasetName, ...] = ("synthetic", "sp500-vix")
 
 
 def write_sp500_vix(folder: str | Path) -> list[Path]:
