@@ -34,7 +34,6 @@ from enum import StrEnum
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
 from calibration._typing import DayLike
 from calibration.likelihood import compiled_spec, fit_compiled, next_variance, problem
@@ -293,22 +292,7 @@ def rolling_forecasts(
         First and last origin; origins need ``config.window`` returns up to and including them.
         Refits of the warm-start chain that precede ``start`` are run (not reported) so that
         each forecast is the same whatever range is requested.
-
-    The BLAS is held to one thread meanwhile: a multithreaded BLAS sums in another order, and
-    the optimiser's path (so the estimate, to 1e-5) would depend on the process it runs in.
     """
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _rolling_forecasts(returns, spec, config, start, end, asset)
-
-
-def _rolling_forecasts(
-    returns: pd.Series,
-    spec: UnivariateSpec,
-    config: RollingConfig,
-    start: DayLike | None,
-    end: DayLike | None,
-    asset: str,
-) -> RollingForecasts:
     returns = returns.sort_index()
     index = pd.DatetimeIndex(pd.to_datetime(returns.index))
     returns = pd.Series(returns.to_numpy(dtype=float), index=index, name=asset or returns.name)

@@ -87,7 +87,7 @@ if TYPE_CHECKING:
 
 PACKAGE_VERSION = __version__
 
-CACHE_VERSION = "3"  # bump when the replay's numbers change for the same inputs
+CACHE_VERSION = "2"  # bump when the replay's numbers change for the same inputs
 #: The models that margin from the return history (and so need the rolling volatility).
 HISTORY_MODELS = ("var", "es", "mc-var", "mc-es")
 

@@ -243,6 +243,9 @@ def test_rolling_fits_run_as_tasks_on_the_cluster_with_the_pools_numbers(
         remote, remote_refits = rolling_volatility(history, config, start, mapper=mapper)
     assert seen and seen[0] >= 3  # one task per (underlying, warm-start chain)
     assert remote_refits == local_refits and set(remote) == {"BTC", "ETH", "SOL"}
+    # a worker's BLAS runs one thread (the nanny's setting), the driver's as many as cores:
+    # the sums inside the optimiser run in another order, and forecasts agree to 1e-4, not
+    # bit for bit (every worker alike, so a rerun task gives the same bytes)
     for asset in local:
-        pd.testing.assert_series_equal(remote[asset].cond_vol, local[asset].cond_vol)
-        pd.testing.assert_frame_equal(remote[asset].forecasts, local[asset].forecasts)
+        pd.testing.assert_series_equal(remote[asset].cond_vol, local[asset].cond_vol, rtol=1e-4)
+        pd.testing.assert_frame_equal(remote[asset].forecasts, local[asset].forecasts, rtol=1e-4)
