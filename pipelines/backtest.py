@@ -502,7 +502,10 @@ def run_backtest(
             if not wanted:
                 continue
             cache["margins"]["computed"] += len(wanted)
-            rows = replay_books(day_books, model, get, var_in)
+            try:
+                rows = replay_books(day_books, model, get, var_in)
+            except ValueError as exc:  # too little history before the first day for the model
+                raise BadInputError(f"--from: {model} on {spec.start}: {exc}") from None
             rows = rows[rows["portfolio"].isin(wanted)]
             for name, frame in rows.groupby("portfolio"):
                 key = margin_keys[(source.label, model, name)]

@@ -87,3 +87,16 @@ def test_cached_margins_are_keyed_by_paths_and_seed(warehouse) -> None:
     more = run_backtest(con, settings, SOURCE, BacktestSpec(**{**spec.__dict__, "paths": 1024}))
     assert more.cache["margins"]["computed"] > 0
     assert not _margins(more, "mc-var")["margin"].equals(_margins(first, "mc-var")["margin"])
+
+
+def test_too_little_history_for_the_first_day_is_a_refusal_naming_from(warehouse) -> None:
+    from pipelines.errors import BadInputError
+
+    settings, con = warehouse
+    for model in ("mc-es", "es"):
+        spec = BacktestSpec(
+            start=date(2019, 1, 3), end=date(2019, 1, 20), models=(model,),
+            portfolios=("btc-short-straddle",),
+        )  # fmt: skip
+        with pytest.raises(BadInputError, match=rf"^--from: {model} on 2019-01-03: "):
+            run_backtest(con, settings, SOURCE, spec, store=False)
