@@ -72,7 +72,8 @@ from scipy.stats import qmc
 
 from margin_engine.book import MarginResult, Positions
 from margin_engine.params import ModelParams, VarParams, _check
-from vocabulary import DAYS_PER_YEAR, Apc, Innovations, Sampling, VarMeasure
+from margin_engine.var import anti_procyclical
+from vocabulary import DAYS_PER_YEAR, Innovations, Sampling, VarMeasure
 
 __all__ = [
     "BLOCK",
@@ -639,18 +640,15 @@ def mc_margin(
         "var_standard_error": tail_var.var_standard_error,
         "es_standard_error": tail_es.es_standard_error,
     }
-    margin = base
-    if p.apc is Apc.BUFFER:
-        margin = base * (1 + p.apc_buffer)
-        components["apc_buffer"] = margin - base
-    elif p.apc is Apc.FLOOR and floor is not None:
-        floor_losses = -np.asarray(
-            currency_matrix @ _paths_pnl(positions, floor, sim, plan, mapper)
-        )
-        floor_var, floor_es = _var_and_es(floor_losses, p)
-        floor_margin = np.maximum(floor_var if measure is VarMeasure.VAR else floor_es, 0.0)
-        margin = np.maximum(base, floor_margin)
-        components["apc_floor"] = floor_margin
+
+    def floor_measure() -> np.ndarray:
+        assert floor is not None
+        losses = -np.asarray(currency_matrix @ _paths_pnl(positions, floor, sim, plan, mapper))
+        floor_var, floor_es = _var_and_es(losses, p)
+        return floor_var if measure is VarMeasure.VAR else floor_es
+
+    margin, tool = anti_procyclical(base, p, floor_measure if floor is not None else None)
+    components.update(tool)
     result = MarginResult(
         model=f"mc-{measure.value}",
         account=account_of_row,

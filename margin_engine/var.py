@@ -24,7 +24,7 @@ windows a total weight w; ``floor`` takes the larger of the margin and that of t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -236,6 +236,24 @@ def scenarios_for(
     return build(params.lookback_days), floor
 
 
+def anti_procyclical(
+    base: np.ndarray, p: VarParams, floor: Callable[[], np.ndarray] | None
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The margin from the measure ``base`` (at least zero) under the policy's
+    anti-procyclicality tool, and the tool's component: ``buffer`` adds
+    :math:`b \\cdot base`; ``floor`` keeps :math:`\\max(base, \\max(f, 0))` with ``f`` the same
+    measure under the long look-back (``floor()``, computed only then; None: no floor is
+    known); ``stressed-weight`` acts on the scenarios' weights, not here.
+    """
+    if p.apc is Apc.BUFFER:
+        margin = base * (1 + p.apc_buffer)
+        return margin, {"apc_buffer": margin - base}
+    if p.apc is Apc.FLOOR and floor is not None:
+        level = np.maximum(floor(), 0.0)
+        return np.maximum(base, level), {"apc_floor": level}
+    return base, {}
+
+
 def var_margin(
     positions: Positions,
     scenarios: JointScenarios,
@@ -270,15 +288,14 @@ def var_margin(
     var, es, es_var = risk(scenarios)
     base = np.maximum(var if measure is VarMeasure.VAR else es, 0.0)
     components = {"var": var, "es": es, "var_at_es_level": es_var}
-    margin = base
-    if p.apc is Apc.BUFFER:
-        margin = base * (1 + p.apc_buffer)
-        components["apc_buffer"] = margin - base
-    elif p.apc is Apc.FLOOR and floor_scenarios is not None:
+
+    def floor() -> np.ndarray:
+        assert floor_scenarios is not None
         f_var, f_es, _ = risk(floor_scenarios)
-        floor = np.maximum(f_var if measure is VarMeasure.VAR else f_es, 0.0)
-        margin = np.maximum(base, floor)
-        components["apc_floor"] = floor
+        return f_var if measure is VarMeasure.VAR else f_es
+
+    margin, tool = anti_procyclical(base, p, floor if floor_scenarios is not None else None)
+    components.update(tool)
     return MarginResult(
         model=measure.value,
         account=account_of_row,
