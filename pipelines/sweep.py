@@ -87,12 +87,11 @@ def sweeps_dir(settings: WorkbenchSettings, run: SweepRun) -> Path:
 
 
 def _current_value(params: ParameterSet, parameter: str) -> float | None:
-    node: object = params.canonical_dict()
-    for part in parameter.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return float(node) if isinstance(node, int | float) else None
+    try:
+        value = params.get(parameter)
+    except KeyError:
+        return None
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _point(history, names, days, mpor, data, model, confidence, spec, baseline, item):

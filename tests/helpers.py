@@ -64,3 +64,18 @@ OPTION_ROW = (
     "0.16,0.011,0.0115,0.0117,0.011,67789,BTC-29MAY24,0.46,0.13,59.3,903.0,52.0,0.0005,BTC,"
     "67580,36431"
 )
+
+
+def synthetic_warehouse(tmp_path_factory, name: str):
+    """A fresh home named ``name`` whose warehouse holds the synthetic market: its settings
+    and an open connection (the caller closes it)."""
+    from pipelines.ingest import load_file
+    from pipelines.settings import load_settings
+    from pipelines.sources.synthetic import write_synthetic_market
+    from pipelines.warehouse import connect
+
+    settings = load_settings(tmp_path_factory.mktemp(name))
+    con = connect(settings.warehouse_path)
+    for path in write_synthetic_market(tmp_path_factory.mktemp(f"{name}-files")):
+        load_file(con, path)
+    return settings, con

@@ -7,14 +7,11 @@ from datetime import date
 
 import pandas as pd
 import pytest
+from helpers import synthetic_warehouse
 
 from backtesting.spec import BacktestSpec
 from governance.parameters import default_parameter_set
 from pipelines.backtest import ParamSource, run_backtest
-from pipelines.ingest import load_file
-from pipelines.settings import load_settings
-from pipelines.sources.synthetic import write_synthetic_market
-from pipelines.warehouse import connect
 
 SPEC = BacktestSpec(
     start=date(2024, 11, 1),
@@ -29,11 +26,7 @@ SOURCE = [ParamSource("set", default_parameter_set())]
 
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory):
-    home = tmp_path_factory.mktemp("mc-backtest-home")
-    settings = load_settings(home)
-    con = connect(settings.warehouse_path)
-    for path in write_synthetic_market(tmp_path_factory.mktemp("syn")):
-        load_file(con, path)
+    settings, con = synthetic_warehouse(tmp_path_factory, "mc-backtest-home")
     yield settings, con
     con.close()
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import synthetic_warehouse
 
 from margin_engine.book import build_positions
 from margin_engine.market import MarketSnapshot
@@ -169,17 +170,9 @@ def sweep_inputs(tmp_path_factory):
 
     from backtesting.spec import BacktestSpec
     from governance.parameters import default_parameter_set
-    from pipelines.ingest import load_file
-    from pipelines.settings import load_settings
-    from pipelines.sources.synthetic import write_synthetic_market
     from pipelines.sweep import run_sweep
-    from pipelines.warehouse import connect
 
-    home = tmp_path_factory.mktemp("sweep-cluster")
-    settings = load_settings(home)
-    con = connect(settings.warehouse_path)
-    for path in write_synthetic_market(tmp_path_factory.mktemp("syn")):
-        load_file(con, path)
+    settings, con = synthetic_warehouse(tmp_path_factory, "sweep-cluster")
     spec = BacktestSpec(
         start=date(2024, 7, 1),
         end=date(2024, 12, 31),

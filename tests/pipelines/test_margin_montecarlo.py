@@ -8,15 +8,12 @@ import math
 
 import pandas as pd
 import pytest
-from helpers import run_mwb
+from helpers import run_mwb, synthetic_warehouse
 
 from margin_engine.market import MarketSnapshot
 from pipelines.calibrate import run_calibration
 from pipelines.errors import BadInputError
-from pipelines.ingest import load_file
 from pipelines.margin import MonteCarloOptions, run_margin
-from pipelines.settings import load_settings
-from pipelines.sources.synthetic import write_synthetic_market
 from pipelines.warehouse import connect
 from reports.serialize import dumps
 
@@ -36,11 +33,7 @@ def _currency(instrument: str) -> str:
 @pytest.fixture(scope="module")
 def calibrated(tmp_path_factory):
     """A warehouse holding the synthetic market (through 2024-12-31) and its calibration."""
-    home = tmp_path_factory.mktemp("mc-home")
-    settings = load_settings(home)
-    con = connect(settings.warehouse_path)
-    for path in write_synthetic_market(tmp_path_factory.mktemp("syn")):
-        load_file(con, path)
+    settings, con = synthetic_warehouse(tmp_path_factory, "mc-home")
     run_calibration(con, settings, ("BTC", "ETH"))
     closes = con.execute(
         "SELECT asset, close FROM market.prices WHERE date = '2024-12-31' AND asset IN ('BTC', 'ETH')"

@@ -9,17 +9,14 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from helpers import run_mwb
+from helpers import run_mwb, synthetic_warehouse
 
 from backtesting.spec import BacktestSpec
 from governance.parameters import default_parameter_set
 from pipelines.compute import dask_client, dask_mapper
 from pipelines.errors import BadInputError
-from pipelines.ingest import load_file
 from pipelines.settings import ComputeSettings, load_settings
-from pipelines.sources.synthetic import write_synthetic_market
 from pipelines.sweep import run_sweep
-from pipelines.warehouse import connect
 
 PARAM = "underlyings.ETH.pm.price_range"
 VALUES = (0.10, 0.14, 0.18, 0.22, 0.26)
@@ -30,11 +27,7 @@ SPEC = BacktestSpec(
 
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory):
-    home = tmp_path_factory.mktemp("sweep-home")
-    settings = load_settings(home)
-    con = connect(settings.warehouse_path)
-    for path in write_synthetic_market(tmp_path_factory.mktemp("syn")):
-        load_file(con, path)
+    settings, con = synthetic_warehouse(tmp_path_factory, "sweep-home")
     yield settings, con
     con.close()
 
