@@ -35,6 +35,22 @@ def regular_file(path: str | Path, *, max_bytes: int | None = None, what: str = 
     return path
 
 
+def json_depth(value: object, limit: int) -> int:
+    """Nesting depth of a parsed JSON value, stopping once ``limit`` is passed (a bound checked
+    before a document's contents are walked)."""
+    stack, deepest = [(value, 1)], 0
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > limit:
+            return deepest
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item if isinstance(v, list | dict))
+    return deepest
+
+
 def write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` (folders created); an unwritable path is one line."""
     path = Path(path)

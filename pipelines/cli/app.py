@@ -6,7 +6,17 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli import backtest, calibration, governance, margin, market, report, run, sweep
+from pipelines.cli import (
+    backtest,
+    calibration,
+    governance,
+    margin,
+    market,
+    report,
+    run,
+    sweep,
+    venues,
+)
 
 app = typer.Typer(
     name="mwb",
@@ -38,6 +48,7 @@ app.command("calibrate")(calibration.calibrate)
 app.command("margin")(margin.margin)
 app.command("backtest")(backtest.backtest)
 app.command("sweep")(sweep.sweep)
+app.command("replicate")(venues.replicate)
 app.command("report")(report.report)
 app.add_typer(run.run_app, name="run")
 app.add_typer(market.datasets_app, name="datasets")

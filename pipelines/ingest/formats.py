@@ -42,6 +42,7 @@ import duckdb
 import pandas as pd
 
 from pipelines.errors import BadInputError
+from pipelines.files import json_depth
 from pipelines.ingest.kinds import SPECS, Kind, KindSpec
 from pipelines.ingest.options import Format, ReadOptions
 
@@ -427,21 +428,6 @@ MAX_JSON_DEPTH = 8  # a reply is at most [page, {result, data: [[...]]}]
 FIRST_DAY_MS = 1_230_768_000_000
 
 
-def _depth(value, limit: int) -> int:
-    """Nesting depth of a parsed JSON value, stopping once ``limit`` is passed."""
-    stack, deepest = [(value, 1)], 0
-    while stack:
-        item, level = stack.pop()
-        deepest = max(deepest, level)
-        if deepest > limit:
-            return deepest
-        if isinstance(item, dict):
-            stack.extend((v, level + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, level + 1) for v in item if isinstance(v, list | dict))
-    return deepest
-
-
 def _dvol_entries(path: Path) -> tuple[list, str | None]:
     if path.stat().st_size > MAX_JSON_BYTES:
         raise BadInputError(f"{path}: larger than {MAX_JSON_BYTES:,} bytes")
@@ -451,7 +437,7 @@ def _dvol_entries(path: Path) -> tuple[list, str | None]:
         raise BadInputError(f"{path}: not valid JSON ({' '.join(str(exc).split())})") from None
     except RecursionError:
         raise BadInputError(f"{path}: JSON nested too deeply") from None
-    if _depth(document, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+    if json_depth(document, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise BadInputError(f"{path}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
     pages = document if isinstance(document, list) else [document]
     entries: list = []

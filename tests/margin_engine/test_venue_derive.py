@@ -21,10 +21,10 @@ from margin_engine.venues.derive import (
     Portfolio,
     Scenario,
     VolShock,
-    params_from_mapping,
     pmrm2_margin,
-    portfolio_from_mapping,
 )
+from pipelines.errors import BadInputError
+from pipelines.replicate import read_derive_case
 
 CASES = Path(__file__).resolve().parents[1] / "data" / "derive_pmrm2"
 # Derive's harness skips this case ("invalid param setup"): a skew scenario with a spot move,
@@ -67,9 +67,8 @@ def test_all_published_cases_are_here() -> None:
 )
 def test_published_case(path: Path) -> None:
     case = json.loads(path.read_text())
-    result = pmrm2_margin(
-        portfolio_from_mapping(case["Scenario"]), params_from_mapping(case["Parameters"])
-    )
+    read = read_derive_case(path)
+    result = pmrm2_margin(read.portfolio, read.params)
     published = case["Result"]
     expected = _expected_losses(published)
     assert len(expected) == len(result.scenario_pnl)
@@ -85,31 +84,31 @@ def test_published_case(path: Path) -> None:
     assert _close(result.collateral_value, float(published["CollateralMTM"]))
     # the requirement and the balance are two views of one number
     assert result.initial_margin == pytest.approx(result.equity - result.initial_balance)
-    params = params_from_mapping(case["Parameters"])
+    params = read.params
     if params.margin.im_factor >= params.margin.mm_factor:  # the cases also test inverted factors
         assert result.initial_margin >= result.maintenance_margin - 1e-9 * abs(result.equity)
 
 
-def test_skew_scenario_with_spot_move() -> None:
+def test_skew_scenario_with_spot_move(tmp_path: Path) -> None:
     case = json.loads((CASES / SKEW_WITH_SPOT_MOVE).read_text())
-    with pytest.raises(ValueError, match="linear skew scenario does not move spot"):
-        params_from_mapping(case["Parameters"])
+    with pytest.raises(BadInputError, match=r"Scenarios\[30\]: .*linear skew scenario does not"):
+        read_derive_case(CASES / SKEW_WITH_SPOT_MOVE)
     # Evaluated as the contracts evaluate a skew scenario (spot unmoved), the case's IM and MM
     # are still Derive's: that scenario does not bind. Its own published loss assumes a spot
     # move the contracts never apply, so it is not compared.
     for s in case["Parameters"]["Scenarios"]:
         if s["VolShockDirection"] in ("LINEAR", "ABS"):
             s["SpotShock"] = 1
-    result = pmrm2_margin(
-        portfolio_from_mapping(case["Scenario"]), params_from_mapping(case["Parameters"])
-    )
+    path = tmp_path / "unmoved.json"
+    path.write_text(json.dumps(case))
+    read = read_derive_case(path)
+    result = pmrm2_margin(read.portfolio, read.params)
     assert _close(result.initial_balance, float(case["Result"]["IM"]))
     assert _close(result.maintenance_balance, float(case["Result"]["MM"]))
 
 
 def _simple_params(**changes):
-    case = json.loads((CASES / "test_61_general_general_test_1.json").read_text())
-    params = params_from_mapping(case["Parameters"])
+    params = read_derive_case(CASES / "test_61_general_general_test_1.json").params
     return dataclasses.replace(params, **changes)
 
 

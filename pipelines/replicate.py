@@ -1,0 +1,394 @@
+"""``mwb replicate``: a venue's margin on a portfolio in the venue's own published format, beside
+the venue's own published result where the file carries one.
+
+Derive publishes its PMRM 2 test portfolios as JSON (``Scenario``: the portfolio and feeds;
+``Parameters``: the parameter set; ``Result``: IM, MM and every scenario's loss). The file is
+read bounded (size, nesting), validated by a schema that names the field at fault, and turned
+into :mod:`margin_engine.venues.derive` objects; the numbers come from there.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from margin_engine.venues import derive
+from pipelines.errors import BadInputError
+from pipelines.files import json_depth, regular_file
+
+MAX_CASE_BYTES = 20_000_000  # Derive's largest published case is ~60 kB
+MAX_CASE_DEPTH = 8  # {Scenario: {Options: [{…}]}} and {Result: {reg_losses: [[…]]}}
+
+
+class Venue(StrEnum):
+    """Venues whose published format ``mwb replicate`` reads."""
+
+    DERIVE = "derive"
+
+
+class _Schema(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _Scenario(_Schema):
+    SpotShock: float = Field(ge=0)
+    VolShockDirection: str
+    DampeningFactor: float = Field(ge=0)
+
+
+class _VolShock(_Schema):
+    VOLRANGEUP: float
+    VOLRANGEDOWN: float
+    SHORTTERMPOWER: float
+    LONGTERMPOWER: float
+    DTE_FLOOR: float
+    MIN_VOL_EVAL_SHOCKED: float
+
+
+class _Margin(_Schema):
+    IM_LOSS_FACTOR: float
+    MM_LOSS_FACTOR: float
+    SHORT_RATE_MULTSCALE: float
+    LONG_RATE_MULTSCALE: float
+    SHORT_RATE_ADDSCALE: float
+    LONG_RATE_ADDSCALE: float
+    BASE_STATIC_DISCOUNT: float
+    BASE_STATIC_DISCOUNT_NEG: float
+
+
+class _Basis(_Schema):
+    SCENARIO_SPOT_UP: float
+    SCENARIO_SPOT_DOWN: float
+    BASIS_CONT_ADD_FACTOR: float
+    BASIS_CONT_MULT_FACTOR: float
+
+
+class _Other(_Schema):
+    PEG_LOSS_THRESHOLD: float
+    PEG_LOSS_FACTOR: float
+    CONF_THRESHOLD: float
+    CONF_MARGIN: float
+    MM_PERP_PERCENT: float
+    IM_PERP_PERCENT: float
+    MM_OPTION_PERCENT: float
+    IM_OPTION_PERCENT: float
+
+
+class _Skew(_Schema):
+    LINEAR_SCALE_CAP: float
+    ABS_SCALE_CAP: float
+    LINEAR_CBASE: float
+    ABS_CBASE: float
+    MIN_K_STAR: float
+    MIN_WIDTH_SCALE: float
+    VOL_PARAM_STATIC: float
+    VOL_PARAM_SCALE: float
+
+
+class _Parameters(_Schema):
+    Scenarios: list[_Scenario] = Field(min_length=1, max_length=1_000)
+    VolShock: _VolShock
+    Margin: _Margin
+    BasisContingency: _Basis
+    OtherContingency: _Other
+    SkewShock: _Skew
+
+
+class _Collateral(_Schema):
+    Name: str = Field(max_length=100)
+    Amount: float
+    Price: float
+    Confidence: float = 1.0
+    IsRiskCancelling: bool
+    IMHaircut: float
+    MMHaircut: float
+
+
+class _Option(_Schema):
+    Expiry: int = Field(ge=0)
+    Strike: float
+    IsCall: bool
+    Amount: float
+    MarkVol: float
+
+
+class _Feed(_Schema):
+    FeedExpiry: int = Field(ge=0)
+    Forward: float = Field(ge=0)
+    ForwardConfidence: float = 1.0
+    Rate: float
+    RateConfidence: float = 1.0
+    OptionVolConfidences: float = 1.0
+
+
+class _Portfolio(_Schema):
+    Cash: float = 0.0
+    Collaterals: list[_Collateral] = Field(default_factory=list, max_length=1_000)
+    SpotPrice: float
+    SpotConfidence: float = 1.0
+    NumPerps: float = 0.0
+    PerpPrice: float = 0.0
+    PerpConfidence: float = 1.0
+    UnrealisedPerpPNL: float = 0.0
+    UnrealisedFunding: float = 0.0
+    StablePrice: float = 1.0
+    Options: list[_Option] = Field(default_factory=list, max_length=10_000)
+    OptionFeeds: list[_Feed] = Field(default_factory=list, max_length=1_000)
+
+
+class _Result(_Schema):
+    IM: float
+    MM: float
+    PortfolioMTM: float
+    reg_losses: list[list[float | int | str]] = Field(default_factory=list)
+    tail_losses: list[list[float | int | str]] = Field(default_factory=list)
+    skew_losses: list[list[float | int | str]] = Field(default_factory=list)
+
+
+class _Case(_Schema):
+    Scenario: _Portfolio
+    Parameters: _Parameters
+    Result: _Result | None = None
+
+
+@dataclass(frozen=True)
+class Published:
+    """A venue's own result for the file's portfolio: requirements (equity less the venue's
+    reported balance) and scenario P&L."""
+
+    initial_margin: float
+    maintenance_margin: float
+    scenario_pnl: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class DeriveCase:
+    """A Derive portfolio case: the portfolio, the parameter set and, where given, Derive's
+    own result."""
+
+    portfolio: derive.Portfolio
+    params: derive.DeriveParams
+    published: Published | None
+
+
+def _document(path: Path) -> object:
+    regular_file(path, max_bytes=MAX_CASE_BYTES)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadInputError(f"{path}: not valid JSON ({' '.join(str(exc).split())})") from None
+    except RecursionError:
+        raise BadInputError(f"{path}: JSON nested too deeply") from None
+    if json_depth(document, MAX_CASE_DEPTH) > MAX_CASE_DEPTH:
+        raise BadInputError(f"{path}: JSON nested deeper than {MAX_CASE_DEPTH} levels")
+    return document
+
+
+def _field(loc: tuple) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+_SHOCKS = {
+    "up": derive.VolShock.UP,
+    "down": derive.VolShock.DOWN,
+    "none": derive.VolShock.NONE,
+    "linear": derive.VolShock.LINEAR,
+    "abs": derive.VolShock.ABS,
+}
+
+
+def _params(p: _Parameters) -> derive.DeriveParams:
+    scenarios = []
+    for i, s in enumerate(p.Scenarios):
+        direction = s.VolShockDirection.lower()
+        if direction not in _SHOCKS:
+            raise ValueError(
+                f"Parameters.Scenarios[{i}].VolShockDirection: {s.VolShockDirection!r} is not "
+                "one of Up, Down, None, LINEAR, ABS"
+            )
+        try:
+            scenarios.append(derive.Scenario(s.SpotShock, _SHOCKS[direction], s.DampeningFactor))
+        except ValueError as exc:
+            raise ValueError(f"Parameters.Scenarios[{i}]: {exc}") from None
+    v, m, b, o, k = p.VolShock, p.Margin, p.BasisContingency, p.OtherContingency, p.SkewShock
+    return derive.DeriveParams(
+        scenarios=tuple(scenarios),
+        vol_shock=derive.VolShockParams(
+            v.VOLRANGEUP,
+            v.VOLRANGEDOWN,
+            v.SHORTTERMPOWER,
+            v.LONGTERMPOWER,
+            v.DTE_FLOOR * 86_400,
+            v.MIN_VOL_EVAL_SHOCKED,
+        ),
+        margin=derive.LossParams(
+            m.IM_LOSS_FACTOR,
+            m.MM_LOSS_FACTOR,
+            m.SHORT_RATE_MULTSCALE,
+            m.LONG_RATE_MULTSCALE,
+            m.SHORT_RATE_ADDSCALE,
+            m.LONG_RATE_ADDSCALE,
+            m.BASE_STATIC_DISCOUNT_NEG,
+            m.BASE_STATIC_DISCOUNT,
+        ),
+        basis=derive.BasisParams(
+            b.SCENARIO_SPOT_UP,
+            b.SCENARIO_SPOT_DOWN,
+            b.BASIS_CONT_ADD_FACTOR,
+            b.BASIS_CONT_MULT_FACTOR,
+        ),
+        contingency=derive.ContingencyParams(
+            o.PEG_LOSS_THRESHOLD,
+            o.PEG_LOSS_FACTOR,
+            o.CONF_THRESHOLD,
+            o.CONF_MARGIN,
+            o.MM_PERP_PERCENT,
+            o.IM_PERP_PERCENT,
+            o.MM_OPTION_PERCENT,
+            o.IM_OPTION_PERCENT,
+        ),
+        skew=derive.SkewParams(
+            k.LINEAR_SCALE_CAP,
+            k.ABS_SCALE_CAP,
+            k.LINEAR_CBASE,
+            k.ABS_CBASE,
+            k.MIN_K_STAR,
+            k.MIN_WIDTH_SCALE,
+            k.VOL_PARAM_STATIC,
+            k.VOL_PARAM_SCALE,
+        ),
+    )
+
+
+def _portfolio(s: _Portfolio) -> derive.Portfolio:
+    feeds = {f.FeedExpiry: f for f in s.OptionFeeds}
+    by_expiry: dict[int, list[derive.Option]] = {}
+    for i, o in enumerate(s.Options):
+        if o.Expiry not in feeds:
+            raise ValueError(f"Scenario.Options[{i}].Expiry: no OptionFeeds entry for {o.Expiry}")
+        option = derive.Option(
+            o.Strike, o.IsCall, o.Amount, o.MarkVol, feeds[o.Expiry].OptionVolConfidences
+        )
+        by_expiry.setdefault(o.Expiry, []).append(option)
+    expiries = tuple(
+        derive.Expiry.from_forward(
+            seconds,
+            feeds[seconds].Forward,
+            feeds[seconds].Rate,
+            options,
+            min(feeds[seconds].ForwardConfidence, feeds[seconds].RateConfidence),
+        )
+        for seconds, options in by_expiry.items()
+    )
+    collaterals = tuple(
+        derive.Collateral(
+            c.Name, c.Amount, c.Price, c.Confidence, c.IsRiskCancelling, c.IMHaircut, c.MMHaircut
+        )
+        for c in s.Collaterals
+    )
+    return derive.Portfolio(
+        spot=s.SpotPrice,
+        expiries=expiries,
+        collaterals=collaterals,
+        cash=s.Cash,
+        perp_position=s.NumPerps,
+        perp_price=s.PerpPrice,
+        perp_value=s.UnrealisedPerpPNL + s.UnrealisedFunding,
+        stable_price=s.StablePrice,
+        spot_confidence=s.SpotConfidence,
+        perp_confidence=s.PerpConfidence,
+    )
+
+
+def _published(r: _Result, n_scenarios: int) -> Published:
+    # Derive lists regular, then tail, then skew losses, in the scenarios' order
+    losses = [float(x[2]) for x in r.reg_losses] + [float(x[2]) for x in r.tail_losses]
+    losses += [float(x[1]) for x in r.skew_losses]
+    if len(losses) != n_scenarios:
+        raise ValueError(
+            f"Result: {len(losses)} scenario losses for {n_scenarios} scenarios in Parameters"
+        )
+    return Published(r.PortfolioMTM - r.IM, r.PortfolioMTM - r.MM, tuple(losses))
+
+
+def read_derive_case(path: str | Path) -> DeriveCase:
+    """A Derive PMRM 2 portfolio case (v2-core's ``portfolio_cases`` layout); bad input is
+    one line naming the file and the field."""
+    path = Path(path)
+    document = _document(path)
+    try:
+        case = _Case.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise BadInputError(f"{path}: {_field(first['loc'])}: {first['msg']}") from None
+    try:
+        params = _params(case.Parameters)
+        portfolio = _portfolio(case.Scenario)
+        published = None if case.Result is None else _published(case.Result, len(params.scenarios))
+    except (ValueError, IndexError) as exc:
+        raise BadInputError(f"{path}: {exc}") from None
+    return DeriveCase(portfolio, params, published)
+
+
+def _scenario_label(s: derive.Scenario) -> str:
+    return f"spot ×{s.spot_shock:g}, vol {s.vol_shock.value}, weight {s.dampening:g}"
+
+
+def replicate(venue: Venue, path: str | Path) -> dict:
+    """The JSON payload of ``mwb replicate``: our margins and scenario P&L, the venue's
+    published ones where the file has them, and the differences."""
+    case = read_derive_case(path)
+    try:
+        result = derive.pmrm2_margin(case.portfolio, case.params)
+    except ValueError as exc:
+        raise BadInputError(f"{path}: {exc}") from None
+    scenarios = [
+        {
+            "index": j,
+            "spot_shock": s.spot_shock,
+            "vol_shock": s.vol_shock.value,
+            "dampening": s.dampening,
+            "pnl": float(result.scenario_pnl[j]),
+        }
+        for j, s in enumerate(case.params.scenarios)
+    ]
+    payload: dict = {
+        "venue": venue.value,
+        "model": "derive-pmrm2",
+        "file": str(path),
+        "initial_margin": result.initial_margin,
+        "maintenance_margin": result.maintenance_margin,
+        "equity": result.equity,
+        "worst_scenario": None if result.worst == len(scenarios) else result.worst,
+        "basis_contingency": result.basis_contingency,
+        "scenarios": scenarios,
+        "published": None,
+    }
+    if case.published is not None:
+        p = case.published
+        payload["published"] = {
+            "initial_margin": p.initial_margin,
+            "maintenance_margin": p.maintenance_margin,
+            "scenarios": [{"index": j, "pnl": v} for j, v in enumerate(p.scenario_pnl)],
+        }
+        payload["difference"] = {
+            "initial_margin": result.initial_margin - p.initial_margin,
+            "maintenance_margin": result.maintenance_margin - p.maintenance_margin,
+            "largest_scenario": max(
+                (
+                    abs(float(a) - b)
+                    for a, b in zip(result.scenario_pnl, p.scenario_pnl, strict=True)
+                ),
+                default=0.0,
+            ),
+        }
+    for s, row in zip(case.params.scenarios, scenarios, strict=True):
+        row["label"] = _scenario_label(s)
+    return payload

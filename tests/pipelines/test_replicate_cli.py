@@ -1,0 +1,94 @@
+"""``mwb replicate``: the venue's published file in, our numbers beside the venue's out; bad
+files exit 2 with one line naming the file and the field."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from helpers import run_mwb
+
+CASES = Path(__file__).resolve().parents[1] / "data" / "derive_pmrm2"
+CASE = CASES / "test_43_skews_linear_as_worst_case_complex.json"
+
+
+def test_json_carries_ours_and_derives(home) -> None:
+    result = run_mwb("replicate", "derive", str(CASE), "--json", home=home)
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    case = json.loads(CASE.read_text())["Result"]
+    published = payload["published"]
+    # Derive reports balances (equity less requirement); the payload reports requirements
+    assert published["initial_margin"] == pytest.approx(
+        float(case["PortfolioMTM"]) - float(case["IM"]), rel=1e-12
+    )
+    assert payload["initial_margin"] == pytest.approx(published["initial_margin"], rel=1e-8)
+    assert payload["maintenance_margin"] == pytest.approx(published["maintenance_margin"], rel=1e-8)
+    assert len(payload["scenarios"]) == len(published["scenarios"])
+    assert abs(payload["difference"]["largest_scenario"]) < 1e-6
+    worst = payload["worst_scenario"]
+    assert payload["scenarios"][worst]["vol_shock"] == "linear"  # the case's name says so
+
+
+def test_table_prints_both(home) -> None:
+    result = run_mwb("replicate", "derive", str(CASE), home=home)
+    assert result.returncode == 0, result.stderr
+    assert "published" in result.stdout and "initial margin:" in result.stdout
+
+
+def test_a_case_without_a_result_prints_ours_only(home, tmp_path) -> None:
+    case = json.loads(CASE.read_text())
+    del case["Result"]
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(case))
+    result = run_mwb("replicate", "derive", str(path), "--json", home=home)
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["published"] is None and payload["initial_margin"] > 0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c["Scenario"].update(SpotPrice="abc"), "Scenario.SpotPrice: Input should be"),
+        (lambda c: c["Scenario"]["Options"][1].pop("Strike"), r"Scenario.Options\[1\].Strike"),
+        (lambda c: c["Scenario"]["Options"][0].update(Expiry=1), r"Options\[0\].Expiry: no Opt"),
+        (
+            lambda c: c["Parameters"]["Scenarios"][0].update(VolShockDirection="Sideways"),
+            r"Scenarios\[0\].VolShockDirection: 'Sideways'",
+        ),
+        (lambda c: c["Parameters"]["Margin"].update(IM_LOSS_FACTOR=0.1), "im_factor must be in"),
+        (lambda c: c["Result"]["reg_losses"].pop(), "scenario losses for"),
+        (lambda c: c["Scenario"].update(StablePrice=0), "stable_price must be > 0"),
+    ],
+)
+def test_bad_fields_exit_2_naming_them(home, tmp_path, change, message) -> None:
+    case = json.loads(CASE.read_text())
+    change(case)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(case))
+    result = run_mwb("replicate", "derive", str(path), home=home)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0]
+    assert re.search(message, lines[0]), lines[0]
+
+
+def test_hostile_files(home, tmp_path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 50 + "]" * 50)
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"Scenario": ')
+    for path, message in (
+        (deep, "nested deeper than"),
+        (broken, "not valid JSON"),
+        (Path("/dev/zero"), "not a regular file"),
+        (tmp_path, "is a folder"),
+    ):
+        result = run_mwb("replicate", "derive", str(path), home=home)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    result = run_mwb("replicate", "okx", str(CASE), home=home)
+    assert result.returncode == 2 and "choose from derive" in result.stderr
