@@ -15,6 +15,13 @@ A parameter set is a document::
       BTC-ETH: {credit: 0.5}
     pm:  {mm_factor: 0.8}
     var: {var_confidence: 0.99, es_confidence: 0.975, mpor_days: 2, …}
+    venues:                                                    # optional
+      derive: {source: …, scenarios: [{spot_shock: 1.18, vol_shock: up, dampening: 1}, …],
+               vol_shock: {…}, margin: {…}, basis: {…}, contingency: {…}, skew: {…}}
+
+``venues`` holds other venues' models' parameters (absent: each venue's published values);
+a set without it has the same canonical form, and so the same fingerprint, as before the
+section existed.
 
 Every value is addressed by its dotted path (``underlyings.ETH.pm.price_range``); validation
 errors name that path. The identity of a set is the SHA-256 of its canonical JSON (sorted keys,
@@ -46,6 +53,7 @@ from margin_engine.params import (
     StandardParams,
     VarParams,
 )
+from margin_engine.venues import derive as derive_model
 
 SYMBOL = r"^[A-Z0-9]{1,16}$"
 
@@ -155,6 +163,28 @@ class VarBlock(_Block):
     floor_lookback_days: int = Field(ge=100)
 
 
+class DeriveBlock(_Block):
+    """Derive PMRM 2 (:mod:`margin_engine.venues.derive`): its scenarios and five parameter
+    groups, validated by the model's own constructors (their messages name the field)."""
+
+    source: str = Field(default="", max_length=500)
+    scenarios: tuple[derive_model.Scenario, ...] = Field(min_length=1, max_length=1_000)
+    vol_shock: derive_model.VolShockParams
+    margin: derive_model.LossParams
+    basis: derive_model.BasisParams
+    contingency: derive_model.ContingencyParams
+    skew: derive_model.SkewParams
+
+    def to_params(self) -> derive_model.DeriveParams:
+        return derive_model.DeriveParams(
+            self.scenarios, self.vol_shock, self.margin, self.basis, self.contingency, self.skew
+        )
+
+
+class VenuesBlock(_Block):
+    derive: DeriveBlock | None = None
+
+
 class ParameterSet(_Block):
     """Every model's parameters; see the module docstring."""
 
@@ -165,6 +195,7 @@ class ParameterSet(_Block):
     spreads: dict[str, SpreadBlock] = {}
     pm: PMGlobalBlock
     var: VarBlock
+    venues: VenuesBlock | None = None
 
     @field_validator("underlyings", "currencies", "collateral")
     @classmethod
@@ -193,7 +224,10 @@ class ParameterSet(_Block):
     # ------------------------------------------------------------------ identity
 
     def canonical_dict(self) -> dict:
-        return self.model_dump(mode="json")
+        document = self.model_dump(mode="json")
+        if document.get("venues") is None:  # sets from before the section keep their identity
+            document.pop("venues", None)
+        return document
 
     def canonical_json(self) -> str:
         return json.dumps(
@@ -269,6 +303,11 @@ class ParameterSet(_Block):
             collateral={a: tiers(b) for a, b in self.collateral.items()},
             var=VarParams(**v.model_dump()),
             mm_factor=self.pm.mm_factor,
+            derive=(
+                self.venues.derive.to_params()
+                if self.venues is not None and self.venues.derive is not None
+                else None
+            ),
         )
 
 
@@ -490,6 +529,44 @@ DEFAULT_DOCUMENT: dict = {
         "floor_lookback_days": 3650,
     },
 }
+
+
+def _derive_block(params: derive_model.DeriveParams, source: str) -> dict:
+    import dataclasses
+
+    def plain(value: Any) -> Any:
+        return value.value if isinstance(value, derive_model.VolShock) else value
+
+    return {
+        "source": source,
+        "scenarios": [
+            {k: plain(v) for k, v in dataclasses.asdict(s).items()} for s in params.scenarios
+        ],
+        **{
+            name: dataclasses.asdict(getattr(params, name))
+            for name in ("vol_shock", "margin", "basis", "contingency", "skew")
+        },
+    }
+
+
+#: Venues' published parameter sets by name (``--params derive``): the default set with the
+#: venue's block, so that a proposal can be compared with what the venue publishes.
+VENUE_SETS: dict[str, str] = {
+    "derive": f"Derive's published PMRM 2 values ({derive_model.PUBLISHED_DATE})",
+}
+
+
+def venue_parameter_set(name: str) -> ParameterSet:
+    """The named venue's published set (see :data:`VENUE_SETS`)."""
+    if name not in VENUE_SETS:
+        raise ParameterSetError(
+            f"{name!r}: no published venue set (one of {', '.join(VENUE_SETS)})"
+        )
+    document = copy.deepcopy(DEFAULT_DOCUMENT)
+    document["venues"] = {
+        "derive": _derive_block(derive_model.PUBLISHED, derive_model.PUBLISHED_SOURCE)
+    }
+    return parse_parameter_set(document)
 
 
 def default_parameter_set() -> ParameterSet:

@@ -20,7 +20,8 @@ from margin_engine.portfolio_margin import portfolio_margin
 from margin_engine.span import span_margin
 from margin_engine.standard import standard_margin
 from margin_engine.var import JointScenarios, var_margin
-from vocabulary import BOOK_MODELS, MarginModel, VarMeasure
+from margin_engine.venues.books import delta_only_margin, derive_margin
+from vocabulary import BOOK_MODELS, VENUE_MODELS, MarginModel, VarMeasure
 
 __all__ = ["MODELS", "ModelEntry", "margin", "parameters_read"]
 
@@ -62,6 +63,18 @@ def _reads_var(doc: Document, underlyings: Sequence[str]) -> dict:
     return {"var": doc["var"], "mm": doc["pm"]}
 
 
+def _reads_derive(doc: Document, underlyings: Sequence[str]) -> dict:
+    # a set without a derive block margins with Derive's published values
+    return {"derive": (doc.get("venues") or {}).get("derive")}
+
+
+def _reads_delta_only(doc: Document, underlyings: Sequence[str]) -> dict:
+    return {
+        u: {k: (b.get("standard") or {}).get(k) for k in ("future_initial", "future_maintenance")}
+        for u, b in _blocks(doc, underlyings).items()
+    }
+
+
 def _reads_haircut(doc: Document, underlyings: Sequence[str]) -> dict:
     return {"collateral": {u: doc["collateral"].get(u) for u in underlyings}}
 
@@ -97,6 +110,10 @@ MODELS: dict[MarginModel, ModelEntry] = {
     MarginModel.MC_VAR: ModelEntry(MarginModel.MC_VAR, None, _reads_var),
     MarginModel.MC_ES: ModelEntry(MarginModel.MC_ES, None, _reads_var),
     MarginModel.HAIRCUT: ModelEntry(MarginModel.HAIRCUT, None, _reads_haircut),
+    MarginModel.DERIVE_PMRM2: ModelEntry(MarginModel.DERIVE_PMRM2, derive_margin, _reads_derive),
+    MarginModel.DELTA_ONLY: ModelEntry(
+        MarginModel.DELTA_ONLY, delta_only_margin, _reads_delta_only
+    ),
 }
 
 
@@ -106,8 +123,9 @@ def model_named(name: str) -> MarginModel:
         model = MarginModel(name)
     except ValueError:
         model = None
-    if model not in BOOK_MODELS:
-        raise ValueError(f"unknown model {name!r}: choose from {', '.join(BOOK_MODELS)}")
+    if model not in (*BOOK_MODELS, *VENUE_MODELS):
+        choices = ", ".join((*BOOK_MODELS, *VENUE_MODELS))
+        raise ValueError(f"unknown model {name!r}: choose from {choices}")
     assert model is not None
     return model
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from margin_engine.venues.derive import DeriveParams
 from vocabulary import Apc, VarMethod
 
 
@@ -225,6 +226,8 @@ class ModelParams:
     var: VarParams = VarParams()
     mm_factor: float = 0.8
     fallback_underlying: str = "ETH"
+    # Derive PMRM 2 (``derive-pmrm2``); None: Derive's published values
+    derive: DeriveParams | None = None
 
     def __post_init__(self) -> None:
         _fraction("pm.mm_factor", self.mm_factor, open_low=True)

@@ -55,7 +55,15 @@ from pipelines.errors import BadInputError
 from pipelines.files import MAX_INPUT_BYTES, regular_file
 from pipelines.stores import calibration as calib_store
 from pipelines.stores import market as stored
-from vocabulary import BOOK_MODELS, SIMULATED_MODELS, Apc, Innovations, MarginModel, Sampling
+from vocabulary import (
+    BOOK_MODELS,
+    SIMULATED_MODELS,
+    VENUE_MODELS,
+    Apc,
+    Innovations,
+    MarginModel,
+    Sampling,
+)
 
 if TYPE_CHECKING:
     import duckdb
@@ -340,7 +348,7 @@ def run_margin(
 ) -> MarginRun:
     """Margin ``positions_frame`` under ``model`` at ``market``; VaR/ES read their scenarios
     from ``con``'s price history (sources in ``preference`` order) strictly before the market."""
-    choices = (*BOOK_MODELS, *SIMULATED_MODELS)
+    choices = (*BOOK_MODELS, *VENUE_MODELS, *SIMULATED_MODELS)
     if model not in choices:
         raise BadInputError(f"--model: {model!r} is not one of {', '.join(choices)}")
     params = params or default_parameter_set()

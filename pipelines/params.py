@@ -7,6 +7,7 @@ assets) resolves it here, with one rule:
 - nothing, or ``active`` — the set the governance registry has in force (at ``at`` when given:
   no look-ahead), or, with no registry yet, the default set;
 - ``default`` — Deribit's published values;
+- a venue's name (``derive``) — the default set with that venue's published parameters;
 - an existing file — that parameter set document (validated);
 - six or more hex digits, any case — the registry's set whose fingerprint starts so.
 """
@@ -20,10 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from governance.parameters import (
+    VENUE_SETS,
     ParameterSet,
     ParameterSetError,
     default_parameter_set,
     load_parameter_set,
+    venue_parameter_set,
 )
 from governance.registry import GovernanceError, Registry
 from governance.store import registry_present
@@ -57,6 +60,8 @@ def resolve_parameter_set(
     text = "active" if ref is None else str(ref)
     if text == "default":
         return ResolvedSet(default_parameter_set(), "default", DEFAULT_SOURCE)
+    if text in VENUE_SETS:
+        return ResolvedSet(venue_parameter_set(text), text, VENUE_SETS[text])
     if text == "active":
         if con is not None and registry_present(con):
             registry = Registry(con)
@@ -78,5 +83,5 @@ def resolve_parameter_set(
         except GovernanceError as exc:
             raise BadInputError(str(exc)) from exc
         return ResolvedSet(found, found.fingerprint[:12], f"registry set {found.fingerprint[:12]}")
-    words = ", ".join(f"'{w}'" for w in (*also, "active", "default"))
+    words = ", ".join(f"'{w}'" for w in (*also, "active", "default", *VENUE_SETS))
     raise BadInputError(f"{text!r}: not {words}, an existing file or a parameter-set fingerprint")

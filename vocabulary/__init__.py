@@ -13,6 +13,7 @@ from enum import StrEnum
 
 __all__ = [
     "BOOK_MODELS",
+    "VENUE_MODELS",
     "SIMULATED_MODELS",
     "DAYS_PER_YEAR",
     "SYNTHETIC_SEED",
@@ -52,6 +53,8 @@ class MarginModel(StrEnum):
     MC_VAR = "mc-var"
     MC_ES = "mc-es"
     HAIRCUT = "haircut"
+    DERIVE_PMRM2 = "derive-pmrm2"
+    DELTA_ONLY = "delta-only"
 
     @property
     def needs_history(self) -> bool:
@@ -72,6 +75,11 @@ BOOK_MODELS: tuple[MarginModel, ...] = (
     MarginModel.VAR,
     MarginModel.ES,
 )
+
+#: Other venues' models and the linear baseline (``mwb margin``, the report's margin
+#: elsewhere). They margin in USDC per account, so a backtest, which replays each book in its
+#: settlement currency, does not replay them yet.
+VENUE_MODELS: tuple[MarginModel, ...] = (MarginModel.DERIVE_PMRM2, MarginModel.DELTA_ONLY)
 
 #: The Monte Carlo models (``mwb margin``; a backtest does not replay them yet).
 SIMULATED_MODELS: tuple[MarginModel, ...] = (MarginModel.MC_VAR, MarginModel.MC_ES)

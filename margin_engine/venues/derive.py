@@ -621,3 +621,47 @@ def pmrm2_margin(portfolio: Portfolio, params: DeriveParams) -> PMRM2Result:
         mm_contingency=mm_cont,
         expiry_value=np.array(marks),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Derive's published parameter set, and the model over a whole book of accounts
+# ---------------------------------------------------------------------------------------------
+
+
+def _scenario_grid() -> tuple[Scenario, ...]:
+    regular = []
+    for spot in (1.18, 1.135, 1.09, 1.045, 1.0, 0.955, 0.91, 0.865):
+        shocks = (VolShock.UP,) if spot == 1.18 else (VolShock.UP, VolShock.NONE, VolShock.DOWN)
+        regular += [Scenario(spot, v) for v in shocks]
+    regular.append(Scenario(0.82, VolShock.UP))
+    tails = [
+        (0.34, 0.21),
+        (0.67, 0.42),
+        (1.5, 0.2772),
+        (2.0, 0.1386),
+        (3.0, 0.0693),
+        (4.0, 0.0462),
+        (5.0, 0.03465),
+        (6.0, 0.02772),
+    ]
+    regular += [Scenario(s, VolShock.UP, w) for s, w in tails]
+    return (*regular, Scenario(1.0, VolShock.LINEAR), Scenario(1.0, VolShock.ABS))
+
+
+#: Derive's PMRM 2 values as its v2-core repository publishes them for mainnet
+#: (``scripts/config-mainnet.sol``, ``getDefaultPM2Scenarios`` and ``getPMRM2Params``, last
+#: changed 2025-06-10; read at commit 7736900d). The long and short static discount bases are
+#: as published there (long 1.05, short 0.95).
+PUBLISHED = DeriveParams(
+    scenarios=_scenario_grid(),
+    vol_shock=VolShockParams(0.5, 0.3, 0.3, 0.13, 86_400.0, 0.4),
+    margin=LossParams(1.0, 0.8, 0.0, 0.0, 0.16, 0.16, 0.95, 1.05),
+    basis=BasisParams(1.045, 0.955, 0.5, 2.0),
+    contingency=ContingencyParams(0.99, 4.0, 0.55, 1.0, 0.03, 0.01, 0.003, 0.002),
+    skew=SkewParams(0.25, 0.25, -0.1, -0.1, 0.01, 4.0, 0.6, 0.0),
+)
+PUBLISHED_DATE = "2025-06-10"
+PUBLISHED_SOURCE = (
+    "derivexyz/v2-core scripts/config-mainnet.sol (getDefaultPM2Scenarios, getPMRM2Params), "
+    "changed 2025-06-10, read at commit 7736900d395703c4f675376caa4c315402943831"
+)

@@ -22,7 +22,9 @@ def margin(
         None, "--as-of", help="Build the market from the warehouse for this day."
     ),
     model: str = typer.Option(
-        ..., "--model", help="standard | span | deribit-pm | var | es | mc-var | mc-es"
+        ...,
+        "--model",
+        help="standard | span | deribit-pm | var | es | mc-var | mc-es | derive-pmrm2 | delta-only",
     ),
     params: Path | None = typer.Option(
         None,

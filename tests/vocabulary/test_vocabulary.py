@@ -8,7 +8,7 @@ import json
 import pytest
 
 from margin_engine.models import MODELS, margin, model_named, parameters_read
-from vocabulary import BOOK_MODELS, SIMULATED_MODELS, MarginModel, Zone
+from vocabulary import BOOK_MODELS, SIMULATED_MODELS, VENUE_MODELS, MarginModel, Zone
 
 
 def test_zones_are_ordered_and_not_testable_is_never_worse() -> None:
@@ -28,7 +28,11 @@ def test_words_serialise_as_the_stored_strings() -> None:
 def test_every_model_has_one_registry_entry() -> None:
     assert set(MODELS) == set(MarginModel)
     # the Monte Carlo models margin books in `mwb margin`; backtests do not replay them yet
-    assert set(BOOK_MODELS) == set(MarginModel) - {MarginModel.HAIRCUT, *SIMULATED_MODELS}
+    assert set(BOOK_MODELS) == set(MarginModel) - {
+        MarginModel.HAIRCUT,
+        *SIMULATED_MODELS,
+        *VENUE_MODELS,
+    }
     assert [m for m in MarginModel if m.simulated] == [MarginModel.MC_VAR, MarginModel.MC_ES]
     assert [m for m in MarginModel if m.needs_history] == [MarginModel.VAR, MarginModel.ES]
     with pytest.raises(ValueError, match="unknown model 'haircut'"):

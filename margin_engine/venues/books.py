@@ -1,0 +1,583 @@
+"""Venue models over a whole book of accounts, in the shape every margin model returns.
+
+A book's positions are Deribit instruments (quantities in contract units: options and spot in
+coin, futures and perpetuals by their coin delta). Another venue margins the same *exposures*:
+
+- **derive-pmrm2** — one Derive PMRM 2 portfolio per (account, underlying), as Derive keeps one
+  risk manager per underlying, margined in USDC: options become Derive's USDC-settled options
+  of the same strike, expiry and amount (marked at the snapshot's forward and IV, rate 0);
+  perpetuals and dated futures become the manager's perpetual position (their coin delta;
+  Derive lists no dated futures); long spot is risk-cancelling collateral (no haircut: none is
+  published for the base asset), short spot a short perpetual. Oracles are taken as fully
+  confident and the stablecoin at par, so those contingencies do not arise. An account's row
+  is the sum of its managers' requirements.
+- **delta-only** — :math:`|\\Delta| \\times S \\times r` per (account, underlying) with the net
+  coin delta :math:`\\Delta` of every position, the index price :math:`S` and the set's
+  linear margin rate (``standard.future_initial``; ``future_maintenance`` for maintenance): the
+  linear model early DeFi venues used. It is blind to gamma and vega by construction, which is
+  what a report shows it for.
+
+:func:`derive_portfolios` builds the scalar :class:`~margin_engine.venues.derive.Portfolio`
+objects of the same accounts: :func:`derive_margin` must agree with
+:func:`~margin_engine.venues.derive.pmrm2_margin` on them (the reference).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numba
+import numpy as np
+from scipy import sparse
+
+from margin_engine.book import MarginResult, Positions
+from margin_engine.instruments import InstrumentTable, Kind
+from margin_engine.params import ModelParams
+from margin_engine.venues.derive import (
+    MONTH_SECONDS,
+    PUBLISHED,
+    SETTLEMENT_SECONDS,
+    YEAR_SECONDS,
+    Collateral,
+    DeriveParams,
+    Expiry,
+    Option,
+    Portfolio,
+    VolShock,
+    _standard_prices,
+)
+
+__all__ = ["delta_only_margin", "derive_margin", "derive_portfolios"]
+
+SETTLEMENT = "USDC"
+
+
+def _underlyings(positions: Positions) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """The underlyings, each instrument's underlying index and each underlying's index price."""
+    table, book = positions.book.table, positions.book
+    names = tuple(sorted({u for _, u in table.groups}))
+    of_group = np.array([names.index(u) for _, u in table.groups], dtype=np.int64)
+    price = np.empty(len(names))
+    price[of_group] = book.group_index_price
+    return names, of_group[table.group], price
+
+
+def _linear_delta(positions: Positions) -> np.ndarray:
+    """Coin delta per unit of the instruments Derive margins as its perpetual: perpetuals,
+    dated futures and (negative quantities only, see the module) spot.
+    """
+    kind = positions.book.table.kind
+    linear = (kind == Kind.PERPETUAL) | (kind == Kind.FUTURE)
+    return np.where(linear, positions.book.delta, 0.0)
+
+
+def _per_account_underlying(
+    positions: Positions, n_underlyings: int, of_instrument: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
+    rows = positions.account * n_underlyings + of_instrument[positions.instrument]
+    return np.bincount(rows, weights=weights, minlength=positions.n_accounts * n_underlyings)
+
+
+def _seconds(years: np.ndarray) -> np.ndarray:
+    return np.rint(years * YEAR_SECONDS).astype(np.int64)
+
+
+def derive_portfolios(positions: Positions) -> dict[tuple[int, str], Portfolio]:
+    """One PMRM 2 portfolio per (account index, underlying) held (see the module)."""
+    book, table = positions.book, positions.book.table
+    names, of_instrument, price = _underlyings(positions)
+    linear = _linear_delta(positions)
+    seconds = _seconds(table.years)
+    out: dict[tuple[int, str], Portfolio] = {}
+    for a in range(positions.n_accounts):
+        mine = np.flatnonzero(positions.account == a)
+        for u, name in enumerate(names):
+            held = mine[of_instrument[positions.instrument[mine]] == u]
+            if not len(held):
+                continue
+            by_expiry: dict[int, list[Option]] = {}
+            forward: dict[int, float] = {}
+            perp = 0.0
+            collateral = 0.0
+            for k in held:
+                i, q = positions.instrument[k], positions.quantity[k]
+                if table.kind[i] == Kind.OPTION:
+                    option = Option(float(table.strike[i]), bool(table.is_call[i]), q, book.vol[i])
+                    by_expiry.setdefault(int(seconds[i]), []).append(option)
+                    forward[int(seconds[i])] = float(book.forward[i])
+                elif table.kind[i] == Kind.SPOT and q > 0:
+                    collateral += q
+                elif table.kind[i] == Kind.SPOT:
+                    perp += q
+                else:
+                    perp += q * linear[i]
+            expiries = tuple(
+                Expiry.from_forward(s, forward[s], 0.0, options)
+                for s, options in sorted(by_expiry.items())
+            )
+            collaterals = (
+                (Collateral(name, collateral, float(price[u]), risk_cancelling=True),)
+                if collateral
+                else ()
+            )
+            out[(a, name)] = Portfolio(
+                spot=float(price[u]),
+                expiries=expiries,
+                collaterals=collaterals,
+                perp_position=perp,
+                perp_price=float(price[u]),
+            )
+    return out
+
+
+def _expiry_table(positions: Positions, of_instrument: np.ndarray) -> dict[str, np.ndarray]:
+    """Derive's expiries among the book's options: (underlying, seconds) pairs."""
+    table, book = positions.book.table, positions.book
+    option = np.flatnonzero(table.kind == Kind.OPTION)
+    seconds = _seconds(table.years[option])
+    key = of_instrument[option] * (np.int64(1) << 40) + seconds
+    unique, first, expiry_of = np.unique(key, return_index=True, return_inverse=True)
+    e_seconds = seconds[first]
+    forward = book.forward[option][first]
+    near = e_seconds < SETTLEMENT_SECONDS
+    fixed = np.where(near, forward * (SETTLEMENT_SECONDS - e_seconds) / SETTLEMENT_SECONDS, 0.0)
+    variable = np.where(near, forward * e_seconds / SETTLEMENT_SECONDS, forward)
+    return {
+        "option": option,
+        "expiry_of": expiry_of,
+        "underlying": of_instrument[option][first],
+        "seconds": e_seconds,
+        "variable": variable,
+        "fixed": fixed,
+        "years": e_seconds / YEAR_SECONDS,
+    }
+
+
+def _option_values(positions: Positions, e: dict[str, np.ndarray], p: DeriveParams) -> np.ndarray:
+    """Options × (scenarios, mark, basis up, basis down): each option's Black-76 value (rate 0,
+    so undiscounted) in every column; the static discount applies later, per expiry sum.
+    """
+    table, book = positions.book.table, positions.book
+    option, x = e["option"], e["expiry_of"]
+    strike, vol, calls = table.strike[option], book.vol[option], table.is_call[option]
+    years = e["years"][x]
+    root = np.sqrt(years)
+    variable, fixed = e["variable"][x], e["fixed"][x]
+    vp, sp = p.vol_shock, p.skew
+    floor = np.maximum(e["seconds"], vp.floor_seconds)
+    if np.any(floor <= 0):
+        raise ValueError(
+            "vol_shock: an expired option with a zero days floor has no vol shock (Derive reverts)"
+        )
+    power = np.where(e["seconds"] <= MONTH_SECONDS, vp.short_term_power, vp.long_term_power)
+    scale = (MONTH_SECONDS / floor) ** power
+    up, down = (1.0 + vp.range_up * scale)[x], np.maximum(0.0, 1.0 - vp.range_down * scale)[x]
+
+    def value(forward: np.ndarray, vols: np.ndarray) -> np.ndarray:
+        safe = np.where(forward > 0, forward, 1.0)
+        with np.errstate(divide="ignore"):
+            call, put = _standard_prices(strike / safe, vols * root)
+        call, put = np.minimum(call * forward, forward), np.minimum(put * forward, strike)
+        call = np.where(forward > 0, call, 0.0)
+        put = np.where(forward > 0, put, strike)
+        call, put = np.where(strike == 0, forward, call), np.where(strike == 0, 0.0, put)
+        return np.where(calls, call, put)
+
+    columns = []
+    for s in p.scenarios:
+        if s.vol_shock in (VolShock.LINEAR, VolShock.ABS):
+            linear = s.vol_shock is VolShock.LINEAR
+            cap = (sp.linear_c_base if linear else sp.abs_c_base) * root + (
+                sp.linear_base_cap if linear else sp.abs_base_cap
+            )
+            k_star = np.maximum(
+                sp.min_k_star,
+                root * sp.width_scale * (sp.vol_param_static + root * sp.vol_param_scale),
+            )
+            if np.any(k_star <= 0):
+                raise ValueError(
+                    "skew: k* is zero at this expiry (min_k_star 0), the skew is undefined"
+                )
+            with np.errstate(divide="ignore"):
+                k = np.log(strike / (variable + fixed))
+            k = k if linear else np.abs(k)
+            lift = np.where(
+                k >= 0, np.minimum(cap, k * cap / k_star), np.maximum(-cap, k * cap / k_star)
+            )
+            columns.append(value(variable + fixed, vol * np.maximum(1.0 + lift, 0.0)))
+            continue
+        if s.vol_shock is VolShock.UP:
+            shocked = np.maximum(vp.min_vol_up, vol * up)
+        elif s.vol_shock is VolShock.DOWN:
+            shocked = vol * down
+        else:
+            shocked = vol
+        columns.append(value(variable * s.spot_shock + fixed, shocked))
+    columns.append(value(variable + fixed, vol))
+    columns.append(value(variable * p.basis.spot_up + fixed, vol))
+    columns.append(value(variable * p.basis.spot_down + fixed, vol))
+    return np.column_stack(columns)
+
+
+def derive_margin(positions: Positions, params: ModelParams | None = None) -> MarginResult:
+    """Derive PMRM 2 margin of every account (USDC, see the module); the set's ``derive``
+    parameters, else Derive's published ones.
+
+    One compiled pass per account (:func:`_derive_scan`: each expiry's scenario sums in a small
+    buffer, discounted and added when the expiry ends, so no (account, expiry) × scenarios
+    matrix is built); ``MWB_KERNEL=numpy`` selects the numpy reference
+    (:func:`derive_margin_reference`), which materialises it.
+    """
+    if os.environ.get("MWB_KERNEL", "compiled") == "numpy":
+        return derive_margin_reference(positions, params)
+    p = (params.derive if params is not None else None) or PUBLISHED
+    lp, bp, cp = p.margin, p.basis, p.contingency
+    table = positions.book.table
+    names, of_instrument, price = _underlyings(positions)
+    n_u, n_s = len(names), len(p.scenarios)
+    e = _expiry_table(positions, of_instrument)
+    n_i = len(table)
+    values = np.zeros((n_i, n_s + 3))
+    expiry = np.full(n_i, -1, dtype=np.int64)
+    if len(e["option"]):
+        values[e["option"]] = _option_values(positions, e, p)
+        expiry[e["option"]] = e["expiry_of"]
+    years = e["years"]
+    long_d = lp.long_static_discount * np.exp(-years * lp.long_rate_add)
+    short_d = np.minimum(1.0, lp.short_static_discount / np.exp(-years * lp.short_rate_add))
+    factor = bp.add_factor + bp.mult_factor * years
+    kind = table.kind
+    spot = (kind == Kind.SPOT).astype(np.int8)
+    # the (account, group) rows every model shares (cached, duplicates summed): an account's
+    # positions are its groups' consecutive rows
+    matrix = positions.group_matrix
+    out = np.zeros((5, positions.n_accounts * n_u))
+    _derive_scan(
+        matrix.indptr[:: positions.n_groups],
+        matrix.indices,
+        matrix.data,
+        values,
+        expiry,
+        _partners(table, expiry),
+        of_instrument,
+        spot,
+        _linear_delta(positions),
+        e["underlying"],
+        long_d,
+        short_d,
+        factor,
+        price,
+        np.array([s.dampening for s in p.scenarios]),
+        np.array([s.spot_shock for s in p.scenarios]),
+        np.array([s.vol_shock in (VolShock.LINEAR, VolShock.ABS) for s in p.scenarios]),
+        np.array(
+            [cp.mm_perp_percent, cp.im_perp_percent, cp.mm_option_percent, cp.im_option_percent]
+        ),
+        out,
+    )
+    worst, marks, collateral_usd, mm_cont, im_cont = out
+    return _per_account(
+        positions,
+        "derive-pmrm2",
+        n_u,
+        -worst * lp.im_factor + im_cont + mm_cont,
+        -worst * lp.mm_factor + mm_cont,
+        marks + collateral_usd,
+        {"worst_case": -worst * lp.im_factor, "contingency": im_cont + mm_cont},
+    )
+
+
+def _partners(table: InstrumentTable, expiry: np.ndarray) -> np.ndarray:
+    """Each option's other type at its expiry and strike (-1 where the book lists none)."""
+    partner = np.full(len(table), -1, dtype=np.int64)
+    option = np.flatnonzero(expiry >= 0)
+    seen: dict[tuple[int, float, bool], int] = {}
+    for i in option:
+        seen[(int(expiry[i]), float(table.strike[i]), bool(table.is_call[i]))] = int(i)
+    for i in option:
+        other = seen.get((int(expiry[i]), float(table.strike[i]), not bool(table.is_call[i])))
+        if other is not None:
+            partner[i] = other
+    return partner
+
+
+@numba.njit(cache=True, nogil=True)
+def _derive_scan(
+    indptr,
+    indices,
+    data,
+    values,
+    expiry,
+    partner,
+    underlying,
+    spot,
+    linear,
+    expiry_underlying,
+    long_d,
+    short_d,
+    factor,
+    price,
+    weight,
+    shock,
+    skew,
+    percent,
+    out,
+):  # pragma: no cover - compiled
+    # No sort: each expiry's sums live in its own buffer row, zeroed when an account first
+    # touches it (a stamp per expiry), and a call and a put at one strike are netted through
+    # each instrument's partner (its other type at that strike, -1 if none) and a per-instrument
+    # quantity stamped with the account. The rows are (account, group) rows with duplicates
+    # summed, so an instrument appears at most once per account.
+    n_s = len(weight)
+    n_u = len(price)
+    n_e = len(long_d)
+    sums = np.zeros((max(n_e, 1), n_s + 3))
+    stamp = np.full(max(n_e, 1), -1, dtype=np.int64)
+    touched = np.zeros(max(n_e, 1), dtype=np.int64)
+    held = np.zeros(len(expiry))
+    held_stamp = np.full(len(expiry), -1, dtype=np.int64)
+    pnl = np.zeros((n_u, n_s))
+    basis = np.zeros(n_u)
+    marks = np.zeros(n_u)
+    naked = np.zeros(n_u)
+    perp = np.zeros(n_u)
+    collateral = np.zeros(n_u)
+    for a in range(len(indptr) - 1):
+        # explicit loops: a slice assignment per account costs more than these few writes
+        for u in range(n_u):
+            for j in range(n_s):
+                pnl[u, j] = 0.0
+            basis[u] = 0.0
+            marks[u] = 0.0
+            naked[u] = 0.0
+            perp[u] = 0.0
+            collateral[u] = 0.0
+        n_touched = 0
+        start, stop = indptr[a], indptr[a + 1]
+        for k in range(start, stop):
+            i = indices[k]
+            q = data[k]
+            u = underlying[i]
+            e = expiry[i]
+            if e >= 0:
+                if stamp[e] != a:
+                    stamp[e] = a
+                    for j in range(n_s + 3):
+                        sums[e, j] = 0.0
+                    touched[n_touched] = e
+                    n_touched += 1
+                row = sums[e]
+                unit = values[i]
+                for j in range(n_s + 3):
+                    row[j] += q * unit[j]
+                # an instrument is in one group, so once per account: a call and a put at
+                # one strike net when the second of them arrives
+                held_stamp[i] = a
+                held[i] = q
+                p = partner[i]
+                if p >= 0 and held_stamp[p] == a:
+                    naked[u] += max(-(q + held[p]), 0.0) - max(-held[p], 0.0)
+                else:
+                    naked[u] += max(-q, 0.0)
+            elif spot[i] == 1 and q > 0:
+                collateral[u] += q
+            elif spot[i] == 1:
+                perp[u] += q
+            else:
+                perp[u] += q * linear[i]
+        for t in range(n_touched):
+            e = touched[t]
+            u = expiry_underlying[e]
+            row = sums[e]
+            acc = pnl[u]
+            mark = row[n_s]
+            up, down = long_d[e], short_d[e]
+            for j in range(n_s):
+                # branch-free: the sign picks the static discount; a skew scenario counts
+                # every expiry as a loss, c - (c + |c|) = -|c|
+                shocked = row[j] * (up if row[j] >= 0 else down)
+                change = (shocked - mark) * weight[j]
+                acc[j] += change - skew[j] * (change + abs(change))
+            lowest = min(row[n_s + 1] - mark, row[n_s + 2] - mark, 0.0)
+            basis[u] += lowest * factor[e]
+            marks[u] += mark
+        for u in range(n_u):
+            row = a * n_u + u
+            linear_usd = (perp[u] + collateral[u]) * price[u]
+            worst = basis[u]
+            for j in range(n_s):
+                worst = min(worst, pnl[u, j] + linear_usd * ((shock[j] - 1.0) * weight[j]))
+            perp_notional = abs(perp[u]) * price[u]
+            short_notional = naked[u] * price[u]
+            out[0, row] = worst
+            out[1, row] = marks[u]
+            out[2, row] = collateral[u] * price[u]
+            out[3, row] = perp_notional * percent[0] + short_notional * percent[2]
+            out[4, row] = perp_notional * percent[1] + short_notional * percent[3]
+
+
+def derive_margin_reference(
+    positions: Positions, params: ModelParams | None = None
+) -> MarginResult:
+    """:func:`derive_margin` with numpy and scipy sparse products (the reference)."""
+    p = (params.derive if params is not None else None) or PUBLISHED
+    lp, bp, cp = p.margin, p.basis, p.contingency
+    table = positions.book.table
+    names, of_instrument, price = _underlyings(positions)
+    n_u, n_s = len(names), len(p.scenarios)
+    n_au = positions.n_accounts * n_u
+    e = _expiry_table(positions, of_instrument)
+
+    # (account, expiry) pairs held: the options' sums per pair in every column
+    local = np.full(len(table), -1, dtype=np.int64)
+    local[e["option"]] = np.arange(len(e["option"]))
+    held = local[positions.instrument] >= 0
+    n_e = max(len(e["seconds"]), 1)
+    pair_key = positions.account[held] * n_e + e["expiry_of"][local[positions.instrument[held]]]
+    pairs, pair_row = np.unique(pair_key, return_inverse=True)
+    sums = np.zeros((len(pairs), n_s + 3))
+    if len(pairs):
+        matrix = sparse.csr_matrix(
+            (positions.quantity[held], (pair_row, local[positions.instrument[held]])),
+            shape=(len(pairs), len(e["option"])),
+        )
+        sums = np.asarray(matrix @ _option_values(positions, e, p))
+    pair_expiry = pairs % n_e
+    pair_au = (pairs // n_e) * n_u + (e["underlying"][pair_expiry] if len(pairs) else 0)
+    shocked, mark = sums[:, :n_s], sums[:, n_s]
+    years = e["years"][pair_expiry] if len(pairs) else np.zeros(0)
+    # rate 0: the discount is 1 and the short discount's cap 1/D is 1
+    long_d = lp.long_static_discount * np.exp(-years * lp.long_rate_add)
+    short_d = np.minimum(1.0, lp.short_static_discount / np.exp(-years * lp.short_rate_add))
+    weight = np.array([s.dampening for s in p.scenarios])
+    skew = np.array([s.vol_shock in (VolShock.LINEAR, VolShock.ABS) for s in p.scenarios])
+    discounted = shocked * np.where(shocked >= 0, long_d[:, None], short_d[:, None])
+    pnl = (discounted - mark[:, None]) * weight
+    pnl = np.where(skew, -np.abs(pnl), pnl)
+    basis = np.minimum(np.minimum(sums[:, n_s + 1] - mark, sums[:, n_s + 2] - mark), 0.0)
+    basis *= bp.add_factor + bp.mult_factor * years
+    to_au = sparse.csr_matrix(
+        (np.ones(len(pairs)), (pair_au, np.arange(len(pairs)))), shape=(n_au, len(pairs))
+    )
+    scenario_pnl = np.asarray(to_au @ pnl).reshape(n_au, n_s)
+    basis_au = to_au @ basis
+    marks_au = to_au @ mark
+
+    # the perpetual leg and risk-cancelling spot collateral, both linear in spot
+    q, inst = positions.quantity, positions.instrument
+    spot = table.kind[inst] == Kind.SPOT
+    perp = _per_account_underlying(
+        positions,
+        n_u,
+        of_instrument,
+        np.where(spot, np.minimum(q, 0.0), q * _linear_delta(positions)[inst]),
+    )
+    collateral = _per_account_underlying(
+        positions, n_u, of_instrument, np.where(spot, np.maximum(q, 0.0), 0.0)
+    )
+    index = np.tile(price, positions.n_accounts)
+    linear_usd = (perp + collateral) * index
+    shocks = np.array([s.spot_shock for s in p.scenarios])
+    scenario_pnl += linear_usd[:, None] * ((shocks - 1.0) * weight)[None, :]
+
+    # naked shorts: options netted per (account, expiry, strike), calls with puts
+    opt = held.nonzero()[0]
+    strike_key = np.stack([pair_key, table.strike[inst[opt]].view(np.int64)], axis=1)
+    _, strike_row = np.unique(strike_key, axis=0, return_inverse=True)
+    net = np.bincount(strike_row.reshape(-1), weights=q[opt])
+    first = np.zeros(len(net), dtype=np.int64)
+    first[strike_row.reshape(-1)] = np.arange(len(opt))
+    au_of_strike = positions.account[opt][first] * n_u + of_instrument[inst[opt]][first]
+    naked = np.bincount(au_of_strike, weights=np.maximum(-net, 0.0), minlength=n_au)
+    notional_perp = np.abs(perp) * index
+    notional_short = naked * index
+    mm_cont = notional_perp * cp.mm_perp_percent + notional_short * cp.mm_option_percent
+    im_cont = notional_perp * cp.im_perp_percent + notional_short * cp.im_option_percent
+
+    worst = np.minimum(basis_au, scenario_pnl.min(axis=1) if n_s else basis_au)
+    initial_au = -worst * lp.im_factor + im_cont + mm_cont
+    maintenance_au = -worst * lp.mm_factor + mm_cont
+    equity_au = marks_au + collateral * index
+    return _per_account(
+        positions,
+        "derive-pmrm2",
+        n_u,
+        initial_au,
+        maintenance_au,
+        equity_au,
+        {"worst_case": -worst * lp.im_factor, "contingency": im_cont + mm_cont},
+    )
+
+
+def _per_account(
+    positions: Positions,
+    model: str,
+    n_u: int,
+    initial: np.ndarray,
+    maintenance: np.ndarray,
+    equity: np.ndarray,
+    components: dict[str, np.ndarray],
+) -> MarginResult:
+    """(account, underlying) figures summed into one USDC row per account holding anything."""
+    n = positions.n_accounts
+    # accounts with a position: nonempty (account, group) rows, as the other models' layout
+    present = np.flatnonzero(np.diff(positions.group_matrix.indptr[:: positions.n_groups]) > 0)
+
+    def rows(values: np.ndarray) -> np.ndarray:
+        return values.reshape(n, n_u).sum(axis=1)[present]
+
+    return MarginResult(
+        model=model,
+        account=present,
+        accounts=positions.accounts,
+        currency=np.full(len(present), SETTLEMENT, dtype=object),
+        initial_margin=rows(initial),
+        maintenance_margin=rows(maintenance),
+        equity=rows(equity),
+        components={name: rows(v) for name, v in components.items()},
+        errors=positions.errors,
+    )
+
+
+def delta_only_margin(positions: Positions, params: ModelParams | None = None) -> MarginResult:
+    """:math:`|\\Delta| S r` per (account, underlying), summed per account (USDC)."""
+    params = params or ModelParams()
+    names, of_instrument, price = _underlyings(positions)
+    n_u = len(names)
+    delta = _per_account_underlying(
+        positions, n_u, of_instrument, positions.quantity * _usd_delta(positions)
+    )
+    notional = np.abs(delta) * np.tile(price, positions.n_accounts)
+    im_rate = np.array([params.standard_for(u).future_initial for u in names])
+    mm_rate = np.array([params.standard_for(u).future_maintenance for u in names])
+    initial = notional * np.tile(im_rate, positions.n_accounts)
+    maintenance = notional * np.tile(mm_rate, positions.n_accounts)
+    value = positions.quantity * positions.book.value[positions.instrument]
+    # the mark value of the book, in USD (coin-settled values at the index price)
+    equity = _per_account_underlying(
+        positions, n_u, of_instrument, value * _usd_per_unit(positions)
+    )
+    return _per_account(
+        positions, "delta-only", n_u, initial, maintenance, equity, {"delta_notional": notional}
+    )
+
+
+def _usd_delta(positions: Positions) -> np.ndarray:
+    """Each position's coin delta per unit as a USD holder sees it: the book's coin-settled
+    deltas take out what the settlement coin itself moves (an inverse option's value, a coin
+    held in its own account), which a USD margin puts back.
+    """
+    table, book = positions.book.table, positions.book
+    delta = book.delta.copy()
+    coin_option = (table.kind == Kind.OPTION) & table.inverse
+    delta[coin_option] += book.value[coin_option]  # the Black-76 delta
+    delta[table.kind == Kind.SPOT] = 1.0
+    return delta[positions.instrument]
+
+
+def _usd_per_unit(positions: Positions) -> np.ndarray:
+    """USD per unit of settlement currency for each position (the index price for a coin)."""
+    table, book = positions.book.table, positions.book
+    group = table.group[positions.instrument]
+    stable = np.array([c in ("USD", "USDC", "USDT") for c, _ in table.groups])
+    return np.where(stable[group], 1.0, book.group_index_price[group])
