@@ -332,6 +332,38 @@ class MarginRun:
         }
 
 
+def venue_columns(label: str, params: ParameterSet, models: Sequence[str]) -> list:
+    """The columns of a margin-elsewhere table: ``params`` (labelled ``label``) under each of
+    ``models``, each venue's published set under its model, and the delta-only baseline."""
+    from governance.parameters import VENUE_SETS, venue_parameter_set
+    from margin_engine.venues.elsewhere import Column
+
+    engine = params.to_model_params()
+    columns = [Column(f"{label} ({m})", m, engine) for m in dict.fromkeys(models)]
+    venue_model = {"derive": MarginModel.DERIVE_PMRM2.value}
+    for name, source in VENUE_SETS.items():
+        columns.append(
+            Column(source, venue_model[name], venue_parameter_set(name).to_model_params())
+        )
+    columns.append(Column(f"delta-only ({label})", MarginModel.DELTA_ONLY.value, engine))
+    return columns
+
+
+def elsewhere_payload(positions: Positions, columns: list) -> dict:
+    """``margin_elsewhere`` as JSON: the columns, then each account's USD initial margins."""
+    from margin_engine.venues.elsewhere import margin_elsewhere
+
+    frame = margin_elsewhere(positions, columns)
+    return {
+        "currency": "USD",
+        "columns": [{"label": c.label, "model": c.model} for c in columns],
+        "accounts": [
+            {"account": account, "initial_margin": {c.label: row[c.label] for c in columns}}
+            for account, row in frame.iterrows()
+        ],
+    }
+
+
 def run_margin(
     positions_frame: pd.DataFrame,
     model: str,

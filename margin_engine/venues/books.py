@@ -30,7 +30,7 @@ import numba
 import numpy as np
 from scipy import sparse
 
-from margin_engine.book import MarginResult, Positions
+from margin_engine.book import STABLE, MarginResult, Positions
 from margin_engine.instruments import InstrumentTable, Kind
 from margin_engine.params import ModelParams
 from margin_engine.venues.derive import (
@@ -579,5 +579,5 @@ def _usd_per_unit(positions: Positions) -> np.ndarray:
     """USD per unit of settlement currency for each position (the index price for a coin)."""
     table, book = positions.book.table, positions.book
     group = table.group[positions.instrument]
-    stable = np.array([c in ("USD", "USDC", "USDT") for c, _ in table.groups])
+    stable = np.array([c in STABLE for c, _ in table.groups])
     return np.where(stable[group], 1.0, book.group_index_price[group])

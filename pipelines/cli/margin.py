@@ -42,6 +42,12 @@ def margin(
         help="filtered-historical | student-t | gaussian",
     ),
     dof: float = typer.Option(5.0, "--dof", help="Degrees of freedom of student-t innovations."),
+    compare_venues: bool = typer.Option(
+        False,
+        "--compare-venues",
+        help="Also margin the accounts under each venue's published set and the delta-only "
+        "baseline, side by side in USD.",
+    ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Initial and maintenance margin per account and settlement currency.
@@ -107,12 +113,23 @@ def margin(
         if con is not None:
             con.close()
     payload = run.payload()
+    if compare_venues and run.result is not None:
+        from pipelines.margin import elsewhere_payload, venue_columns
+
+        models = ["deribit-pm"] + ([model] if model in _BOOK_MODELS else [])
+        label = "this set" if params is None else f"set {parameter_set.fingerprint[:12]}"
+        payload["elsewhere"] = elsewhere_payload(
+            run.positions, venue_columns(label, parameter_set, models)
+        )
     if as_json:
         print_json(payload)
     else:
         _print(payload)
     if not payload["accounts"]:
         raise typer.Exit(2)
+
+
+_BOOK_MODELS = ("standard", "span", "deribit-pm", "derive-pmrm2", "delta-only")
 
 
 def _print(payload: dict) -> None:
@@ -136,6 +153,13 @@ def _print(payload: dict) -> None:
         for a in payload["accounts"]
     ]
     out.print(table(None, ["account", "currency", "IM", "MM", "equity", *component_names], rows))
+    if "elsewhere" in payload:
+        labels = [c["label"] for c in payload["elsewhere"]["columns"]]
+        others = [
+            (a["account"], *(f"{a['initial_margin'][label]:,.2f}" for label in labels))
+            for a in payload["elsewhere"]["accounts"]
+        ]
+        out.print(table("margin elsewhere (initial margin, USD)", ["account", *labels], others))
     for e in payload["errors"]:
         err.print(
             f"error: account {e['account']}, {e['instrument']}: {e['error']}",

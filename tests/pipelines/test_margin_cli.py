@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 from helpers import run_mwb
 
@@ -200,3 +201,36 @@ def test_market_from_the_warehouse_and_var_es(home, tmp_path) -> None:
         )
         if model != "deribit-pm":
             assert set(payload["accounts"][0]["components"]) >= {"var", "es"}
+
+
+def test_compare_venues_puts_the_venues_beside_the_set(home, shared_data, positions) -> None:
+    result = run_mwb(
+        "margin",
+        "--positions",
+        str(positions),
+        "--market",
+        str(shared_data / CHAIN),
+        "--model",
+        "span",
+        "--compare-venues",
+        "--json",
+        home=home,
+    )
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    elsewhere = payload["elsewhere"]
+    models = [c["model"] for c in elsewhere["columns"]]
+    assert models == ["deribit-pm", "span", "derive-pmrm2", "delta-only"]
+    rows = {a["account"]: a["initial_margin"] for a in elsewhere["accounts"]}
+    assert set(rows) == {"condor", "eth"}
+    # the SPAN column is the command's own result, in USD (coin margin at the index price)
+    spot = {a["account"]: a for a in payload["accounts"]}
+    span_label = elsewhere["columns"][1]["label"]
+    chain = pd.read_csv(shared_data / CHAIN)
+    index = float(chain.loc[chain["currency"] == "BTC", "index_price"].iloc[0])
+    assert rows["condor"][span_label] == pytest.approx(
+        spot["condor"]["initial_margin"] * index, rel=1e-9
+    )
+    # a long-dated condor is near delta-neutral: the linear baseline misses most of its risk
+    derive_label = elsewhere["columns"][2]["label"]
+    assert rows["condor"]["delta-only (this set)"] < 0.2 * rows["condor"][derive_label]
