@@ -202,6 +202,7 @@ class ProposalEvidence:
     alternatives: list[tuple[str, str, BacktestData, str]]
     calibration: CalibrationData | None
     frontier: dict | None = None
+    elsewhere: dict | None = None
 
 
 def proposal_evidence(
@@ -244,7 +245,62 @@ def proposal_evidence(
             ("the calibration's values", recommended[1], BacktestData.from_run(run), "set")
         )
     frontier = proposal_frontier(con, settings, base, state.changes, spec)
-    return ProposalEvidence(spec, backtest, sensitivity, alternatives, calibration, frontier)
+    elsewhere = proposal_elsewhere(con, settings, base, proposed, spec)
+    return ProposalEvidence(
+        spec, backtest, sensitivity, alternatives, calibration, frontier, elsewhere
+    )
+
+
+def proposal_elsewhere(
+    con: duckdb.DuckDBPyConnection,
+    settings: WorkbenchSettings,
+    base: ParameterSet,
+    proposed: ParameterSet,
+    spec: BacktestSpec,
+) -> dict:
+    """Margin elsewhere: the test books as struck on the window's last day with data, margined
+    under the current and the proposed set (the window's scenario models), each venue's
+    published set and the delta-only baseline, in USD. ``{"reason": …}`` when no day has
+    the books' data."""
+    from backtesting.replay import build_day
+    from margin_engine.portfolios import select
+    from margin_engine.venues.elsewhere import Column, margin_elsewhere
+    from pipelines.backtest import load_history
+    from pipelines.margin import venue_columns
+
+    books = tuple(p for p in select(spec.portfolios) if p.kind == "book")
+    if not books:
+        return {"reason": "the window has no books of positions"}
+    assets = sorted({u for p in books for u in p.underlying_list})
+    history, _, data_sha, _ = load_history(con, settings.market.source_preference, assets)
+    end = history.days[-1] if spec.end is None else min(pd.Timestamp(spec.end), history.days[-1])
+    day_book = None
+    for back in range(0, 15):  # the last day whose closes and IVs strike every book
+        day = end - pd.Timedelta(days=back)
+        if day < history.days[0]:
+            break
+        day_book = build_day(history, books, day, 0, realised=False)
+        if day_book is not None:
+            break
+    if day_book is None:
+        return {"reason": f"no day up to {end:%Y-%m-%d} has the books' market data"}
+    models = [m for m in spec.models if m in ("standard", "span", "deribit-pm")] or ["deribit-pm"]
+    columns = venue_columns("current", base, models)
+    proposed_engine = proposed.to_model_params()
+    at = len(models)
+    columns[at:at] = [Column(f"proposed ({m})", m, proposed_engine) for m in models]
+    frame = margin_elsewhere(day_book.positions, columns)
+    labels = [c.label for c in columns]
+    return {
+        "day": f"{day_book.day:%Y-%m-%d}",
+        "data_sha256": data_sha,
+        "columns": [{"label": c.label, "model": c.model} for c in columns],
+        "rows": [
+            {"book": str(book), "initial_margin_usd": [row[label] for label in labels]}
+            for book, row in frame.iterrows()
+        ],
+        "total_usd": [frame[label].sum(min_count=1) for label in labels],
+    }
 
 
 #: Where a sweep for the frontier goes, in steps of half the change: one whole change back,
@@ -385,6 +441,7 @@ def proposal_report(
         sensitivity=sensitivity,
         alternatives=alternatives,
         frontier=evidence.frontier,
+        elsewhere=evidence.elsewhere,
         reproducibility=reproducibility,
         generated_at=f"from the registry as of {state_time} and data through {backtest.end}",
         command=f"mwb report {state.id}",

@@ -249,6 +249,7 @@ def proposal_context(
     sensitivity: Sequence[tuple[str, dict[str, float], BacktestData]] = (),
     alternatives: Sequence[tuple[str, str, BacktestData, str]] = (),
     frontier: Mapping[str, Any] | None = None,
+    elsewhere: Mapping[str, Any] | None = None,
     reproducibility: Mapping[str, Any],
     generated_at: str,
     command: str,
@@ -258,7 +259,9 @@ def proposal_context(
     proposed sets (labels ``current`` and ``proposed``); ``sensitivity`` are (name, values,
     run) one step either side; ``alternatives`` (name, description, run, label-in-run);
     ``frontier`` a sweep's payload (``SweepRun.payload`` plus the proposed value), or None
-    when the proposal's changes cannot be swept (the section then says why).
+    when the proposal's changes cannot be swept (the section then says why); ``elsewhere``
+    the books margined under the current and proposed sets and other venues' published sets
+    (``pipelines.report.proposal_elsewhere``), or None.
     ``judge`` is the committee's rule (:func:`governance.gate.judge`): from the coverage rows,
     each set's totals and the margin freed, the verdict, its reasons and the pairs made worse.
     The report states it; it does not make it."""
@@ -333,6 +336,7 @@ def proposal_context(
             for name, values, run in sensitivity
         ],
         "frontier": _frontier_section(frontier),
+        "elsewhere": _elsewhere_section(elsewhere),
         "alternatives": [
             _alternative_row(name, description, run, label)
             for name, description, run, label in alternatives
@@ -570,6 +574,24 @@ def _data_and_models(
         "gaps": data_gaps(backtest, calibration),
         "gap_rule": GAP_RULE,
         "calibrated": backtest.spec.get("calibrated") or {},
+    }
+
+
+def _elsewhere_section(elsewhere: Mapping[str, Any] | None) -> dict:
+    """Margin elsewhere: each book's USD initial margin per column (current, proposed, each
+    venue's published set, delta-only), or the reason there is none."""
+    if elsewhere is None or not elsewhere.get("rows"):
+        reason = (elsewhere or {}).get("reason", "not computed for this report")
+        return {"available": False, "reason": reason}
+    return {
+        "available": True,
+        "day": elsewhere["day"],
+        "columns": [c["label"] for c in elsewhere["columns"]],
+        "rows": [
+            {"book": r["book"], "usd": [_finite(v) for v in r["initial_margin_usd"]]}
+            for r in elsewhere["rows"]
+        ],
+        "total": [_finite(v) for v in elsewhere["total_usd"]],
     }
 
 

@@ -162,3 +162,30 @@ def test_other_reports_and_errors(proposal) -> None:
     assert unknown.returncode == 2 and "no such proposal" in unknown.stderr
     missing = run_mwb("report", "--backtest", "bt-nothing", home=home)
     assert missing.returncode == 2 and "no such run" in missing.stderr
+
+
+def test_margin_elsewhere_reaches_the_committee(proposal) -> None:
+    """The report's margin elsewhere: the books under the current and proposed sets, Derive's
+    published set and the delta-only baseline. The proposal narrows BTC's price range, so the
+    proposed column asks less of the BTC books than the current one and the same of the
+    others; Derive's and the baseline's columns do not read the set's PM values at all."""
+    home, _, out = proposal
+    payload = json.loads(Path(out["files"]["payload"]).read_text(encoding="utf-8"))
+    section = payload["elsewhere"]
+    assert section["available"], section
+    columns = section["columns"]
+    assert "current (deribit-pm)" in columns and "proposed (deribit-pm)" in columns
+    assert any("Derive" in c for c in columns) and columns[-1] == "delta-only (current)"
+    at_current = columns.index("current (deribit-pm)")
+    at_proposed = columns.index("proposed (deribit-pm)")
+    rows = {r["book"]: r["usd"] for r in section["rows"]}
+    assert rows, section
+    for book, values in rows.items():
+        current, proposed = values[at_current], values[at_proposed]
+        if book.startswith("btc"):
+            assert proposed <= current + 1e-9, book
+        elif not book.startswith(("btc", "pair", "cross")):
+            assert proposed == pytest.approx(current, rel=1e-12), book
+        assert all(v is None or v >= 0 for v in values)
+    markdown = Path(out["files"]["markdown"]).read_text(encoding="utf-8")
+    assert "## Margin elsewhere" in markdown

@@ -246,6 +246,30 @@ def frontier() -> dict:
     }
 
 
+def elsewhere() -> dict:
+    """Margin elsewhere as ``pipelines.report.proposal_elsewhere`` returns it (fixed numbers)."""
+    labels = [
+        ("current (deribit-pm)", "deribit-pm"),
+        ("proposed (deribit-pm)", "deribit-pm"),
+        ("Derive's published PMRM 2 values (2025-06-10)", "derive-pmrm2"),
+        ("delta-only (current)", "delta-only"),
+    ]
+    rows = [
+        {
+            "book": "btc_short_straddle_30d",
+            "initial_margin_usd": [41_250.0, 38_900.0, 52_310.5, 812.4],
+        },
+        {"book": "eth_covered_call", "initial_margin_usd": [9_870.25, 9_870.25, 12_004.0, 6_410.0]},
+    ]
+    return {
+        "day": "2023-02-26",
+        "data_sha256": "0" * 64,
+        "columns": [{"label": label, "model": model} for label, model in labels],
+        "rows": rows,
+        "total_usd": [sum(r["initial_margin_usd"][k] for r in rows) for k in range(4)],
+    }
+
+
 def context(**overrides):
     h = history()
     run = backtest(h)
@@ -259,6 +283,7 @@ def context(**overrides):
             ("the proposal", "as proposed", run, "proposed"),
         ],
         frontier=overrides.get("frontier", frontier()),
+        elsewhere=overrides.get("elsewhere", elsewhere()),
         reproducibility={
             "package": "margin-workbench 0.1.0",
             "libraries": "fixed for the golden test",
