@@ -54,6 +54,7 @@ from margin_engine.params import (
     VarParams,
 )
 from margin_engine.venues import derive as derive_model
+from margin_engine.venues import hyperliquid as hyperliquid_model
 
 SYMBOL = r"^[A-Z0-9]{1,16}$"
 
@@ -181,8 +182,33 @@ class DeriveBlock(_Block):
         )
 
 
+class HyperliquidBlock(_Block):
+    """Hyperliquid margin tables by asset (:mod:`margin_engine.venues.hyperliquid`)."""
+
+    source: str = Field(default="", max_length=500)
+    tables: dict[str, tuple[hyperliquid_model.Tier, ...]]
+
+    @field_validator("tables")
+    @classmethod
+    def _tables(cls, value: dict) -> dict:
+        import re
+
+        for asset, tiers in value.items():
+            if not re.match(SYMBOL, asset):
+                raise ValueError(f"{asset!r} is not an upper-case symbol")
+            try:
+                hyperliquid_model.MarginTable(tuple(tiers))
+            except ValueError as exc:
+                raise ValueError(f"{asset}: {exc}") from None
+        return value
+
+    def to_tables(self) -> dict[str, hyperliquid_model.MarginTable]:
+        return {a: hyperliquid_model.MarginTable(tuple(t)) for a, t in self.tables.items()}
+
+
 class VenuesBlock(_Block):
     derive: DeriveBlock | None = None
+    hyperliquid: HyperliquidBlock | None = None
 
 
 class ParameterSet(_Block):
@@ -306,6 +332,11 @@ class ParameterSet(_Block):
             derive=(
                 self.venues.derive.to_params()
                 if self.venues is not None and self.venues.derive is not None
+                else None
+            ),
+            hyperliquid=(
+                self.venues.hyperliquid.to_tables()
+                if self.venues is not None and self.venues.hyperliquid is not None
                 else None
             ),
         )
@@ -553,6 +584,7 @@ def _derive_block(params: derive_model.DeriveParams, source: str) -> dict:
 #: venue's block, so that a proposal can be compared with what the venue publishes.
 VENUE_SETS: dict[str, str] = {
     "derive": f"Derive's published PMRM 2 values ({derive_model.PUBLISHED_DATE})",
+    "hyperliquid": "Hyperliquid's published margin tables (2026-11)",
 }
 
 
@@ -563,9 +595,17 @@ def venue_parameter_set(name: str) -> ParameterSet:
             f"{name!r}: no published venue set (one of {', '.join(VENUE_SETS)})"
         )
     document = copy.deepcopy(DEFAULT_DOCUMENT)
-    document["venues"] = {
-        "derive": _derive_block(derive_model.PUBLISHED, derive_model.PUBLISHED_SOURCE)
-    }
+    if name == "derive":
+        block = _derive_block(derive_model.PUBLISHED, derive_model.PUBLISHED_SOURCE)
+    else:
+        block = {
+            "source": hyperliquid_model.PUBLISHED_SOURCE,
+            "tables": {
+                asset: [{"lower": lower, "max_leverage": lev} for lower, lev in rows]
+                for asset, rows in hyperliquid_model.PUBLISHED_TABLES.items()
+            },
+        }
+    document["venues"] = {name: block}
     return parse_parameter_set(document)
 
 

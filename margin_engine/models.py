@@ -20,7 +20,7 @@ from margin_engine.portfolio_margin import portfolio_margin
 from margin_engine.span import span_margin
 from margin_engine.standard import standard_margin
 from margin_engine.var import JointScenarios, var_margin
-from margin_engine.venues.books import delta_only_margin, derive_margin
+from margin_engine.venues.books import delta_only_margin, derive_margin, hyperliquid_margin
 from vocabulary import BOOK_MODELS, VENUE_MODELS, MarginModel, VarMeasure
 
 __all__ = ["MODELS", "ModelEntry", "margin", "parameters_read"]
@@ -68,6 +68,11 @@ def _reads_derive(doc: Document, underlyings: Sequence[str]) -> dict:
     return {"derive": (doc.get("venues") or {}).get("derive")}
 
 
+def _reads_hyperliquid(doc: Document, underlyings: Sequence[str]) -> dict:
+    tables = ((doc.get("venues") or {}).get("hyperliquid") or {}).get("tables") or {}
+    return {u: tables.get(u) for u in underlyings}
+
+
 def _reads_delta_only(doc: Document, underlyings: Sequence[str]) -> dict:
     return {
         u: {k: (b.get("standard") or {}).get(k) for k in ("future_initial", "future_maintenance")}
@@ -111,6 +116,9 @@ MODELS: dict[MarginModel, ModelEntry] = {
     MarginModel.MC_ES: ModelEntry(MarginModel.MC_ES, None, _reads_var),
     MarginModel.HAIRCUT: ModelEntry(MarginModel.HAIRCUT, None, _reads_haircut),
     MarginModel.DERIVE_PMRM2: ModelEntry(MarginModel.DERIVE_PMRM2, derive_margin, _reads_derive),
+    MarginModel.HYPERLIQUID: ModelEntry(
+        MarginModel.HYPERLIQUID, hyperliquid_margin, _reads_hyperliquid
+    ),
     MarginModel.DELTA_ONLY: ModelEntry(
         MarginModel.DELTA_ONLY, delta_only_margin, _reads_delta_only
     ),

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from margin_engine.venues.derive import DeriveParams
+from margin_engine.venues.hyperliquid import MarginTable
 from vocabulary import Apc, VarMethod
 
 
@@ -228,6 +229,8 @@ class ModelParams:
     fallback_underlying: str = "ETH"
     # Derive PMRM 2 (``derive-pmrm2``); None: Derive's published values
     derive: DeriveParams | None = None
+    # Hyperliquid margin tables by asset (``hyperliquid``); None: the published tables
+    hyperliquid: Mapping[str, MarginTable] | None = None
 
     def __post_init__(self) -> None:
         _fraction("pm.mm_factor", self.mm_factor, open_low=True)

@@ -340,7 +340,10 @@ def venue_columns(label: str, params: ParameterSet, models: Sequence[str]) -> li
 
     engine = params.to_model_params()
     columns = [Column(f"{label} ({m})", m, engine) for m in dict.fromkeys(models)]
-    venue_model = {"derive": MarginModel.DERIVE_PMRM2.value}
+    venue_model = {
+        "derive": MarginModel.DERIVE_PMRM2.value,
+        "hyperliquid": MarginModel.HYPERLIQUID.value,
+    }
     for name, source in VENUE_SETS.items():
         columns.append(
             Column(source, venue_model[name], venue_parameter_set(name).to_model_params())

@@ -55,6 +55,7 @@ class MarginModel(StrEnum):
     HAIRCUT = "haircut"
     DERIVE_PMRM2 = "derive-pmrm2"
     DELTA_ONLY = "delta-only"
+    HYPERLIQUID = "hyperliquid"
 
     @property
     def needs_history(self) -> bool:
@@ -79,7 +80,11 @@ BOOK_MODELS: tuple[MarginModel, ...] = (
 #: Other venues' models and the linear baseline (``mwb margin``, the report's margin
 #: elsewhere). They margin in USDC per account, so a backtest, which replays each book in its
 #: settlement currency, does not replay them yet.
-VENUE_MODELS: tuple[MarginModel, ...] = (MarginModel.DERIVE_PMRM2, MarginModel.DELTA_ONLY)
+VENUE_MODELS: tuple[MarginModel, ...] = (
+    MarginModel.DERIVE_PMRM2,
+    MarginModel.HYPERLIQUID,
+    MarginModel.DELTA_ONLY,
+)
 
 #: The Monte Carlo models (``mwb margin``; a backtest does not replay them yet).
 SIMULATED_MODELS: tuple[MarginModel, ...] = (MarginModel.MC_VAR, MarginModel.MC_ES)

@@ -46,8 +46,11 @@ from margin_engine.venues.derive import (
     VolShock,
     _standard_prices,
 )
+from margin_engine.venues.hyperliquid import GENERIC_TABLE, MarginTable, published_tables
+from margin_engine.venues.hyperliquid import initial_margin as hl_initial
+from margin_engine.venues.hyperliquid import maintenance_margin as hl_maintenance
 
-__all__ = ["delta_only_margin", "derive_margin", "derive_portfolios"]
+__all__ = ["delta_only_margin", "derive_margin", "derive_portfolios", "hyperliquid_margin"]
 
 SETTLEMENT = "USDC"
 
@@ -559,6 +562,38 @@ def delta_only_margin(positions: Positions, params: ModelParams | None = None) -
     )
     return _per_account(
         positions, "delta-only", n_u, initial, maintenance, equity, {"delta_notional": notional}
+    )
+
+
+def hyperliquid_margin(positions: Positions, params: ModelParams | None = None) -> MarginResult:
+    """Hyperliquid cross margin per account (USDC): each underlying's net USD delta as one
+    perpetual position, its notional :math:`N = |\\Delta| S`, initial margin at the tier's
+    maximum leverage and the tiered maintenance margin (:mod:`~margin_engine.venues.hyperliquid`;
+    options, which Hyperliquid does not list, enter by their delta). The set's tables, else
+    the published ones; an asset without a table takes the docs' generic one.
+    """
+    tables = (params.hyperliquid if params is not None else None) or published_tables()
+    names, of_instrument, price = _underlyings(positions)
+    n_u = len(names)
+    delta = _per_account_underlying(
+        positions, n_u, of_instrument, positions.quantity * _usd_delta(positions)
+    )
+    notional = (np.abs(delta).reshape(positions.n_accounts, n_u) * price).reshape(-1)
+    initial = np.empty_like(notional)
+    maintenance = np.empty_like(notional)
+    by_column = notional.reshape(positions.n_accounts, n_u)
+    for u, name in enumerate(names):
+        table = tables.get(name) or MarginTable.of(GENERIC_TABLE)
+        initial.reshape(positions.n_accounts, n_u)[:, u] = hl_initial(table, by_column[:, u])
+        maintenance.reshape(positions.n_accounts, n_u)[:, u] = hl_maintenance(
+            table, by_column[:, u]
+        )
+    value = positions.quantity * positions.book.value[positions.instrument]
+    equity = _per_account_underlying(
+        positions, n_u, of_instrument, value * _usd_per_unit(positions)
+    )
+    return _per_account(
+        positions, "hyperliquid", n_u, initial, maintenance, equity, {"notional": notional}
     )
 
 

@@ -24,7 +24,8 @@ def margin(
     model: str = typer.Option(
         ...,
         "--model",
-        help="standard | span | deribit-pm | var | es | mc-var | mc-es | derive-pmrm2 | delta-only",
+        help="standard | span | deribit-pm | var | es | mc-var | mc-es | derive-pmrm2 | "
+        "hyperliquid | delta-only",
     ),
     params: Path | None = typer.Option(
         None,
@@ -116,7 +117,7 @@ def margin(
     if compare_venues and run.result is not None:
         from pipelines.margin import elsewhere_payload, venue_columns
 
-        models = ["deribit-pm"] + ([model] if model in _BOOK_MODELS else [])
+        models = ["deribit-pm"] + ([model] if model in _SCENARIO_MODELS else [])
         label = "this set" if params is None else f"set {parameter_set.fingerprint[:12]}"
         payload["elsewhere"] = elsewhere_payload(
             run.positions, venue_columns(label, parameter_set, models)
@@ -129,7 +130,7 @@ def margin(
         raise typer.Exit(2)
 
 
-_BOOK_MODELS = ("standard", "span", "deribit-pm", "derive-pmrm2", "delta-only")
+_SCENARIO_MODELS = ("standard", "span", "deribit-pm")  # read the set's own blocks
 
 
 def _print(payload: dict) -> None:
