@@ -15,6 +15,8 @@ A parameter set is a document::
       BTC-ETH: {credit: 0.5}
     pm:  {mm_factor: 0.8}
     var: {var_confidence: 0.99, es_confidence: 0.975, mpor_days: 2, …}
+    product_groups:                                            # optional (TIMS offsets)
+      majors: {underlyings: [BTC, ETH], offset: 0.5}
     venues:                                                    # optional
       derive: {source: …, scenarios: [{spot_shock: 1.18, vol_shock: up, dampening: 1}, …],
                vol_shock: {…}, margin: {…}, basis: {…}, contingency: {…}, skew: {…}}
@@ -49,6 +51,7 @@ from margin_engine.params import (
     HaircutTier,
     ModelParams,
     PortfolioMarginParams,
+    ProductGroup,
     SpanParams,
     StandardParams,
     VarParams,
@@ -206,6 +209,13 @@ class HyperliquidBlock(_Block):
         return {a: hyperliquid_model.MarginTable(tuple(t)) for a, t in self.tables.items()}
 
 
+class ProductGroupBlock(_Block):
+    """OCC TIMS-style class-group offsets in PM (:func:`margin_engine.portfolio_margin.offset_worst`)."""
+
+    underlyings: tuple[str, ...] = Field(min_length=2, max_length=50)
+    offset: float = Field(ge=0, le=1)
+
+
 class VenuesBlock(_Block):
     derive: DeriveBlock | None = None
     hyperliquid: HyperliquidBlock | None = None
@@ -222,6 +232,7 @@ class ParameterSet(_Block):
     pm: PMGlobalBlock
     var: VarBlock
     venues: VenuesBlock | None = None
+    product_groups: dict[str, ProductGroupBlock] | None = None
 
     @field_validator("underlyings", "currencies", "collateral")
     @classmethod
@@ -232,6 +243,17 @@ class ParameterSet(_Block):
             if not re.match(SYMBOL, key):
                 raise ValueError(f"{key!r} is not an upper-case symbol")
         return value
+
+    @model_validator(mode="after")
+    def _product_group_members(self):
+        for name, group in (self.product_groups or {}).items():
+            unknown = [u for u in group.underlyings if u not in self.underlyings]
+            if unknown or len(set(group.underlyings)) < 2:
+                raise ValueError(
+                    f"product_groups.{name}: needs two or more different underlyings of the set"
+                    + (f" ({', '.join(unknown)} not in it)" if unknown else "")
+                )
+        return self
 
     @model_validator(mode="after")
     def _spread_legs(self):
@@ -251,8 +273,9 @@ class ParameterSet(_Block):
 
     def canonical_dict(self) -> dict:
         document = self.model_dump(mode="json")
-        if document.get("venues") is None:  # sets from before the section keep their identity
-            document.pop("venues", None)
+        for optional in ("venues", "product_groups"):
+            if document.get(optional) is None:  # sets from before these keep their identity
+                document.pop(optional, None)
         return document
 
     def canonical_json(self) -> str:
@@ -334,6 +357,10 @@ class ParameterSet(_Block):
                 if self.venues is not None and self.venues.derive is not None
                 else None
             ),
+            product_groups={
+                name: ProductGroup(tuple(g.underlyings), g.offset)
+                for name, g in (self.product_groups or {}).items()
+            },
             hyperliquid=(
                 self.venues.hyperliquid.to_tables()
                 if self.venues is not None and self.venues.hyperliquid is not None

@@ -52,10 +52,16 @@ def _reads_span(doc: Document, underlyings: Sequence[str]) -> dict:
 
 
 def _reads_pm(doc: Document, underlyings: Sequence[str]) -> dict:
+    groups = {
+        name: g
+        for name, g in (doc.get("product_groups") or {}).items()
+        if any(u in g["underlyings"] for u in underlyings)
+    }
     return {
         "pm": {u: b.get("pm") for u, b in _blocks(doc, underlyings).items()},
         "currencies": doc["currencies"],
         "mm": doc["pm"],
+        **({"product_groups": groups} if groups else {}),  # absent: keys as before
     }
 
 

@@ -65,6 +65,21 @@ class PortfolioMarginParams:
 
 
 @dataclass(frozen=True)
+class ProductGroup:
+    """A TIMS-style product group: the class groups (one per underlying, settled in one
+    currency) whose scenario P&L offset each other, gains at ``offset`` of their value.
+    """
+
+    underlyings: tuple[str, ...]
+    offset: float
+
+    def __post_init__(self) -> None:
+        if len(set(self.underlyings)) < 2:
+            raise ValueError("product group: name at least two different underlyings")
+        _fraction("product_group.offset", self.offset)
+
+
+@dataclass(frozen=True)
 class CurrencyParams:
     """Deribit-style PM parameters of one settlement currency (roll shock and dampener)."""
 
@@ -231,6 +246,8 @@ class ModelParams:
     derive: DeriveParams | None = None
     # Hyperliquid margin tables by asset (``hyperliquid``); None: the published tables
     hyperliquid: Mapping[str, MarginTable] | None = None
+    # TIMS-style offsets between class groups in PM (none: each group margined alone)
+    product_groups: Mapping[str, ProductGroup] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _fraction("pm.mm_factor", self.mm_factor, open_low=True)

@@ -22,7 +22,12 @@ Per (account, settlement currency, underlying):
   continuous at it).
 
 risk matrix margin = worst case + roll shock + delta shock, summed over the currency's
-underlyings; IM = risk matrix margin; MM = ``mm_factor`` × IM. Amounts are in the settlement
+underlyings; IM = risk matrix margin; MM = ``mm_factor`` × IM.
+
+**Product groups** (an option, OCC TIMS's class-group offsets): the underlyings of a product
+group settled in one currency are margined together, scenario by scenario, a class group's
+gain offsetting another's loss at the group's ``offset`` percentage (:func:`offset_worst`).
+An offset never raises margin, and at 100 % the worst case is that of the netted books. Amounts are in the settlement
 currency (coin for inverse books, USDC for linear ones).
 
 Reproduces Deribit's published ``private/pme/simulate`` examples (see the tests).
@@ -172,6 +177,64 @@ def _roll_weights(book: ValuedBook, currency_params: tuple, to_quote: np.ndarray
     return rates * to_quote[bucket_group]
 
 
+def offset_worst(pnl: np.ndarray, offset: float) -> np.ndarray:
+    """TIMS's class-group offset: the worst loss over scenarios of class P&L ``pnl``
+    (rows × classes × scenarios), a class's gain counting at ``offset`` of its value:
+
+    .. math::
+
+        W_r = \\max\\Big(0,\\ \\max_s -\\sum_c \\big(\\min(P_{rcs}, 0)
+              + f \\max(P_{rcs}, 0)\\big)\\Big).
+
+    With :math:`f = 0` no class offsets another (still no more than the classes' own worst
+    cases summed); with :math:`f = 1` it is the worst case of the summed P&L.
+    """
+    combined = np.minimum(pnl, 0.0).sum(axis=1) + offset * np.maximum(pnl, 0.0).sum(axis=1)
+    return np.maximum(-combined.min(axis=1), 0.0)
+
+
+def _product_groups(
+    positions: Positions,
+    arrays: np.ndarray,
+    worst: np.ndarray,
+    damp: np.ndarray,
+    params: ModelParams,
+) -> np.ndarray:
+    """``worst`` (accounts × groups) with each product group's classes margined together
+    where an account holds two or more of them: the group's TIMS worst case on its first
+    class, zero on the others. The extended table's P&L is dampened per class first (a
+    class's loss within the dampener is none), so combining never costs more than apart.
+    """
+    table = positions.book.table
+    held = (np.diff(positions.group_matrix.indptr) > 0).reshape(positions.n_accounts, -1)
+    worst = worst.copy()
+    for group in params.product_groups.values():
+        by_currency: dict[str, list[int]] = {}
+        for g, (currency, underlying) in enumerate(table.groups):
+            if underlying in group.underlyings:
+                by_currency.setdefault(currency, []).append(g)
+        for classes in by_currency.values():
+            if len(classes) < 2:
+                continue
+            accounts = np.flatnonzero(held[:, classes].sum(axis=1) >= 2)
+            if not len(accounts):
+                continue
+            rows = (accounts[:, None] * positions.n_groups + np.array(classes)[None, :]).ravel()
+            pnl = np.asarray(positions.group_matrix[rows] @ arrays).reshape(
+                len(accounts), len(classes), -1
+            )
+            standard = pnl[:, :, :N_STANDARD]
+            extended = pnl[:, :, N_STANDARD:]
+            cut = damp[np.array(classes)][None, :, None]
+            extended = np.where(extended < 0, np.minimum(extended + cut, 0.0), extended)
+            combined = np.maximum(
+                offset_worst(standard, group.offset), offset_worst(extended, group.offset)
+            )
+            worst[accounts, classes[0]] = combined
+            worst[np.ix_(accounts, np.array(classes[1:], dtype=np.int64))] = 0.0
+    return worst
+
+
 def portfolio_margin(positions: Positions, params: ModelParams | None = None) -> MarginResult:
     """Deribit-style PM for every account and settlement currency (see the module doc)."""
     params = params or ModelParams()
@@ -212,6 +275,9 @@ def portfolio_margin(positions: Positions, params: ModelParams | None = None) ->
     worst = np.maximum(-np.where(use_extended, extended_worst, standard_worst), 0.0).reshape(
         accounts, n_groups
     )
+    if params.product_groups:
+        arrays = risk_arrays(positions, params)
+        worst = _product_groups(positions, arrays, worst, damp, params)
     # roll shock: |net delta| per expiry bucket at each bucket's rate, summed per group
     roll = scan.bucket_abs.reshape(accounts, n_groups)
 
