@@ -11,6 +11,9 @@ Figures, all measured in this run:
   row-wise worst case (targets ≤ 0.5×); the all-cores times are reported beside, as figures;
 * the speed-up over the straightforward per-account loop (``margin_engine.reference``) on a
   1,000-account sample (≥ 100×), and that both agree;
+* other venues' models on the same 100,000 accounts, one thread: Derive PMRM 2 (33 scenarios,
+  per-expiry static discounts), Hyperliquid's tiers and the delta-only baseline, each against
+  the same bare kernel (≤ 3×; issue 17);
 * scaling: PM on one thread at 10k, 100k and 1M accounts and the log-log slope of time
   against accounts (≤ 1.05); the peak resident memory of the process after the 1M run
   (< 4 GiB).
@@ -30,8 +33,10 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import shared_data, write_results  # noqa: E402
 
+from governance.parameters import venue_parameter_set  # noqa: E402
 from margin_engine.book import Positions, build_positions  # noqa: E402
 from margin_engine.market import MarketSnapshot  # noqa: E402
+from margin_engine.models import margin  # noqa: E402
 from margin_engine.params import ModelParams  # noqa: E402
 from margin_engine.portfolio_margin import portfolio_margin, risk_arrays  # noqa: E402
 from margin_engine.reference import reference_portfolio_margin  # noqa: E402
@@ -138,6 +143,15 @@ def main() -> None:
     arrays = risk_arrays(positions, params)
     matrix = positions.matrix(positions.account, positions.n_accounts)
     bare_pm = bare(matrix, arrays)
+    venue_params = {
+        "derive-pmrm2": venue_parameter_set("derive").to_model_params(),
+        "hyperliquid": venue_parameter_set("hyperliquid").to_model_params(),
+        "delta-only": params,
+    }
+    venues = {
+        name: best_of(lambda n=name, p=p: margin(positions, n, p))
+        for name, p in venue_params.items()
+    }
     bare_span = bare(matrix, span_arrays(positions, params))
 
     scaling = {}
@@ -188,6 +202,11 @@ def main() -> None:
         + f"; log-log slope {slope:.3f}"
     )
     print(f"peak resident memory after 1M accounts: {peak_1m:.2f} GiB")
+    for name, seconds in venues.items():
+        print(
+            f"{name:17s}: {seconds * 1e3:7.1f} ms one thread; bare kernel {bare_pm * 1e3:.1f} ms, "
+            f"ratio {seconds / bare_pm:.2f}"
+        )
     write_results(
         "margin",
         {
@@ -209,6 +228,7 @@ def main() -> None:
             "loop_vs_ours_max_relative_difference": worst_gap,
             "scaling_seconds": {str(n): round(t, 4) for n, t in scaling.items()},
             "peak_rss_gib": round(peak_1m, 3),
+            "venue_seconds_one_thread": {n: round(t, 4) for n, t in venues.items()},
         },
         {
             "pm_time_vs_bare_kernel": {"value": round(ours / bare_pm, 3), "target": "<= 0.5"},
@@ -222,6 +242,13 @@ def main() -> None:
             },
             "margin_scaling_slope": {"value": round(slope, 3), "target": "<= 1.05"},
             "peak_memory_gib_1m_accounts": {"value": round(peak_1m, 3), "target": "< 4"},
+            **{
+                f"{name.replace('-', '_')}_time_vs_bare_kernel": {
+                    "value": round(seconds / bare_pm, 3),
+                    "target": "<= 3",
+                }
+                for name, seconds in venues.items()
+            },
         },
     )
 

@@ -542,24 +542,40 @@ def _per_account(
     )
 
 
+def _per_underlying(positions: Positions, n_u: int, per_unit: np.ndarray) -> np.ndarray:
+    """Σ quantity × ``per_unit[instrument]`` per (account, underlying), flattened: the shared
+    (account, group) product, its groups summed by underlying.
+    """
+    names, _, _ = _underlyings(positions)
+    to_u = np.zeros((positions.n_groups, n_u))
+    for g, (_, u) in enumerate(positions.book.table.groups):
+        to_u[g, names.index(u)] = 1.0
+    return (positions.per_group(per_unit) @ to_u).reshape(-1)
+
+
+def _linear_book(
+    positions: Positions,
+) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
+    """What the linear models read: underlyings, their prices, each (account, underlying)'s
+    USD delta notional and mark value (USD).
+    """
+    names, _, price = _underlyings(positions)
+    n_u = len(names)
+    delta = _per_underlying(positions, n_u, _usd_delta(positions))
+    notional = (np.abs(delta).reshape(-1, n_u) * price).reshape(-1)
+    equity = _per_underlying(positions, n_u, positions.book.value * _usd_per_unit(positions))
+    return names, price, notional, equity
+
+
 def delta_only_margin(positions: Positions, params: ModelParams | None = None) -> MarginResult:
     """:math:`|\\Delta| S r` per (account, underlying), summed per account (USDC)."""
     params = params or ModelParams()
-    names, of_instrument, price = _underlyings(positions)
+    names, _, notional, equity = _linear_book(positions)
     n_u = len(names)
-    delta = _per_account_underlying(
-        positions, n_u, of_instrument, positions.quantity * _usd_delta(positions)
-    )
-    notional = np.abs(delta) * np.tile(price, positions.n_accounts)
     im_rate = np.array([params.standard_for(u).future_initial for u in names])
     mm_rate = np.array([params.standard_for(u).future_maintenance for u in names])
-    initial = notional * np.tile(im_rate, positions.n_accounts)
-    maintenance = notional * np.tile(mm_rate, positions.n_accounts)
-    value = positions.quantity * positions.book.value[positions.instrument]
-    # the mark value of the book, in USD (coin-settled values at the index price)
-    equity = _per_account_underlying(
-        positions, n_u, of_instrument, value * _usd_per_unit(positions)
-    )
+    initial = (notional.reshape(-1, n_u) * im_rate).reshape(-1)
+    maintenance = (notional.reshape(-1, n_u) * mm_rate).reshape(-1)
     return _per_account(
         positions, "delta-only", n_u, initial, maintenance, equity, {"delta_notional": notional}
     )
@@ -573,32 +589,28 @@ def hyperliquid_margin(positions: Positions, params: ModelParams | None = None) 
     the published ones; an asset without a table takes the docs' generic one.
     """
     tables = (params.hyperliquid if params is not None else None) or published_tables()
-    names, of_instrument, price = _underlyings(positions)
+    names, _, notional, equity = _linear_book(positions)
     n_u = len(names)
-    delta = _per_account_underlying(
-        positions, n_u, of_instrument, positions.quantity * _usd_delta(positions)
-    )
-    notional = (np.abs(delta).reshape(positions.n_accounts, n_u) * price).reshape(-1)
-    initial = np.empty_like(notional)
-    maintenance = np.empty_like(notional)
-    by_column = notional.reshape(positions.n_accounts, n_u)
+    by_column = notional.reshape(-1, n_u)
+    initial = np.empty_like(by_column)
+    maintenance = np.empty_like(by_column)
     for u, name in enumerate(names):
         table = tables.get(name) or MarginTable.of(GENERIC_TABLE)
-        initial.reshape(positions.n_accounts, n_u)[:, u] = hl_initial(table, by_column[:, u])
-        maintenance.reshape(positions.n_accounts, n_u)[:, u] = hl_maintenance(
-            table, by_column[:, u]
-        )
-    value = positions.quantity * positions.book.value[positions.instrument]
-    equity = _per_account_underlying(
-        positions, n_u, of_instrument, value * _usd_per_unit(positions)
-    )
+        initial[:, u] = hl_initial(table, by_column[:, u])
+        maintenance[:, u] = hl_maintenance(table, by_column[:, u])
     return _per_account(
-        positions, "hyperliquid", n_u, initial, maintenance, equity, {"notional": notional}
+        positions,
+        "hyperliquid",
+        n_u,
+        initial.reshape(-1),
+        maintenance.reshape(-1),
+        equity,
+        {"notional": notional},
     )
 
 
 def _usd_delta(positions: Positions) -> np.ndarray:
-    """Each position's coin delta per unit as a USD holder sees it: the book's coin-settled
+    """Each instrument's coin delta per unit as a USD holder sees it: the book's coin-settled
     deltas take out what the settlement coin itself moves (an inverse option's value, a coin
     held in its own account), which a USD margin puts back.
     """
@@ -607,12 +619,11 @@ def _usd_delta(positions: Positions) -> np.ndarray:
     coin_option = (table.kind == Kind.OPTION) & table.inverse
     delta[coin_option] += book.value[coin_option]  # the Black-76 delta
     delta[table.kind == Kind.SPOT] = 1.0
-    return delta[positions.instrument]
+    return delta
 
 
 def _usd_per_unit(positions: Positions) -> np.ndarray:
-    """USD per unit of settlement currency for each position (the index price for a coin)."""
+    """USD per unit of each instrument's settlement currency (the index price for a coin)."""
     table, book = positions.book.table, positions.book
-    group = table.group[positions.instrument]
     stable = np.array([c in STABLE for c, _ in table.groups])
-    return np.where(stable[group], 1.0, book.group_index_price[group])
+    return np.where(stable[table.group], 1.0, book.group_index_price[table.group])
