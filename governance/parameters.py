@@ -35,6 +35,7 @@ change is a new set (:meth:`ParameterSet.with_changes`).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
@@ -58,6 +59,7 @@ from margin_engine.params import (
 )
 from margin_engine.venues import derive as derive_model
 from margin_engine.venues import hyperliquid as hyperliquid_model
+from margin_engine.venues import okx as okx_model
 
 SYMBOL = r"^[A-Z0-9]{1,16}$"
 
@@ -216,9 +218,17 @@ class ProductGroupBlock(_Block):
     offset: float = Field(ge=0, le=1)
 
 
+class OkxBlock(_Block):
+    """OKX portfolio margin parameters by underlying (:mod:`margin_engine.venues.okx`)."""
+
+    source: str = Field(default="", max_length=500)
+    underlyings: dict[str, okx_model.OkxParams]
+
+
 class VenuesBlock(_Block):
     derive: DeriveBlock | None = None
     hyperliquid: HyperliquidBlock | None = None
+    okx: OkxBlock | None = None
 
 
 class ParameterSet(_Block):
@@ -364,6 +374,11 @@ class ParameterSet(_Block):
             hyperliquid=(
                 self.venues.hyperliquid.to_tables()
                 if self.venues is not None and self.venues.hyperliquid is not None
+                else None
+            ),
+            okx=(
+                dict(self.venues.okx.underlyings)
+                if self.venues is not None and self.venues.okx is not None
                 else None
             ),
         )
@@ -590,8 +605,6 @@ DEFAULT_DOCUMENT: dict = {
 
 
 def _derive_block(params: derive_model.DeriveParams, source: str) -> dict:
-    import dataclasses
-
     def plain(value: Any) -> Any:
         return value.value if isinstance(value, derive_model.VolShock) else value
 
@@ -612,6 +625,13 @@ def _derive_block(params: derive_model.DeriveParams, source: str) -> dict:
 VENUE_SETS: dict[str, str] = {
     "derive": f"Derive's published PMRM 2 values ({derive_model.PUBLISHED_DATE})",
     "hyperliquid": "Hyperliquid's published margin tables (2026-11)",
+    "okx": "OKX's published portfolio margin parameters (2025-01)",
+}
+#: When each venue published the values its named set carries.
+VENUE_DATES: dict[str, str] = {
+    "derive": derive_model.PUBLISHED_DATE,
+    "hyperliquid": "2026-11",
+    "okx": "2025-01",
 }
 
 
@@ -624,6 +644,11 @@ def venue_parameter_set(name: str) -> ParameterSet:
     document = copy.deepcopy(DEFAULT_DOCUMENT)
     if name == "derive":
         block = _derive_block(derive_model.PUBLISHED, derive_model.PUBLISHED_SOURCE)
+    elif name == "okx":
+        block = {
+            "source": okx_model.PUBLISHED_SOURCE,
+            "underlyings": {u: dataclasses.asdict(p) for u, p in okx_model.PUBLISHED.items()},
+        }
     else:
         block = {
             "source": hyperliquid_model.PUBLISHED_SOURCE,

@@ -21,6 +21,7 @@ from margin_engine.span import span_margin
 from margin_engine.standard import standard_margin
 from margin_engine.var import JointScenarios, var_margin
 from margin_engine.venues.books import delta_only_margin, derive_margin, hyperliquid_margin
+from margin_engine.venues.okx import okx_margin
 from vocabulary import BOOK_MODELS, VENUE_MODELS, MarginModel, VarMeasure
 
 __all__ = ["MODELS", "ModelEntry", "margin", "parameters_read"]
@@ -79,6 +80,12 @@ def _reads_hyperliquid(doc: Document, underlyings: Sequence[str]) -> dict:
     return {u: tables.get(u) for u in underlyings}
 
 
+def _reads_okx(doc: Document, underlyings: Sequence[str]) -> dict:
+    okx = ((doc.get("venues") or {}).get("okx") or {}).get("underlyings") or {}
+    # MR1's vol shifts are the PM vol shocks (see margin_engine.venues.okx)
+    return {u: okx.get(u) for u in underlyings} | {"pm": _reads_pm(doc, underlyings)["pm"]}
+
+
 def _reads_delta_only(doc: Document, underlyings: Sequence[str]) -> dict:
     return {
         u: {k: (b.get("standard") or {}).get(k) for k in ("future_initial", "future_maintenance")}
@@ -125,6 +132,7 @@ MODELS: dict[MarginModel, ModelEntry] = {
     MarginModel.HYPERLIQUID: ModelEntry(
         MarginModel.HYPERLIQUID, hyperliquid_margin, _reads_hyperliquid
     ),
+    MarginModel.OKX_PM: ModelEntry(MarginModel.OKX_PM, okx_margin, _reads_okx),
     MarginModel.DELTA_ONLY: ModelEntry(
         MarginModel.DELTA_ONLY, delta_only_margin, _reads_delta_only
     ),

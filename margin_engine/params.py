@@ -16,6 +16,7 @@ from typing import Any
 
 from margin_engine.venues.derive import DeriveParams
 from margin_engine.venues.hyperliquid import MarginTable
+from margin_engine.venues.okx import OkxParams
 from vocabulary import Apc, VarMethod
 
 
@@ -246,6 +247,8 @@ class ModelParams:
     derive: DeriveParams | None = None
     # Hyperliquid margin tables by asset (``hyperliquid``); None: the published tables
     hyperliquid: Mapping[str, MarginTable] | None = None
+    # OKX parameters by underlying (``okx-pm``); None: the published ones
+    okx: Mapping[str, OkxParams] | None = None
     # TIMS-style offsets between class groups in PM (none: each group margined alone)
     product_groups: Mapping[str, ProductGroup] = field(default_factory=dict)
 

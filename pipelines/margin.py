@@ -335,7 +335,7 @@ class MarginRun:
 def venue_columns(label: str, params: ParameterSet, models: Sequence[str]) -> list:
     """The columns of a margin-elsewhere table: ``params`` (labelled ``label``) under each of
     ``models``, each venue's published set under its model, and the delta-only baseline."""
-    from governance.parameters import VENUE_SETS, venue_parameter_set
+    from governance.parameters import VENUE_DATES, VENUE_SETS, venue_parameter_set
     from margin_engine.venues.elsewhere import Column
 
     engine = params.to_model_params()
@@ -343,11 +343,12 @@ def venue_columns(label: str, params: ParameterSet, models: Sequence[str]) -> li
     venue_model = {
         "derive": MarginModel.DERIVE_PMRM2.value,
         "hyperliquid": MarginModel.HYPERLIQUID.value,
+        "okx": MarginModel.OKX_PM.value,
     }
-    for name, source in VENUE_SETS.items():
-        columns.append(
-            Column(source, venue_model[name], venue_parameter_set(name).to_model_params())
-        )
+    for name in VENUE_SETS:
+        model = venue_model[name]
+        title = f"{model} (published {VENUE_DATES[name]})"
+        columns.append(Column(title, model, venue_parameter_set(name).to_model_params()))
     columns.append(Column(f"delta-only ({label})", MarginModel.DELTA_ONLY.value, engine))
     return columns
 

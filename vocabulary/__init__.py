@@ -56,6 +56,7 @@ class MarginModel(StrEnum):
     DERIVE_PMRM2 = "derive-pmrm2"
     DELTA_ONLY = "delta-only"
     HYPERLIQUID = "hyperliquid"
+    OKX_PM = "okx-pm"
 
     @property
     def needs_history(self) -> bool:
@@ -83,6 +84,7 @@ BOOK_MODELS: tuple[MarginModel, ...] = (
 VENUE_MODELS: tuple[MarginModel, ...] = (
     MarginModel.DERIVE_PMRM2,
     MarginModel.HYPERLIQUID,
+    MarginModel.OKX_PM,
     MarginModel.DELTA_ONLY,
 )
 

@@ -175,7 +175,8 @@ def test_margin_elsewhere_reaches_the_committee(proposal) -> None:
     assert section["available"], section
     columns = section["columns"]
     assert "current (deribit-pm)" in columns and "proposed (deribit-pm)" in columns
-    assert any("Derive" in c for c in columns) and columns[-1] == "delta-only (current)"
+    assert any(c.startswith("derive-pmrm2 (published") for c in columns)
+    assert columns[-1] == "delta-only (current)"
     at_current = columns.index("current (deribit-pm)")
     at_proposed = columns.index("proposed (deribit-pm)")
     rows = {r["book"]: r["usd"] for r in section["rows"]}

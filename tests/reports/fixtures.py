@@ -251,7 +251,7 @@ def elsewhere() -> dict:
     labels = [
         ("current (deribit-pm)", "deribit-pm"),
         ("proposed (deribit-pm)", "deribit-pm"),
-        ("Derive's published PMRM 2 values (2025-06-10)", "derive-pmrm2"),
+        ("derive-pmrm2 (published 2025-06-10)", "derive-pmrm2"),
         ("delta-only (current)", "delta-only"),
     ]
     rows = [
