@@ -60,6 +60,7 @@ from margin_engine.params import (
 from margin_engine.venues import derive as derive_model
 from margin_engine.venues import hyperliquid as hyperliquid_model
 from margin_engine.venues import okx as okx_model
+from margin_engine.venues import paradex as paradex_model
 
 SYMBOL = r"^[A-Z0-9]{1,16}$"
 
@@ -225,10 +226,18 @@ class OkxBlock(_Block):
     underlyings: dict[str, okx_model.OkxParams]
 
 
+class ParadexBlock(_Block):
+    """Paradex portfolio margin parameters (:mod:`margin_engine.venues.paradex`)."""
+
+    source: str = Field(default="", max_length=500)
+    params: paradex_model.ParadexParams
+
+
 class VenuesBlock(_Block):
     derive: DeriveBlock | None = None
     hyperliquid: HyperliquidBlock | None = None
     okx: OkxBlock | None = None
+    paradex: ParadexBlock | None = None
 
 
 class ParameterSet(_Block):
@@ -374,6 +383,11 @@ class ParameterSet(_Block):
             hyperliquid=(
                 self.venues.hyperliquid.to_tables()
                 if self.venues is not None and self.venues.hyperliquid is not None
+                else None
+            ),
+            paradex=(
+                self.venues.paradex.params
+                if self.venues is not None and self.venues.paradex is not None
                 else None
             ),
             okx=(
@@ -626,12 +640,14 @@ VENUE_SETS: dict[str, str] = {
     "derive": f"Derive's published PMRM 2 values ({derive_model.PUBLISHED_DATE})",
     "hyperliquid": "Hyperliquid's published margin tables (2026-11)",
     "okx": "OKX's published portfolio margin parameters (2025-01)",
+    "paradex": "Paradex's published portfolio margin scenarios (2026-11)",
 }
 #: When each venue published the values its named set carries.
 VENUE_DATES: dict[str, str] = {
     "derive": derive_model.PUBLISHED_DATE,
     "hyperliquid": "2026-11",
     "okx": "2025-01",
+    "paradex": "2026-11",
 }
 
 
@@ -644,6 +660,11 @@ def venue_parameter_set(name: str) -> ParameterSet:
     document = copy.deepcopy(DEFAULT_DOCUMENT)
     if name == "derive":
         block = _derive_block(derive_model.PUBLISHED, derive_model.PUBLISHED_SOURCE)
+    elif name == "paradex":
+        block = {
+            "source": paradex_model.PUBLISHED_SOURCE,
+            "params": dataclasses.asdict(paradex_model.PUBLISHED),
+        }
     elif name == "okx":
         block = {
             "source": okx_model.PUBLISHED_SOURCE,

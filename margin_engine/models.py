@@ -22,6 +22,7 @@ from margin_engine.standard import standard_margin
 from margin_engine.var import JointScenarios, var_margin
 from margin_engine.venues.books import delta_only_margin, derive_margin, hyperliquid_margin
 from margin_engine.venues.okx import okx_margin
+from margin_engine.venues.paradex import paradex_margin
 from vocabulary import BOOK_MODELS, VENUE_MODELS, MarginModel, VarMeasure
 
 __all__ = ["MODELS", "ModelEntry", "margin", "parameters_read"]
@@ -86,6 +87,10 @@ def _reads_okx(doc: Document, underlyings: Sequence[str]) -> dict:
     return {u: okx.get(u) for u in underlyings} | {"pm": _reads_pm(doc, underlyings)["pm"]}
 
 
+def _reads_paradex(doc: Document, underlyings: Sequence[str]) -> dict:
+    return {"paradex": (doc.get("venues") or {}).get("paradex")}
+
+
 def _reads_delta_only(doc: Document, underlyings: Sequence[str]) -> dict:
     return {
         u: {k: (b.get("standard") or {}).get(k) for k in ("future_initial", "future_maintenance")}
@@ -133,6 +138,7 @@ MODELS: dict[MarginModel, ModelEntry] = {
         MarginModel.HYPERLIQUID, hyperliquid_margin, _reads_hyperliquid
     ),
     MarginModel.OKX_PM: ModelEntry(MarginModel.OKX_PM, okx_margin, _reads_okx),
+    MarginModel.PARADEX_PM: ModelEntry(MarginModel.PARADEX_PM, paradex_margin, _reads_paradex),
     MarginModel.DELTA_ONLY: ModelEntry(
         MarginModel.DELTA_ONLY, delta_only_margin, _reads_delta_only
     ),

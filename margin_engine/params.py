@@ -17,6 +17,7 @@ from typing import Any
 from margin_engine.venues.derive import DeriveParams
 from margin_engine.venues.hyperliquid import MarginTable
 from margin_engine.venues.okx import OkxParams
+from margin_engine.venues.paradex import ParadexParams
 from vocabulary import Apc, VarMethod
 
 
@@ -247,6 +248,8 @@ class ModelParams:
     derive: DeriveParams | None = None
     # Hyperliquid margin tables by asset (``hyperliquid``); None: the published tables
     hyperliquid: Mapping[str, MarginTable] | None = None
+    # Paradex's scenarios and delta rates (``paradex-pm``); None: the published ones
+    paradex: ParadexParams | None = None
     # OKX parameters by underlying (``okx-pm``); None: the published ones
     okx: Mapping[str, OkxParams] | None = None
     # TIMS-style offsets between class groups in PM (none: each group margined alone)

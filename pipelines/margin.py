@@ -344,6 +344,7 @@ def venue_columns(label: str, params: ParameterSet, models: Sequence[str]) -> li
         "derive": MarginModel.DERIVE_PMRM2.value,
         "hyperliquid": MarginModel.HYPERLIQUID.value,
         "okx": MarginModel.OKX_PM.value,
+        "paradex": MarginModel.PARADEX_PM.value,
     }
     for name in VENUE_SETS:
         model = venue_model[name]

@@ -57,6 +57,7 @@ class MarginModel(StrEnum):
     DELTA_ONLY = "delta-only"
     HYPERLIQUID = "hyperliquid"
     OKX_PM = "okx-pm"
+    PARADEX_PM = "paradex-pm"
 
     @property
     def needs_history(self) -> bool:
@@ -85,6 +86,7 @@ VENUE_MODELS: tuple[MarginModel, ...] = (
     MarginModel.DERIVE_PMRM2,
     MarginModel.HYPERLIQUID,
     MarginModel.OKX_PM,
+    MarginModel.PARADEX_PM,
     MarginModel.DELTA_ONLY,
 )
 

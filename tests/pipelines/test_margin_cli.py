@@ -220,7 +220,15 @@ def test_compare_venues_puts_the_venues_beside_the_set(home, shared_data, positi
     payload = json.loads(result.stdout)
     elsewhere = payload["elsewhere"]
     models = [c["model"] for c in elsewhere["columns"]]
-    assert models == ["deribit-pm", "span", "derive-pmrm2", "hyperliquid", "okx-pm", "delta-only"]
+    assert models == [
+        "deribit-pm",
+        "span",
+        "derive-pmrm2",
+        "hyperliquid",
+        "okx-pm",
+        "paradex-pm",
+        "delta-only",
+    ]
     rows = {a["account"]: a["initial_margin"] for a in elsewhere["accounts"]}
     assert set(rows) == {"condor", "eth"}
     # the SPAN column is the command's own result, in USD (coin margin at the index price)
