@@ -57,6 +57,7 @@ from margin_engine.params import (
     StandardParams,
     VarParams,
 )
+from margin_engine.venues import aevo as aevo_model
 from margin_engine.venues import derive as derive_model
 from margin_engine.venues import hyperliquid as hyperliquid_model
 from margin_engine.venues import okx as okx_model
@@ -233,7 +234,15 @@ class ParadexBlock(_Block):
     params: paradex_model.ParadexParams
 
 
+class AevoBlock(_Block):
+    """Aevo portfolio margin parameters (:mod:`margin_engine.venues.aevo`)."""
+
+    source: str = Field(default="", max_length=500)
+    params: aevo_model.AevoParams
+
+
 class VenuesBlock(_Block):
+    aevo: AevoBlock | None = None
     derive: DeriveBlock | None = None
     hyperliquid: HyperliquidBlock | None = None
     okx: OkxBlock | None = None
@@ -383,6 +392,11 @@ class ParameterSet(_Block):
             hyperliquid=(
                 self.venues.hyperliquid.to_tables()
                 if self.venues is not None and self.venues.hyperliquid is not None
+                else None
+            ),
+            aevo=(
+                self.venues.aevo.params
+                if self.venues is not None and self.venues.aevo is not None
                 else None
             ),
             paradex=(
@@ -641,6 +655,7 @@ VENUE_SETS: dict[str, str] = {
     "hyperliquid": "Hyperliquid's published margin tables (2026-11)",
     "okx": "OKX's published portfolio margin parameters (2025-01)",
     "paradex": "Paradex's published portfolio margin scenarios (2026-11)",
+    "aevo": "Aevo's published portfolio margin scenarios (ETH launch values; no floor rate)",
 }
 #: When each venue published the values its named set carries.
 VENUE_DATES: dict[str, str] = {
@@ -648,6 +663,7 @@ VENUE_DATES: dict[str, str] = {
     "hyperliquid": "2026-11",
     "okx": "2025-01",
     "paradex": "2026-11",
+    "aevo": "2026-11",
 }
 
 
@@ -660,6 +676,11 @@ def venue_parameter_set(name: str) -> ParameterSet:
     document = copy.deepcopy(DEFAULT_DOCUMENT)
     if name == "derive":
         block = _derive_block(derive_model.PUBLISHED, derive_model.PUBLISHED_SOURCE)
+    elif name == "aevo":
+        block = {
+            "source": aevo_model.PUBLISHED_SOURCE,
+            "params": dataclasses.asdict(aevo_model.PUBLISHED),
+        }
     elif name == "paradex":
         block = {
             "source": paradex_model.PUBLISHED_SOURCE,

@@ -20,6 +20,7 @@ from margin_engine.portfolio_margin import portfolio_margin
 from margin_engine.span import span_margin
 from margin_engine.standard import standard_margin
 from margin_engine.var import JointScenarios, var_margin
+from margin_engine.venues.aevo import aevo_margin
 from margin_engine.venues.books import delta_only_margin, derive_margin, hyperliquid_margin
 from margin_engine.venues.okx import okx_margin
 from margin_engine.venues.paradex import paradex_margin
@@ -91,6 +92,10 @@ def _reads_paradex(doc: Document, underlyings: Sequence[str]) -> dict:
     return {"paradex": (doc.get("venues") or {}).get("paradex")}
 
 
+def _reads_aevo(doc: Document, underlyings: Sequence[str]) -> dict:
+    return {"aevo": (doc.get("venues") or {}).get("aevo")}
+
+
 def _reads_delta_only(doc: Document, underlyings: Sequence[str]) -> dict:
     return {
         u: {k: (b.get("standard") or {}).get(k) for k in ("future_initial", "future_maintenance")}
@@ -139,6 +144,7 @@ MODELS: dict[MarginModel, ModelEntry] = {
     ),
     MarginModel.OKX_PM: ModelEntry(MarginModel.OKX_PM, okx_margin, _reads_okx),
     MarginModel.PARADEX_PM: ModelEntry(MarginModel.PARADEX_PM, paradex_margin, _reads_paradex),
+    MarginModel.AEVO_PM: ModelEntry(MarginModel.AEVO_PM, aevo_margin, _reads_aevo),
     MarginModel.DELTA_ONLY: ModelEntry(
         MarginModel.DELTA_ONLY, delta_only_margin, _reads_delta_only
     ),

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from margin_engine.venues.aevo import AevoParams
 from margin_engine.venues.derive import DeriveParams
 from margin_engine.venues.hyperliquid import MarginTable
 from margin_engine.venues.okx import OkxParams
@@ -248,6 +249,8 @@ class ModelParams:
     derive: DeriveParams | None = None
     # Hyperliquid margin tables by asset (``hyperliquid``); None: the published tables
     hyperliquid: Mapping[str, MarginTable] | None = None
+    # Aevo's moves, shifts and floor rate (``aevo-pm``); None: the published ones
+    aevo: AevoParams | None = None
     # Paradex's scenarios and delta rates (``paradex-pm``); None: the published ones
     paradex: ParadexParams | None = None
     # OKX parameters by underlying (``okx-pm``); None: the published ones

@@ -345,6 +345,7 @@ def venue_columns(label: str, params: ParameterSet, models: Sequence[str]) -> li
         "hyperliquid": MarginModel.HYPERLIQUID.value,
         "okx": MarginModel.OKX_PM.value,
         "paradex": MarginModel.PARADEX_PM.value,
+        "aevo": MarginModel.AEVO_PM.value,
     }
     for name in VENUE_SETS:
         model = venue_model[name]

@@ -58,6 +58,7 @@ class MarginModel(StrEnum):
     HYPERLIQUID = "hyperliquid"
     OKX_PM = "okx-pm"
     PARADEX_PM = "paradex-pm"
+    AEVO_PM = "aevo-pm"
 
     @property
     def needs_history(self) -> bool:
@@ -87,6 +88,7 @@ VENUE_MODELS: tuple[MarginModel, ...] = (
     MarginModel.HYPERLIQUID,
     MarginModel.OKX_PM,
     MarginModel.PARADEX_PM,
+    MarginModel.AEVO_PM,
     MarginModel.DELTA_ONLY,
 )
 

@@ -25,6 +25,7 @@ objects of the same accounts: :func:`derive_margin` must agree with
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import numba
 import numpy as np
@@ -33,6 +34,7 @@ from scipy import sparse
 from margin_engine.book import STABLE, MarginResult, Positions
 from margin_engine.instruments import InstrumentTable, Kind
 from margin_engine.params import ModelParams
+from margin_engine.pricing import black76_price
 from margin_engine.venues.derive import (
     MONTH_SECONDS,
     PUBLISHED,
@@ -607,6 +609,31 @@ def hyperliquid_margin(positions: Positions, params: ModelParams | None = None) 
         equity,
         {"notional": notional},
     )
+
+
+def usd_scenario_pnl(
+    positions: Positions,
+    shocks: np.ndarray,
+    shocked_vol: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """USD P&L per unit of every instrument (n × S) at spot × (1 + ``shocks``): linear
+    instruments by their coin exposure, options as USD-settled Black-76 options of the same
+    strike and expiry, at ``shocked_vol(iv, years)`` ((options × 1) → options × S).
+    """
+    book, table = positions.book, positions.book.table
+    _, of_instrument, price = _underlyings(positions)
+    pnl = (_usd_delta(positions) * price[of_instrument])[:, None] * shocks[None, :]
+    options = np.flatnonzero(table.kind == Kind.OPTION)
+    if len(options):
+        forward, strike = book.forward[options, None], table.strike[options, None]
+        years, vol = table.years[options, None], book.vol[options, None]
+        calls = table.is_call[options, None]
+        base = black76_price(forward, strike, years, vol, calls)
+        moved = black76_price(
+            forward * (1.0 + shocks[None, :]), strike, years, shocked_vol(vol, years), calls
+        )
+        pnl[options] = moved - base
+    return pnl
 
 
 def _usd_delta(positions: Positions) -> np.ndarray:

@@ -98,9 +98,13 @@ def paradex_margin(positions: Positions, params: ModelParams | None = None) -> M
     """Paradex IMR and MMR per account (USDC; provisions not modelled, see the module)."""
     from scipy import sparse
 
-    from margin_engine.instruments import Kind
-    from margin_engine.pricing import black76_price
-    from margin_engine.venues.books import _per_account, _underlyings, _usd_delta, _usd_per_unit
+    from margin_engine.venues.books import (
+        _per_account,
+        _underlyings,
+        _usd_delta,
+        _usd_per_unit,
+        usd_scenario_pnl,
+    )
 
     p = (params.paradex if params is not None else None) or PUBLISHED
     book, table = positions.book, positions.book.table
@@ -110,19 +114,13 @@ def paradex_margin(positions: Positions, params: ModelParams | None = None) -> M
     vol_shocks = np.array([v for _, v, _ in p.scenarios])
     weights = np.array([w for _, _, w in p.scenarios])
     delta = _usd_delta(positions)  # coin delta per unit as a USD holder sees it
-    # linear instruments: their coin exposure at the shocked spot (USD per unit)
-    pnl = (delta * price[of_instrument])[:, None] * shocks[None, :]
-    options = np.flatnonzero(table.kind == Kind.OPTION)
-    if len(options):
-        forward, strike = book.forward[options, None], table.strike[options, None]
-        years, vol = table.years[options, None], book.vol[options, None]
-        calls = table.is_call[options, None]
+
+    def shocked(vol: np.ndarray, years: np.ndarray) -> np.ndarray:
         dte = np.maximum(years * 365.0, 1.0)
         power = np.where(dte < 30, p.short_term_power, p.long_term_power)
-        shocked_vol = vol * (1.0 + vol_shocks[None, :] * (30.0 / dte) ** power)
-        base = black76_price(forward, strike, years, vol, calls)
-        moved = black76_price(forward * (1.0 + shocks[None, :]), strike, years, shocked_vol, calls)
-        pnl[options] = moved - base  # a USD-settled option of the same strike and expiry
+        return vol * (1.0 + vol_shocks[None, :] * (30.0 / dte) ** power)
+
+    pnl = usd_scenario_pnl(positions, shocks, shocked)
     to_u = np.zeros((positions.n_groups, n_u))
     for g, (_, u) in enumerate(table.groups):
         to_u[g, names.index(u)] = 1.0

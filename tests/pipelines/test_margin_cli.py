@@ -227,6 +227,7 @@ def test_compare_venues_puts_the_venues_beside_the_set(home, shared_data, positi
         "hyperliquid",
         "okx-pm",
         "paradex-pm",
+        "aevo-pm",
         "delta-only",
     ]
     rows = {a["account"]: a["initial_margin"] for a in elsewhere["accounts"]}
