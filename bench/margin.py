@@ -12,8 +12,9 @@ Figures, all measured in this run:
 * the speed-up over the straightforward per-account loop (``margin_engine.reference``) on a
   1,000-account sample (≥ 100×), and that both agree;
 * other venues' models on the same 100,000 accounts, one thread: Derive PMRM 2 (33 scenarios,
-  per-expiry static discounts), Hyperliquid's tiers and the delta-only baseline, each against
-  the same bare kernel (≤ 3×; issue 17);
+  per-expiry static discounts), OKX (MR1/MR6/MR4), Paradex (24 weighted scenarios and the
+  minimum delta), Aevo (15 scenarios and the floor), Hyperliquid's tiers and the delta-only
+  baseline, each against the same bare kernel (≤ 3×; issue 17);
 * scaling: PM on one thread at 10k, 100k and 1M accounts and the log-log slope of time
   against accounts (≤ 1.05); the peak resident memory of the process after the 1M run
   (< 4 GiB).
@@ -145,6 +146,9 @@ def main() -> None:
     bare_pm = bare(matrix, arrays)
     venue_params = {
         "derive-pmrm2": venue_parameter_set("derive").to_model_params(),
+        "okx-pm": venue_parameter_set("okx").to_model_params(),
+        "paradex-pm": venue_parameter_set("paradex").to_model_params(),
+        "aevo-pm": venue_parameter_set("aevo").to_model_params(),
         "hyperliquid": venue_parameter_set("hyperliquid").to_model_params(),
         "delta-only": params,
     }

@@ -69,56 +69,65 @@ PUBLISHED_SOURCE = (
 )
 
 
+def _floor(
+    positions: Positions, of_instrument: np.ndarray, price: np.ndarray, n_u: int, rate: float
+) -> np.ndarray:
+    """Net short option units per (account, expiry, strike) — calls and puts of a strike
+    netted — times ``rate`` × spot, summed per (account, underlying).
+    """
+    from scipy import sparse
+
+    from margin_engine.instruments import Kind
+
+    table = positions.book.table
+    option = np.flatnonzero(table.kind == Kind.OPTION)
+    out = np.zeros(positions.n_accounts * n_u)
+    if not len(option):
+        return out
+    seconds = np.rint(table.years[option] * 365 * 86_400).astype(np.int64)
+    keys = np.stack([seconds, table.strike[option].view(np.int64), of_instrument[option]], axis=1)
+    unique, strike_of = np.unique(keys, axis=0, return_inverse=True)  # per instrument: small
+    column = np.full(len(table), -1, dtype=np.int64)
+    column[option] = strike_of.reshape(-1)
+    held = column[positions.instrument] >= 0
+    net = sparse.csr_matrix(
+        (
+            positions.quantity[held],
+            (positions.account[held], column[positions.instrument[held]]),
+        ),
+        shape=(positions.n_accounts, len(unique)),
+    )  # duplicates summed: calls with puts of a strike
+    net.sum_duplicates()
+    coo = net.tocoo()
+    short = np.maximum(-coo.data, 0.0) * rate * price[unique[coo.col, 2]]
+    return np.bincount(coo.row * n_u + unique[coo.col, 2], weights=short, minlength=len(out))
+
+
 def aevo_margin(positions: Positions, params: ModelParams | None = None) -> MarginResult:
     """Aevo scenario (+ floor) margin per account (USDC; see the module)."""
-    from margin_engine.instruments import Kind
     from margin_engine.venues.books import (
         _per_account,
+        _per_underlying,
         _underlyings,
         _usd_per_unit,
+        scenario_by_underlying,
         usd_scenario_pnl,
     )
 
     p = (params.aevo if params is not None else None) or PUBLISHED
-    table = positions.book.table
     names, of_instrument, price = _underlyings(positions)
     n_u = len(names)
     spot_shocks, shifts = scenarios(p)
     pnl = usd_scenario_pnl(
         positions, spot_shocks, lambda vol, years: np.maximum(vol + shifts[None, :], MIN_VOL)
     )
-    to_u = np.zeros((positions.n_groups, n_u))
-    for g, (_, u) in enumerate(table.groups):
-        to_u[g, names.index(u)] = 1.0
-    per_group = np.asarray(positions.group_matrix @ pnl).reshape(
-        positions.n_accounts, positions.n_groups, -1
-    )
-    scenario = np.einsum("agj,gu->auj", per_group, to_u).reshape(positions.n_accounts * n_u, -1)
+    scenario = scenario_by_underlying(positions, pnl)
     scan = np.maximum(-scenario.min(axis=1), 0.0)
-    # net short units per (account, expiry, strike), calls with puts
-    option = table.kind[positions.instrument] == Kind.OPTION
-    key = np.stack(
-        [
-            positions.account[option],
-            np.rint(table.years[positions.instrument[option]] * 365 * 86_400).astype(np.int64),
-            table.strike[positions.instrument[option]].view(np.int64),
-            of_instrument[positions.instrument[option]],
-        ],
-        axis=1,
-    )
     floor: np.ndarray = np.zeros(positions.n_accounts * n_u)
-    if len(key):
-        unique, row = np.unique(key, axis=0, return_inverse=True)
-        net = np.bincount(row.reshape(-1), weights=positions.quantity[option])
-        short = np.maximum(-net, 0.0)
-        rows = unique[:, 0] * n_u + unique[:, 3]
-        floor = np.bincount(
-            rows, weights=short * p.floor_rate * price[unique[:, 3]], minlength=len(floor)
-        )
+    if p.floor_rate > 0:
+        floor = _floor(positions, of_instrument, price, n_u, p.floor_rate)
     maintenance = scan + floor
-    equity = (positions.per_group(positions.book.value * _usd_per_unit(positions)) @ to_u).reshape(
-        -1
-    )
+    equity = _per_underlying(positions, n_u, positions.book.value * _usd_per_unit(positions))
     return _per_account(
         positions,
         "aevo-pm",

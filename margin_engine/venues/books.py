@@ -611,6 +611,22 @@ def hyperliquid_margin(positions: Positions, params: ModelParams | None = None) 
     )
 
 
+def scenario_by_underlying(positions: Positions, pnl: np.ndarray) -> np.ndarray:
+    """Σ quantity × ``pnl`` (instruments × S) per (account, underlying): rows account-major,
+    each underlying's groups (settlement currencies) added together.
+    """
+    names, _, _ = _underlyings(positions)
+    n_u, n_g = len(names), positions.n_groups
+    per_group = np.asarray(positions.group_matrix @ pnl).reshape(positions.n_accounts, n_g, -1)
+    order = [names.index(u) for _, u in positions.book.table.groups]
+    if order == list(range(n_u)):  # one group per underlying, in the same order: no copy
+        return per_group.reshape(positions.n_accounts * n_u, -1)
+    out = np.zeros((positions.n_accounts, n_u, pnl.shape[1]))
+    for g, (_, u) in enumerate(positions.book.table.groups):
+        out[:, names.index(u)] += per_group[:, g]
+    return out.reshape(positions.n_accounts * n_u, -1)
+
+
 def usd_scenario_pnl(
     positions: Positions,
     shocks: np.ndarray,

@@ -100,9 +100,11 @@ def paradex_margin(positions: Positions, params: ModelParams | None = None) -> M
 
     from margin_engine.venues.books import (
         _per_account,
+        _per_underlying,
         _underlyings,
         _usd_delta,
         _usd_per_unit,
+        scenario_by_underlying,
         usd_scenario_pnl,
     )
 
@@ -121,20 +123,20 @@ def paradex_margin(positions: Positions, params: ModelParams | None = None) -> M
         return vol * (1.0 + vol_shocks[None, :] * (30.0 / dte) ** power)
 
     pnl = usd_scenario_pnl(positions, shocks, shocked)
-    to_u = np.zeros((positions.n_groups, n_u))
-    for g, (_, u) in enumerate(table.groups):
-        to_u[g, names.index(u)] = 1.0
+    scenario = scenario_by_underlying(positions, pnl)
+    scan = np.maximum(-(scenario * weights[None, :]).min(axis=1), 0.0)
+    net = _per_underlying(positions, n_u, delta)
     matrix = positions.group_matrix
-    per_group = np.asarray(matrix @ pnl).reshape(positions.n_accounts, positions.n_groups, -1)
-    scenario = np.einsum("agj,gu->auj", per_group, to_u).reshape(positions.n_accounts * n_u, -1)
-    scan = np.maximum((-scenario * weights[None, :]).max(axis=1), 0.0)
-    net = (positions.per_group(delta) @ to_u).reshape(-1)
     absolute = sparse.csr_matrix((np.abs(matrix.data), matrix.indices, matrix.indptr), matrix.shape)
-    gross = ((absolute @ np.abs(delta)).reshape(positions.n_accounts, -1) @ to_u).reshape(-1)
+    gross = np.zeros((positions.n_accounts, n_u))
+    by_group = (absolute @ np.abs(delta)).reshape(positions.n_accounts, -1)
+    for g, (_, u) in enumerate(table.groups):
+        gross[:, names.index(u)] += by_group[:, g]
+    gross = gross.reshape(-1)
     spot = np.tile(price, positions.n_accounts)
     mdr = min_delta_requirement(net, gross, spot, p)
     initial = np.maximum(scan, mdr)
-    equity = (positions.per_group(book.value * _usd_per_unit(positions)) @ to_u).reshape(-1)
+    equity = _per_underlying(positions, n_u, book.value * _usd_per_unit(positions))
     return _per_account(
         positions,
         "paradex-pm",
