@@ -128,11 +128,11 @@ def paradex_margin(positions: Positions, params: ModelParams | None = None) -> M
     net = _per_underlying(positions, n_u, delta)
     matrix = positions.group_matrix
     absolute = sparse.csr_matrix((np.abs(matrix.data), matrix.indices, matrix.indptr), matrix.shape)
-    gross = np.zeros((positions.n_accounts, n_u))
+    gross_by = np.zeros((positions.n_accounts, n_u))
     by_group = (absolute @ np.abs(delta)).reshape(positions.n_accounts, -1)
     for g, (_, u) in enumerate(table.groups):
-        gross[:, names.index(u)] += by_group[:, g]
-    gross = gross.reshape(-1)
+        gross_by[:, names.index(u)] += by_group[:, g]
+    gross = gross_by.reshape(-1)
     spot = np.tile(price, positions.n_accounts)
     mdr = min_delta_requirement(net, gross, spot, p)
     initial = np.maximum(scan, mdr)
