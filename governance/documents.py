@@ -126,6 +126,7 @@ def _check_expansion(root: yaml.Node) -> None:
     """Refuse a node graph whose aliases expand beyond :data:`MAX_NODES` nodes (counted once
     per path, with each shared node's size computed once: the check is linear in the file)."""
     sizes: dict[int, int] = {}
+    visiting: set[int] = set()  # the current path: an alias back into it is a cycle
     stack = [(root, False)]
     while stack:
         node, done = stack.pop()
@@ -137,9 +138,15 @@ def _check_expansion(root: yaml.Node) -> None:
         elif isinstance(node, yaml.MappingNode):
             children = [n for pair in node.value for n in pair]
         if not done:
+            if id(node) in visiting:
+                raise yaml.composer.ComposerError(
+                    None, None, "an alias refers to a node that contains it", node.start_mark
+                )
+            visiting.add(id(node))
             stack.append((node, True))
             stack.extend((c, False) for c in children if id(c) not in sizes)
             continue
+        visiting.discard(id(node))
         sizes[id(node)] = min(1 + sum(sizes[id(c)] for c in children), MAX_NODES + 1)
         if sizes[id(node)] > MAX_NODES:
             raise yaml.composer.ComposerError(

@@ -5,12 +5,27 @@ Derive publishes its PMRM 2 test portfolios as JSON (``Scenario``: the portfolio
 ``Parameters``: the parameter set; ``Result``: IM, MM and every scenario's loss). The file is
 read bounded (size, nesting), validated by a schema that names the field at fault, and turned
 into :mod:`margin_engine.venues.derive` objects; the numbers come from there.
+
+Where a venue publishes no file format (and for Derive too), a YAML describes the case::
+
+    as_of: 2026-03-30T08:00:00Z
+    spot: {ETH: 2000}
+    futures: {ETH-26JUN26: 2010}            # optional forwards of dated futures
+    positions:
+      - {instrument: ETH-26JUN26-2000-C, quantity: -1, iv: 0.55}
+      - {instrument: ETH_USDC-PERPETUAL, quantity: 0.5}
+    params: paradex                          # a venue's published set, or its block inline
+    published: {initial_margin: 123.4, maintenance_margin: 61.7}   # optional
+
+Instruments are Deribit names and units (an option's ``iv`` is required); the venue's model
+margins the same exposures (see :mod:`margin_engine.venues.books`).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
@@ -25,9 +40,22 @@ MAX_CASE_DEPTH = 8  # {Scenario: {Options: [{…}]}} and {Result: {reg_losses: [
 
 
 class Venue(StrEnum):
-    """Venues whose published format ``mwb replicate`` reads."""
+    """Venues ``mwb replicate`` margins (Derive also in its own JSON case format)."""
 
     DERIVE = "derive"
+    OKX = "okx"
+    PARADEX = "paradex"
+    AEVO = "aevo"
+    HYPERLIQUID = "hyperliquid"
+
+
+VENUE_MODEL = {
+    Venue.DERIVE: "derive-pmrm2",
+    Venue.OKX: "okx-pm",
+    Venue.PARADEX: "paradex-pm",
+    Venue.AEVO: "aevo-pm",
+    Venue.HYPERLIQUID: "hyperliquid",
+}
 
 
 class _Schema(BaseModel):
@@ -341,9 +369,160 @@ def _scenario_label(s: derive.Scenario) -> str:
     return f"spot ×{s.spot_shock:g}, vol {s.vol_shock.value}, weight {s.dampening:g}"
 
 
+class _YamlPosition(_Schema):
+    instrument: str = Field(min_length=1, max_length=64)
+    quantity: float
+    iv: float | None = Field(default=None, gt=0, le=5)
+
+
+class _YamlPublished(_Schema):
+    initial_margin: float
+    maintenance_margin: float
+
+
+class _YamlCase(_Schema):
+    as_of: datetime  # YAML reads an ISO time as one; a quoted string parses the same
+    spot: dict[str, float] = Field(min_length=1, max_length=100)
+    futures: dict[str, float] = Field(default_factory=dict, max_length=1_000)
+    positions: list[_YamlPosition] = Field(min_length=1, max_length=10_000)
+    params: str | dict = "published"
+    published: _YamlPublished | None = None
+
+
+def _yaml_case(path: Path) -> _YamlCase:
+    from governance.documents import DocumentError, load_mapping
+
+    try:
+        document = load_mapping(path)
+    except DocumentError as exc:
+        raise BadInputError(str(exc)) from None
+    try:
+        return _YamlCase.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise BadInputError(f"{path}: {_field(first['loc'])}: {first['msg']}") from None
+
+
+def _venue_set(venue: Venue, params: str | dict, path: Path):
+    from governance.parameters import (
+        VENUE_SETS,
+        ParameterSetError,
+        default_parameter_set,
+        parse_parameter_set,
+        venue_parameter_set,
+    )
+
+    try:
+        if isinstance(params, dict):
+            document = default_parameter_set().canonical_dict()
+            document["venues"] = {venue.value: params}
+            return parse_parameter_set(document)
+        if params == "published":
+            return venue_parameter_set(venue.value)
+        if params in VENUE_SETS:
+            return venue_parameter_set(params)
+        raise BadInputError(
+            f"{path}: params: {params!r} is not 'published', a venue's set "
+            f"({', '.join(VENUE_SETS)}) or an inline block"
+        )
+    except ParameterSetError as exc:
+        raise BadInputError(f"{path}: params: {exc}") from None
+
+
+def _scenario_rows(venue: Venue, positions, engine) -> list[dict]:
+    """Each scenario's P&L (USD, the book's underlyings summed) where the model has scenarios."""
+    from margin_engine.venues import aevo, paradex
+    from margin_engine.venues.books import derive_portfolios
+
+    if venue is Venue.PARADEX:
+        p = engine.paradex or paradex.PUBLISHED
+        pnl = paradex.paradex_scenarios(positions, p).sum(axis=0)
+        labels = [f"spot {s:+.0%}, vol {v:+.0%}, weight {w:g}" for s, v, w in p.scenarios]
+    elif venue is Venue.AEVO:
+        p = engine.aevo or aevo.PUBLISHED
+        pnl = aevo.aevo_scenarios(positions, p).sum(axis=0)
+        spots, shifts = aevo.scenarios(p)
+        labels = [f"spot {s:+.0%}, IV {v:+.2f}" for s, v in zip(spots, shifts, strict=True)]
+    elif venue is Venue.DERIVE:
+        p = engine.derive or derive.PUBLISHED
+        results = [derive.pmrm2_margin(pf, p) for pf in derive_portfolios(positions).values()]
+        pnl = sum(r.scenario_pnl for r in results)
+        labels = [_scenario_label(s) for s in p.scenarios]
+    else:
+        return []
+    return [
+        {"index": j, "label": label, "pnl": float(v)}
+        for j, (label, v) in enumerate(zip(labels, pnl, strict=True))
+    ]
+
+
+def replicate_yaml(venue: Venue, path: Path) -> dict:
+    """``mwb replicate`` on the YAML case format (see the module)."""
+    import pandas as pd
+
+    from margin_engine.book import build_positions
+    from margin_engine.market import MarketSnapshot
+    from margin_engine.models import margin
+    from margin_engine.venues.elsewhere import usd_margins
+
+    case = _yaml_case(path)
+    iv = {p.instrument: p.iv for p in case.positions if p.iv is not None}
+    try:
+        market = MarketSnapshot.from_json(
+            {
+                "as_of": case.as_of.isoformat(),
+                "index": case.spot,
+                "futures": case.futures,
+                "iv": iv,
+            }
+        )
+    except ValueError as exc:
+        raise BadInputError(f"{path}: {' '.join(str(exc).split())}") from None
+    frame = pd.DataFrame(
+        {
+            "account": "case",
+            "instrument": [p.instrument for p in case.positions],
+            "quantity": [p.quantity for p in case.positions],
+        }
+    )
+    positions = build_positions(frame, market)
+    if positions.errors:
+        bad = positions.errors[0]
+        index = next(i for i, p in enumerate(case.positions) if p.instrument == bad.instrument)
+        raise BadInputError(f"{path}: positions[{index}].instrument: {bad.error}")
+    engine = _venue_set(venue, case.params, path).to_model_params()
+    try:
+        result = margin(positions, VENUE_MODEL[venue], engine)
+        scenarios = _scenario_rows(venue, positions, engine)
+    except ValueError as exc:
+        raise BadInputError(f"{path}: {exc}") from None
+    usd = usd_margins(result, positions)
+    payload: dict = {
+        "venue": venue.value,
+        "model": VENUE_MODEL[venue],
+        "file": str(path),
+        "initial_margin": float(usd["initial_margin"].sum()),
+        "maintenance_margin": float(usd["maintenance_margin"].sum()),
+        "components": {k: float(v.sum()) for k, v in result.components.items()},
+        "worst_scenario": None,
+        "scenarios": scenarios,
+        "published": None,
+    }
+    if case.published is not None:
+        published = case.published.model_dump()
+        payload["published"] = {**published, "scenarios": []}
+        payload["difference"] = {
+            k: payload[k] - published[k] for k in ("initial_margin", "maintenance_margin")
+        }
+    return payload
+
+
 def replicate(venue: Venue, path: str | Path) -> dict:
     """The JSON payload of ``mwb replicate``: our margins and scenario P&L, the venue's
     published ones where the file has them, and the differences."""
+    path = Path(path)
+    if path.suffix.lower() in (".yaml", ".yml") or venue is not Venue.DERIVE:
+        return replicate_yaml(venue, path)
     case = read_derive_case(path)
     try:
         result = derive.pmrm2_margin(case.portfolio, case.params)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from margin_engine.book import MarginResult, Positions
     from margin_engine.params import ModelParams
 
-__all__ = ["PUBLISHED", "AevoParams", "aevo_margin", "scenarios"]
+__all__ = ["PUBLISHED", "AevoParams", "aevo_margin", "aevo_scenarios", "scenarios"]
 
 IM_FACTOR = 1.25
 MIN_VOL = 0.01
@@ -103,6 +103,17 @@ def _floor(
     return np.bincount(coo.row * n_u + unique[coo.col, 2], weights=short, minlength=len(out))
 
 
+def aevo_scenarios(positions: Positions, p: AevoParams) -> np.ndarray:
+    """Each (account, underlying)'s USD P&L in the 15 scenarios (rows × 15)."""
+    from margin_engine.venues.books import scenario_by_underlying, usd_scenario_pnl
+
+    spot_shocks, shifts = scenarios(p)
+    pnl = usd_scenario_pnl(
+        positions, spot_shocks, lambda vol, years: np.maximum(vol + shifts[None, :], MIN_VOL)
+    )
+    return scenario_by_underlying(positions, pnl)
+
+
 def aevo_margin(positions: Positions, params: ModelParams | None = None) -> MarginResult:
     """Aevo scenario (+ floor) margin per account (USDC; see the module)."""
     from margin_engine.venues.books import (
@@ -110,18 +121,12 @@ def aevo_margin(positions: Positions, params: ModelParams | None = None) -> Marg
         _per_underlying,
         _underlyings,
         _usd_per_unit,
-        scenario_by_underlying,
-        usd_scenario_pnl,
     )
 
     p = (params.aevo if params is not None else None) or PUBLISHED
     names, of_instrument, price = _underlyings(positions)
     n_u = len(names)
-    spot_shocks, shifts = scenarios(p)
-    pnl = usd_scenario_pnl(
-        positions, spot_shocks, lambda vol, years: np.maximum(vol + shifts[None, :], MIN_VOL)
-    )
-    scenario = scenario_by_underlying(positions, pnl)
+    scenario = aevo_scenarios(positions, p)
     scan = np.maximum(-scenario.min(axis=1), 0.0)
     floor: np.ndarray = np.zeros(positions.n_accounts * n_u)
     if p.floor_rate > 0:

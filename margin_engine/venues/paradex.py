@@ -37,7 +37,13 @@ if TYPE_CHECKING:
     from margin_engine.book import MarginResult, Positions
     from margin_engine.params import ModelParams
 
-__all__ = ["PUBLISHED", "ParadexParams", "min_delta_requirement", "paradex_margin"]
+__all__ = [
+    "PUBLISHED",
+    "ParadexParams",
+    "min_delta_requirement",
+    "paradex_margin",
+    "paradex_scenarios",
+]
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,21 @@ def min_delta_requirement(
     return (p.net_delta_rate * net + p.hedged_delta_rate * hedged) * np.asarray(spot)
 
 
+def paradex_scenarios(positions: Positions, p: ParadexParams) -> np.ndarray:
+    """Each (account, underlying)'s USD P&L in every scenario, unweighted (rows × 24)."""
+    from margin_engine.venues.books import scenario_by_underlying, usd_scenario_pnl
+
+    shocks = np.array([s for s, _, _ in p.scenarios])
+    vol_shocks = np.array([v for _, v, _ in p.scenarios])
+
+    def shocked(vol: np.ndarray, years: np.ndarray) -> np.ndarray:
+        dte = np.maximum(years * 365.0, 1.0)
+        power = np.where(dte < 30, p.short_term_power, p.long_term_power)
+        return vol * (1.0 + vol_shocks[None, :] * (30.0 / dte) ** power)
+
+    return scenario_by_underlying(positions, usd_scenario_pnl(positions, shocks, shocked))
+
+
 def paradex_margin(positions: Positions, params: ModelParams | None = None) -> MarginResult:
     """Paradex IMR and MMR per account (USDC; provisions not modelled, see the module)."""
     from scipy import sparse
@@ -104,26 +125,15 @@ def paradex_margin(positions: Positions, params: ModelParams | None = None) -> M
         _underlyings,
         _usd_delta,
         _usd_per_unit,
-        scenario_by_underlying,
-        usd_scenario_pnl,
     )
 
     p = (params.paradex if params is not None else None) or PUBLISHED
     book, table = positions.book, positions.book.table
-    names, of_instrument, price = _underlyings(positions)
+    names, _, price = _underlyings(positions)
     n_u = len(names)
-    shocks = np.array([s for s, _, _ in p.scenarios])
-    vol_shocks = np.array([v for _, v, _ in p.scenarios])
     weights = np.array([w for _, _, w in p.scenarios])
     delta = _usd_delta(positions)  # coin delta per unit as a USD holder sees it
-
-    def shocked(vol: np.ndarray, years: np.ndarray) -> np.ndarray:
-        dte = np.maximum(years * 365.0, 1.0)
-        power = np.where(dte < 30, p.short_term_power, p.long_term_power)
-        return vol * (1.0 + vol_shocks[None, :] * (30.0 / dte) ** power)
-
-    pnl = usd_scenario_pnl(positions, shocks, shocked)
-    scenario = scenario_by_underlying(positions, pnl)
+    scenario = paradex_scenarios(positions, p)
     scan = np.maximum(-(scenario * weights[None, :]).min(axis=1), 0.0)
     net = _per_underlying(positions, n_u, delta)
     matrix = positions.group_matrix

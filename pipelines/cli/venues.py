@@ -13,9 +13,11 @@ from pipelines.errors import BadInputError
 
 
 def replicate(
-    venue: str = typer.Argument(..., help="derive"),
+    venue: str = typer.Argument(..., help="derive | okx | paradex | aevo | hyperliquid"),
     file: Path = typer.Argument(
-        ..., help="The venue's own format: a Derive PMRM 2 portfolio case (JSON, as in v2-core)."
+        ...,
+        help="A Derive PMRM 2 portfolio case (JSON, as in v2-core), or a case YAML (as_of, "
+        "spot, positions, params, published) for any venue.",
     ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -35,6 +37,11 @@ def replicate(
         return
     published = payload["published"]
     theirs = {} if published is None else {s["index"]: s["pnl"] for s in published["scenarios"]}
+    if payload.get("components"):
+        out.print(
+            "components: "
+            + ", ".join(f"{k} {v:,.6f}" for k, v in sorted(payload["components"].items()))
+        )
     rows = [
         (s["index"], s["label"], f"{s['pnl']:,.6f}")
         + ((f"{theirs[s['index']]:,.6f}", f"{s['pnl'] - theirs[s['index']]:.3e}") if theirs else ())
@@ -56,5 +63,8 @@ def replicate(
             )
         lines.append(line)
     worst = payload["worst_scenario"]
-    lines.append("worst: " + ("the basis contingency" if worst is None else f"scenario {worst}"))
+    if "basis_contingency" in payload:  # Derive's case format: the basis can be the worst
+        lines.append(
+            "worst: " + ("the basis contingency" if worst is None else f"scenario {worst}")
+        )
     out.print("\n".join(lines))

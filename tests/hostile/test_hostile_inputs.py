@@ -184,6 +184,7 @@ def _make_files(f: Path, keys: dict, fingerprint: str) -> None:
     )
     texts = {
         "laughs.yaml": _laughs(),
+        "cycle.yaml": "title: &t [x, *t]\nauthor: y\nmotivation: z\n",
         "deep.yaml": "a: " + "[" * 20000 + "]" * 20000 + "\n",
         "dupkey.yaml": "title: a\ntitle: b\nauthor: y\nmotivation: z\nchanges: {collateral.ETH.haircut: 0.09}\n",
         "syntax.yaml": "title: [a\nauthor: y\n",
@@ -349,6 +350,10 @@ CASES = [
     Case("propose-fifo", ("propose", F + "/fifo.yaml"), 2, "not a regular file"),
     Case("propose-dev-zero", ("propose", F + "/zero.yaml"), 2, "not a regular file"),
     Case("propose-billion-laughs", ("propose", F + "/laughs.yaml"), 2, "aliases expand"),
+    # an alias into its own node hung the expansion check (found by the replicate cases)
+    Case(
+        "propose-alias-cycle", ("propose", F + "/cycle.yaml"), 2, "refers to a node that contains"
+    ),
     Case("propose-deep", ("propose", F + "/deep.yaml"), 2, "nested deeper"),
     Case("propose-duplicate-key", ("propose", F + "/dupkey.yaml"), 2, "duplicate key 'title'"),
     Case("propose-syntax", ("propose", F + "/syntax.yaml"), 2, "line 2, column"),

@@ -90,5 +90,66 @@ def test_hostile_files(home, tmp_path) -> None:
         result = run_mwb("replicate", "derive", str(path), home=home)
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
-    result = run_mwb("replicate", "okx", str(CASE), home=home)
+    result = run_mwb("replicate", "binance", str(CASE), home=home)
     assert result.returncode == 2 and "choose from derive" in result.stderr
+
+
+PERP_CASE = """
+as_of: 2026-03-30T08:00:00Z
+spot: {ETH: 2000}
+positions:
+  - {instrument: ETH_USDC-PERPETUAL, quantity: 3}
+params: published
+published: {initial_margin: 1000, maintenance_margin: 500}
+"""
+
+
+@pytest.mark.parametrize(
+    ("venue", "initial", "maintenance"),
+    [
+        # a long linear perpetual of N = 3 × 2,000 USD under each venue's published values
+        ("paradex", 0.16, 0.08),  # the −16 % scenario at weight 1; MMR half
+        ("aevo", 1.25 * 0.20, 0.20),  # the −20 % move; IM 1.25 × MM
+        ("okx", 1.3 * 0.24, 0.24),  # MR6's −24 %; IMR 1.3 × MMR
+        ("hyperliquid", 1 / 25, 0.5 / 25),  # ETH's 25x tier; maintenance half of it
+        # Derive: the −18 % scenario × IM factor 1, plus 1 % IM and 3 % MM perp contingencies
+        ("derive", 0.18 + 0.01 + 0.03, 0.8 * 0.18 + 0.03),
+    ],
+)
+def test_yaml_cases_are_the_closed_forms(home, tmp_path, venue, initial, maintenance) -> None:
+    path = tmp_path / "perp.yaml"
+    path.write_text(PERP_CASE)
+    result = run_mwb("replicate", venue, str(path), "--json", home=home)
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    notional = 6_000.0
+    assert payload["initial_margin"] == pytest.approx(initial * notional, rel=1e-9)
+    assert payload["maintenance_margin"] == pytest.approx(maintenance * notional, rel=1e-9)
+    assert payload["difference"]["initial_margin"] == pytest.approx(
+        payload["initial_margin"] - 1000.0
+    )
+    if venue in ("paradex", "aevo", "derive"):  # the models with a scenario table
+        worst = min(s["pnl"] for s in payload["scenarios"])
+        assert worst < 0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (PERP_CASE.replace("ETH_USDC-PERPETUAL", "ETH-XX"), r"positions\[0\].instrument"),
+        (
+            PERP_CASE.replace("ETH_USDC-PERPETUAL, quantity: 3", "ETH-26JUN26-2000-C, quantity: 1"),
+            r"positions\[0\].instrument: .*implied vol",
+        ),
+        (PERP_CASE.replace("params: published", "params: binance"), "params: 'binance'"),
+        (PERP_CASE.replace("spot: {ETH: 2000}", "spot: {}"), "spot: Dictionary should have"),
+        ("a: &x [*x]", "refers to a node that contains it"),
+    ],
+)
+def test_bad_yaml_cases_exit_2_naming_the_field(home, tmp_path, text, message) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    result = run_mwb("replicate", "paradex", str(path), home=home)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.search(message, lines[0]), lines
