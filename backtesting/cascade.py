@@ -43,9 +43,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from margin_engine.impact import ImpactModel
+from margin_engine.impact import ImpactKind, ImpactModel
 
-__all__ = ["Accounts", "CascadeRun", "LiquidationRule", "Mode", "simulate"]
+__all__ = [
+    "Accounts",
+    "CascadeRun",
+    "LiquidationRule",
+    "Mode",
+    "calibrate_impact",
+    "intraday_path",
+    "run_summary",
+    "simulate",
+    "synthetic_population",
+]
 
 
 class Mode(enum.Enum):
@@ -257,3 +267,94 @@ def simulate(
         quantity=q,
         ledger=ledger,
     )
+
+
+def synthetic_population(
+    n: int, seed: int, price: float, max_leverage: float, *, size_usd: float = 20_000.0
+) -> Accounts:
+    """``n`` accounts a committee can run without private data: notionals heavy-tailed
+    (lognormal, median ``size_usd``, a few a hundred times larger), leverage near the limit
+    (uniform between half and 98 % of ``max_leverage``), long or short at even odds, entered at
+    ``price``. The same seed gives the same population.
+    """
+    if n < 1 or not (math.isfinite(price) and price > 0) or not max_leverage >= 1:
+        raise ValueError("population: need n ≥ 1, a positive price and max leverage ≥ 1")
+    rng = np.random.default_rng([seed, 18])
+    notional = size_usd * rng.lognormal(0.0, 1.5, n)
+    leverage = rng.uniform(0.5, 0.98, n) * max_leverage
+    side = rng.choice([-1.0, 1.0], n)
+    return Accounts(notional / leverage, side * notional / price, np.full(n, float(price)))
+
+
+def intraday_path(
+    opens: np.ndarray, highs: np.ndarray, lows: np.ndarray, closes: np.ndarray
+) -> np.ndarray:
+    """Four points a day from daily bars: the open, then the extreme the day's close moved
+    away from, then the other, then the close (a day that closed down is taken to have
+    seen its high first), so each day's range is crossed once in its direction.
+    """
+    points = []
+    for o, h, lo, c in zip(opens, highs, lows, closes, strict=True):
+        first, second = (h, lo) if c < o else (lo, h)
+        points += [o, first, second, c]
+    return np.asarray(points, dtype=float)
+
+
+def calibrate_impact(
+    closes: np.ndarray,
+    volumes_usd: np.ndarray,
+    *,
+    y: float = 0.7,
+    half_spread: float = 0.0005,
+    fallback_volume: float = 1e9,
+) -> tuple[ImpactModel, list[str]]:
+    """The square-root model from the days before a window: σ the standard deviation of their
+    daily log returns, V the median of their USD volumes (``fallback_volume`` when none is
+    known, said in the notes). ``y`` and the half spread are given (see
+    :mod:`margin_engine.impact`).
+    """
+    closes = np.asarray(closes, dtype=float)
+    closes = closes[np.isfinite(closes) & (closes > 0)]
+    if len(closes) < 10:
+        raise ValueError("fewer than 10 closes to calibrate the impact model on")
+    daily_vol = float(np.diff(np.log(closes)).std(ddof=1))
+    volumes = np.asarray(volumes_usd, dtype=float)
+    volumes = volumes[np.isfinite(volumes) & (volumes > 0)]
+    notes = []
+    if len(volumes):
+        volume = float(np.median(volumes))
+    else:
+        volume = fallback_volume
+        notes.append(f"no volume before the window: {fallback_volume:,.0f} USD a day assumed")
+    model = ImpactModel(
+        ImpactKind.SQUARE_ROOT,
+        y=y,
+        daily_vol=daily_vol,
+        daily_volume=volume,
+        half_spread=half_spread,
+    )
+    return model, notes
+
+
+def run_summary(run: CascadeRun) -> dict:
+    """A run as plain values: the totals and one record per step."""
+    return {
+        "bad_debt": run.total_bad_debt,
+        "liquidations": int(run.liquidated.sum()),
+        "volume_usd": float(run.volume.sum()),
+        "largest_impact": float(np.abs(run.impact).max()) if len(run.impact) else 0.0,
+        "ledger": dict(run.ledger),
+        "steps": [
+            {
+                "step": t,
+                "path": float(run.path[t]),
+                "price": float(run.price[t]),
+                "liquidated": int(run.liquidated[t]),
+                "volume_usd": float(run.volume[t]),
+                "bad_debt": float(run.bad_debt[t]),
+                "fund": float(run.fund[t]),
+                "adl": float(run.adl[t]),
+            }
+            for t in range(len(run.path))
+        ],
+    }

@@ -9,6 +9,7 @@ import typer
 from pipelines.cli import (
     backtest,
     calibration,
+    cascade,
     governance,
     margin,
     market,
@@ -49,6 +50,7 @@ app.command("margin")(margin.margin)
 app.command("backtest")(backtest.backtest)
 app.command("sweep")(sweep.sweep)
 app.command("replicate")(venues.replicate)
+app.command("cascade")(cascade.cascade)
 app.command("report")(report.report)
 app.add_typer(run.run_app, name="run")
 app.add_typer(market.datasets_app, name="datasets")
