@@ -96,13 +96,16 @@ class Accounts:
         for name in ("cash", "quantity", "entry"):
             if not np.all(np.isfinite(getattr(self, name))):
                 raise ValueError(f"accounts.{name} must be finite")
+        if np.any(self.cash < 0):
+            raise ValueError("accounts.cash must be ≥ 0 (collateral, not debt)")
         if np.any(self.entry <= 0):
             raise ValueError("accounts.entry must be > 0")
 
 
 @dataclass(frozen=True)
 class CascadeRun:
-    """Per step: the exogenous price, the price with impact, accounts liquidated, volume
+    """Per step: the exogenous price, the price with impact, liquidations (an account partly
+    liquidated in two rounds of a step counts twice), volume
     liquidated (USD), the step's impact, bad debt, fund balance and auto-deleveraging; the
     final cash and positions; and the ledger's totals.
     """
@@ -146,6 +149,11 @@ def _execution_price(
     """The fixed point x = p(1 − sign(Q) impact(|Q|)) with Q = Σ f_i(x) q_i p, by iteration
     from x = p (a contraction for any impact below the cap), and the fractions at it.
     """
+    if rule.mode is Mode.FULL:  # every fraction is 1: the flow does not depend on x
+        flow = float(q.sum()) * p
+        move = float(impact.move(flow))
+        x = p * (1.0 - math.copysign(move, flow)) if flow != 0 else p
+        return x, np.ones_like(q)
     x = p
     for _ in range(200):
         equity = cash + q * (x - entry)
@@ -159,6 +167,20 @@ def _execution_price(
         x = nxt
     equity = cash + q * (x - entry)
     return x, _fractions(equity, np.abs(q) * x, rule)
+
+
+def _thresholds(cash: np.ndarray, q: np.ndarray, entry: np.ndarray, m: float) -> np.ndarray:
+    """Each account's liquidation price: where c + q(p − e) = m|q|p (NaN when flat)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(q != 0, (q * entry - cash) / (q - m * np.abs(q)), np.nan)
+
+
+def _extremes(threshold: np.ndarray, q: np.ndarray) -> tuple[float, float]:
+    longs, shorts = threshold[q > 0], threshold[q < 0]
+    return (
+        float(longs.max()) if len(longs) else -math.inf,
+        float(shorts.min()) if len(shorts) else math.inf,
+    )
 
 
 def simulate(
@@ -177,9 +199,9 @@ def simulate(
         raise ValueError("path: a non-empty series of positive prices")
     if not (math.isfinite(fund) and fund >= 0):
         raise ValueError("fund must be a finite number ≥ 0")
-    cash = accounts.cash.astype(float).copy()
-    q = accounts.quantity.astype(float).copy()
-    entry = accounts.entry.astype(float).copy()
+    cash = np.array(accounts.cash, dtype=float)  # copies: the caller's population is kept
+    q = np.array(accounts.quantity, dtype=float)
+    entry = np.array(accounts.entry, dtype=float)
     fund0 = fund
     n_steps = len(path)
     out = {k: np.zeros(n_steps) for k in ("price", "volume", "impact", "bad", "fund", "adl")}
@@ -187,42 +209,57 @@ def simulate(
     rounds = np.zeros(n_steps, dtype=np.int64)
     multiplier = 1.0  # the cumulative impact on the exogenous path
     realised = penalties = bad_total = draws = adl_total = 0.0
+    # A linear account is under maintenance exactly when the price crosses its liquidation
+    # price: a long below L, a short above it. The highest long and lowest short L tell in
+    # O(1) whether a step liquidates anyone; the exact equity test then decides on the
+    # candidates, and only a step with liquidations recomputes the extremes.
+    threshold = _thresholds(cash, q, entry, rule.maintenance)
+    long_max, short_min = _extremes(threshold, q)
     for t in range(n_steps):
         p = path[t] * multiplier
-        hit_step = np.zeros(len(q), dtype=bool)
+        # skip the step when safely clear of every threshold (rounding cannot hide anyone)
+        if long_max + 1e-12 * abs(long_max) <= p <= short_min - 1e-12 * abs(short_min):
+            out["price"][t] = p
+            out["impact"][t] = p / path[t] - 1.0
+            out["fund"][t] = fund
+            continue
         for r in range(max_rounds):
-            equity = cash + q * (p - entry)
-            under = (q != 0) & (equity < rule.maintenance * np.abs(q) * p)
-            if not under.any():
+            near = np.flatnonzero(
+                ((q > 0) & (threshold >= p * (1 - 1e-12)))
+                | ((q < 0) & (threshold <= p * (1 + 1e-12)))
+            )
+            # a flat account has equity = cash ≥ 0 against a margin of 0: never under
+            exact = cash[near] + q[near] * (p - entry[near]) < (
+                rule.maintenance * p * np.abs(q[near])
+            )
+            idx = near[exact]
+            if not len(idx):
                 break
             rounds[t] = r + 1
-            idx = np.flatnonzero(under)
-            x, f = _execution_price(p, cash[idx], q[idx], entry[idx], rule, impact, tol)
-            closed = f * q[idx]
-            gain = closed * (x - entry[idx])
-            cash[idx] += gain
+            c_i, q_i, e_i = cash[idx], q[idx], entry[idx]  # gathered once, scattered once
+            x, f = _execution_price(p, c_i, q_i, e_i, rule, impact, tol)
+            closed = f * q_i
+            move = x - e_i
+            gain = closed * move
+            c_i = c_i + gain
             realised += float(gain.sum())
+            q_i = q_i - closed
             penalty = np.minimum(
-                rule.penalty * np.abs(closed) * x,
-                np.maximum(cash[idx] + (q[idx] - closed) * (x - entry[idx]), 0.0),
+                rule.penalty * np.abs(closed) * x, np.maximum(c_i + q_i * move, 0.0)
             )
-            cash[idx] -= penalty
+            c_i -= penalty
             penalties += float(penalty.sum())
             fund += float(penalty.sum())
-            q[idx] -= closed
-            # what is left below zero once the position is gone (or marked at x) is bad debt
-            remaining = cash[idx] + q[idx] * (x - entry[idx])
-            bad = np.where(q[idx] == 0, np.maximum(-cash[idx], 0.0), np.maximum(-remaining, 0.0))
-            if bad.any():
-                # a partly liquidated account under water is closed out entirely
-                rest = np.flatnonzero(bad > 0)
-                close_rest = q[idx][rest]
-                rest_gain = close_rest * (x - entry[idx][rest])
-                cash[idx[rest]] += rest_gain
+            # what is left below zero once the position is gone (or marked at x) is bad debt;
+            # a partly liquidated account under water is closed out entirely
+            under_water = c_i + q_i * move < 0
+            if under_water.any():
+                rest_gain = q_i[under_water] * move[under_water]
+                c_i[under_water] += rest_gain
                 realised += float(rest_gain.sum())
-                q[idx[rest]] = 0.0
-                bad = np.maximum(-cash[idx], 0.0)
-                cash[idx] = np.maximum(cash[idx], 0.0)
+                q_i[under_water] = 0.0
+                bad = np.maximum(-c_i, 0.0)
+                c_i = np.maximum(c_i, 0.0)
                 total = float(bad.sum())
                 draw = min(total, fund)
                 fund -= draw
@@ -231,11 +268,14 @@ def simulate(
                 adl_total += total - draw
                 out["bad"][t] += total
                 out["adl"][t] += total - draw
+            cash[idx], q[idx] = c_i, q_i
             out["volume"][t] += float(np.abs(closed).sum()) * x
-            hit_step[idx[np.abs(closed) > 0]] = True
+            liquidated[t] += int(np.count_nonzero(closed))
             multiplier *= x / p
             p = x
-        liquidated[t] = int(hit_step.sum())
+            threshold[idx] = _thresholds(c_i, q_i, e_i, rule.maintenance)
+        if rounds[t]:
+            long_max, short_min = _extremes(threshold, q)
         out["price"][t] = p
         out["impact"][t] = p / path[t] - 1.0
         out["fund"][t] = fund
