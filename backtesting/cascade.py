@@ -44,17 +44,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from margin_engine.impact import ImpactKind, ImpactModel
+from margin_engine.montecarlo import tail_measures_at
 
 __all__ = [
     "Accounts",
     "CascadeRun",
     "LiquidationRule",
     "Mode",
+    "bad_debt_distribution",
     "calibrate_impact",
     "intraday_path",
+    "random_paths",
     "run_summary",
     "simulate",
     "synthetic_population",
+    "bad_debt_risk",
 ]
 
 
@@ -398,3 +402,49 @@ def run_summary(run: CascadeRun) -> dict:
             for t in range(len(run.path))
         ],
     }
+
+
+def random_paths(
+    price: float,
+    daily_vol: float,
+    days: int,
+    steps_per_day: int,
+    n: int,
+    seed: int,
+    dof: float = 4.0,
+) -> np.ndarray:
+    """``n`` price paths (n × days·steps) from ``price``: Student-t log returns (``dof``,
+    scaled to ``daily_vol`` a day, split evenly over the steps). A simple, seeded stand-in for
+    a fitted model's paths; the same seed gives the same paths.
+    """
+    if not (n >= 1 and days >= 1 and steps_per_day >= 1 and dof > 2 and daily_vol >= 0):
+        raise ValueError("paths: need n, days, steps ≥ 1, dof > 2 and a volatility ≥ 0")
+    rng = np.random.default_rng([seed, 1018])
+    steps = days * steps_per_day
+    scale = daily_vol / math.sqrt(steps_per_day) / math.sqrt(dof / (dof - 2.0))
+    returns = rng.standard_t(dof, size=(n, steps)) * scale
+    return price * np.exp(np.cumsum(returns, axis=1))
+
+
+def bad_debt_risk(losses: np.ndarray, levels: tuple[float, ...] = (0.95, 0.99)) -> dict:
+    """Bad-debt VaR and ES of the equally likely ``losses`` at each level (the Monte Carlo
+    engine's tail measures), keyed ``var_95``, ``es_95``, …
+    """
+    out = {}
+    for level, measures in zip(
+        levels, tail_measures_at(np.asarray(losses)[None, :], levels), strict=True
+    ):
+        tag = f"{round(level * 100):d}"
+        out[f"var_{tag}"], out[f"es_{tag}"] = float(measures.var[0]), float(measures.es[0])
+    return out
+
+
+def bad_debt_distribution(
+    accounts: Accounts,
+    paths: np.ndarray,
+    rule: LiquidationRule,
+    impact: ImpactModel,
+    fund: float = 0.0,
+) -> np.ndarray:
+    """Bad debt of the population along each path (one cascade per path)."""
+    return np.array([simulate(accounts, path, rule, impact, fund).total_bad_debt for path in paths])

@@ -184,3 +184,23 @@ def test_impact_calibration_uses_only_the_days_before() -> None:
     assert model.daily_volume == 1e9 and notes  # no volume: the fallback, said
     with pytest.raises(ValueError, match="fewer than 10 closes"):
         calibrate_impact(closes[:5], [])
+
+
+def test_bad_debt_risk_is_the_empirical_tail() -> None:
+    from backtesting.cascade import bad_debt_risk
+
+    losses = np.arange(1.0, 101.0)  # 100 equally likely outcomes
+    risk = bad_debt_risk(losses)
+    assert risk["var_95"] == 95.0 and risk["es_95"] == pytest.approx(np.mean(losses[95:]))
+    assert risk["var_99"] == 99.0 and risk["es_99"] == pytest.approx(100.0)
+
+
+def test_random_paths_are_seeded_and_scaled() -> None:
+    from backtesting.cascade import random_paths
+
+    a = random_paths(100.0, 0.04, 2, 4, 20_000, seed=5)
+    b = random_paths(100.0, 0.04, 2, 4, 20_000, seed=5)
+    np.testing.assert_array_equal(a, b)
+    daily = np.log(a[:, 3] / 100.0)  # one day: four steps
+    assert daily.std() == pytest.approx(0.04, rel=0.05)  # 20,000 draws: ~1 % sampling error
+    assert not np.array_equal(a, random_paths(100.0, 0.04, 2, 4, 20_000, seed=6))

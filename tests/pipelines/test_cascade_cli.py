@@ -80,3 +80,26 @@ def test_refusals_exit_2(home, args, message) -> None:
     result = run_mwb("cascade", *args, home=home[0])
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_debt_var_over_paths(home) -> None:
+    home_dir, narrow = home
+    payload = _run(
+        home_dir,
+        "--paths",
+        "200",
+        "--from",
+        "2022-05-05",
+        "--accounts",
+        "3000",
+        "--params",
+        "default",
+        "--vs",
+        str(narrow),
+    )
+    current, other = payload["sets"]
+    for s in (current, other):
+        assert s["var_95"] <= s["es_95"] <= s["es_99"] + 1e-9 and s["var_95"] <= s["var_99"]
+    # a narrower price range, the same paths and population: never less bad debt at 99 %
+    assert other["es_99"] >= current["es_99"] - 1e-6
+    assert payload["paths"] == 200 and payload["seed"] == 0
