@@ -10,7 +10,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BENCH, RESULTS, meets  # noqa: E402
 
-ORDER = ["ingest", "calibration", "margin", "montecarlo", "liquidation", "backtest", "sweep", "demo"]
+ORDER = [
+    "ingest",
+    "calibration",
+    "margin",
+    "montecarlo",
+    "liquidation",
+    "backtest",
+    "sweep",
+    "demo",
+]
 
 
 def main(names: list[str]) -> int:
