@@ -250,6 +250,7 @@ def proposal_context(
     alternatives: Sequence[tuple[str, str, BacktestData, str]] = (),
     frontier: Mapping[str, Any] | None = None,
     elsewhere: Mapping[str, Any] | None = None,
+    bad_debt: Mapping[str, Any] | None = None,
     reproducibility: Mapping[str, Any],
     generated_at: str,
     command: str,
@@ -261,7 +262,8 @@ def proposal_context(
     ``frontier`` a sweep's payload (``SweepRun.payload`` plus the proposed value), or None
     when the proposal's changes cannot be swept (the section then says why); ``elsewhere``
     the books margined under the current and proposed sets and other venues' published sets
-    (``pipelines.report.proposal_elsewhere``), or None.
+    (``pipelines.report.proposal_elsewhere``), or None; ``bad_debt`` the stress windows'
+    liquidation cascades under both sets (``pipelines.report.proposal_bad_debt``), or None.
     ``judge`` is the committee's rule (:func:`governance.gate.judge`): from the coverage rows,
     each set's totals and the margin freed, the verdict, its reasons and the pairs made worse.
     The report states it; it does not make it."""
@@ -337,6 +339,7 @@ def proposal_context(
         ],
         "frontier": _frontier_section(frontier),
         "elsewhere": _elsewhere_section(elsewhere),
+        "bad_debt": _bad_debt_section(bad_debt),
         "alternatives": [
             _alternative_row(name, description, run, label)
             for name, description, run, label in alternatives
@@ -574,6 +577,30 @@ def _data_and_models(
         "gaps": data_gaps(backtest, calibration),
         "gap_rule": GAP_RULE,
         "calibrated": backtest.spec.get("calibrated") or {},
+    }
+
+
+def _bad_debt_section(bad_debt: Mapping[str, Any] | None) -> dict:
+    """The cascades' rows (window, asset, bad debt and liquidations under each set), or the
+    reason there are none."""
+    if bad_debt is None or not bad_debt.get("rows"):
+        reason = (bad_debt or {}).get("reason", "not computed for this report")
+        return {"available": False, "reason": reason}
+    return {
+        "available": True,
+        "accounts": bad_debt["accounts"],
+        "seed": bad_debt["seed"],
+        "rows": [
+            {
+                "window": r["window"],
+                "asset": r["asset"],
+                "bad_debt": [_finite(v) for v in r["bad_debt_usd"]],
+                "liquidations": list(r["liquidations"]),
+                "impact": [_finite(v) for v in r["largest_impact"]],
+            }
+            for r in bad_debt["rows"]
+        ],
+        "total": [_finite(v) for v in bad_debt["total_usd"]],
     }
 
 

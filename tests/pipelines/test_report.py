@@ -190,3 +190,24 @@ def test_margin_elsewhere_reaches_the_committee(proposal) -> None:
         assert all(v is None or v >= 0 for v in values)
     markdown = Path(out["files"]["markdown"]).read_text(encoding="utf-8")
     assert "## Margin elsewhere" in markdown
+
+
+def test_bad_debt_of_both_sets_reaches_the_committee(proposal) -> None:
+    """The stress windows' cascades: the proposal narrows BTC's price range, so BTC's
+    populations are liquidated later and leave no less bad debt; ETH's PM is unchanged (the
+    proposal's ETH change is a collateral haircut), so its cascades are the same."""
+    _, _, out = proposal
+    payload = json.loads(Path(out["files"]["payload"]).read_text(encoding="utf-8"))
+    section = payload["bad_debt"]
+    assert section["available"], section
+    windows = {r["window"] for r in section["rows"]}
+    assert {"May 2022", "November 2022"} <= windows  # the synthetic data's years
+    for row in section["rows"]:
+        current, proposed = row["bad_debt"]
+        if row["asset"] == "BTC":
+            assert proposed >= current - 1e-6
+        else:
+            assert proposed == pytest.approx(current, abs=1e-6)
+    markdown = Path(out["files"]["markdown"]).read_text(encoding="utf-8")
+    assert "## Liquidations and bad debt" in markdown
+    assert "Liquidation cascades in the stress windows: bad debt" in markdown

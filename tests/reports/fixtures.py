@@ -270,6 +270,32 @@ def elsewhere() -> dict:
     }
 
 
+def bad_debt() -> dict:
+    """The cascades as ``pipelines.report.proposal_bad_debt`` returns them (fixed numbers)."""
+    rows = [
+        {
+            "window": "May 2022",
+            "asset": "BTC",
+            "bad_debt_usd": [0.0, 125_400.5],
+            "liquidations": [812, 1_204],
+            "largest_impact": [0.021, 0.034],
+        },
+        {
+            "window": "November 2022",
+            "asset": "ETH",
+            "bad_debt_usd": [48_000.0, 48_000.0],
+            "liquidations": [2_310, 2_310],
+            "largest_impact": [0.052, 0.052],
+        },
+    ]
+    return {
+        "accounts": 10_000,
+        "seed": 0,
+        "rows": rows,
+        "total_usd": [48_000.0, 173_400.5],
+    }
+
+
 def context(**overrides):
     h = history()
     run = backtest(h)
@@ -284,6 +310,7 @@ def context(**overrides):
         ],
         frontier=overrides.get("frontier", frontier()),
         elsewhere=overrides.get("elsewhere", elsewhere()),
+        bad_debt=overrides.get("bad_debt", bad_debt()),
         reproducibility={
             "package": "margin-workbench 0.1.0",
             "libraries": "fixed for the golden test",
