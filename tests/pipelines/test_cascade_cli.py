@@ -4,6 +4,7 @@ sets, no look-ahead in the impact calibration, and refusals."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from helpers import run_mwb, synthetic_warehouse
@@ -103,3 +104,41 @@ def test_bad_debt_var_over_paths(home) -> None:
     # a narrower price range, the same paths and population: never less bad debt at 99 %
     assert other["es_99"] >= current["es_99"] - 1e-6
     assert payload["paths"] == 200 and payload["seed"] == 0
+
+
+def test_the_dagster_asset_is_the_commands_cascade(home) -> None:
+    """``bt/liquidation_cascade`` materialises the same numbers as ``mwb cascade``."""
+    import dagster as dg
+
+    from pipelines.defs.backtest.assets import liquidation_cascade
+    from pipelines.defs.resources import WarehouseResource, WorkbenchResource
+    from pipelines.settings import load_settings
+
+    home_dir, _ = home
+    settings = load_settings(home_dir)
+    config = {
+        "asset": "ETH",
+        "window": "May 2022",
+        "accounts": 2000,
+        "seed": 4,
+        "params": "default",
+    }
+    result = dg.materialize(
+        [liquidation_cascade],
+        resources={
+            "workbench": WorkbenchResource(home=str(settings.home)),
+            "warehouse": WarehouseResource(database=str(settings.warehouse_path)),
+        },
+        run_config={"ops": {"bt__liquidation_cascade": {"config": config}}},
+    )
+    assert result.success
+    (event,) = result.asset_materializations_for_node("bt__liquidation_cascade")
+    meta = {k: v.value for k, v in event.metadata.items()}
+    stored = json.loads(Path(meta["cascade_json"]).read_text())
+    command = _run(
+        home_dir, "--window", "May 2022", "--accounts", "2000", "--seed", "4", "--params", "default"
+    )
+    assert stored["sets"][0]["bad_debt"] == command["sets"][0]["bad_debt"]
+    assert stored["sets"][0]["steps"] == command["sets"][0]["steps"]
+    assert meta["bad_debt_usd"] == command["sets"][0]["bad_debt"]
+    assert "bad debt USD" in meta["cascade"]

@@ -8,6 +8,7 @@ The rollback trigger reads its breaches from here; a red traffic light is flagge
 from datetime import date
 
 import dagster as dg
+import pandas as pd
 
 from backtesting.spec import BacktestSpec
 from backtesting.summary import comparison
@@ -178,5 +179,85 @@ def parameter_sweep(
             "data_sha256": run.data_sha,
             "sweep_json": dg.MetadataValue.path(str(folder / "sweep.json")),
             "seconds": round(run.seconds, 1),
+        }
+    )
+
+
+LIQUIDATION_CASCADE = dg.AssetKey(["bt", "liquidation_cascade"])
+
+
+class CascadeConfig(dg.Config):
+    """A liquidation cascade (as ``mwb cascade``): the window by name or dates, the population."""
+
+    asset: str = "ETH"
+    window: str = "May 2022"  # a stress window's name; empty to use start and end
+    start: str = ""
+    end: str = ""
+    accounts: int = 10_000
+    seed: int = 0
+    params: str = "active"
+    vs: str = ""  # another set to compare with (empty: none)
+
+
+@dg.asset(
+    key=LIQUIDATION_CASCADE,
+    group_name=GROUP,
+    kinds={"python"},
+    deps=[dg.AssetKey(["market", "prices"])],
+)
+def liquidation_cascade(
+    config: CascadeConfig, warehouse: WarehouseResource, workbench: WorkbenchResource
+) -> dg.MaterializeResult:
+    """A synthetic population liquidated along a stress window under the set (and ``vs``):
+    liquidations, their price impact and the bad debt left, per set."""
+    from backtesting.cascade import Mode
+    from calibration.stress import STRESS_WINDOWS
+    from pipelines.cascade import cascade_inputs, population, rule_of, run_cascade
+    from pipelines.errors import BadInputError
+
+    settings = workbench.settings()
+    if config.window:
+        found = [w for w in STRESS_WINDOWS if w.name.lower() == config.window.lower()]
+        if not found:
+            raise BadInputError(f"window: {config.window!r} is not a stress window")
+        first, last = found[0].start, found[0].end
+    else:
+        first, last = date.fromisoformat(config.start), date.fromisoformat(config.end)
+    with warehouse.get_connection() as con:
+        current = resolve_source(con, config.params, "current").params
+        sets = [("current", current)]
+        if config.vs:
+            sets.append(("vs", resolve_source(con, config.vs, "vs").params))
+        inputs = cascade_inputs(
+            con, settings.market.source_preference, config.asset.upper(), first, last
+        )
+    rule = rule_of(current, inputs.asset, Mode.FULL)
+    people = population("synthetic", config.accounts, config.seed, inputs.path[0], 1 / rule.initial)
+    payload = run_cascade(inputs, sets, people)
+    folder = settings.home / "cascades" / f"{inputs.asset}-{first}-{last}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "cascade.json").write_text(dumps(payload, indent=1), encoding="utf-8")
+    rows = [
+        {
+            "set": s["label"],
+            "IM rate": s["rule"]["initial"],
+            "liquidations": s["liquidations"],
+            "volume USD": round(s["volume_usd"]),
+            "largest impact": round(s["largest_impact"], 4),
+            "bad debt USD": round(s["bad_debt"], 2),
+        }
+        for s in payload["sets"]
+    ]
+    return dg.MaterializeResult(
+        metadata={
+            "cascade": markdown_table(pd.DataFrame(rows)),
+            "bad_debt_usd": payload["sets"][0]["bad_debt"],
+            "from": payload["from"],
+            "to": payload["to"],
+            "accounts": config.accounts,
+            "seed": config.seed,
+            "impact_daily_vol": payload["impact"]["daily_vol"],
+            "impact_daily_volume_usd": payload["impact"]["daily_volume_usd"],
+            "cascade_json": dg.MetadataValue.path(str(folder / "cascade.json")),
         }
     )
