@@ -297,13 +297,27 @@ def proposal_bad_debt(
                     "bad_debt_usd": [current["bad_debt"], new["bad_debt"]],
                     "liquidations": [current["liquidations"], new["liquidations"]],
                     "largest_impact": [current["largest_impact"], new["largest_impact"]],
+                    "steps": {
+                        "path": [s["path"] for s in current["steps"]],
+                        "price": [[s["price"] for s in x["steps"]] for x in (current, new)],
+                        "liquidated": [
+                            [s["liquidated"] for s in x["steps"]] for x in (current, new)
+                        ],
+                    },
                 }
             )
     if not rows:
         return {"reason": "the warehouse covers no stress window (with the 30 days before it)"}
+    # the chart shows the cascade with the most bad debt under either set
+    shown = max(rows, key=lambda r: (max(r["bad_debt_usd"]), max(r["liquidations"])))
+    for row in rows:
+        steps = row.pop("steps")
+        if row is shown:
+            chart = {"window": row["window"], "asset": row["asset"], **steps}
     return {
         "accounts": CASCADE_ACCOUNTS,
         "seed": CASCADE_SEED,
+        "chart": chart,
         "rows": rows,
         "total_usd": [sum(r["bad_debt_usd"][k] for r in rows) for k in (0, 1)],
     }

@@ -295,3 +295,41 @@ def sweep_frontier(
         f"Frontier: {parameter}",
         f"Breaches against mean capital for {len(points)} values of {parameter}",
     )
+
+
+def cascade(
+    chart_id: str,
+    title: str,
+    path: Sequence[float],
+    prices: Mapping[str, Sequence[float]],
+    liquidations: Mapping[str, Sequence[int]],
+) -> Chart:
+    """A liquidation cascade: the window's price without impact and each set's price with it
+    (top), and liquidations per step for each set (bottom)."""
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(9, 4.2), sharex=True, gridspec_kw={"height_ratios": [2, 1]}
+    )
+    steps = np.arange(len(path))
+    top.plot(steps, path, color="#888888", lw=1.0, ls="--", label="without impact")
+    width = 0.8 / max(len(liquidations), 1)
+    for k, (label, series) in enumerate(prices.items()):
+        top.plot(steps, series, color=SET_COLOURS[k % len(SET_COLOURS)], lw=1.2, label=label)
+    for k, (label, counts) in enumerate(liquidations.items()):
+        bottom.bar(
+            steps + (k - (len(liquidations) - 1) / 2) * width,
+            counts,
+            width=width,
+            color=SET_COLOURS[k % len(SET_COLOURS)],
+            label=label,
+        )
+    top.set_ylabel("price (USD)")
+    bottom.set_ylabel("liquidations")
+    bottom.set_xlabel("step (four a day)")
+    top.set_title(title)
+    top.legend(frameon=False, fontsize=8)
+    return _finish(
+        fig,
+        chart_id,
+        title,
+        f"Price with and without liquidation impact and liquidations per step: {title}",
+    )

@@ -282,6 +282,17 @@ def proposal_context(
     changes = [_change_row(c, proposal.bounds.get(c["path"])) for c in proposal.changes]
     affected = _most_affected(daily)
     chart_list = _proposal_charts(backtest, daily, calibration, affected, proposal)
+    if bad_debt is not None and bad_debt.get("chart"):
+        shown = bad_debt["chart"]
+        chart_list.append(
+            charts.cascade(
+                "cascade",
+                f"{shown['asset']} cascade, {shown['window']}",
+                shown["path"],
+                {"current": shown["price"][0], "proposed": shown["price"][1]},
+                {"current": shown["liquidated"][0], "proposed": shown["liquidated"][1]},
+            )
+        )
     if frontier is not None and frontier.get("points"):
         chart_list.append(
             charts.sweep_frontier(

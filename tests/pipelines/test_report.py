@@ -53,7 +53,8 @@ def test_report_files_are_written_and_recorded(proposal) -> None:
     assert files["html"].name == "report.html" and files["markdown"].name == "report.md"
     assert files["html"].parent == home / "reports" / proposal_id
     pngs = [p for k, p in files.items() if k not in ("html", "markdown", "payload")]
-    assert len(pngs) == 6 and all(p.read_bytes().startswith(b"\x89PNG") for p in pngs)
+    # six charts, and the cascade (the haircut change has no frontier)
+    assert len(pngs) == 7 and all(p.read_bytes().startswith(b"\x89PNG") for p in pngs)
     markdown = _text(files["markdown"])
     for png in pngs:
         assert f"]({png.name})" in markdown  # the Markdown shows every chart beside it

@@ -288,9 +288,21 @@ def bad_debt() -> dict:
             "largest_impact": [0.052, 0.052],
         },
     ]
+    path = [100.0, 96.0, 92.0, 88.0, 86.0, 90.0, 94.0, 98.0]
+    chart = {
+        "window": "May 2022",
+        "asset": "BTC",
+        "path": path,
+        "price": [
+            [p * (1 - 0.002 * k) for k, p in enumerate(path)],
+            [p * (1 - 0.004 * k) for k, p in enumerate(path)],
+        ],
+        "liquidated": [[0, 12, 80, 310, 410, 0, 0, 0], [0, 30, 160, 520, 494, 0, 0, 0]],
+    }
     return {
         "accounts": 10_000,
         "seed": 0,
+        "chart": chart,
         "rows": rows,
         "total_usd": [48_000.0, 173_400.5],
     }

@@ -50,7 +50,7 @@ def test_report_renders_every_chart_without_console_errors(browser, report) -> N
         "r.width, r.height]; })"
     )
     assert sorted(b[0] for b in boxes) == sorted(c.id for c in rendered.charts)
-    assert len(boxes) == 7  # the frontier is the seventh
+    assert len(boxes) == 8  # the cascade and the frontier are the seventh and eighth
     for chart_id, x, y, width, height in boxes:
         assert width > 200 and height > 100, chart_id
         drawn, colours = _ink(
