@@ -36,7 +36,6 @@ from margin_engine.instruments import InstrumentTable, Kind
 from margin_engine.params import ModelParams
 from margin_engine.pricing import black76_price
 from margin_engine.venues.derive import (
-    MONTH_SECONDS,
     PUBLISHED,
     SETTLEMENT_SECONDS,
     YEAR_SECONDS,
@@ -46,7 +45,11 @@ from margin_engine.venues.derive import (
     Option,
     Portfolio,
     VolShock,
-    _standard_prices,
+    option_values,
+    shocked_vols,
+    skew_multipliers,
+    static_discounts,
+    vol_multipliers,
 )
 from margin_engine.venues.hyperliquid import GENERIC_TABLE, MarginTable, published_tables
 from margin_engine.venues.hyperliquid import initial_margin as hl_initial
@@ -166,58 +169,20 @@ def _option_values(positions: Positions, e: dict[str, np.ndarray], p: DerivePara
     option, x = e["option"], e["expiry_of"]
     strike, vol, calls = table.strike[option], book.vol[option], table.is_call[option]
     years = e["years"][x]
-    root = np.sqrt(years)
     variable, fixed = e["variable"][x], e["fixed"][x]
-    vp, sp = p.vol_shock, p.skew
-    floor = np.maximum(e["seconds"], vp.floor_seconds)
-    if np.any(floor <= 0):
-        raise ValueError(
-            "vol_shock: an expired option with a zero days floor has no vol shock (Derive reverts)"
-        )
-    power = np.where(e["seconds"] <= MONTH_SECONDS, vp.short_term_power, vp.long_term_power)
-    scale = (MONTH_SECONDS / floor) ** power
-    up, down = (1.0 + vp.range_up * scale)[x], np.maximum(0.0, 1.0 - vp.range_down * scale)[x]
+    up, down = (m[x] for m in vol_multipliers(e["seconds"], p.vol_shock))
 
     def value(forward: np.ndarray, vols: np.ndarray) -> np.ndarray:
-        safe = np.where(forward > 0, forward, 1.0)
-        with np.errstate(divide="ignore"):
-            call, put = _standard_prices(strike / safe, vols * root)
-        call, put = np.minimum(call * forward, forward), np.minimum(put * forward, strike)
-        call = np.where(forward > 0, call, 0.0)
-        put = np.where(forward > 0, put, strike)
-        call, put = np.where(strike == 0, forward, call), np.where(strike == 0, 0.0, put)
-        return np.where(calls, call, put)
+        return option_values(forward, strike, years, 1.0, vols, calls)  # rate 0: D = 1
 
     columns = []
     for s in p.scenarios:
         if s.vol_shock in (VolShock.LINEAR, VolShock.ABS):
-            linear = s.vol_shock is VolShock.LINEAR
-            cap = (sp.linear_c_base if linear else sp.abs_c_base) * root + (
-                sp.linear_base_cap if linear else sp.abs_base_cap
-            )
-            k_star = np.maximum(
-                sp.min_k_star,
-                root * sp.width_scale * (sp.vol_param_static + root * sp.vol_param_scale),
-            )
-            if np.any(k_star <= 0):
-                raise ValueError(
-                    "skew: k* is zero at this expiry (min_k_star 0), the skew is undefined"
-                )
-            with np.errstate(divide="ignore"):
-                k = np.log(strike / (variable + fixed))
-            k = k if linear else np.abs(k)
-            lift = np.where(
-                k >= 0, np.minimum(cap, k * cap / k_star), np.maximum(-cap, k * cap / k_star)
-            )
-            columns.append(value(variable + fixed, vol * np.maximum(1.0 + lift, 0.0)))
+            lift = skew_multipliers(strike, variable + fixed, years, s.vol_shock, p.skew)
+            columns.append(value(variable + fixed, vol * lift))
             continue
-        if s.vol_shock is VolShock.UP:
-            shocked = np.maximum(vp.min_vol_up, vol * up)
-        elif s.vol_shock is VolShock.DOWN:
-            shocked = vol * down
-        else:
-            shocked = vol
-        columns.append(value(variable * s.spot_shock + fixed, shocked))
+        moved = shocked_vols(vol, up, down, s.vol_shock, p.vol_shock)
+        columns.append(value(variable * s.spot_shock + fixed, moved))
     columns.append(value(variable + fixed, vol))
     columns.append(value(variable * p.basis.spot_up + fixed, vol))
     columns.append(value(variable * p.basis.spot_down + fixed, vol))
@@ -248,8 +213,7 @@ def derive_margin(positions: Positions, params: ModelParams | None = None) -> Ma
         values[e["option"]] = _option_values(positions, e, p)
         expiry[e["option"]] = e["expiry_of"]
     years = e["years"]
-    long_d = lp.long_static_discount * np.exp(-years * lp.long_rate_add)
-    short_d = np.minimum(1.0, lp.short_static_discount / np.exp(-years * lp.short_rate_add))
+    long_d, short_d = static_discounts(years, 0.0, lp)  # the snapshot's rate: 0
     factor = bp.add_factor + bp.mult_factor * years
     kind = table.kind
     spot = (kind == Kind.SPOT).astype(np.int8)
@@ -452,8 +416,7 @@ def derive_margin_reference(
     shocked, mark = sums[:, :n_s], sums[:, n_s]
     years = e["years"][pair_expiry] if len(pairs) else np.zeros(0)
     # rate 0: the discount is 1 and the short discount's cap 1/D is 1
-    long_d = lp.long_static_discount * np.exp(-years * lp.long_rate_add)
-    short_d = np.minimum(1.0, lp.short_static_discount / np.exp(-years * lp.short_rate_add))
+    long_d, short_d = static_discounts(years, 0.0, lp)
     weight = np.array([s.dampening for s in p.scenarios])
     skew = np.array([s.vol_shock in (VolShock.LINEAR, VolShock.ABS) for s in p.scenarios])
     discounted = shocked * np.where(shocked >= 0, long_d[:, None], short_d[:, None])

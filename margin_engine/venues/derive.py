@@ -445,6 +445,32 @@ def _standard_prices(moneyness: np.ndarray, total_vol: np.ndarray) -> tuple[np.n
     return call, put
 
 
+def option_values(
+    forward: np.ndarray | float,
+    strikes: np.ndarray,
+    years: np.ndarray | float,
+    discount: np.ndarray | float,
+    vols: np.ndarray,
+    calls: np.ndarray,
+) -> np.ndarray:
+    """Each option's Black-76 value at ``forward`` (Derive's rules: the put by parity, capped
+    at the discounted forward and strike; a zero strike is the forward; a zero forward leaves
+    the put its strike). Arrays broadcast.
+    """
+    forward = np.asarray(forward, dtype=float)
+    forward_discounted = forward * discount
+    strike_discounted = strikes * discount
+    safe = np.where(forward > 0, forward, 1.0)
+    with np.errstate(divide="ignore"):
+        standard_call, standard_put = _standard_prices(strikes / safe, vols * np.sqrt(years))
+    call = np.minimum(standard_call * forward_discounted, forward_discounted)
+    put = np.minimum(standard_put * forward_discounted, strike_discounted)
+    call, put = np.where(forward > 0, call, 0.0), np.where(forward > 0, put, strike_discounted)
+    call = np.where(strikes == 0, forward_discounted, call)
+    put = np.where(strikes == 0, 0.0, put)
+    return np.where(calls, call, put)
+
+
 def _value(expiry: Expiry, forward: float, vols: np.ndarray) -> float:
     """The expiry's options at ``forward`` and ``vols`` (Black-76, discounted)."""
     if not expiry.options:
@@ -452,52 +478,77 @@ def _value(expiry: Expiry, forward: float, vols: np.ndarray) -> float:
     strikes = np.array([o.strike for o in expiry.options])
     amounts = np.array([o.amount for o in expiry.options])
     calls = np.array([o.is_call for o in expiry.options])
-    discount = expiry.discount
-    forward_discounted = forward * discount
-    strike_discounted = strikes * discount
-    if forward <= 0:
-        call, put = np.zeros_like(strikes), strike_discounted
-    else:
-        with np.errstate(divide="ignore"):
-            standard_call, standard_put = _standard_prices(
-                strikes / forward, vols * math.sqrt(expiry.years)
-            )
-        call = np.minimum(standard_call * forward_discounted, forward_discounted)
-        put = np.minimum(standard_put * forward_discounted, strike_discounted)
-    zero = strikes == 0
-    call = np.where(zero, forward_discounted, call)
-    put = np.where(zero, 0.0, put)
-    return float(np.sum(np.where(calls, call, put) * amounts))
+    values = option_values(forward, strikes, expiry.years, expiry.discount, vols, calls)
+    return float(np.sum(values * amounts))
 
 
-def _vol_multipliers(expiry: Expiry, p: VolShockParams) -> tuple[float, float]:
+def vol_multipliers(
+    seconds: np.ndarray | float, p: VolShockParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """The up and down vol multipliers of expiries ``seconds`` away (see the module)."""
+    seconds = np.asarray(seconds, dtype=float)
+    floor = np.maximum(seconds, p.floor_seconds)
     _check(
-        max(expiry.seconds, p.floor_seconds) > 0,
+        bool(np.all(floor > 0)),
         "vol_shock: an expired option with a zero days floor has no vol shock (Derive reverts)",
     )
-    scale = (MONTH_SECONDS / max(expiry.seconds, p.floor_seconds)) ** (
-        p.short_term_power if expiry.seconds <= MONTH_SECONDS else p.long_term_power
-    )
-    return 1.0 + p.range_up * scale, max(0.0, 1.0 - p.range_down * scale)
+    power = np.where(seconds <= MONTH_SECONDS, p.short_term_power, p.long_term_power)
+    scale = (MONTH_SECONDS / floor) ** power
+    return 1.0 + p.range_up * scale, np.maximum(0.0, 1.0 - p.range_down * scale)
 
 
-def _skew_multipliers(expiry: Expiry, shock: VolShock, p: SkewParams) -> np.ndarray:
-    root = math.sqrt(expiry.years)
+def shocked_vols(
+    vols: np.ndarray, up: np.ndarray | float, down: np.ndarray | float, shock: VolShock,
+    p: VolShockParams,
+) -> np.ndarray:  # fmt: skip
+    """Vols under a regular scenario's shock (an up-shocked vol is at least the floor vol)."""
+    if shock is VolShock.UP:
+        return np.maximum(p.min_vol_up, vols * up)
+    if shock is VolShock.DOWN:
+        return vols * down
+    return vols
+
+
+def skew_multipliers(
+    strikes: np.ndarray,
+    forward: np.ndarray | float,
+    years: np.ndarray | float,
+    shock: VolShock,
+    p: SkewParams,
+) -> np.ndarray:
+    """Each option's vol multiplier in a skew scenario (see the module). Arrays broadcast."""
+    root = np.sqrt(years)
     linear = shock is VolShock.LINEAR
     cap = (p.linear_c_base if linear else p.abs_c_base) * root + (
         p.linear_base_cap if linear else p.abs_base_cap
     )
-    k_star = max(
+    k_star = np.maximum(
         p.min_k_star, root * p.width_scale * (p.vol_param_static + root * p.vol_param_scale)
     )
-    _check(k_star > 0, "skew: k* is zero at this expiry (min_k_star 0), the skew is undefined")
-    forward = expiry.forward_variable + expiry.forward_fixed
-    strikes = np.array([o.strike for o in expiry.options])
+    _check(
+        bool(np.all(k_star > 0)),
+        "skew: k* is zero at this expiry (min_k_star 0), the skew is undefined",
+    )
     with np.errstate(divide="ignore"):
         k = np.log(strikes / forward)
     k = k if linear else np.abs(k)
     lift = np.where(k >= 0, np.minimum(cap, k * cap / k_star), np.maximum(-cap, k * cap / k_star))
     return np.maximum(1.0 + lift, 0.0)
+
+
+def static_discounts(
+    years: np.ndarray | float, rate: np.ndarray | float, p: LossParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """The long and short static discounts (the short one capped at 1 / D)."""
+    rate = np.maximum(rate, 0.0)
+    long_discount = p.long_static_discount * np.exp(
+        -years * (rate * p.long_rate_mult + p.long_rate_add)
+    )
+    short_discount = np.minimum(
+        1.0 / np.exp(-rate * years),
+        p.short_static_discount / np.exp(-years * (rate * p.short_rate_mult + p.short_rate_add)),
+    )
+    return long_discount, short_discount
 
 
 def _confidence_charge(confidence: float, notional: float, p: ContingencyParams) -> float:
@@ -538,15 +589,7 @@ def pmrm2_margin(portfolio: Portfolio, params: DeriveParams) -> PMRM2Result:
         up = _value(e, e.forward_variable * bp.spot_up + e.forward_fixed, vols)
         down = _value(e, e.forward_variable * bp.spot_down + e.forward_fixed, vols)
         basis += min(up - mark, down - mark, 0.0) * (bp.add_factor + bp.mult_factor * e.years)
-        rate = max(e.rate, 0.0)
-        long_discount = lp.long_static_discount * math.exp(
-            -e.years * (rate * lp.long_rate_mult + lp.long_rate_add)
-        )
-        short_discount = min(
-            1.0 / e.discount,
-            lp.short_static_discount
-            / math.exp(-e.years * (rate * lp.short_rate_mult + lp.short_rate_add)),
-        )
+        long_discount, short_discount = (float(d) for d in static_discounts(e.years, e.rate, lp))
         shorts = _naked_shorts(e) * pf.spot
         mm_cont += shorts * cp.mm_option_percent
         im_cont += shorts * cp.im_option_percent
@@ -554,7 +597,8 @@ def pmrm2_margin(portfolio: Portfolio, params: DeriveParams) -> PMRM2Result:
         net_options = sum(abs(o.amount) for o in e.options)
         im_cont += _confidence_charge(expiry_confidence, net_options * pf.spot, cp)
         marks.append(mark)
-        expiry_parts.append((vols, _vol_multipliers(e, vp), long_discount, short_discount))
+        vol_up, vol_down = vol_multipliers(e.seconds, vp)
+        expiry_parts.append((vols, (float(vol_up), float(vol_down)), long_discount, short_discount))
 
     collateral_value = 0.0
     cancelling = 0.0
@@ -575,21 +619,13 @@ def pmrm2_margin(portfolio: Portfolio, params: DeriveParams) -> PMRM2Result:
             pf.expiries, marks, expiry_parts, strict=True
         ):
             if skew:
-                shocked = _value(
-                    e,
-                    e.forward_variable + e.forward_fixed,
-                    vols * _skew_multipliers(e, s.vol_shock, params.skew),
-                )
+                forward = e.forward_variable + e.forward_fixed
+                strikes = np.array([o.strike for o in e.options])
+                lift = skew_multipliers(strikes, forward, e.years, s.vol_shock, params.skew)
+                shocked = _value(e, forward, vols * lift)
             else:
-                if s.vol_shock is VolShock.UP:
-                    shocked_vols = np.maximum(vp.min_vol_up, vols * up)
-                elif s.vol_shock is VolShock.DOWN:
-                    shocked_vols = vols * down
-                else:
-                    shocked_vols = vols
-                shocked = _value(
-                    e, e.forward_variable * s.spot_shock + e.forward_fixed, shocked_vols
-                )
+                moved = shocked_vols(vols, up, down, s.vol_shock, vp)
+                shocked = _value(e, e.forward_variable * s.spot_shock + e.forward_fixed, moved)
             shocked *= long_d if shocked >= 0 else short_d
             expiry_pnl = (shocked - mark) * s.dampening
             total += -abs(expiry_pnl) if skew else expiry_pnl
