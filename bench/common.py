@@ -17,6 +17,20 @@ RESULTS = BENCH / "results"
 WORK = BENCH / "work"  # generated inputs; ignored by git
 
 
+def best_of(fn, repeats: int = 5) -> float:
+    """The fastest of ``repeats`` timed calls of ``fn``, after one untimed warm-up
+    (compilation, caches)."""
+    import time
+
+    fn()
+    runs = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - started)
+    return min(runs)
+
+
 def shared_data() -> Path | None:
     for candidate in (
         os.environ.get("MWB_SHARED_DATA"),

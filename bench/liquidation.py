@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import resource
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_results  # noqa: E402
+from common import best_of, write_results  # noqa: E402
 
 from backtesting.cascade import LiquidationRule, simulate, synthetic_population  # noqa: E402
 from margin_engine.impact import ImpactModel  # noqa: E402
@@ -40,16 +39,6 @@ def crash() -> np.ndarray:
     return np.concatenate([np.linspace(100.0, 85.0, half), np.linspace(85.0, 100.0, STEPS - half)])
 
 
-def best_of(fn, repeats: int = 9) -> float:
-    fn()
-    runs = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - started)
-    return min(runs)
-
-
 def margin_pass(accounts, path: np.ndarray) -> None:
     """Equity and maintenance margin of every account at each step's price, and the test."""
     for p in path:
@@ -61,8 +50,8 @@ def main() -> None:
     path = crash()
     population = synthetic_population(ACCOUNTS, SEED, 100.0, 1 / RULE.initial)
     run = simulate(population, path, RULE, IMPACT)
-    cascade = best_of(lambda: simulate(population, path, RULE, IMPACT))
-    baseline = best_of(lambda: margin_pass(population, path))
+    cascade = best_of(lambda: simulate(population, path, RULE, IMPACT), 9)
+    baseline = best_of(lambda: margin_pass(population, path), 9)
     scaling = {}
     for n in SCALING:
         people = population if n == ACCOUNTS else synthetic_population(n, SEED, 100.0, 10.0)

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import shared_data, write_results  # noqa: E402
+from common import best_of, shared_data, write_results  # noqa: E402
 
 from governance.parameters import venue_parameter_set  # noqa: E402
 from margin_engine.book import Positions, build_positions  # noqa: E402
@@ -50,16 +50,6 @@ INSTRUMENTS = 1_000
 LOOP_SAMPLE = 1_000
 SEED = 7
 SCALING = (10_000, 100_000, 1_000_000)
-
-
-def best_of(fn, repeats: int = 5) -> float:
-    fn()  # warm-up (compilation, caches)
-    runs = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - started)
-    return min(runs)
 
 
 def bare(matrix, arrays) -> float:

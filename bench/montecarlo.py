@@ -23,14 +23,13 @@ Figures, all measured in this run, one process:
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import shared_data, write_results  # noqa: E402
+from common import best_of, shared_data, write_results  # noqa: E402
 
 from margin_engine.book import Positions, build_positions  # noqa: E402
 from margin_engine.market import MarketSnapshot  # noqa: E402
@@ -51,16 +50,6 @@ HORIZON = 2
 SEED = 17
 SEEDS = (17, 18, 19, 20, 21)
 DOF = 5.0
-
-
-def best_of(fn, repeats: int = 3) -> float:
-    fn()
-    runs = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - started)
-    return min(runs)
 
 
 def joint_model(data: Path, as_of: pd.Timestamp) -> JointModel:
@@ -126,7 +115,7 @@ def main() -> None:
     seconds = {}
     for sampling in ("pseudo", "sobol"):
         sim = Simulation(PATHS, HORIZON, SEED, innovations="student-t", sampling=sampling, dof=DOF)
-        seconds[sampling] = best_of(lambda s=sim: mc_margin(positions, model, s, params))
+        seconds[sampling] = best_of(lambda s=sim: mc_margin(positions, model, s, params), 3)
         results[sampling] = mc_margin(positions, model, sim, params)
     sim = Simulation(PATHS, HORIZON, SEED, innovations="student-t", sampling="sobol", dof=DOF)
 
@@ -144,7 +133,7 @@ def main() -> None:
         losses = -(dense @ pnl)
         np.partition(losses, k - 1, axis=1)
 
-    bare_seconds = best_of(bare)
+    bare_seconds = best_of(bare, 3)
     by_seed = {SEED: float(np.median(results["sobol"].es_standard_error / results["sobol"].es))}
     for seed in SEEDS[1:]:
         other = Simulation(PATHS, HORIZON, seed, innovations="student-t", sampling="sobol", dof=DOF)

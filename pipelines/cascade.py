@@ -72,37 +72,22 @@ def cascade_inputs(
     window, provenance = stored.bars(con, asset, preference, start=start, end=end)
     if provenance is None or window.empty:
         raise BadInputError(f"{asset}: no prices in the warehouse between {start} and {end}")
-    history, _ = stored.load_series(
-        con,
-        "market.prices",
-        asset,
-        ["close", "volume"],
-        preference,
-        start=start - timedelta(days=LOOKBACK_DAYS),
-        end=start - timedelta(days=1),
-    )
-    closes = history["close"].astype(float) if len(history) else history.get("close", [])
-    volumes = (history["volume"].astype(float) * closes) if len(history) else []
-    try:
-        impact, impact_notes = calibrate_impact(
-            list(closes), list(volumes), y=IMPACT_Y, half_spread=HALF_SPREAD
-        )
-    except ValueError as exc:
-        raise BadInputError(f"{asset}: {exc} ({LOOKBACK_DAYS} days before {start})") from None
+    impact, impact_notes, _ = _impact_before(con, preference, asset, start)
     path = intraday_path(
         window["open"].to_numpy(),
         window["high"].to_numpy(),
         window["low"].to_numpy(),
         window["close"].to_numpy(),
     )
-    notes = (f"prices {provenance.describe()}", *impact_notes)
+    notes = (f"prices {provenance.describe()}", *impact_notes[1:])
     return CascadeInputs(asset, start, end, path.tolist(), impact, notes)
 
 
-def paths_inputs(
+def _impact_before(
     con: duckdb.DuckDBPyConnection, preference: Sequence[str], asset: str, day: date
-) -> tuple[float, ImpactModel, tuple[str, ...]]:
-    """The last close strictly before ``day`` and the impact model from the 30 days before."""
+) -> tuple[ImpactModel, tuple[str, ...], float]:
+    """The impact model from the 30 days strictly before ``day``, its notes (the prices'
+    provenance first) and the last close before ``day``."""
     history, provenance = stored.load_series(
         con,
         "market.prices",
@@ -122,7 +107,16 @@ def paths_inputs(
         )
     except ValueError as exc:
         raise BadInputError(f"{asset}: {exc} ({LOOKBACK_DAYS} days before {day})") from None
-    return float(closes.dropna().iloc[-1]), impact, (f"prices {provenance.describe()}", *notes)
+    last = float(closes.dropna().iloc[-1])
+    return impact, (f"prices {provenance.describe()}", *notes), last
+
+
+def paths_inputs(
+    con: duckdb.DuckDBPyConnection, preference: Sequence[str], asset: str, day: date
+) -> tuple[float, ImpactModel, tuple[str, ...]]:
+    """The last close strictly before ``day`` and the impact model from the 30 days before."""
+    impact, notes, last = _impact_before(con, preference, asset, day)
+    return last, impact, notes
 
 
 def run_paths(

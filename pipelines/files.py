@@ -51,6 +51,22 @@ def json_depth(value: object, limit: int) -> int:
     return deepest
 
 
+def read_json(path: Path, max_depth: int) -> object:
+    """The JSON document at ``path`` (size already checked by the caller), nested at most
+    ``max_depth`` levels; malformed or too deep is one line naming the file."""
+    import json
+
+    try:
+        document = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadInputError(f"{path}: not valid JSON ({' '.join(str(exc).split())})") from None
+    except RecursionError:
+        raise BadInputError(f"{path}: JSON nested too deeply") from None
+    if json_depth(document, max_depth) > max_depth:
+        raise BadInputError(f"{path}: JSON nested deeper than {max_depth} levels")
+    return document
+
+
 def write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` (folders created); an unwritable path is one line."""
     path = Path(path)

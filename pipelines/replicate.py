@@ -23,7 +23,6 @@ margins the same exposures (see :mod:`margin_engine.venues.books`).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -33,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from margin_engine.venues import derive
 from pipelines.errors import BadInputError
-from pipelines.files import json_depth, regular_file
+from pipelines.files import read_json, regular_file
 
 MAX_CASE_BYTES = 20_000_000  # Derive's largest published case is ~60 kB
 MAX_CASE_DEPTH = 8  # {Scenario: {Options: [{…}]}} and {Result: {reg_losses: [[…]]}}
@@ -205,15 +204,7 @@ class DeriveCase:
 
 def _document(path: Path) -> object:
     regular_file(path, max_bytes=MAX_CASE_BYTES)
-    try:
-        document = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadInputError(f"{path}: not valid JSON ({' '.join(str(exc).split())})") from None
-    except RecursionError:
-        raise BadInputError(f"{path}: JSON nested too deeply") from None
-    if json_depth(document, MAX_CASE_DEPTH) > MAX_CASE_DEPTH:
-        raise BadInputError(f"{path}: JSON nested deeper than {MAX_CASE_DEPTH} levels")
-    return document
+    return read_json(path, MAX_CASE_DEPTH)
 
 
 def _field(loc: tuple) -> str:

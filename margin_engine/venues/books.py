@@ -507,15 +507,24 @@ def _per_account(
     )
 
 
-def _per_underlying(positions: Positions, n_u: int, per_unit: np.ndarray) -> np.ndarray:
+def _per_underlying(
+    positions: Positions, n_u: int, per_unit: np.ndarray, *, absolute: bool = False
+) -> np.ndarray:
     """Σ quantity × ``per_unit[instrument]`` per (account, underlying), flattened: the shared
-    (account, group) product, its groups summed by underlying.
+    (account, group) product, its groups summed by underlying (of the absolute quantities with
+    ``absolute``).
     """
     names, _, _ = _underlyings(positions)
     to_u = np.zeros((positions.n_groups, n_u))
     for g, (_, u) in enumerate(positions.book.table.groups):
         to_u[g, names.index(u)] = 1.0
-    return (positions.per_group(per_unit) @ to_u).reshape(-1)
+    matrix = positions.group_matrix
+    if absolute:
+        matrix = sparse.csr_matrix(
+            (np.abs(matrix.data), matrix.indices, matrix.indptr), matrix.shape
+        )
+    per_group = (matrix @ per_unit).reshape(positions.n_accounts, positions.n_groups)
+    return (per_group @ to_u).reshape(-1)
 
 
 def _linear_book(

@@ -117,8 +117,6 @@ def paradex_scenarios(positions: Positions, p: ParadexParams) -> np.ndarray:
 
 def paradex_margin(positions: Positions, params: ModelParams | None = None) -> MarginResult:
     """Paradex IMR and MMR per account (USDC; provisions not modelled, see the module)."""
-    from scipy import sparse
-
     from margin_engine.venues.books import (
         _per_account,
         _per_underlying,
@@ -128,7 +126,7 @@ def paradex_margin(positions: Positions, params: ModelParams | None = None) -> M
     )
 
     p = (params.paradex if params is not None else None) or PUBLISHED
-    book, table = positions.book, positions.book.table
+    book = positions.book
     names, _, price = _underlyings(positions)
     n_u = len(names)
     weights = np.array([w for _, _, w in p.scenarios])
@@ -136,13 +134,7 @@ def paradex_margin(positions: Positions, params: ModelParams | None = None) -> M
     scenario = paradex_scenarios(positions, p)
     scan = np.maximum(-(scenario * weights[None, :]).min(axis=1), 0.0)
     net = _per_underlying(positions, n_u, delta)
-    matrix = positions.group_matrix
-    absolute = sparse.csr_matrix((np.abs(matrix.data), matrix.indices, matrix.indptr), matrix.shape)
-    gross_by = np.zeros((positions.n_accounts, n_u))
-    by_group = (absolute @ np.abs(delta)).reshape(positions.n_accounts, -1)
-    for g, (_, u) in enumerate(table.groups):
-        gross_by[:, names.index(u)] += by_group[:, g]
-    gross = gross_by.reshape(-1)
+    gross = _per_underlying(positions, n_u, np.abs(delta), absolute=True)
     spot = np.tile(price, positions.n_accounts)
     mdr = min_delta_requirement(net, gross, spot, p)
     initial = np.maximum(scan, mdr)

@@ -42,7 +42,7 @@ import duckdb
 import pandas as pd
 
 from pipelines.errors import BadInputError
-from pipelines.files import json_depth
+from pipelines.files import read_json
 from pipelines.ingest.kinds import SPECS, Kind, KindSpec
 from pipelines.ingest.options import Format, ReadOptions
 
@@ -431,14 +431,7 @@ FIRST_DAY_MS = 1_230_768_000_000
 def _dvol_entries(path: Path) -> tuple[list, str | None]:
     if path.stat().st_size > MAX_JSON_BYTES:
         raise BadInputError(f"{path}: larger than {MAX_JSON_BYTES:,} bytes")
-    try:
-        document = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadInputError(f"{path}: not valid JSON ({' '.join(str(exc).split())})") from None
-    except RecursionError:
-        raise BadInputError(f"{path}: JSON nested too deeply") from None
-    if json_depth(document, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
-        raise BadInputError(f"{path}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    document = read_json(path, MAX_JSON_DEPTH)
     pages = document if isinstance(document, list) else [document]
     entries: list = []
     currency = None
