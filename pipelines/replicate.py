@@ -58,7 +58,8 @@ VENUE_MODEL = {
 
 
 class _Schema(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # NaN and infinities name their field here rather than failing deeper in
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
 
 
 class _Scenario(_Schema):

@@ -42,6 +42,8 @@ def cascade(
     from pipelines.params import resolve_parameter_set
     from pipelines.warehouse import connect
 
+    if not (fund >= 0 and fund != float("inf")):  # NaN fails both
+        raise BadInputError(f"--fund: {fund} is not a finite number of USD ≥ 0")
     try:
         chosen_mode = Mode(mode)
     except ValueError:

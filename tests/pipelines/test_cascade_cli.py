@@ -75,6 +75,8 @@ def test_the_same_seed_gives_the_same_numbers(home) -> None:
         (("--window", "May 2022", "--accounts", "0"), "--accounts"),
         (("--from", "2019-01-02", "--to", "2019-01-05"), "fewer than 10 closes"),
         ((), "give --window"),
+        (("--window", "May 2022", "--fund", "nan"), "--fund"),
+        (("--window", "May 2022", "--fund", "-5"), "--fund"),
     ],
 )
 def test_refusals_exit_2(home, args, message) -> None:

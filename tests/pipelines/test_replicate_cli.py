@@ -143,6 +143,8 @@ def test_yaml_cases_are_the_closed_forms(home, tmp_path, venue, initial, mainten
         ),
         (PERP_CASE.replace("params: published", "params: binance"), "params: 'binance'"),
         (PERP_CASE.replace("spot: {ETH: 2000}", "spot: {}"), "spot: Dictionary should have"),
+        (PERP_CASE.replace("quantity: 3", "quantity: .nan"), r"positions\[0\].quantity: .*finite"),
+        (PERP_CASE.replace("{ETH: 2000}", "{ETH: .inf}"), "spot.ETH: .*finite"),
         ("a: &x [*x]", "refers to a node that contains it"),
     ],
 )
