@@ -655,7 +655,7 @@ VENUE_SETS: dict[str, str] = {
     "hyperliquid": "Hyperliquid's published margin tables (2026-11)",
     "okx": "OKX's published portfolio margin parameters (2025-01)",
     "paradex": "Paradex's published portfolio margin scenarios (2026-11)",
-    "aevo": "Aevo's published portfolio margin scenarios (ETH launch values; no floor rate)",
+    "aevo": "Aevo's published portfolio margin (ETH launch values, unit floor margin 0.01 ETH)",
 }
 #: When each venue published the values its named set carries.
 VENUE_DATES: dict[str, str] = {

@@ -8,9 +8,12 @@ shifted down — *parallel* shifts, adding to or subtracting from each option's 
 launch: spot ±20 %, IV +50 and −25 vol points). Options are USD-settled.
 
 The **floor margin** charges the net short option exposure at each strike (calls and puts of a
-strike and expiry netted). Its rate is not in the part of Aevo's page we could read, so it is a
-parameter here (``floor_rate``, a fraction of spot per net short unit) that is 0 — no floor —
-unless a parameter set gives Aevo's value; a report showing this model says so.
+strike and expiry netted) at a unit floor margin: 0.01 of the underlying per net short unit
+(``floor_rate``, a fraction of spot; 0.01 ETH at launch).
+
+Options are revalued with Black-76 on the spot (no rate, no carry) over the time to expiry in
+days / 365: that reproduces every line of Aevo's two worked examples (the short strangle and the
+bull spread, ``tests/margin_engine/test_venue_aevo.py``) to the cent.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ class AevoParams:
     spot_down: float = 0.20
     iv_up: float = 0.50
     iv_down: float = 0.25
-    floor_rate: float = 0.0
+    floor_rate: float = 0.01
 
     def __post_init__(self) -> None:
         for name, high in (
@@ -65,7 +68,8 @@ def scenarios(p: AevoParams) -> tuple[np.ndarray, np.ndarray]:
 
 PUBLISHED = AevoParams()
 PUBLISHED_SOURCE = (
-    "Aevo docs, Options Specifications › Portfolio Margin (ETH launch values), read 2026-11"
+    "Aevo docs, Options Specifications › Portfolio Margin (ETH launch values, unit floor margin "
+    "0.01 ETH), read 2026-11"
 )
 
 

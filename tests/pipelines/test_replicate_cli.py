@@ -155,3 +155,32 @@ def test_bad_yaml_cases_exit_2_naming_the_field(home, tmp_path, text, message) -
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and re.search(message, lines[0]), lines
+
+
+# Aevo's worked example 1.2 (docs.aevo.xyz, Portfolio Margin): a bull call spread on ETH at $1,300.
+AEVO_BULL_SPREAD = """\
+as_of: 2022-07-29T08:00:00Z
+spot: {ETH: 1300}
+positions:
+  - {instrument: ETH-26AUG22-1500-C, quantity: 1, iv: 0.50}
+  - {instrument: ETH-26AUG22-1700-C, quantity: -1, iv: 0.70}
+params: aevo
+published: {initial_margin: 21.90, maintenance_margin: 17.52}
+"""
+AEVO_BULL_SPREAD_TOTALS = [43.80, 45.65, 45.20, 25.99, 15.74, 3.24, 11.82, 0.00, -4.52, 2.28,
+                           -4.33, -4.24, -2.72, -4.42, -4.17]  # fmt: skip
+
+
+def test_aevos_published_bull_spread_through_replicate(home, tmp_path) -> None:
+    """Aevo's own table and margins out of ``mwb replicate aevo``: each scenario's total to the
+    cent (two half-cent roundings), MM and IM to the cent."""
+    path = tmp_path / "bull_spread.yaml"
+    path.write_text(AEVO_BULL_SPREAD)
+    result = run_mwb("replicate", "aevo", str(path), "--json", home=home)
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    ours = [s["pnl"] for s in payload["scenarios"]]
+    assert ours == pytest.approx(AEVO_BULL_SPREAD_TOTALS, abs=0.0101)
+    assert abs(payload["difference"]["maintenance_margin"]) < 0.0101
+    assert abs(payload["difference"]["initial_margin"]) < 1.25 * 0.0101
+    assert payload["components"]["floor"] == pytest.approx(13.0, rel=1e-12)
