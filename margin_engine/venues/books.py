@@ -292,17 +292,20 @@ def _derive_scan(
     percent,
     out,
 ):  # pragma: no cover - compiled
-    # No sort: each expiry's sums live in its own buffer row, zeroed when an account first
-    # touches it (a stamp per expiry), and a call and a put at one strike are netted through
-    # each instrument's partner (its other type at that strike, -1 if none) and a per-instrument
-    # quantity stamped with the account. The rows are (account, group) rows with duplicates
-    # summed, so an instrument appears at most once per account.
+    # No sort: each expiry's sums live in its own buffer row, zeroed as the account's expiries
+    # are consumed (a stamp per expiry marks the first touch), and a call and a put at one
+    # strike are netted through each instrument's partner (its other type at that strike, -1
+    # if none) and a per-instrument quantity stamped with the account. The rows are (account,
+    # group) rows with duplicates summed, so an instrument appears at most once per account.
+    # The bookkeeping is branch-free (flags as 0/1 arithmetic): which position first touches an
+    # expiry, or has a partner held, is unpredictable, and mispredicted branches cost more
+    # than the arithmetic (a quarter of the pass on the benchmark's books).
     n_s = len(weight)
     n_u = len(price)
     n_e = len(long_d)
     sums = np.zeros((max(n_e, 1), n_s + 3))
     stamp = np.full(max(n_e, 1), -1, dtype=np.int64)
-    touched = np.zeros(max(n_e, 1), dtype=np.int64)
+    touched = np.zeros(max(n_e, 1) + 1, dtype=np.int64)  # +1: the unconditional write
     held = np.zeros(len(expiry))
     held_stamp = np.full(len(expiry), -1, dtype=np.int64)
     pnl = np.zeros((n_u, n_s))
@@ -329,25 +332,18 @@ def _derive_scan(
             u = underlying[i]
             e = expiry[i]
             if e >= 0:
-                if stamp[e] != a:
-                    stamp[e] = a
-                    for j in range(n_s + 3):
-                        sums[e, j] = 0.0
-                    touched[n_touched] = e
-                    n_touched += 1
-                row = sums[e]
-                unit = values[i]
+                touched[n_touched] = e
+                n_touched += stamp[e] != a
+                stamp[e] = a
                 for j in range(n_s + 3):
-                    row[j] += q * unit[j]
+                    sums[e, j] += q * values[i, j]
                 # an instrument is in one group, so once per account: a call and a put at
-                # one strike net when the second of them arrives
+                # one strike net when the second of them arrives (other = 0 until then)
                 held_stamp[i] = a
                 held[i] = q
-                p = partner[i]
-                if p >= 0 and held_stamp[p] == a:
-                    naked[u] += max(-(q + held[p]), 0.0) - max(-held[p], 0.0)
-                else:
-                    naked[u] += max(-q, 0.0)
+                p = max(partner[i], 0)
+                other = held[p] * ((partner[i] >= 0) & (held_stamp[p] == a))
+                naked[u] += max(-(q + other), 0.0) - max(-other, 0.0)
             elif spot[i] == 1 and q > 0:
                 collateral[u] += q
             elif spot[i] == 1:
@@ -370,6 +366,8 @@ def _derive_scan(
             lowest = min(row[n_s + 1] - mark, row[n_s + 2] - mark, 0.0)
             basis[u] += lowest * factor[e]
             marks[u] += mark
+            for j in range(n_s + 3):
+                row[j] = 0.0
         for u in range(n_u):
             row = a * n_u + u
             linear_usd = (perp[u] + collateral[u]) * price[u]
@@ -487,18 +485,23 @@ def _per_account(
     components: dict[str, np.ndarray],
 ) -> MarginResult:
     """(account, underlying) figures summed into one USDC row per account holding anything."""
-    n = positions.n_accounts
     # accounts with a position: nonempty (account, group) rows, as the other models' layout
     present = np.flatnonzero(np.diff(positions.group_matrix.indptr[:: positions.n_groups]) > 0)
 
     def rows(values: np.ndarray) -> np.ndarray:
-        return values.reshape(n, n_u).sum(axis=1)[present]
+        # strided slices summed: with a few underlyings, faster than an axis-1 reduction
+        total = values[0::n_u].copy()
+        for u in range(1, n_u):
+            total += values[u::n_u]
+        return total[present]
 
+    currency = np.empty(len(present), dtype=object)
+    currency.fill(SETTLEMENT)  # a fill, not np.full: np.full converts element by element
     return MarginResult(
         model=model,
         account=present,
         accounts=positions.accounts,
-        currency=np.full(len(present), SETTLEMENT, dtype=object),
+        currency=currency,
         initial_margin=rows(initial),
         maintenance_margin=rows(maintenance),
         equity=rows(equity),
