@@ -124,3 +124,23 @@ def test_delta_only_misses_what_a_short_straddle_risks(chain_market) -> None:
     linear = delta_only_margin(positions).initial_margin[0]
     derive = derive_margin(positions).initial_margin[0]
     assert derive > 10 * linear
+
+
+def test_an_account_on_every_expiry_then_one_more_option(chain_market, chain_instruments) -> None:
+    """The pass records each option's expiry unconditionally (branch-free): an account that
+    touches every expiry in the book and then holds one more option writes one slot past the
+    expiries — the buffer has it — and a second account after it starts clean."""
+    options = [n for n in chain_instruments if n.count("-") == 3]
+    by_expiry: dict[tuple[str, ...], list[str]] = {}  # (underlying, expiry)
+    for name in options:
+        by_expiry.setdefault(tuple(name.split("-")[:2]), []).append(name)
+    rows = [("a", names[0], -1.0) for names in by_expiry.values()]
+    rows += [("a", next(iter(by_expiry.values()))[1], 2.0), ("b", options[0], 1.0)]
+    positions = build_positions(positions_frame(rows), chain_market)
+    assert not positions.errors and len(by_expiry) > 4
+    result = derive_margin(positions)
+    reference = derive_margin_reference(positions)
+    np.testing.assert_allclose(result.initial_margin, reference.initial_margin, rtol=1e-12)
+    np.testing.assert_allclose(result.maintenance_margin, reference.maintenance_margin, rtol=1e-12)
+    alone = derive_margin(build_positions(positions_frame([("b", options[0], 1.0)]), chain_market))
+    assert result.initial_margin[1] == pytest.approx(alone.initial_margin[0], rel=1e-12)
