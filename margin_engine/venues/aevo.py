@@ -79,32 +79,20 @@ def _floor(
     """Net short option units per (account, expiry, strike) — calls and puts of a strike
     netted — times ``rate`` × spot, summed per (account, underlying).
     """
-    from scipy import sparse
-
     from margin_engine.instruments import Kind
+    from margin_engine.venues.books import net_short_per_strike
 
     table = positions.book.table
     option = np.flatnonzero(table.kind == Kind.OPTION)
-    out = np.zeros(positions.n_accounts * n_u)
     if not len(option):
-        return out
+        return np.zeros(positions.n_accounts * n_u)
     seconds = np.rint(table.years[option] * 365 * 86_400).astype(np.int64)
     keys = np.stack([seconds, table.strike[option].view(np.int64), of_instrument[option]], axis=1)
     unique, strike_of = np.unique(keys, axis=0, return_inverse=True)  # per instrument: small
     column = np.full(len(table), -1, dtype=np.int64)
     column[option] = strike_of.reshape(-1)
-    held = column[positions.instrument] >= 0
-    net = sparse.csr_matrix(
-        (
-            positions.quantity[held],
-            (positions.account[held], column[positions.instrument[held]]),
-        ),
-        shape=(positions.n_accounts, len(unique)),
-    )  # duplicates summed: calls with puts of a strike
-    net.sum_duplicates()
-    coo = net.tocoo()
-    short = np.maximum(-coo.data, 0.0) * rate * price[unique[coo.col, 2]]
-    return np.bincount(coo.row * n_u + unique[coo.col, 2], weights=short, minlength=len(out))
+    short = net_short_per_strike(positions, column, unique[:, 2], n_u)
+    return short * rate * np.tile(price, positions.n_accounts)
 
 
 def aevo_scenarios(positions: Positions, p: AevoParams) -> np.ndarray:

@@ -383,6 +383,54 @@ def _derive_scan(
             out[4, row] = perp_notional * percent[1] + short_notional * percent[3]
 
 
+def net_short_per_strike(
+    positions: Positions, column: np.ndarray, column_underlying: np.ndarray, n_u: int
+) -> np.ndarray:
+    """Σ over an account's strikes of the net short units there, per (account, underlying)
+    (flattened): ``column`` maps each instrument to its strike (-1: not an option), and the
+    instruments of one column — a call and a put at a strike and expiry — net first.
+    """
+    matrix = positions.group_matrix
+    out = np.zeros(positions.n_accounts * n_u)
+    _net_short_scan(
+        matrix.indptr[:: positions.n_groups],
+        matrix.indices,
+        matrix.data,
+        column,
+        column_underlying.astype(np.int64),
+        n_u,
+        out,
+    )
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _net_short_scan(
+    indptr, indices, data, column, column_underlying, n_u, out
+):  # pragma: no cover - compiled
+    # one pass per account: each strike's net in a buffer stamped with the account, the
+    # strikes touched listed, their short parts summed when the account ends
+    n_c = int(column_underlying.shape[0])
+    net = np.zeros(max(n_c, 1))
+    stamp = np.full(max(n_c, 1), -1, dtype=np.int64)
+    touched = np.zeros(max(n_c, 1) + 1, dtype=np.int64)
+    for a in range(len(indptr) - 1):
+        n_touched = 0
+        for k in range(indptr[a], indptr[a + 1]):
+            c = column[indices[k]]
+            if c < 0:
+                continue
+            if stamp[c] != a:
+                stamp[c] = a
+                net[c] = 0.0
+                touched[n_touched] = c
+                n_touched += 1
+            net[c] += data[k]
+        for t in range(n_touched):
+            c = touched[t]
+            out[a * n_u + column_underlying[c]] += max(-net[c], 0.0)
+
+
 def derive_margin_reference(
     positions: Positions, params: ModelParams | None = None
 ) -> MarginResult:

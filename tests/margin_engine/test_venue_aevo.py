@@ -144,3 +144,39 @@ def test_aevos_short_strangle_line_by_line_from_its_marks() -> None:
     assert mm == pytest.approx(216.06, abs=CENT)
     assert IM_FACTOR * mm == pytest.approx(270.07, abs=1.25 * CENT)
     assert math.isclose(shift, 3.69, abs_tol=CENT)  # what the engine charges more
+
+
+def test_floor_on_random_books_equals_a_groupby(chain_market, chain_instruments) -> None:
+    """The compiled per-account pass against pandas: net units per (account, underlying,
+    expiry, strike), their short parts × 0.01 × spot, summed per account."""
+    options = [n for n in chain_instruments if n.count("-") == 3 and n.endswith("-C")]
+    paired = [n for n in options if n[:-1] + "P" in chain_instruments][:12]
+    names = paired + [n[:-1] + "P" for n in paired] + ["ETH_USDC-PERPETUAL"]
+    rng = np.random.default_rng(7)
+    rows = [
+        (f"a{int(a)}", names[int(i)], float(q))
+        for a, i, q in zip(
+            rng.integers(0, 60, 600),
+            rng.integers(0, len(names), 600),
+            rng.normal(0, 2, 600),
+            strict=True,
+        )
+    ]
+    frame = positions_frame(rows)
+    positions = build_positions(frame, chain_market)
+    assert not positions.errors
+    result = margin(positions, "aevo-pm", ModelParams())
+    options_only = frame[frame["instrument"].str.count("-") == 3].copy()
+    parts = options_only["instrument"].str.split("-", expand=True)
+    options_only["underlying"] = parts[0].str.split("_").str[0]
+    options_only["key"] = parts[1] + "-" + parts[2]
+    net = options_only.groupby(["account", "underlying", "key"])["quantity"].sum()
+    short = (-net).clip(lower=0.0).reset_index()
+    short["usd"] = short["quantity"] * 0.01 * short["underlying"].map(chain_market.spot)
+    expected = short.groupby("account")["usd"].sum()
+    ours = dict(
+        zip(np.asarray(positions.accounts)[result.account], result.components["floor"], strict=True)
+    )
+    assert expected.size > 20 and (expected > 0).sum() > 20
+    for account, value in expected.items():
+        assert ours[account] == pytest.approx(value, rel=1e-12, abs=1e-9)
