@@ -1,6 +1,13 @@
 """``mwb replicate``: a venue's margin on a portfolio in the venue's own published format, beside
 the venue's own published result where the file carries one.
 
+Deribit answers ``private/pme/simulate`` with the portfolio (``portfolio.position``, coins per
+instrument), the prices (``index_price``, ``ticker``), the model's parameters (``model_params``)
+and the result (``margins``, ``pre_aggregated_risk_vectors``): the file is that JSON-RPC reply
+(or its ``result``). The parameters become a parameter set (the default with Deribit's values
+over it, validated like any set), the positions a book in the workbench's units, and the
+published margins and risk vectors are printed beside ours.
+
 Derive publishes its PMRM 2 test portfolios as JSON (``Scenario``: the portfolio and feeds;
 ``Parameters``: the parameter set; ``Result``: IM, MM and every scenario's loss). The file is
 read bounded (size, nesting), validated by a schema that names the field at fault, and turned
@@ -27,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -34,13 +42,17 @@ from margin_engine.venues import derive
 from pipelines.errors import BadInputError
 from pipelines.files import read_json, regular_file
 
+if TYPE_CHECKING:
+    from governance.parameters import ParameterSet
+
 MAX_CASE_BYTES = 20_000_000  # Derive's largest published case is ~60 kB
 MAX_CASE_DEPTH = 8  # {Scenario: {Options: [{…}]}} and {Result: {reg_losses: [[…]]}}
 
 
 class Venue(StrEnum):
-    """Venues ``mwb replicate`` margins (Derive also in its own JSON case format)."""
+    """Venues ``mwb replicate`` margins (Derive and Deribit also in their own JSON formats)."""
 
+    DERIBIT = "deribit"
     DERIVE = "derive"
     OKX = "okx"
     PARADEX = "paradex"
@@ -49,6 +61,7 @@ class Venue(StrEnum):
 
 
 VENUE_MODEL = {
+    Venue.DERIBIT: "deribit-pm",
     Venue.DERIVE: "derive-pmrm2",
     Venue.OKX: "okx-pm",
     Venue.PARADEX: "paradex-pm",
@@ -357,6 +370,243 @@ def read_derive_case(path: str | Path) -> DeriveCase:
     return DeriveCase(portfolio, params, published)
 
 
+# Deribit's model_params names → the parameter set's
+_DERIBIT_PAIR = {
+    "price_range": "price_range",
+    "volatility_range_up": "vol_range_up",
+    "volatility_range_down": "vol_range_down",
+    "min_volatility_for_shock_up": "min_vol_for_shock_up",
+    "short_term_vega_power": "short_term_vega_power",
+    "long_term_vega_power": "long_term_vega_power",
+    "extended_table_factor": "extended_table_factor",
+    "max_delta_shock": "max_delta_shock",
+    "delta_total_liq_shock_threshold": "delta_total_liq_shock_threshold",
+    "m_inc": "m_inc",
+}
+_DERIBIT_CURRENCY = ("annualised_move_risk", "min_annualised_move", "extended_dampener")
+
+
+class _Ticker(_Schema):
+    mark_price: float | None = Field(default=None, gt=0)
+    mark_iv: float | None = Field(default=None, gt=0, le=500)  # percent, as Deribit quotes it
+
+
+class _RiskDetails(_Schema):
+    worst_case: float
+    roll_shock: float = 0.0
+    delta_shock: float = 0.0
+
+
+class _InitialDetails(_Schema):
+    risk_matrix_margin: float | None = None
+    risk_matrix_margin_details: _RiskDetails | None = None
+
+
+class _CurrencyMargin(_Schema):
+    initial_margin: float
+    maintenance_margin: float
+    initial_margin_details: _InitialDetails | None = None
+
+
+class _General(_Schema):
+    timestamp: int = Field(gt=0)
+    mm_factor: float = Field(gt=0, le=1)
+
+
+class _ModelParams(_Schema):
+    general: _General
+    currency_pair: dict[str, dict[str, float | bool | str]] = Field(max_length=100)
+    currency: dict[str, dict[str, float | bool | str]] = Field(default_factory=dict, max_length=100)
+
+
+class _DeribitPortfolio(_Schema):
+    position: dict[str, float] = Field(max_length=10_000)
+
+
+class _Vectors(_Schema):
+    standard: list[float] = Field(max_length=27)
+    extended: list[float] = Field(default_factory=list, max_length=8)
+
+
+class _Simulate(_Schema):
+    model_params: _ModelParams
+    index_price: dict[str, float] = Field(min_length=1, max_length=100)
+    ticker: dict[str, _Ticker] = Field(default_factory=dict, max_length=10_000)
+    portfolio: _DeribitPortfolio
+    margins: dict[str, _CurrencyMargin] = Field(default_factory=dict, max_length=100)
+    pre_aggregated_risk_vectors: dict[str, _Vectors] = Field(default_factory=dict, max_length=100)
+
+
+def _deribit_reply(path: Path) -> _Simulate:
+    document = _document(path)
+    if isinstance(document, dict) and "result" in document:
+        document = document["result"]
+    try:
+        return _Simulate.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise BadInputError(f"{path}: result.{_field(first['loc'])}: {first['msg']}") from None
+
+
+def _deribit_set(reply: _Simulate, path: Path) -> ParameterSet:
+    """The default set with the reply's ``model_params`` over it, validated like any set."""
+    import copy
+
+    from governance.parameters import ParameterSetError, default_parameter_set, parse_parameter_set
+
+    document = default_parameter_set().canonical_dict()
+    underlyings = document["underlyings"]
+    for pair, values in reply.model_params.currency_pair.items():
+        underlying = pair.split("_")[0].upper()
+        # an underlying the default set lacks starts from ETH's block (only its PM values are
+        # Deribit's: the SPAN and standard blocks are the default's)
+        block = underlyings.setdefault(underlying, copy.deepcopy(underlyings["ETH"]))
+        for theirs, ours in _DERIBIT_PAIR.items():
+            if theirs in values:
+                block["pm"][ours] = values[theirs]
+    for name, values in reply.model_params.currency.items():
+        currency = "USDC" if name.lower() == "usd" else name.upper()
+        if currency in document["currencies"]:
+            for key in _DERIBIT_CURRENCY:
+                if key in values:
+                    document["currencies"][currency][key] = values[key]
+    document["pm"]["mm_factor"] = reply.model_params.general.mm_factor
+    try:
+        return parse_parameter_set(document)
+    except ParameterSetError as exc:
+        raise BadInputError(f"{path}: result.model_params: {exc}") from None
+
+
+def replicate_deribit(path: Path) -> dict:
+    """``mwb replicate deribit`` on a ``private/pme/simulate`` reply (see the module): per
+    margin currency, our initial and maintenance margin (coins) and the 35 scenario P&Ls beside
+    Deribit's."""
+    from datetime import UTC
+
+    import pandas as pd
+
+    from margin_engine.book import build_positions
+    from margin_engine.instruments import Kind, parse_instrument
+    from margin_engine.market import MarketSnapshot
+    from margin_engine.models import margin
+    from margin_engine.portfolio_margin import (
+        N_STANDARD,
+        VOL_SCENARIOS,
+        risk_arrays,
+        scenario_moves,
+    )
+
+    reply = _deribit_reply(path)
+    as_of = datetime.fromtimestamp(reply.model_params.general.timestamp / 1000, tz=UTC)
+    index = {pair.split("_")[0].upper(): price for pair, price in reply.index_price.items()}
+    futures, iv, rows = {}, {}, []
+    for name, coins in reply.portfolio.position.items():
+        where = f"{path}: result.portfolio.position.{name}"
+        try:
+            instrument = parse_instrument(name)
+        except ValueError as exc:
+            raise BadInputError(f"{where}: {exc}") from None
+        if instrument.underlying not in index:
+            raise BadInputError(f"{where}: no index_price for {instrument.underlying}")
+        ticker = reply.ticker.get(name)
+        price = index[instrument.underlying]
+        if instrument.kind is Kind.FUTURE:
+            if ticker is None or ticker.mark_price is None:
+                raise BadInputError(f"{path}: result.ticker.{name}.mark_price: needed for a future")
+            futures[name] = price = ticker.mark_price
+        if instrument.kind is Kind.OPTION:
+            if ticker is None or ticker.mark_iv is None:
+                raise BadInputError(f"{path}: result.ticker.{name}.mark_iv: needed for an option")
+            iv[name] = ticker.mark_iv / 100.0
+        # Deribit counts coins; an inverse future's or perpetual's quantity here is USD notional
+        quantity = coins * price if instrument.quantity_unit == "USD" else coins
+        rows.append((name, quantity))
+    try:
+        market = MarketSnapshot.from_json(
+            {"as_of": as_of.isoformat(), "index": index, "futures": futures, "iv": iv}
+        )
+    except ValueError as exc:
+        raise BadInputError(f"{path}: {' '.join(str(exc).split())}") from None
+    frame = pd.DataFrame(
+        {"account": "reply", "instrument": [n for n, _ in rows], "quantity": [q for _, q in rows]}
+    )
+    positions = build_positions(frame, market)
+    if positions.errors:
+        bad = positions.errors[0]
+        raise BadInputError(f"{path}: result.portfolio.position.{bad.instrument}: {bad.error}")
+    parameter_set = _deribit_set(reply, path)
+    engine = parameter_set.to_model_params()
+    result = margin(positions, "deribit-pm", engine)
+    # each currency's scenario P&L: the instruments' unit P&L × quantity, summed per currency
+    unit = risk_arrays(positions, engine)
+    table = positions.book.table
+    per_currency: dict[str, list[float]] = {}
+    for k, i in enumerate(positions.instrument):
+        currency = table.groups[table.group[i]][0]
+        row = unit[i] * positions.quantity[k]
+        current = per_currency.setdefault(currency, [0.0] * len(row))
+        per_currency[currency] = [a + float(b) for a, b in zip(current, row, strict=True)]
+    currencies = []
+    for record in result.records():
+        currency = record["currency"]
+        pnl = per_currency.get(currency, [])
+        moves = scenario_moves(engine.pm_for(currency).price_range)
+        labels = [
+            f"spot {m:+.1%}, vol {VOL_SCENARIOS[j % 3]}" if j < N_STANDARD else f"extended {m:+.0%}"
+            for j, m in enumerate(moves)
+        ]
+        entry: dict = {
+            "currency": currency,
+            "initial_margin": record["initial_margin"],
+            "maintenance_margin": record["maintenance_margin"],
+            "components": record["components"],
+            "scenarios": [
+                {"index": j, "label": label, "pnl": v}
+                for j, (label, v) in enumerate(zip(labels, pnl, strict=False))
+            ],
+            "published": None,
+        }
+        theirs = reply.margins.get(currency.lower())
+        if theirs is not None:
+            details = theirs.initial_margin_details
+            risk = details.risk_matrix_margin_details if details is not None else None
+            vectors = reply.pre_aggregated_risk_vectors.get(
+                f"{currency.lower()}_{currency.lower()}"
+            )
+            published_pnl = [] if vectors is None else [*vectors.standard, *vectors.extended]
+            entry["published"] = {
+                "initial_margin": theirs.initial_margin,
+                "maintenance_margin": theirs.maintenance_margin,
+                "risk_matrix_margin": None if details is None else details.risk_matrix_margin,
+                "components": None if risk is None else risk.model_dump(),
+                "scenarios": [{"index": j, "pnl": v} for j, v in enumerate(published_pnl)],
+            }
+            entry["difference"] = {
+                "initial_margin": record["initial_margin"] - theirs.initial_margin,
+                "maintenance_margin": record["maintenance_margin"] - theirs.maintenance_margin,
+                "largest_scenario": max(
+                    (abs(a - b) for a, b in zip(pnl, published_pnl, strict=False)), default=0.0
+                ),
+            }
+        currencies.append(entry)
+    first = currencies[0] if currencies else None
+    return {
+        "venue": Venue.DERIBIT.value,
+        "model": "deribit-pm",
+        "file": str(path),
+        "params_fingerprint": parameter_set.fingerprint,
+        "currencies": currencies,
+        # the first currency's figures at the top level, as for the other venues
+        "initial_margin": None if first is None else first["initial_margin"],
+        "maintenance_margin": None if first is None else first["maintenance_margin"],
+        "components": {} if first is None else first["components"],
+        "worst_scenario": None,
+        "scenarios": [] if first is None else first["scenarios"],
+        "published": None if first is None else first["published"],
+        **({"difference": first["difference"]} if first and first["published"] else {}),
+    }
+
+
 def _scenario_label(s: derive.Scenario) -> str:
     return f"spot ×{s.spot_shock:g}, vol {s.vol_shock.value}, weight {s.dampening:g}"
 
@@ -513,7 +763,10 @@ def replicate(venue: Venue, path: str | Path) -> dict:
     """The JSON payload of ``mwb replicate``: our margins and scenario P&L, the venue's
     published ones where the file has them, and the differences."""
     path = Path(path)
-    if path.suffix.lower() in (".yaml", ".yml") or venue is not Venue.DERIVE:
+    yaml = path.suffix.lower() in (".yaml", ".yml")
+    if venue is Venue.DERIBIT and not yaml:
+        return replicate_deribit(path)
+    if yaml or venue is not Venue.DERIVE:
         return replicate_yaml(venue, path)
     case = read_derive_case(path)
     try:

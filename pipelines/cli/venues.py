@@ -13,11 +13,12 @@ from pipelines.errors import BadInputError
 
 
 def replicate(
-    venue: str = typer.Argument(..., help="derive | okx | paradex | aevo | hyperliquid"),
+    venue: str = typer.Argument(..., help="deribit | derive | okx | paradex | aevo | hyperliquid"),
     file: Path = typer.Argument(
         ...,
-        help="A Derive PMRM 2 portfolio case (JSON, as in v2-core), or a case YAML (as_of, "
-        "spot, positions, params, published) for any venue.",
+        help="A Deribit private/pme/simulate reply (JSON), a Derive PMRM 2 portfolio case "
+        "(JSON, as in v2-core), or a case YAML (as_of, spot, positions, params, published) for "
+        "any venue but Deribit.",
     ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:

@@ -184,3 +184,64 @@ def test_aevos_published_bull_spread_through_replicate(home, tmp_path) -> None:
     assert abs(payload["difference"]["maintenance_margin"]) < 0.0101
     assert abs(payload["difference"]["initial_margin"]) < 1.25 * 0.0101
     assert payload["components"]["floor"] == pytest.approx(13.0, rel=1e-12)
+
+
+DERIBIT = Path(__file__).resolve().parents[1] / "data" / "deribit_pme"
+
+
+@pytest.mark.parametrize(
+    ("name", "currency"),
+    [("btc_perpetual_and_future.json", "BTC"), ("eth_short_perpetual.json", "ETH")],
+)
+def test_deribit_pme_simulate_replies(home, name, currency) -> None:
+    """Deribit's own reply in, its margins and risk vectors beside ours: margins to the
+    reply's printed digits (1e-9 coin), every published scenario to 1e-15."""
+    path = DERIBIT / name
+    result = run_mwb("replicate", "deribit", str(path), "--json", home=home)
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    [entry] = payload["currencies"]
+    assert entry["currency"] == currency
+    reply = json.loads(path.read_text())["result"]["margins"][currency.lower()]
+    details = reply["initial_margin_details"]["risk_matrix_margin_details"]
+    assert entry["initial_margin"] == pytest.approx(reply["initial_margin"], abs=1e-9)
+    assert entry["maintenance_margin"] == pytest.approx(reply["maintenance_margin"], abs=1e-9)
+    for key in ("worst_case", "roll_shock", "delta_shock"):
+        assert entry["components"][key] == pytest.approx(details[key], abs=1e-11)
+    published = entry["published"]["scenarios"]
+    if published:
+        assert len(published) == 35
+        assert entry["difference"]["largest_scenario"] < 1e-15
+    assert payload["initial_margin"] == entry["initial_margin"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda r: r["portfolio"]["position"].update({"ETH-27MAR26-2000-C": -1.0}),
+            r"result\.ticker\.ETH-27MAR26-2000-C\.mark_iv: needed for an option",
+        ),
+        (
+            lambda r: r["portfolio"]["position"].update({"ETH-XX": 1.0}),
+            r"result\.portfolio\.position\.ETH-XX",
+        ),
+        (
+            lambda r: r["model_params"]["currency_pair"]["eth_usd"].update(price_range=-0.2),
+            r"result\.model_params: .*price_range",
+        ),
+        (lambda r: r["model_params"].pop("general"), r"result\.model_params\.general: Field"),
+        (lambda r: r["index_price"].update(eth_usd=float("nan")), r"result\.index_price\.eth_usd"),
+        (lambda r: r["portfolio"]["position"].update({"SOL-PERPETUAL": 1.0}), "no index_price"),
+    ],
+)
+def test_bad_deribit_replies_exit_2_naming_the_field(home, tmp_path, change, message) -> None:
+    reply = json.loads((DERIBIT / "eth_short_perpetual.json").read_text())
+    change(reply["result"])
+    path = tmp_path / "reply.json"
+    path.write_text(json.dumps(reply))
+    result = run_mwb("replicate", "deribit", str(path), home=home)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert re.search(message, result.stderr), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
