@@ -31,10 +31,12 @@ from backtesting.cascade import (
 from governance.parameters import ParameterSet
 from margin_engine.impact import ImpactModel
 from pipelines.errors import BadInputError
+from pipelines.files import MAX_INPUT_BYTES, regular_file
 from pipelines.stores import market as stored
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from pathlib import Path
 
     import duckdb
 
@@ -169,6 +171,88 @@ def run_paths(
         "notes": list(notes),
         "sets": results,
     }
+
+
+POPULATION_COLUMNS = ("account", "collateral", "quantity")
+
+
+def read_population(path: str | Path, price: float) -> tuple[Accounts, dict]:
+    """A population from a CSV of ``account,collateral,quantity[,entry_price]``: each account's
+    collateral (USD, ≥ 0) and signed position in coins of the cascade's underlying, entered at
+    ``entry_price`` (USD, > 0; the path's first price where the column is absent or the cell
+    empty). One row per account: accounts are compared in canonical form (NFC, surrounding
+    blanks dropped), so two spellings of one name are one account, refused as a duplicate.
+    Returns the accounts and what the payload says of the file (its SHA-256, for the record).
+    """
+    import hashlib
+    import unicodedata
+
+    import pandas as pd
+
+    path = regular_file(path, max_bytes=MAX_INPUT_BYTES, what="--positions")
+    raw = path.read_bytes()
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise BadInputError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    frame.columns = [c.strip() for c in frame.columns]
+    missing = [c for c in POPULATION_COLUMNS if c not in frame.columns]
+    if missing:
+        raise BadInputError(
+            f"{path}: missing column(s) {', '.join(missing)} "
+            "(need account,collateral,quantity[,entry_price])"
+        )
+    if frame.empty:
+        raise BadInputError(f"{path}: no accounts")
+    seen: dict[str, int] = {}
+    cash, quantity, entry = [], [], []
+    for k, row in enumerate(frame.itertuples(index=False)):
+        line = k + 2  # the header is line 1
+        record = row._asdict()
+        name = unicodedata.normalize("NFC", str(record["account"])).strip()
+        if not name:
+            raise BadInputError(f"{path}: row {line}: account: empty")
+        if name in seen:
+            raise BadInputError(
+                f"{path}: row {line}: account: {name!r} already on row {seen[name]} "
+                "(one row per account)"
+            )
+        seen[name] = line
+        values = {}
+        for field in ("collateral", "quantity", "entry_price"):
+            text = str(record.get(field, "") or "").strip()
+            if field == "entry_price" and not text:
+                values[field] = price
+                continue
+            try:
+                value = float(text)
+            except ValueError:
+                raise BadInputError(
+                    f"{path}: row {line}: {field}: {text!r} is not a number"
+                ) from None
+            if value != value or value in (float("inf"), float("-inf")):
+                raise BadInputError(f"{path}: row {line}: {field}: {text!r} is not finite")
+            values[field] = value
+        if values["collateral"] < 0:
+            raise BadInputError(f"{path}: row {line}: collateral: must be ≥ 0 USD")
+        if values["entry_price"] <= 0:
+            raise BadInputError(f"{path}: row {line}: entry_price: must be > 0")
+        cash.append(values["collateral"])
+        quantity.append(values["quantity"])
+        entry.append(values["entry_price"])
+    series = pd.Series
+    accounts = Accounts(
+        series(cash, dtype=float).to_numpy(),
+        series(quantity, dtype=float).to_numpy(),
+        series(entry, dtype=float).to_numpy(),
+    )
+    about = {
+        "kind": "positions",
+        "file": str(path),
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "accounts": len(cash),
+    }
+    return accounts, about
 
 
 def population(kind: str, n: int, seed: int, price: float, max_leverage: float) -> Accounts:
