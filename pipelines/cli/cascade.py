@@ -3,6 +3,8 @@ against another, along a stress window."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from pipelines.cli.market import JSON_HELP, parse_day, settings_from
@@ -10,8 +12,22 @@ from pipelines.cli.output import out, print_json, table
 from pipelines.errors import BadInputError
 
 
+def describe(about: dict) -> str:
+    """The population in a few words: how many accounts, and their seed or file."""
+    if about["kind"] == "positions":
+        return (
+            f"{about['accounts']:,} accounts from {about['file']} (sha256 {about['sha256'][:12]})"
+        )
+    return f"{about['accounts']:,} accounts (seed {about['seed']})"
+
+
 def cascade(
     ctx: typer.Context,
+    positions: Path | None = typer.Option(
+        None,
+        "--positions",
+        help="A population CSV: account,collateral,quantity[,entry_price] (USD, coins of --asset).",
+    ),
     population: str = typer.Option("synthetic", "--population", help="synthetic"),
     accounts: int = typer.Option(10_000, "--accounts", help="Accounts in the population."),
     seed: int = typer.Option(0, "--seed", help="The population's seed."),
@@ -37,7 +53,14 @@ def cascade(
     from the insurance fund, then auto-deleveraged."""
     from backtesting.cascade import Mode
     from calibration.stress import STRESS_WINDOWS
-    from pipelines.cascade import cascade_inputs, paths_inputs, rule_of, run_cascade, run_paths
+    from pipelines.cascade import (
+        cascade_inputs,
+        paths_inputs,
+        read_population,
+        rule_of,
+        run_cascade,
+        run_paths,
+    )
     from pipelines.cascade import population as build
     from pipelines.params import resolve_parameter_set
     from pipelines.warehouse import connect
@@ -86,9 +109,16 @@ def cascade(
             )
     finally:
         con.close()
+
+    def people_at(price: float, max_leverage: float):
+        if positions is not None:
+            return read_population(positions, price)
+        about = {"kind": population, "accounts": accounts, "seed": seed}
+        return build(population, accounts, seed, price, max_leverage), about
+
     if paths is not None:
         rule = rule_of(current.parameter_set, asset.upper(), chosen_mode)
-        people = build(population, accounts, seed, price, 1.0 / rule.initial)
+        people, about = people_at(price, 1.0 / rule.initial)
         payload = run_paths(
             asset.upper(),
             first,
@@ -103,6 +133,7 @@ def cascade(
             mode=chosen_mode,
             fund=fund,
         )
+        payload["population"] = about
         if as_json:
             print_json(payload)
             return
@@ -124,15 +155,14 @@ def cascade(
         )
         return
     rule = rule_of(current.parameter_set, inputs.asset, chosen_mode)
-    people = build(population, accounts, seed, inputs.path[0], 1.0 / rule.initial)
+    people, about = people_at(inputs.path[0], 1.0 / rule.initial)
     payload = run_cascade(inputs, sets, people, mode=chosen_mode, fund=fund)
-    payload["population"] = {"kind": population, "accounts": accounts, "seed": seed}
+    payload["population"] = about
     if as_json:
         print_json(payload)
         return
     out.print(
-        f"{payload['asset']} {payload['from']} .. {payload['to']}, {accounts:,} accounts "
-        f"(seed {seed}), impact Y={payload['impact']['y']} σ={payload['impact']['daily_vol']:.4f} "
+        f"{payload['asset']} {payload['from']} .. {payload['to']}, {describe(about)}, impact Y={payload['impact']['y']} σ={payload['impact']['daily_vol']:.4f} "
         f"V={payload['impact']['daily_volume_usd']:,.0f} USD/day"
     )
     rows = [

@@ -4,6 +4,7 @@ sets, no look-ahead in the impact calibration, and refusals."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,65 @@ def test_the_dagster_asset_is_the_commands_cascade(home) -> None:
     assert stored["sets"][0]["steps"] == command["sets"][0]["steps"]
     assert meta["bad_debt_usd"] == command["sets"][0]["bad_debt"]
     assert "bad debt USD" in meta["cascade"]
+
+
+def test_a_positions_file_is_the_population_it_lists(home, tmp_path) -> None:
+    """The synthetic population written out as a positions file (entry prices left to the
+    path's first price) gives the synthetic run's numbers exactly, and the payload records the
+    file's SHA-256."""
+    import hashlib
+
+    from backtesting.cascade import synthetic_population
+
+    home_dir, _ = home
+    window = ("--from", "2022-06-10", "--to", "2022-06-14")
+    synthetic = _run(home_dir, *window, "--accounts", "300", "--seed", "5")
+    first = synthetic["sets"][0]
+    people = synthetic_population(300, 5, first["steps"][0]["path"], 1.0 / first["rule"]["initial"])
+    lines = ["account,collateral,quantity,entry_price"]
+    lines += [
+        f"a{k},{float(c)!r},{float(q)!r},"
+        for k, (c, q) in enumerate(zip(people.cash, people.quantity, strict=True))
+    ]
+    path = tmp_path / "population.csv"
+    path.write_text("\n".join(lines) + "\n")
+    listed = _run(home_dir, *window, "--positions", str(path))
+    assert listed["population"]["kind"] == "positions"
+    assert listed["population"]["accounts"] == 300
+    assert listed["population"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    ours, theirs = listed["sets"][0], first
+    assert theirs["liquidations"] > 0
+    for key in ("bad_debt", "liquidations", "volume_usd", "largest_impact"):
+        assert ours[key] == theirs[key]
+    assert ours["steps"] == theirs["steps"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("account,collateral\na,1\n", "missing column.*quantity"),
+        ("account,collateral,quantity\n", "no accounts"),
+        ("account,collateral,quantity\na,1,2\nb,x,1\n", r"row 3: collateral: 'x' is not a number"),
+        ("account,collateral,quantity\na,1,nan\n", r"row 2: quantity: 'nan' is not finite"),
+        ("account,collateral,quantity\na,-5,1\n", r"row 2: collateral: must be ≥ 0"),
+        ("account,collateral,quantity,entry_price\na,5,1,0\n", r"row 2: entry_price: must be > 0"),
+        ("account,collateral,quantity\n ,5,1\n", r"row 2: account: empty"),
+        # one name in two spellings (composed é, then e + combining accent): one account
+        (
+            "account,collateral,quantity\nJos\u00e9,5,1\nJose\u0301 ,5,1\n",
+            r"row 3: account: .*row 2",
+        ),
+    ],
+)
+def test_bad_positions_files_exit_2_naming_row_and_field(home, tmp_path, text, message) -> None:
+    home_dir, _ = home
+    path = tmp_path / "bad.csv"
+    path.write_text(text, encoding="utf-8")
+    result = run_mwb(
+        "cascade", "--asset", "ETH", "--from", "2022-06-10", "--to", "2022-06-12",
+        "--positions", str(path), home=home_dir,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert re.search(message, result.stderr), result.stderr
+    assert str(path) in result.stderr
