@@ -9,13 +9,21 @@ mean margin and expected-shortfall test — and the totals per set.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from backtesting.records import PairCoverage, SetCoverage, SetTotals
 from vocabulary import Zone
 
-__all__ = ["Gate", "Judgement", "coverage_worse", "enactment_gate", "judge"]
+__all__ = [
+    "Gate",
+    "Judgement",
+    "bad_debt_worse",
+    "coverage_worse",
+    "enactment_gate",
+    "judge",
+]
 
 
 def coverage_worse(current: SetCoverage | None, proposed: SetCoverage | None) -> bool:
@@ -101,16 +109,45 @@ class Gate:
     reasons: tuple[str, ...]
     red_where_changed: tuple[str, ...]
     worse: tuple[str, ...]
+    bad_debt_worse: tuple[str, ...] = ()
 
 
-def enactment_gate(coverage: Sequence[PairCoverage]) -> Gate:
+#: Bad debt within this of the current set's is not "worse" (USD): the cascades are
+#: deterministic, so only rounding separates equal figures.
+BAD_DEBT_TOLERANCE_USD = 1.0
+
+
+def bad_debt_worse(bad_debt: Mapping[str, Any]) -> tuple[str, ...]:
+    """Where the proposed set leaves more bad debt than the current one: each stress window's
+    cascade (``rows``: ``bad_debt_usd`` = [current, proposed]) and each asset's 99 % bad-debt VaR
+    over simulated paths (``risk``: ``var_99`` = [current, proposed]); more by over
+    :data:`BAD_DEBT_TOLERANCE_USD`.
+    """
+    worse = []
+    for row in bad_debt.get("rows", ()):
+        current, proposed = row["bad_debt_usd"]
+        if proposed > current + BAD_DEBT_TOLERANCE_USD:
+            worse.append(
+                f"{row['window']} {row['asset']}: bad debt {current:,.0f} → {proposed:,.0f} USD"
+            )
+    for row in bad_debt.get("risk", ()):
+        current, proposed = row["var_99"]
+        if proposed > current + BAD_DEBT_TOLERANCE_USD:
+            worse.append(
+                f"{row['asset']} paths: bad-debt VaR 99 % {current:,.0f} → {proposed:,.0f} USD"
+            )
+    return tuple(worse)
+
+
+def enactment_gate(coverage: Sequence[PairCoverage], more_bad_debt: Sequence[str] = ()) -> Gate:
     """Whether the proposed set may be enacted, from the report's coverage rows.
 
     Blocks when the proposed set is in the red zone for a portfolio and model whose margin the
     change moves (a red light the change owns), or when a pair's coverage gets worse
     (:func:`coverage_worse`). Pairs red under both sets and untouched by the change are the
     current set's problem and are reported, not blocking; pairs without loss variation cannot
-    be judged.
+    be judged. ``more_bad_debt`` (:func:`bad_debt_worse`, passed where the policy's
+    ``gate.bad_debt_not_worse`` asks for it) blocks too.
     """
     red, worse = [], []
     for row in coverage:
@@ -126,8 +163,19 @@ def enactment_gate(coverage: Sequence[PairCoverage]) -> Gate:
                 f"{current.breaches} → {proposed.breaches} breaches"
             )
     reasons = []
+    if more_bad_debt:
+        reasons.append(
+            f"the policy requires bad debt not to get worse; it does in {len(more_bad_debt)} "
+            "case(s)"
+        )
     if red:
         reasons.append(f"{len(red)} pair(s) the change moves are red under the proposed set")
     if worse:
         reasons.append(f"{len(worse)} pair(s) get worse coverage")
-    return Gate(not red and not worse, tuple(reasons), tuple(red), tuple(worse))
+    return Gate(
+        not red and not worse and not more_bad_debt,
+        tuple(reasons),
+        tuple(red),
+        tuple(worse),
+        tuple(more_bad_debt),
+    )

@@ -75,6 +75,14 @@ class RollbackRule(_Block):
     window_days: int = Field(default=30, ge=1)
 
 
+class GateRules(_Block):
+    """Optional rules of the enactment gate, beyond coverage (off unless a policy sets them)."""
+
+    # block when the proposed set leaves more bad debt than the current one: a stress
+    # window's cascade, or the 99 % bad-debt VaR over simulated paths
+    bad_debt_not_worse: bool = False
+
+
 class Policy(_Block):
     bounds: dict[str, Bound] = {}
     committee: tuple[Member, ...] = ()
@@ -82,6 +90,7 @@ class Policy(_Block):
     cooldown_days: float = Field(default=7.0, ge=0)
     drift_tolerance: dict[str, float] = {}
     rollback: RollbackRule = RollbackRule()
+    gate: GateRules = GateRules()
 
     @model_validator(mode="after")
     def _committee(self):
@@ -102,7 +111,12 @@ class Policy(_Block):
 
     @property
     def fingerprint(self) -> str:
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        document = self.model_dump(mode="json")
+        # a policy that leaves the gate's rules at their defaults keeps the fingerprint it had
+        # before the rules existed (proposals and votes refer to it)
+        if document["gate"] == GateRules().model_dump(mode="json"):
+            del document["gate"]
+        canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     def member(self, name: str) -> Member | None:

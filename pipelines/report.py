@@ -13,7 +13,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, date
+from datetime import UTC, date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +22,7 @@ import pandas as pd
 from backtesting.spec import BacktestSpec
 from calibration.lineage import library_versions
 from calibration.returns import annualised, daily
-from governance.gate import judge
+from governance.gate import bad_debt_worse, judge
 from governance.parameters import ParameterSet, ParameterSetError
 from governance.registry import Registry
 from pipelines import __version__
@@ -247,7 +247,7 @@ def proposal_evidence(
         )
     frontier = proposal_frontier(con, settings, base, state.changes, spec)
     elsewhere = proposal_elsewhere(con, settings, base, proposed, spec)
-    bad_debt = proposal_bad_debt(con, settings, base, proposed, spec)
+    bad_debt = proposal_bad_debt(con, settings, base, proposed, spec, end=main.end)
     return ProposalEvidence(
         spec, backtest, sensitivity, alternatives, calibration, frontier, elsewhere, bad_debt
     )
@@ -256,6 +256,11 @@ def proposal_evidence(
 #: The cascade population of a proposal report: synthetic, seeded, the same for both sets.
 CASCADE_ACCOUNTS = 10_000
 CASCADE_SEED = 0
+#: Bad-debt VaR and ES over simulated paths from the window's last close: paths, their days,
+#: and the population (smaller than the windows': every path runs the whole population).
+RISK_PATHS = 500
+RISK_DAYS = 2
+RISK_ACCOUNTS = 2_000
 
 
 def proposal_bad_debt(
@@ -264,6 +269,8 @@ def proposal_bad_debt(
     base: ParameterSet,
     proposed: ParameterSet,
     spec: BacktestSpec,
+    *,
+    end: date | None = None,
 ) -> dict:
     """Liquidation cascades in every stress window the warehouse covers, for each underlying
     of the books: one synthetic population (built at the current set's leverage limit) under
@@ -306,8 +313,10 @@ def proposal_bad_debt(
                     },
                 }
             )
+    risk = _bad_debt_risk(con, settings, base, proposed, end or spec.end, assets)
     if not rows:
-        return {"reason": "the warehouse covers no stress window (with the 30 days before it)"}
+        reason = "the warehouse covers no stress window (with the 30 days before it)"
+        return {"reason": reason, "risk": risk, "rows": [], "total_usd": [0.0, 0.0]}
     # the chart shows the cascade with the most bad debt under either set
     shown = max(rows, key=lambda r: (max(r["bad_debt_usd"]), max(r["liquidations"])))
     for row in rows:
@@ -320,7 +329,62 @@ def proposal_bad_debt(
         "chart": chart,
         "rows": rows,
         "total_usd": [sum(r["bad_debt_usd"][k] for r in rows) for k in (0, 1)],
+        "risk": risk,
     }
+
+
+def _bad_debt_risk(
+    con: duckdb.DuckDBPyConnection,
+    settings: WorkbenchSettings,
+    base: ParameterSet,
+    proposed: ParameterSet,
+    end: date | None,
+    assets: list[str],
+) -> list[dict]:
+    """Per asset: bad-debt VaR and ES (95 %, 99 %) over :data:`RISK_PATHS` seeded paths of
+    :data:`RISK_DAYS` days from the last close of the backtest window, under both sets (one
+    population, built at the current set's leverage limit)."""
+    from backtesting.cascade import Mode
+    from pipelines.cascade import paths_inputs, population, rule_of, run_paths
+
+    if end is None:
+        return []
+    day = end + timedelta(days=1)  # paths start from the close of the window's last day
+    out = []
+    for asset in assets:
+        try:
+            price, impact, notes = paths_inputs(con, settings.market.source_preference, asset, day)
+        except BadInputError:
+            continue
+        rule = rule_of(base, asset, Mode.FULL)
+        people = population("synthetic", RISK_ACCOUNTS, CASCADE_SEED, price, 1.0 / rule.initial)
+        run = run_paths(
+            asset,
+            day,
+            price,
+            impact,
+            notes,
+            [("current", base), ("proposed", proposed)],
+            people,
+            paths=RISK_PATHS,
+            days=RISK_DAYS,
+            seed=CASCADE_SEED,
+        )
+        current, new = run["sets"]
+        out.append(
+            {
+                "asset": asset,
+                "close": end.isoformat(),
+                "paths": RISK_PATHS,
+                "days": RISK_DAYS,
+                "accounts": RISK_ACCOUNTS,
+                **{
+                    key: [current[key], new[key]]
+                    for key in ("var_95", "es_95", "var_99", "es_99", "paths_with_bad_debt")
+                },
+            }
+        )
+    return out
 
 
 def proposal_elsewhere(
@@ -451,6 +515,13 @@ def proposal_report(
     evidence = evidence or proposal_evidence(con, settings, state.id)
     spec, backtest, calibration = evidence.spec, evidence.backtest, evidence.calibration
     sensitivity, alternatives = evidence.sensitivity, evidence.alternatives
+    bad_debt = evidence.bad_debt
+    if bad_debt is not None:
+        bad_debt = {
+            **bad_debt,
+            "required": policy.gate.bad_debt_not_worse,
+            "worse": list(bad_debt_worse(bad_debt)),
+        }
     bounds = {}
     for change in state.changes:
         found = policy.bound_for(change.path)
@@ -514,7 +585,7 @@ def proposal_report(
         alternatives=alternatives,
         frontier=evidence.frontier,
         elsewhere=evidence.elsewhere,
-        bad_debt=evidence.bad_debt,
+        bad_debt=bad_debt,
         reproducibility=reproducibility,
         generated_at=f"from the registry as of {state_time} and data through {backtest.end}",
         command=f"mwb report {state.id}",

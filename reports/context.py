@@ -592,11 +592,26 @@ def _data_and_models(
 
 
 def _bad_debt_section(bad_debt: Mapping[str, Any] | None) -> dict:
-    """The cascades' rows (window, asset, bad debt and liquidations under each set), or the
-    reason there are none."""
-    if bad_debt is None or not bad_debt.get("rows"):
-        reason = (bad_debt or {}).get("reason", "not computed for this report")
-        return {"available": False, "reason": reason}
+    """The cascades' rows (window, asset, bad debt and liquidations under each set), the
+    bad-debt VaR and ES over simulated paths per asset, and the policy's gate rule (whether it
+    requires bad debt not to get worse, and where it does); or the reason there are none."""
+    bad_debt = bad_debt or {}
+    risk = [
+        {
+            "asset": r["asset"],
+            "close": r["close"],
+            "paths": r["paths"],
+            "days": r["days"],
+            "accounts": r["accounts"],
+            **{k: [_finite(v) for v in r[k]] for k in ("var_95", "es_95", "var_99", "es_99")},
+            "paths_with_bad_debt": list(r["paths_with_bad_debt"]),
+        }
+        for r in bad_debt.get("risk", ())
+    ]
+    gate = {"required": bool(bad_debt.get("required")), "worse": list(bad_debt.get("worse", ()))}
+    if not bad_debt.get("rows"):
+        reason = bad_debt.get("reason", "not computed for this report")
+        return {"available": False, "reason": reason, "risk": risk, "gate": gate}
     return {
         "available": True,
         "accounts": bad_debt["accounts"],
@@ -612,6 +627,8 @@ def _bad_debt_section(bad_debt: Mapping[str, Any] | None) -> dict:
             for r in bad_debt["rows"]
         ],
         "total": [_finite(v) for v in bad_debt["total_usd"]],
+        "risk": risk,
+        "gate": gate,
     }
 
 

@@ -212,3 +212,28 @@ def test_bad_debt_of_both_sets_reaches_the_committee(proposal) -> None:
     markdown = Path(out["files"]["markdown"]).read_text(encoding="utf-8")
     assert "## Liquidations and bad debt" in markdown
     assert "Liquidation cascades in the stress windows: bad debt" in markdown
+
+
+def test_bad_debt_risk_and_the_gate_rule_are_in_every_format(proposal) -> None:
+    """The report's bad-debt VaR over simulated paths, per asset of the books, under both sets,
+    and the gate rule's finding recomputed from the rows (the default policy does not require
+    it, so it is reported, not enforced)."""
+    home, _, out = proposal
+    payload = json.loads(Path(out["files"]["payload"]).read_text())
+    section = payload["bad_debt"]
+    assert {r["asset"] for r in section["risk"]} >= {"BTC", "ETH"}
+    for r in section["risk"]:
+        assert r["paths"] == 500 and r["days"] == 2
+        for key in ("var_95", "es_95", "var_99", "es_99"):
+            assert len(r[key]) == 2 and all(v >= 0 for v in r[key])
+            assert r["es_95"][0] >= r["var_95"][0] - 1e-9
+    expected = [r for r in section["rows"] if r["bad_debt"][1] > r["bad_debt"][0] + 1.0] + [
+        r for r in section["risk"] if r["var_99"][1] > r["var_99"][0] + 1.0
+    ]
+    assert section["gate"]["required"] is False
+    assert len(section["gate"]["worse"]) == len(expected)
+    markdown = _text(Path(out["files"]["markdown"]))
+    html = unescape(_text(Path(out["files"]["html"])))
+    for r in section["risk"]:
+        line = f"Bad-debt VaR 99 % over 500 simulated 2-day paths of {r['asset']}: {usd(r['var_99'][0])} → {usd(r['var_99'][1])}."
+        assert line in markdown and line in html

@@ -305,6 +305,26 @@ def bad_debt() -> dict:
         "chart": chart,
         "rows": rows,
         "total_usd": [48_000.0, 173_400.5],
+        "risk": [
+            {
+                "asset": "BTC",
+                "close": "2022-12-31",
+                "paths": 500,
+                "days": 2,
+                "accounts": 2_000,
+                "var_95": [0.0, 1_250.0],
+                "es_95": [310.2, 4_020.7],
+                "var_99": [2_900.0, 9_800.5],
+                "es_99": [6_100.0, 15_750.25],
+                "paths_with_bad_debt": [12, 31],
+            }
+        ],
+        # as pipelines.report adds them from the policy: required, and where it is worse
+        "required": True,
+        "worse": [
+            "May 2022 BTC: bad debt 0 → 125,400 USD",
+            "BTC paths: bad-debt VaR 99 % 2,900 → 9,800 USD",
+        ],
     }
 
 

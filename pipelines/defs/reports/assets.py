@@ -52,7 +52,12 @@ def proposal_report_metadata(written) -> dict:
     from governance.gate import enactment_gate
 
     payload = written.context.data
-    gate = enactment_gate([PairCoverage.from_dict(row) for row in payload["coverage"]])
+    section = payload.get("bad_debt") or {}
+    gate_rule = section.get("gate") or {}
+    more_bad_debt = gate_rule.get("worse", []) if gate_rule.get("required") else []
+    gate = enactment_gate(
+        [PairCoverage.from_dict(row) for row in payload["coverage"]], more_bad_debt
+    )
     return {
         "proposal": written.context.id,
         "fingerprint": payload["header"]["fingerprint"],
@@ -62,6 +67,7 @@ def proposal_report_metadata(written) -> dict:
         "gate_reasons": "; ".join(gate.reasons) or "none",
         "red_where_changed": markdown_table_of(gate.red_where_changed),
         "worse": markdown_table_of(gate.worse),
+        "more_bad_debt": markdown_table_of(gate.bad_debt_worse),
         **_files_metadata(written),
         **_frontier(written),
     }
@@ -87,7 +93,7 @@ def calibration_report_metadata(written) -> dict:
 
 
 def markdown_table_of(lines: tuple[str, ...]) -> dg.MetadataValue:
-    return markdown_table(pd.DataFrame({"pair": list(lines)}))
+    return markdown_table(pd.DataFrame({"where": list(lines)}))
 
 
 @dg.asset(

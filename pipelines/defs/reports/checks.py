@@ -1,5 +1,6 @@
-"""Report checks: the enactment gate. A red traffic light where the change has effect, or a
-portfolio whose coverage gets worse, stops ``gov/enacted_parameters`` in the same run.
+"""Report checks: the enactment gate. A red traffic light where the change has effect, a
+portfolio whose coverage gets worse, or — where the policy's ``gate.bad_debt_not_worse`` asks —
+more bad debt in a cascade, stops ``gov/enacted_parameters`` in the same run.
 
 Jobs that only backtest and report (``backtest_proposal``) leave this check out: a red
 proposal still gets its report, which says why it should not be approved.
@@ -34,5 +35,6 @@ def proposed_set_not_red(context: dg.AssetCheckExecutionContext) -> dg.AssetChec
             "reasons": meta["gate_reasons"].value,
             "red_where_changed": meta["red_where_changed"],
             "worse": meta["worse"],
+            **({"more_bad_debt": meta["more_bad_debt"]} if "more_bad_debt" in meta else {}),
         },
     )
