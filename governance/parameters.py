@@ -17,11 +17,17 @@ A parameter set is a document::
     var: {var_confidence: 0.99, es_confidence: 0.975, mpor_days: 2, …}
     product_groups:                                            # optional (TIMS offsets)
       majors: {underlyings: [BTC, ETH], offset: 0.5}
+    addons:                                                    # optional (on every model)
+      liquidity_threshold: 0.01                                # of the day's volume
+      concentration_threshold_usd: 50000000
+      concentration_rate: 0.02
+      open_interest: {ETH: {base: 0.05, lower_cap_usd: 1.0e9, upper_cap_usd: 5.0e9}}
     venues:                                                    # optional
       derive: {source: …, scenarios: [{spot_shock: 1.18, vol_shock: up, dampening: 1}, …],
                vol_shock: {…}, margin: {…}, basis: {…}, contingency: {…}, skew: {…}}
 
-``venues`` holds other venues' models' parameters (absent: each venue's published values);
+``addons`` (optional) switches liquidity, concentration and open-interest add-ons on for every
+model (:class:`AddOnsBlock`). ``venues`` holds other venues' models' parameters (absent: each venue's published values);
 a set without it has the same canonical form, and so the same fingerprint, as before the
 section existed.
 
@@ -46,6 +52,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from governance.documents import load_document, validation_message
+from margin_engine.addons import AddOns, OpenInterestTier
 from margin_engine.params import (
     CollateralParams,
     CurrencyParams,
@@ -241,6 +248,48 @@ class AevoBlock(_Block):
     params: aevo_model.AevoParams
 
 
+class OpenInterestBlock(_Block):
+    """dYdX-style liquidity tier for one underlying (:func:`margin_engine.addons.open_interest_imf`)."""
+
+    base: float = Field(ge=0, le=1)
+    lower_cap_usd: float = Field(ge=0)
+    upper_cap_usd: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _caps(self):
+        if self.upper_cap_usd and self.lower_cap_usd > self.upper_cap_usd:
+            raise ValueError("lower_cap_usd is above upper_cap_usd")
+        return self
+
+
+class AddOnsBlock(_Block):
+    """Add-ons on top of every margin model (:mod:`margin_engine.addons`): liquidity (a
+    position above ``liquidity_threshold`` × the day's volume pays its own exit impact, with the
+    square-root law's ``impact_y`` and ``half_spread``; σ and the volume from the 30 days before
+    the market), concentration (``concentration_rate`` on the notional above
+    ``concentration_threshold_usd``) and the open-interest IMF (by underlying)."""
+
+    liquidity_threshold: float = Field(default=0.01, ge=0, le=1)
+    impact_y: float = Field(default=0.7, ge=0, le=5)
+    half_spread: float = Field(default=0.0005, ge=0, le=0.1)
+    concentration_threshold_usd: float = Field(default=50_000_000.0, ge=0)
+    concentration_rate: float = Field(default=0.0, ge=0, le=1)
+    open_interest: dict[str, OpenInterestBlock] = Field(default_factory=dict)
+
+    def to_addons(self) -> AddOns:
+        return AddOns(
+            liquidity_threshold=self.liquidity_threshold,
+            concentration_threshold=self.concentration_threshold_usd,
+            concentration_rate=self.concentration_rate,
+            impact_y=self.impact_y,
+            half_spread=self.half_spread,
+            open_interest={
+                u: OpenInterestTier(t.base, t.lower_cap_usd, t.upper_cap_usd)
+                for u, t in self.open_interest.items()
+            },
+        )
+
+
 class VenuesBlock(_Block):
     aevo: AevoBlock | None = None
     derive: DeriveBlock | None = None
@@ -261,6 +310,7 @@ class ParameterSet(_Block):
     var: VarBlock
     venues: VenuesBlock | None = None
     product_groups: dict[str, ProductGroupBlock] | None = None
+    addons: AddOnsBlock | None = None
 
     @field_validator("underlyings", "currencies", "collateral")
     @classmethod
@@ -301,7 +351,7 @@ class ParameterSet(_Block):
 
     def canonical_dict(self) -> dict:
         document = self.model_dump(mode="json")
-        for optional in ("venues", "product_groups"):
+        for optional in ("venues", "product_groups", "addons"):
             if document.get(optional) is None:  # sets from before these keep their identity
                 document.pop(optional, None)
         return document
@@ -389,6 +439,7 @@ class ParameterSet(_Block):
                 name: ProductGroup(tuple(g.underlyings), g.offset)
                 for name, g in (self.product_groups or {}).items()
             },
+            addons=self.addons.to_addons() if self.addons is not None else None,
             hyperliquid=(
                 self.venues.hyperliquid.to_tables()
                 if self.venues is not None and self.venues.hyperliquid is not None

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from margin_engine.addons import AddOns
 from margin_engine.venues.aevo import AevoParams
 from margin_engine.venues.derive import DeriveParams
 from margin_engine.venues.hyperliquid import MarginTable
@@ -257,6 +258,8 @@ class ModelParams:
     okx: Mapping[str, OkxParams] | None = None
     # TIMS-style offsets between class groups in PM (none: each group margined alone)
     product_groups: Mapping[str, ProductGroup] = field(default_factory=dict)
+    # liquidity, concentration and open-interest add-ons on every model (None: off)
+    addons: AddOns | None = None
 
     def __post_init__(self) -> None:
         _fraction("pm.mm_factor", self.mm_factor, open_low=True)

@@ -74,7 +74,7 @@ def cascade_inputs(
     window, provenance = stored.bars(con, asset, preference, start=start, end=end)
     if provenance is None or window.empty:
         raise BadInputError(f"{asset}: no prices in the warehouse between {start} and {end}")
-    impact, impact_notes, _ = _impact_before(con, preference, asset, start)
+    impact, impact_notes, _ = impact_before(con, preference, asset, start)
     path = intraday_path(
         window["open"].to_numpy(),
         window["high"].to_numpy(),
@@ -85,7 +85,7 @@ def cascade_inputs(
     return CascadeInputs(asset, start, end, path.tolist(), impact, notes)
 
 
-def _impact_before(
+def impact_before(
     con: duckdb.DuckDBPyConnection, preference: Sequence[str], asset: str, day: date
 ) -> tuple[ImpactModel, tuple[str, ...], float]:
     """The impact model from the 30 days strictly before ``day``, its notes (the prices'
@@ -117,7 +117,7 @@ def paths_inputs(
     con: duckdb.DuckDBPyConnection, preference: Sequence[str], asset: str, day: date
 ) -> tuple[float, ImpactModel, tuple[str, ...]]:
     """The last close strictly before ``day`` and the impact model from the 30 days before."""
-    impact, notes, last = _impact_before(con, preference, asset, day)
+    impact, notes, last = impact_before(con, preference, asset, day)
     return last, impact, notes
 
 

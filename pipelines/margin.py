@@ -18,6 +18,7 @@ gaps follow the workbench's rule (:mod:`pipelines.stores.market`, :mod:`calibrat
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -311,10 +312,13 @@ class MarginRun:
     result: MarginResult | None
     params_source: str = ""
     monte_carlo: dict | None = None  # what a simulated margin rests on (seed, paths, model)
+    addons: dict | None = None  # the add-ons' rule and their calibration, per underlying
 
     def payload(self) -> dict:
         accounts = self.result.records() if self.result is not None else []
         extra = {"monte_carlo": self.monte_carlo} if self.monte_carlo is not None else {}
+        if self.addons is not None:
+            extra["addons"] = self.addons
         collateral = collateral_summary(self.positions, self.params.to_model_params())
         return {
             "model": self.model,
@@ -383,6 +387,7 @@ def run_margin(
     simulation: MonteCarloOptions | None = None,
     chunks: int = 1,
     mapper: Callable = map,
+    open_interest: dict[str, float] | None = None,
 ) -> MarginRun:
     """Margin ``positions_frame`` under ``model`` at ``market``; VaR/ES read their scenarios
     from ``con``'s price history (sources in ``preference`` order) strictly before the market."""
@@ -445,7 +450,14 @@ def run_margin(
             "contributions": contributions,
             "library_versions": library_versions(),
         }
-        return MarginRun(model, params, market, notes, positions, run.margin, params_source, mc)
+        simulated, addons = run.margin, None
+        if engine.addons is not None:
+            simulated, addons = apply_addons(
+                simulated, positions, engine, con, preference, market, open_interest or {}
+            )
+        return MarginRun(
+            model, params, market, notes, positions, simulated, params_source, mc, addons
+        )
     if positions.n_accounts:
         if not MarginModel(model).needs_history:
             result = margin(positions, model, engine)
@@ -467,4 +479,68 @@ def run_margin(
                     f"days before the market of {market.as_of:%Y-%m-%d}: the scenarios are stale"
                 )
             result = margin(positions, model, engine, scenarios=scenarios, floor_scenarios=floor)
-    return MarginRun(model, params, market, market_notes or [], positions, result, params_source)
+    addons = None
+    if result is not None and engine.addons is not None:
+        result, addons = apply_addons(
+            result, positions, engine, con, preference, market, open_interest or {}
+        )
+    return MarginRun(
+        model, params, market, market_notes or [], positions, result, params_source, None, addons
+    )
+
+
+def apply_addons(
+    result: MarginResult,
+    positions: Positions,
+    engine,
+    con: duckdb.DuckDBPyConnection | None,
+    preference: Sequence[str],
+    market: MarketSnapshot,
+    open_interest: dict[str, float],
+) -> tuple[MarginResult, dict]:
+    """The set's add-ons on ``result``, calibrated from the warehouse's 30 days strictly before
+    the market (σ and the median USD volume per underlying), and their derivation."""
+    from margin_engine.addons import addon_charges, with_addons
+    from pipelines.cascade import LOOKBACK_DAYS, impact_before
+
+    spec = engine.addons
+    if con is None or not preference:
+        raise BadInputError(
+            "the set's add-ons need daily volumes from the warehouse (--as-of, or a home with "
+            "a warehouse)"
+        )
+    day = last_close_before(market.as_of) + timedelta(days=1)
+    impacts, derivation = {}, {}
+    for _, underlying in dict.fromkeys(positions.book.table.groups):
+        if underlying in impacts:
+            continue
+        calibrated, notes, _ = impact_before(con, preference, underlying, day)
+        impact = spec.impact(calibrated)
+        impacts[underlying] = impact
+        tier = spec.open_interest.get(underlying)
+        derivation[underlying] = {
+            "calibrated_on": f"{LOOKBACK_DAYS} days before {day}",
+            "daily_vol": impact.daily_vol,
+            "daily_volume_usd": impact.daily_volume,
+            "liquidity_threshold_usd": spec.liquidity_threshold * impact.daily_volume,
+            "impact_y": impact.y,
+            "half_spread": impact.half_spread,
+            "open_interest_usd": open_interest.get(underlying),
+            "open_interest_tier": None if tier is None else dataclasses.asdict(tier),
+            "notes": list(notes),
+        }
+    try:
+        charges = addon_charges(result, positions, spec, impacts, open_interest)
+    except ValueError as exc:
+        raise BadInputError(str(exc)) from None
+    about = {
+        "rule": (
+            "per (account, class group), N = |net delta| × index (USD): liquidity "
+            f"(Y·σ·√(N/V) + half spread)·N when N > {spec.liquidity_threshold:g} × V; "
+            f"concentration {spec.concentration_rate:g} × (N − {spec.concentration_threshold:,.0f})⁺; "
+            "open interest (IMF(O) − base)·N where a tier and O are given; added to IM and MM "
+            "in the group's settlement currency"
+        ),
+        "underlyings": derivation,
+    }
+    return with_addons(result, charges), about

@@ -49,6 +49,11 @@ def margin(
         help="Also margin the accounts under each venue's published set and the delta-only "
         "baseline, side by side in USD.",
     ),
+    open_interest: list[str] = typer.Option(
+        [],
+        "--open-interest",
+        help="UNDERLYING=USD: the market's open interest, for a set's open-interest add-on.",
+    ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Initial and maintenance margin per account and settlement currency.
@@ -94,6 +99,7 @@ def margin(
             preference=settings.market.source_preference,
             params_source=params_source,
             simulation=options,
+            open_interest=_open_interest(open_interest),
         )
         if simulated:
             from pipelines.compute import dask_client, dask_mapper
@@ -133,6 +139,25 @@ def margin(
 _SCENARIO_MODELS = ("standard", "span", "deribit-pm")  # read the set's own blocks
 
 
+def _open_interest(values: list[str]) -> dict[str, float]:
+    """``--open-interest ETH=1.5e9`` options as {underlying: USD}; one line on a bad one."""
+    import math
+
+    out: dict[str, float] = {}
+    for text in values:
+        name, _, amount = text.partition("=")
+        try:
+            usd = float(amount)
+        except ValueError:
+            usd = math.nan
+        if not name.strip() or not (math.isfinite(usd) and usd >= 0):
+            raise BadInputError(
+                f"--open-interest {text!r}: give UNDERLYING=USD with a finite amount ≥ 0"
+            )
+        out[name.strip().upper()] = usd
+    return out
+
+
 def _print(payload: dict) -> None:
     out.print(
         f"model {payload['model']} · parameters {payload['params_fingerprint'][:12]} "
@@ -161,6 +186,17 @@ def _print(payload: dict) -> None:
             for a in payload["elsewhere"]["accounts"]
         ]
         out.print(table("margin elsewhere (initial margin, USD)", ["account", *labels], others))
+    if "addons" in payload:
+        out.print(f"add-ons: {payload['addons']['rule']}", markup=False)
+        for u, d in payload["addons"]["underlyings"].items():
+            oi = d["open_interest_usd"]
+            out.print(
+                f"add-ons {u}: σ {d['daily_vol']:.4f}/day, V {d['daily_volume_usd']:,.0f} USD/day "
+                f"({d['calibrated_on']}), liquidity threshold {d['liquidity_threshold_usd']:,.0f} USD, "
+                f"Y {d['impact_y']:g}, half spread {d['half_spread']:g}"
+                + ("" if oi is None else f", open interest {oi:,.0f} USD"),
+                markup=False,
+            )
     for e in payload["errors"]:
         err.print(
             f"error: account {e['account']}, {e['instrument']}: {e['error']}",
