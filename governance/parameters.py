@@ -22,6 +22,7 @@ A parameter set is a document::
       concentration_threshold_usd: 50000000
       concentration_rate: 0.02
       open_interest: {ETH: {base: 0.05, lower_cap_usd: 1.0e9, upper_cap_usd: 5.0e9}}
+    impact: {y: 0.7, half_spread: 0.0005}                      # optional (cascades, add-ons)
     venues:                                                    # optional
       derive: {source: …, scenarios: [{spot_shock: 1.18, vol_shock: up, dampening: 1}, …],
                vol_shock: {…}, margin: {…}, basis: {…}, contingency: {…}, skew: {…}}
@@ -262,27 +263,34 @@ class OpenInterestBlock(_Block):
         return self
 
 
+class ImpactBlock(_Block):
+    """The square-root impact law's coefficient and half spread (:mod:`margin_engine.impact`;
+    σ and the daily volume come from data): the liquidation cascades and the liquidity add-on
+    read them."""
+
+    y: float = Field(default=0.7, ge=0, le=5)
+    half_spread: float = Field(default=0.0005, ge=0, le=0.1)
+
+
 class AddOnsBlock(_Block):
     """Add-ons on top of every margin model (:mod:`margin_engine.addons`): liquidity (a
-    position above ``liquidity_threshold`` × the day's volume pays its own exit impact, with the
-    square-root law's ``impact_y`` and ``half_spread``; σ and the volume from the 30 days before
-    the market), concentration (``concentration_rate`` on the notional above
-    ``concentration_threshold_usd``) and the open-interest IMF (by underlying)."""
+    position above ``liquidity_threshold`` × the day's volume pays its own exit impact under
+    the set's ``impact`` law; σ and the volume from the 30 days before the market),
+    concentration (``concentration_rate`` on the notional above ``concentration_threshold_usd``)
+    and the open-interest IMF (by underlying)."""
 
     liquidity_threshold: float = Field(default=0.01, ge=0, le=1)
-    impact_y: float = Field(default=0.7, ge=0, le=5)
-    half_spread: float = Field(default=0.0005, ge=0, le=0.1)
     concentration_threshold_usd: float = Field(default=50_000_000.0, ge=0)
     concentration_rate: float = Field(default=0.0, ge=0, le=1)
     open_interest: dict[str, OpenInterestBlock] = Field(default_factory=dict)
 
-    def to_addons(self) -> AddOns:
+    def to_addons(self, impact: ImpactBlock) -> AddOns:
         return AddOns(
             liquidity_threshold=self.liquidity_threshold,
             concentration_threshold=self.concentration_threshold_usd,
             concentration_rate=self.concentration_rate,
-            impact_y=self.impact_y,
-            half_spread=self.half_spread,
+            impact_y=impact.y,
+            half_spread=impact.half_spread,
             open_interest={
                 u: OpenInterestTier(t.base, t.lower_cap_usd, t.upper_cap_usd)
                 for u, t in self.open_interest.items()
@@ -311,6 +319,12 @@ class ParameterSet(_Block):
     venues: VenuesBlock | None = None
     product_groups: dict[str, ProductGroupBlock] | None = None
     addons: AddOnsBlock | None = None
+    impact: ImpactBlock | None = None
+
+    @property
+    def impact_law(self) -> ImpactBlock:
+        """The set's impact law (its ``impact`` block, else the defaults)."""
+        return self.impact or ImpactBlock()
 
     @field_validator("underlyings", "currencies", "collateral")
     @classmethod
@@ -351,7 +365,7 @@ class ParameterSet(_Block):
 
     def canonical_dict(self) -> dict:
         document = self.model_dump(mode="json")
-        for optional in ("venues", "product_groups", "addons"):
+        for optional in ("venues", "product_groups", "addons", "impact"):
             if document.get(optional) is None:  # sets from before these keep their identity
                 document.pop(optional, None)
         return document
@@ -439,7 +453,7 @@ class ParameterSet(_Block):
                 name: ProductGroup(tuple(g.underlyings), g.offset)
                 for name, g in (self.product_groups or {}).items()
             },
-            addons=self.addons.to_addons() if self.addons is not None else None,
+            addons=self.addons.to_addons(self.impact_law) if self.addons is not None else None,
             hyperliquid=(
                 self.venues.hyperliquid.to_tables()
                 if self.venues is not None and self.venues.hyperliquid is not None

@@ -11,6 +11,7 @@ roll shock is its minimum move, and the population stays below the delta-shock t
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 LOOKBACK_DAYS = 30
 PENALTY = 0.01  # of the liquidated notional, to the insurance fund
 IMPACT_Y = 0.7  # the square-root law's coefficient (empirical range about 0.5 to 1)
-HALF_SPREAD = 0.0005
+HALF_SPREAD = 0.0005  # both the calibration's defaults: each set's ``impact`` block rules
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,13 @@ def cascade_inputs(
     )
     notes = (f"prices {provenance.describe()}", *impact_notes[1:])
     return CascadeInputs(asset, start, end, path.tolist(), impact, notes)
+
+
+def set_impact(parameter_set: ParameterSet, calibrated: ImpactModel) -> ImpactModel:
+    """``calibrated`` (σ and the daily volume from data) under the set's impact law (its
+    ``impact`` block's Y and half spread)."""
+    law = parameter_set.impact_law
+    return dataclasses.replace(calibrated, y=law.y, half_spread=law.half_spread)
 
 
 def impact_before(
@@ -142,11 +150,13 @@ def run_paths(
     results = []
     for label, parameter_set in sets:
         rule = rule_of(parameter_set, asset, mode)
-        losses = bad_debt_distribution(accounts, drawn, rule, impact, fund)
+        law = set_impact(parameter_set, impact)
+        losses = bad_debt_distribution(accounts, drawn, rule, law, fund)
         results.append(
             {
                 "label": label,
                 "params_fingerprint": parameter_set.fingerprint,
+                "impact": {"y": law.y, "half_spread": law.half_spread},
                 "rule": {"maintenance": rule.maintenance, "initial": rule.initial},
                 "paths_with_bad_debt": int(sum(1 for x in losses if x > 0)),
                 "mean_bad_debt": float(sum(losses) / len(losses)),
@@ -162,11 +172,11 @@ def run_paths(
         "steps_per_day": 4,
         "accounts": len(accounts.cash),
         "innovations": "student-t (dof 4) at the 30 days' volatility",
-        "impact": {
-            "y": impact.y,
+        "impact": {  # the first set's law; each set's is in its entry
+            "y": set_impact(sets[0][1], impact).y,
             "daily_vol": impact.daily_vol,
             "daily_volume_usd": impact.daily_volume,
-            "half_spread": impact.half_spread,
+            "half_spread": set_impact(sets[0][1], impact).half_spread,
         },
         "notes": list(notes),
         "sets": results,
@@ -276,11 +286,13 @@ def run_cascade(
     results = []
     for label, parameter_set in sets:
         rule = rule_of(parameter_set, inputs.asset, mode)
-        run = simulate(accounts, inputs.path, rule, inputs.impact, fund=fund)
+        impact = set_impact(parameter_set, inputs.impact)
+        run = simulate(accounts, inputs.path, rule, impact, fund=fund)
         results.append(
             {
                 "label": label,
                 "params_fingerprint": parameter_set.fingerprint,
+                "impact": {"y": impact.y, "half_spread": impact.half_spread},
                 "rule": {
                     "maintenance": rule.maintenance,
                     "initial": rule.initial,
@@ -290,7 +302,7 @@ def run_cascade(
                 **run_summary(run),
             }
         )
-    impact = inputs.impact
+    impact = set_impact(sets[0][1], inputs.impact)
     return {
         "asset": inputs.asset,
         "from": inputs.start.isoformat(),

@@ -16,10 +16,9 @@ from governance.parameters import ParameterSetError, default_parameter_set
 from pipelines.margin import market_from_warehouse
 
 DAY = date(2024, 6, 28)
+IMPACT = {"y": 0.8, "half_spread": 0.001}  # the set's impact law, which the liquidity add-on uses
 ADDONS = {
     "liquidity_threshold": 0.01,
-    "impact_y": 0.8,
-    "half_spread": 0.001,
     "concentration_threshold_usd": 20_000_000.0,
     "concentration_rate": 0.03,
     "open_interest": {"ETH": {"base": 0.05, "lower_cap_usd": 1e8, "upper_cap_usd": 5e8}},
@@ -42,9 +41,8 @@ def home(tmp_path_factory):
     base = settings.home / "base.json"
     base.write_text(default_parameter_set().canonical_json())
     with_addons = settings.home / "addons.json"
-    with_addons.write_text(
-        default_parameter_set().with_changes({"addons": ADDONS}).canonical_json()
-    )
+    changed = default_parameter_set().with_changes({"addons": ADDONS, "impact": IMPACT})
+    with_addons.write_text(changed.canonical_json())
     positions = settings.home / "positions.csv"
     positions.write_text(
         "account,instrument,quantity\nbig,ETH_USDC-PERPETUAL,100000\nsmall,ETH_USDC-PERPETUAL,1\n"
@@ -78,7 +76,8 @@ def test_addons_are_the_closed_forms_calibrated_before_the_market(home) -> None:
     def expected(notional: float) -> dict[str, float]:
         liquidity = 0.0
         if notional > 0.01 * volume:
-            liquidity = (0.8 * sigma * math.sqrt(notional / volume) + 0.001) * notional
+            y, half_spread = IMPACT["y"], IMPACT["half_spread"]
+            liquidity = (y * sigma * math.sqrt(notional / volume) + half_spread) * notional
         return {
             "addon_liquidity": liquidity,
             "addon_concentration": 0.03 * max(notional - 20e6, 0.0),
@@ -93,7 +92,9 @@ def test_addons_are_the_closed_forms_calibrated_before_the_market(home) -> None:
         want = expected(coins * spot)
         row = charged[(account, currency)]
         for name, value in want.items():
-            assert row["components"][name] == pytest.approx(value * to_row, rel=1e-9, abs=1e-12)
+            assert row["components"][name] == pytest.approx(value * to_row, rel=1e-9, abs=1e-12), (
+                name
+            )
         total = sum(want.values()) * to_row
         before = plain[(account, currency)]
         assert row["initial_margin"] == pytest.approx(before["initial_margin"] + total, rel=1e-12)
@@ -134,5 +135,7 @@ def test_bad_open_interest_and_bad_blocks_are_refused(home) -> None:
 
 def test_a_set_without_addons_keeps_its_fingerprint() -> None:
     base = default_parameter_set()
-    assert "addons" not in base.canonical_dict()
+    assert "addons" not in base.canonical_dict() and "impact" not in base.canonical_dict()
     assert base.with_changes({"addons": ADDONS}).fingerprint != base.fingerprint
+    assert base.with_changes({"impact": IMPACT}).fingerprint != base.fingerprint
+    assert base.impact_law.y == 0.7  # the defaults when the block is absent

@@ -207,3 +207,22 @@ def test_bad_positions_files_exit_2_naming_row_and_field(home, tmp_path, text, m
     assert "Traceback" not in result.stderr
     assert re.search(message, result.stderr), result.stderr
     assert str(path) in result.stderr
+
+
+def test_each_set_cascades_under_its_own_impact_law(home, tmp_path) -> None:
+    """The impact law is a parameter like any other: a set with a larger Y moves the price more
+    with the same liquidations' volume, so its cascade leaves no less bad debt."""
+    home_dir, _ = home
+    steep = tmp_path / "steep.json"
+    changed = default_parameter_set().with_changes({"impact": {"y": 2.5, "half_spread": 0.002}})
+    steep.write_text(changed.canonical_json())
+    payload = _run(
+        home_dir, "--window", "May 2022", "--accounts", "3000",
+        "--params", "default", "--vs", str(steep),
+    )  # fmt: skip
+    base, other = payload["sets"]
+    assert base["impact"] == {"y": 0.7, "half_spread": 0.0005}
+    assert other["impact"] == {"y": 2.5, "half_spread": 0.002}
+    assert base["liquidations"] > 0
+    assert other["largest_impact"] > base["largest_impact"]
+    assert other["bad_debt"] >= base["bad_debt"] - 1e-6
