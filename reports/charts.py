@@ -333,3 +333,25 @@ def cascade(
         title,
         f"Price with and without liquidation impact and liquidations per step: {title}",
     )
+
+
+def waterfall(
+    chart_id: str, title: str, start: float, steps: Sequence[tuple[str, float]], unit: str
+) -> Chart:
+    """A margin change as a waterfall: the starting margin, each part's step (up red, down
+    green) and the end, which the steps reach exactly."""
+    labels = ["from", *(label for label, _ in steps), "to"]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    level = start
+    ax.bar(0, start, color="#888888")
+    for k, (_, change) in enumerate(steps, start=1):
+        colour = "#c8372d" if change > 0 else "#2e9d57"
+        ax.bar(k, change, bottom=level, color=colour)
+        level += change
+    ax.bar(len(labels) - 1, level, color="#1f5fa8")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_ylabel(unit)
+    ax.set_title(title)
+    return _finish(
+        fig, chart_id, title, f"Margin change from {start:,.6g} to {level:,.6g} {unit}: {title}"
+    )

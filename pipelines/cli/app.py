@@ -10,6 +10,7 @@ from pipelines.cli import (
     backtest,
     calibration,
     cascade,
+    explain,
     governance,
     margin,
     market,
@@ -51,6 +52,7 @@ app.command("backtest")(backtest.backtest)
 app.command("sweep")(sweep.sweep)
 app.command("replicate")(venues.replicate)
 app.command("cascade")(cascade.cascade)
+app.command("explain")(explain.explain)
 app.command("report")(report.report)
 app.add_typer(run.run_app, name="run")
 app.add_typer(market.datasets_app, name="datasets")
