@@ -81,6 +81,10 @@ class GateRules(_Block):
     # block when the proposed set leaves more bad debt than the current one: a stress
     # window's cascade, or the 99 % bad-debt VaR over simulated paths
     bad_debt_not_worse: bool = False
+    # shadow days required before enactment, without a breach the set in force did not have
+    # (0: none); ``shadow_default_days`` is how long `mwb shadow start` runs when not told
+    shadow_days: int = Field(default=0, ge=0, le=366)
+    shadow_default_days: int = Field(default=30, ge=1, le=366)
 
 
 class Policy(_Block):

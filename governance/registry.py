@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from governance.audit import AuditEntry, ChainReport, verify_chain
@@ -23,6 +23,7 @@ from governance.parameters import ParameterSet, diff, parse_parameter_set
 from governance.policy import Policy, parse_policy
 from governance.proposals import Proposal, ProposalDocument, parse_proposal, proposed_policy
 from governance.reconcile import StateRows, rewritten, state_problems
+from governance.shadow import ShadowDay, shadow_verdict
 from governance.signing import Decision
 from governance.store import GovStore, entry_of
 from governance.workflow import (
@@ -42,6 +43,17 @@ if TYPE_CHECKING:
     import duckdb
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ShadowRun:
+    """A proposal's set in shadow: from ``first_day`` for ``days`` market days."""
+
+    proposal_id: str
+    shadow_set: str
+    first_day: date
+    days: int
+    started_at: datetime
 
 
 class GovernanceError(ValueError):
@@ -438,6 +450,14 @@ class Registry:
                 effective_from=effective_from,
                 not_before=head.effective_from,
             )
+            required = self.policy(head.policy).gate.shadow_days
+            if required:
+                allowed, why = shadow_verdict(self.shadow_days(state.id), required)
+                if not allowed:
+                    raise Refusal(
+                        f"{state.id}: {why}",
+                        Event("enact_refused", state.id, actor, now, {"reason": why}),
+                    )
             report = self.verify()
             if not report.ok:
                 problem = report.chain.problem or report.problems[0]
@@ -482,6 +502,106 @@ class Registry:
             return new
 
         return self._write(step)
+
+    # ------------------------------------------------------------------ shadow runs
+    def start_shadow(
+        self,
+        proposal_id: str,
+        *,
+        actor: str,
+        now: datetime,
+        first_day: date,
+        days: int | None = None,
+    ) -> ShadowRun:
+        """Put a submitted or approved proposal's set in shadow from ``first_day`` for ``days``
+        market days (the policy's ``gate.shadow_default_days`` when not given); audited."""
+
+        def step() -> ShadowRun:
+            state = self.state(proposal_id)
+
+            def refuse(why: str) -> Refusal:
+                event = Event("shadow_refused", state.id, actor, now, {"reason": why})
+                return Refusal(f"{state.id}: {why}", event)
+
+            if state.status not in (Status.SUBMITTED, Status.APPROVED):
+                raise refuse(
+                    f"the proposal is {state.status.value}; a submitted or approved one runs "
+                    "in shadow"
+                )
+            if state.proposal.document.kind not in ("change", "rollback"):
+                raise refuse("a policy proposal has no parameter set to run in shadow")
+            if self.store.shadow_row(state.id) is not None:
+                raise refuse("the proposal is already in shadow")
+            period = days if days is not None else self.policy().gate.shadow_default_days
+            if not 1 <= period <= 366:
+                raise refuse(f"a shadow period of {period} day(s): between 1 and 366")
+            shadow_set = state.proposal.proposed_fingerprint
+            entry = self.store.append(
+                Event(
+                    "shadow_started",
+                    state.id,
+                    actor,
+                    now,
+                    {"shadow_set": shadow_set, "first_day": first_day.isoformat(), "days": period},
+                )
+            )
+            self.store.insert_shadow(state.id, shadow_set, first_day, period, now, entry.seq)
+            self.store.link("shadows", state.id, entry)
+            return ShadowRun(state.id, shadow_set, first_day, period, now)
+
+        return self._write(step)
+
+    def shadows(self) -> list[ShadowRun]:
+        """Every shadow run, oldest first."""
+        return [ShadowRun(r[0], r[1], r[2], r[3], r[4]) for r in self.store.shadow_rows()]
+
+    def shadow(self, proposal_id: str) -> ShadowRun | None:
+        row = self.store.shadow_row(self.resolve(proposal_id))
+        return None if row is None else ShadowRun(row[0], row[1], row[2], row[3], row[4])
+
+    def shadow_days(self, proposal_id: str) -> list[ShadowDay]:
+        return [
+            ShadowDay.from_record(json.loads(r[2])) for r in self.store.shadow_day_rows(proposal_id)
+        ]
+
+    def record_shadow_day(
+        self, proposal_id: str, day: ShadowDay, *, actor: str, now: datetime
+    ) -> AuditEntry:
+        """Record one day of a shadow run (audited; a day is recorded once)."""
+
+        def step() -> AuditEntry:
+            if self.store.shadow_row(proposal_id) is None:
+                raise GovernanceError(f"{proposal_id}: not in shadow")
+            if any(r[1] == day.day for r in self.store.shadow_day_rows(proposal_id)):
+                raise GovernanceError(f"{proposal_id}: {day.day} is already recorded")
+            record = day.record()
+            entry = self.store.append(Event("shadow_day", proposal_id, actor, now, record))
+            self.store.insert_shadow_day(
+                proposal_id, day.day, json.dumps(record, sort_keys=True), entry.seq
+            )
+            return entry
+
+        return self._write(step)
+
+    def _shadow_problems(self, entries: list[AuditEntry]) -> list[str]:
+        """Shadow rows whose audit entry does not say what they say."""
+        by_seq = {e.seq: e for e in entries}
+        problems = []
+        for proposal_id, day, record, seq in self.store.shadow_day_rows():
+            entry = by_seq.get(seq)
+            if (
+                entry is None
+                or entry.action != "shadow_day"
+                or entry.subject != proposal_id
+                or entry.details != json.loads(record)
+            ):
+                problems.append(f"shadow day {proposal_id} {day}: not what audit entry {seq} says")
+        for proposal_id, shadow_set, first_day, days, _, seq in self.store.shadow_rows():
+            entry = by_seq.get(seq)
+            expected = {"shadow_set": shadow_set, "first_day": first_day.isoformat(), "days": days}
+            if entry is None or entry.action != "shadow_started" or entry.details != expected:
+                problems.append(f"shadow {proposal_id}: not what audit entry {seq} says")
+        return problems
 
     # ------------------------------------------------------------------ audit
     def audit_entries(self) -> list[AuditEntry]:
@@ -530,7 +650,8 @@ class Registry:
             votes=self.store.vote_rows(),
             statuses=self.store.statuses(),
         )
-        return VerifyReport(chain, tuple(state_problems(entries, rows)))
+        problems = [*state_problems(entries, rows), *self._shadow_problems(entries)]
+        return VerifyReport(chain, tuple(problems))
 
 
 def _record(row: tuple, votes: dict[str, list[str]]) -> ProposalRecord:

@@ -159,6 +159,41 @@ class GovStore:
             "SELECT table_name, row_key, audit_seq, audit_hash FROM gov.audit_links ORDER BY audit_seq"
         ).fetchall()
 
+    # ------------------------------------------------------------------ shadow runs
+    def insert_shadow(
+        self, proposal_id: str, shadow_set: str, first_day: Any, days: int, now: datetime, seq: int
+    ) -> None:
+        self.con.execute(
+            "INSERT INTO gov.shadows VALUES (?, ?, ?, ?, ?, ?)",
+            [proposal_id, shadow_set, first_day, days, now, seq],
+        )
+
+    def shadow_row(self, proposal_id: str) -> tuple | None:
+        return self.con.execute(
+            "SELECT proposal_id, shadow_set, first_day, days, started_at, audit_seq "
+            "FROM gov.shadows WHERE proposal_id = ?",
+            [proposal_id],
+        ).fetchone()
+
+    def shadow_rows(self) -> list[tuple]:
+        return self.con.execute(
+            "SELECT proposal_id, shadow_set, first_day, days, started_at, audit_seq "
+            "FROM gov.shadows ORDER BY started_at"
+        ).fetchall()
+
+    def insert_shadow_day(self, proposal_id: str, day: Any, record: str, seq: int) -> None:
+        self.con.execute(
+            "INSERT INTO gov.shadow_days VALUES (?, ?, ?, ?)", [proposal_id, day, record, seq]
+        )
+
+    def shadow_day_rows(self, proposal_id: str | None = None) -> list[tuple]:
+        where, args = ("WHERE proposal_id = ?", [proposal_id]) if proposal_id else ("", [])
+        return self.con.execute(
+            f"SELECT proposal_id, day, record, audit_seq FROM gov.shadow_days {where} "
+            "ORDER BY proposal_id, day",
+            args,
+        ).fetchall()
+
     # ------------------------------------------------------------------ documents
     def store_set(self, parameter_set: ParameterSet, origin: str, now: datetime) -> None:
         self.con.execute(

@@ -760,3 +760,91 @@ def triggers(
             )
         if outcome.refused:
             out.print(f"  the draft was refused: {outcome.refused}", markup=False)
+
+
+# ---------------------------------------------------------------------------- shadow runs
+
+shadow_app = typer.Typer(help="Shadow runs: a proposal's set beside the one in force, daily.")
+
+
+@shadow_app.command("start")
+def shadow_start(
+    ctx: typer.Context,
+    proposal_id: str = typer.Argument(..., help="Proposal id (P-…) or fingerprint prefix."),
+    first_day: str | None = typer.Option(
+        None, "--from", help="First market day to margin under both sets (default: tomorrow)."
+    ),
+    days: int | None = typer.Option(
+        None, "--days", help="Days to run (default: the policy's gate.shadow_default_days)."
+    ),
+    actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Put a submitted or approved proposal's set in shadow (audited)."""
+    from datetime import timedelta
+
+    from pipelines.cli.calibration import _as_of
+
+    start = _as_of(first_day) if first_day else (_now() + timedelta(days=1)).date()
+    with _registry(ctx) as registry:
+        run = registry.start_shadow(
+            registry.resolve(proposal_id),
+            actor=_actor(actor),
+            now=_now(),
+            first_day=start,
+            days=days,
+        )
+        head = _head_line(registry)
+    payload = {
+        "proposal": run.proposal_id,
+        "shadow_set": run.shadow_set,
+        "first_day": run.first_day.isoformat(),
+        "days": run.days,
+        "audit_head": head,
+    }
+    if as_json:
+        print_json(payload)
+        return
+    out.print(
+        f"{run.proposal_id} in shadow from {run.first_day} for {run.days} day(s): set "
+        f"{run.shadow_set[:12]} beside the set in force"
+    )
+    _print_head(head)
+
+
+@shadow_app.command("run")
+def shadow_run(
+    ctx: typer.Context,
+    day: str | None = typer.Option(
+        None, "--day", help="Record through this market day (default: the last with prices)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Record every open shadow run's new days (what the daily job does) and write the shadow
+    reports."""
+    from pipelines.cli.calibration import _as_of
+    from pipelines.shadow import last_market_day, run_shadows
+
+    settings = settings_from(ctx)
+    con = connect(settings.warehouse_path)
+    try:
+        through = _as_of(day) if day else last_market_day(con)
+        try:
+            results = run_shadows(con, settings, through=through)
+        except GovernanceError as exc:
+            raise BadInputError(str(exc)) from exc
+    finally:
+        con.close()
+    if as_json:
+        print_json({"through": through.isoformat(), "shadows": results})
+        return
+    if not results:
+        out.print("no proposal is in shadow")
+    for r in results:
+        out.print(
+            f"{r['proposal']}: {r['recorded']}/{r['days']} day(s) through {through}; breaches "
+            f"{r['active_breaches']} in force, {r['shadow_breaches']} shadow, {r['shadow_only']} "
+            f"only the shadow — {r['verdict']}"
+            + (f"; report {r['report']}" if r["report"] else ""),
+            markup=False,
+        )

@@ -141,16 +141,15 @@ _SCENARIO_MODELS = ("standard", "span", "deribit-pm")  # read the set's own bloc
 
 def _open_interest(values: list[str]) -> dict[str, float]:
     """``--open-interest ETH=1.5e9`` options as {underlying: USD}; one line on a bad one."""
-    import math
-
     out: dict[str, float] = {}
     for text in values:
         name, _, amount = text.partition("=")
         try:
             usd = float(amount)
         except ValueError:
-            usd = math.nan
-        if not name.strip() or not (math.isfinite(usd) and usd >= 0):
+            usd = -1.0
+        # NaN fails both comparisons; infinity is not an amount
+        if not name.strip() or not (usd >= 0 and usd != float("inf")):
             raise BadInputError(
                 f"--open-interest {text!r}: give UNDERLYING=USD with a finite amount ≥ 0"
             )

@@ -143,3 +143,45 @@ def enacted_parameters(config: EnactConfig, warehouse: WarehouseResource) -> dg.
             "effective_from": head.effective_from.isoformat(),
         }
     )
+
+
+SHADOWS = dg.AssetKey(["gov", "shadow_runs"])
+
+
+class ShadowConfig(dg.Config):
+    day: str = ""  # YYYY-MM-DD; empty: the last market day the warehouse has
+
+
+@dg.asset(
+    key=SHADOWS,
+    group_name=GROUP,
+    kinds={"duckdb", "python"},
+    deps=[dg.AssetKey(["bt", "active_set_backtest"])],
+)
+def shadow_runs(
+    config: ShadowConfig, warehouse: WarehouseResource, workbench: WorkbenchResource
+) -> dg.MaterializeResult:
+    """Every proposal in shadow: its set margined beside the set in force on the test
+    portfolios, each elapsed market day recorded (audited) and its shadow report written."""
+    from datetime import date
+
+    from pipelines.shadow import last_market_day, run_shadows
+
+    settings = workbench.settings()
+    with warehouse.get_connection() as con:
+        through = date.fromisoformat(config.day) if config.day else last_market_day(con)
+        results = run_shadows(con, settings, through=through)
+    frame = pd.DataFrame(
+        [
+            (r["proposal"], r["recorded"], r["days"], r["shadow_only"], r["verdict"])
+            for r in results
+        ],
+        columns=["proposal", "recorded", "days", "shadow_only", "verdict"],
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "through": through.isoformat(),
+            "shadows": markdown_table(frame),
+            "reports": dg.MetadataValue.json([r["report"] for r in results]),
+        }
+    )

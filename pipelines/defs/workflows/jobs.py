@@ -6,8 +6,8 @@ the checked asset — on the schedule as in a manual run:
 - ``daily_calibration``: the market day's partition of the market-data assets → a volatility
   fit per underlying (in parallel under the multiprocess executor; ``persistence_below_one``
   blocks) → correlations (``correlations_psd`` and ``dcc_stationary`` block), IV dynamics →
-  recommendations → the in-force backtest → drafted proposals → the calibration report and a
-  report per draft. The unpartitioned assets run in the same run as the day's partition.
+  recommendations → the in-force backtest → drafted proposals and the shadow runs' days → the
+  calibration report and a report per draft. The unpartitioned assets run in the same run as the day's partition.
 - ``backtest_proposal`` and ``enact_proposal``: the latter carries the blocking checks (audit
   log verifies; proposal not red) that stop ``gov/enacted_parameters``.
 """
@@ -23,7 +23,7 @@ from pipelines.defs.calibration.assets import (
     IV_DYNAMICS,
     RECOMMENDATIONS,
 )
-from pipelines.defs.governance.assets import AUDIT_LOG, DRAFTS, ENACTED, SUBMITTED
+from pipelines.defs.governance.assets import AUDIT_LOG, DRAFTS, ENACTED, SHADOWS, SUBMITTED
 from pipelines.defs.market_data.assets import MARKET_ASSETS
 from pipelines.defs.reports.assets import CALIBRATION_REPORT, DRAFT_REPORTS, PROPOSAL_REPORT
 
@@ -36,6 +36,7 @@ DAILY_SELECTION = (
         RECOMMENDATIONS,
         BACKTEST,
         DRAFTS,
+        SHADOWS,
         CALIBRATION_REPORT,
         DRAFT_REPORTS,
     )
