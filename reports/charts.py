@@ -355,3 +355,32 @@ def waterfall(
     return _finish(
         fig, chart_id, title, f"Margin change from {start:,.6g} to {level:,.6g} {unit}: {title}"
     )
+
+
+def parameter_history(
+    chart_id: str,
+    title: str,
+    days: Sequence[str],
+    recommended: Sequence[float],
+    in_force: Sequence[float | None],
+    bounds: tuple[float | None, float | None],
+) -> Chart:
+    """A parameter over time: each calibration's recommendation, the value in force on its
+    day, and the policy's bounds as a band."""
+    fig, ax = plt.subplots(figsize=(7, 2.6))
+    x = pd.to_datetime(list(days))
+    low, high = bounds
+    if low is not None or high is not None:
+        values = [
+            v for v in (*recommended, *(v for v in in_force if v is not None)) if v is not None
+        ]
+        bottom = low if low is not None else min(values)
+        top = high if high is not None else max(values)
+        ax.axhspan(bottom, top, color="#e8eef7", label="policy bounds")
+    ax.plot(x, recommended, marker="o", ms=3, color=SET_COLOURS[1], lw=1.2, label="recommended")
+    force = [np.nan if v is None else v for v in in_force]
+    ax.step(x, force, where="post", color=SET_COLOURS[0], lw=1.4, label="in force")
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize=8)
+    fig.autofmt_xdate()
+    return _finish(fig, chart_id, title, f"{title}: recommended, in force and the policy's bounds")

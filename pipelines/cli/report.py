@@ -71,3 +71,33 @@ def report(
         out.print(f"  {name}: {paths[name]}", markup=False)
     charts = [p for k, p in paths.items() if k not in ("html", "markdown", "payload")]
     out.print(f"  charts: {len(charts)} PNG(s) in {Path(paths['html']).parent}", markup=False)
+
+
+def site(
+    ctx: typer.Context,
+    out_dir: Path | None = typer.Option(
+        None, "--out", help="Folder for the site (default HOME/site)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Render the committee portal: a static, self-contained site of the proposals (status,
+    votes, quorum, reports, shadow reports), the calibration history and the audit head."""
+    from pipelines.site import build_site
+    from pipelines.warehouse import connect
+
+    settings = settings_from(ctx)
+    if not settings.warehouse_path.exists():
+        raise BadInputError(f"{settings.warehouse_path}: no warehouse; run mwb demo or ingest")
+    con = connect(settings.warehouse_path, read_only=True)
+    try:
+        payload = build_site(con, settings, out_dir or settings.home / "site")
+    finally:
+        con.close()
+    if as_json:
+        print_json(payload)
+        return
+    out.print(
+        f"site: {Path(payload['out']) / 'index.html'} ({len(payload['pages'])} pages, "
+        f"{len(payload['proposals'])} proposal(s))",
+        markup=False,
+    )
