@@ -54,7 +54,13 @@ if TYPE_CHECKING:
     from margin_engine.market import MarketSnapshot
     from margin_engine.params import ModelParams
 
-__all__ = ["GREEK_TERMS", "Attribution", "incremental_and_standalone", "pm_attribution"]
+__all__ = [
+    "GREEK_TERMS",
+    "Attribution",
+    "incremental_and_standalone",
+    "numerical_euler",
+    "pm_attribution",
+]
 
 GREEK_TERMS = ("delta", "gamma", "vega", "theta", "unexplained")
 MOVE_STEP = 1e-4  # relative price step of the central differences
@@ -218,7 +224,7 @@ def incremental_and_standalone(
     accounts = np.asarray(positions.accounts, dtype=object)[positions.account]
     full = margin(positions, model, params, **kwargs)
     im = {
-        (full.accounts[a], str(c)): v
+        (full.accounts[a], str(c)): float(v)
         for a, c, v in zip(full.account, full.currency, full.initial_margin, strict=True)
     }
     n = len(names)
@@ -227,7 +233,7 @@ def incremental_and_standalone(
     currency = np.array(
         [groups[g][0] for g in positions.book.table.group[positions.instrument]], dtype=object
     )
-    base = np.array([im.get((a, c), 0.0) for a, c in zip(accounts, currency, strict=True)])
+    base = np.array([_lookup(im, a, c) for a, c in zip(accounts, currency, strict=True)])
 
     # without: account a's positions but k, for each k of a
     by_account: dict[str, list[int]] = {}
@@ -248,9 +254,9 @@ def incremental_and_standalone(
     alone = _margins(market, alone_rows, model, params, kwargs)
     keys = [f"{accounts[k]}{SEP}{k}" for k in range(n)]
     incremental = base - np.array(
-        [without.get((key, c), 0.0) for key, c in zip(keys, currency, strict=True)]
+        [_lookup(without, key, c) for key, c in zip(keys, currency, strict=True)]
     )
-    standalone = np.array([alone.get((key, c), 0.0) for key, c in zip(keys, currency, strict=True)])
+    standalone = np.array([_lookup(alone, key, c) for key, c in zip(keys, currency, strict=True)])
     return incremental, standalone
 
 
@@ -275,3 +281,77 @@ def _margins(
         (result.accounts[a], str(c)): float(v)
         for a, c, v in zip(result.account, result.currency, result.initial_margin, strict=True)
     }
+
+
+EULER_STEP = 1e-4  # relative bump of a position's quantity for the numerical Euler allocation
+
+
+def numerical_euler(
+    positions: Positions, market: MarketSnapshot, model: str, params: ModelParams, **kwargs: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """Euler contributions of any model by central differences,
+    :math:`e_k = q_k\\,\\partial M/\\partial q_k \\approx (M(q_k(1+h)) - M(q_k(1-h)))/(2h)`,
+    every bump a synthetic account of one margin call. A model homogeneous of degree one has
+    contributions that sum to its margin; one that is not (tiers, thresholds, floors) has them
+    scaled so that they do: returns the contributions and, per position, the scale applied.
+    """
+    from margin_engine.models import margin
+
+    names = np.asarray(positions.book.table.names, dtype=object)[positions.instrument]
+    accounts = np.asarray(positions.accounts, dtype=object)[positions.account]
+    groups = positions.book.table.groups
+    currency = np.array(
+        [groups[g][0] for g in positions.book.table.group[positions.instrument]], dtype=object
+    )
+    full = margin(positions, model, params, **kwargs)
+    base: dict[tuple[str, str], float] = {}
+    for a, c, v in zip(full.account, full.currency, full.initial_margin, strict=True):
+        base[(full.accounts[a], str(c))] = float(v)
+    members: dict[str, list[int]] = {}
+    for k, a in enumerate(accounts):
+        members.setdefault(a, []).append(k)
+    rows = []
+    for ks in members.values():
+        for k in ks:
+            for sign in (1, -1):
+                key = f"{accounts[k]}{SEP}{k}{SEP}{sign}"
+                for j in ks:
+                    factor = 1.0 + sign * EULER_STEP if j == k else 1.0
+                    rows.append((key, names[j], float(positions.quantity[j]) * factor))
+    bumped = _margins(market, rows, model, params, kwargs)
+
+    def row_of(key: str, k: int) -> float:
+        return _lookup(bumped, key, str(currency[k]))
+
+    raw = np.array(
+        [
+            (row_of(f"{accounts[k]}{SEP}{k}{SEP}1", k) - row_of(f"{accounts[k]}{SEP}{k}{SEP}-1", k))
+            / (2 * EULER_STEP)
+            for k in range(len(names))
+        ]
+    )
+    # each result row's positions (a model margining every currency in one row has one)
+    row_of_position: dict[tuple[str, str], list[int]] = {}
+    for k in range(len(names)):
+        key = (str(accounts[k]), str(currency[k]))
+        if key not in base:
+            sole = [r for r in base if r[0] == key[0]]
+            key = sole[0] if len(sole) == 1 else key
+        row_of_position.setdefault(key, []).append(k)
+    scale = np.ones(len(names))
+    for key, mine in row_of_position.items():
+        total = float(raw[mine].sum())
+        target = base.get(key, 0.0)
+        if total != 0.0 and abs(total - target) > 1e-9 * max(abs(target), 1.0):
+            scale[mine] = target / total
+    return raw * scale, scale
+
+
+def _lookup(margins: dict[tuple[str, str], float], account: str, currency: str) -> float:
+    """An account's margin in ``currency``, or its only row when the model margins every
+    currency in one (the venues' USDC).
+    """
+    if (account, currency) in margins:
+        return margins[(account, currency)]
+    mine = [v for (a, _), v in margins.items() if a == account]
+    return mine[0] if len(mine) == 1 else 0.0

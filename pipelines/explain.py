@@ -3,8 +3,11 @@
 **Contributions** (:mod:`margin_engine.attribution`), per position, in its row's currency:
 Euler (Deribit-style PM: the worst case at its scenario, the roll shock and the delta shock,
 each allocated so that they sum to the margin; ``mc-es``: the Euler contributions to expected
-shortfall; other models: none, said so), incremental (with it less without it) and standalone
+shortfall; every other model: numerically, see below), incremental (with it less without it) and standalone
 (alone), and for PM the worst scenario's loss split into delta, gamma, vega, theta and the rest.
+Other models' Euler contributions are central differences of their margin in each position's
+quantity (VaR and ES: the scenarios' tail, as the model reads it), scaled to sum to the margin
+where the model is not homogeneous of degree one (``euler_scale``).
 
 **Day-on-day explain** (``--vs``): the change from the earlier state (its market, positions and
 parameter set) to the later one in a fixed order — first the market (the earlier positions and
@@ -45,7 +48,12 @@ class State:
 
 def contributions(run: MarginRun) -> list[dict]:
     """Each account row's positions with their contributions (see the module)."""
-    from margin_engine.attribution import GREEK_TERMS, incremental_and_standalone, pm_attribution
+    from margin_engine.attribution import (
+        GREEK_TERMS,
+        incremental_and_standalone,
+        numerical_euler,
+        pm_attribution,
+    )
     from vocabulary import MarginModel
 
     result, positions = run.result, run.positions
@@ -53,16 +61,19 @@ def contributions(run: MarginRun) -> list[dict]:
         return []
     engine = run.params.to_model_params()
     model = MarginModel(run.model)
-    euler = parts = greeks = None
+    kwargs = run.scenarios or {}
+    euler = parts = greeks = scale = None
     if model is MarginModel.DERIBIT_PM and not engine.product_groups:
         attribution = pm_attribution(positions, engine)
         euler, parts, greeks = attribution.euler, attribution.parts, attribution.greeks
     elif model is MarginModel.MC_ES and run.monte_carlo is not None:
         euler = [c["es_contribution"] for c in run.monte_carlo["contributions"]]
+    elif not model.simulated:
+        euler, scale = numerical_euler(positions, run.market, run.model, engine, **kwargs)
     incremental = standalone = None
-    if not model.needs_history and not model.simulated:
+    if not model.simulated:
         incremental, standalone = incremental_and_standalone(
-            positions, run.market, run.model, engine
+            positions, run.market, run.model, engine, **kwargs
         )
     names = positions.book.table.names
     rows: dict[tuple[str, str], dict] = {}
@@ -87,6 +98,8 @@ def contributions(run: MarginRun) -> list[dict]:
             "instrument": names[positions.instrument[k]],
             "quantity": float(positions.quantity[k]),
             "euler": None if euler is None else float(euler[k]),
+            # 1 where the model is homogeneous: the derivatives sum to the margin unscaled
+            "euler_scale": None if scale is None else float(scale[k]),
             "incremental": None if incremental is None else float(incremental[k]),
             "standalone": None if standalone is None else float(standalone[k]),
         }

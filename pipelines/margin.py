@@ -313,6 +313,7 @@ class MarginRun:
     params_source: str = ""
     monte_carlo: dict | None = None  # what a simulated margin rests on (seed, paths, model)
     addons: dict | None = None  # the add-ons' rule and their calibration, per underlying
+    scenarios: dict | None = None  # VaR/ES: the joint scenarios the model read (not in payload)
 
     def payload(self) -> dict:
         accounts = self.result.records() if self.result is not None else []
@@ -397,7 +398,7 @@ def run_margin(
     params = params or default_parameter_set()
     positions = build_positions(positions_frame, market)
     engine = params.to_model_params()
-    result = None
+    result, read = None, None
     if positions.n_accounts and MarginModel(model).simulated:
         if con is None:
             raise BadInputError(f"--model {model} needs the warehouse's calibration")
@@ -479,13 +480,23 @@ def run_margin(
                     f"days before the market of {market.as_of:%Y-%m-%d}: the scenarios are stale"
                 )
             result = margin(positions, model, engine, scenarios=scenarios, floor_scenarios=floor)
+            read = {"scenarios": scenarios, "floor_scenarios": floor}
     addons = None
     if result is not None and engine.addons is not None:
         result, addons = apply_addons(
             result, positions, engine, con, preference, market, open_interest or {}
         )
     return MarginRun(
-        model, params, market, market_notes or [], positions, result, params_source, None, addons
+        model,
+        params,
+        market,
+        market_notes or [],
+        positions,
+        result,
+        params_source,
+        None,
+        addons,
+        read,
     )
 
 
