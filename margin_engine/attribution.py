@@ -333,15 +333,15 @@ def numerical_euler(
     # each result row's positions (a model margining every currency in one row has one)
     row_of_position: dict[tuple[str, str], list[int]] = {}
     for k in range(len(names)):
-        key = (str(accounts[k]), str(currency[k]))
-        if key not in base:
-            sole = [r for r in base if r[0] == key[0]]
-            key = sole[0] if len(sole) == 1 else key
-        row_of_position.setdefault(key, []).append(k)
+        row: tuple[str, str] = (str(accounts[k]), str(currency[k]))
+        if row not in base:
+            sole = [r for r in base if r[0] == row[0]]
+            row = sole[0] if len(sole) == 1 else row
+        row_of_position.setdefault(row, []).append(k)
     scale = np.ones(len(names))
-    for key, mine in row_of_position.items():
+    for row, mine in row_of_position.items():
         total = float(raw[mine].sum())
-        target = base.get(key, 0.0)
+        target = base.get(row, 0.0)
         if total != 0.0 and abs(total - target) > 1e-9 * max(abs(target), 1.0):
             scale[mine] = target / total
     return raw * scale, scale
