@@ -18,17 +18,13 @@ from typing import TYPE_CHECKING
 
 from governance.registry import Registry
 from pipelines.files import output_folder
+from pipelines.stores import calibration as calibration_store
+from pipelines.stores import reports as report_store
 
 if TYPE_CHECKING:
     import duckdb
 
     from pipelines.settings import WorkbenchSettings
-
-
-def _report_rows(con: duckdb.DuckDBPyConnection) -> list[tuple]:
-    return con.execute(
-        "SELECT report_id, kind, title, out_dir, files FROM rpt.reports ORDER BY written_at"
-    ).fetchall()
 
 
 def _copy_report(source: Path, target: Path) -> str | None:
@@ -47,10 +43,7 @@ def _calibration_history(con, registry: Registry | None) -> list[dict]:
     and the policy's bounds."""
     from datetime import UTC, datetime, time, timedelta
 
-    rows = con.execute(
-        "SELECT r.calibration_id, c.as_of, r.parameter, r.value FROM calib.recommendations r "
-        "JOIN calib.runs c USING (calibration_id) ORDER BY r.parameter, c.as_of"
-    ).fetchall()
+    rows = calibration_store.recommendation_history(con)
     policy = registry.policy() if registry is not None else None
     out: dict[str, dict] = {}
     for calibration_id, as_of, parameter, value in rows:
@@ -94,7 +87,7 @@ def build_site(con: duckdb.DuckDBPyConnection, settings: WorkbenchSettings, out_
     registry = Registry(con)
     initialised = registry.initialised()
     reports: dict[tuple[str, str], dict] = {}
-    for report_id, kind, title, folder, files in _report_rows(con):
+    for report_id, kind, title, folder, files in report_store.report_rows(con):
         target = Path("reports") / kind / report_id
         sha = _copy_report(Path(folder), out / target)
         if sha is not None:

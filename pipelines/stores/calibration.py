@@ -421,3 +421,12 @@ def latest_run_summary(con: duckdb.DuckDBPyConnection) -> tuple[str | None, list
         [calibration_id],
     ).fetchall()
     return calibration_id, models, recommendations
+
+
+def recommendation_history(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    """Every calibration's recommendations: (calibration_id, as_of, parameter, value), by
+    parameter then day."""
+    return con.execute(
+        "SELECT r.calibration_id, c.as_of, r.parameter, r.value FROM calib.recommendations r "
+        "JOIN calib.runs c USING (calibration_id) ORDER BY r.parameter, c.as_of"
+    ).fetchall()

@@ -27,3 +27,10 @@ def record(
             "INSERT INTO rpt.reports VALUES (?, ?, ?, ?, ?, ?)",
             [report_id, kind, title, datetime.now(UTC), str(folder), json.dumps(dict(files))],
         )
+
+
+def report_rows(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    """Every written report: (report_id, kind, title, out_dir, files JSON), oldest first."""
+    return con.execute(
+        "SELECT report_id, kind, title, out_dir, files FROM rpt.reports ORDER BY written_at"
+    ).fetchall()

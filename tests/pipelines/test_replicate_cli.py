@@ -91,7 +91,7 @@ def test_hostile_files(home, tmp_path) -> None:
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
     result = run_mwb("replicate", "binance", str(CASE), home=home)
-    assert result.returncode == 2 and "choose from derive" in result.stderr
+    assert result.returncode == 2 and "choose from deribit, derive" in result.stderr
 
 
 PERP_CASE = """
