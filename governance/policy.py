@@ -29,7 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from governance.documents import load_document, validation_message
-from governance.signing import public_key_bytes
+from governance.signing import public_key_bytes, verify
 
 
 class PolicyError(ValueError):
@@ -56,18 +56,98 @@ class Bound(_Block):
 class Member(_Block):
     # a name is also a key file's name: no leading dot (no hidden files, no "..")
     name: str = Field(pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")
-    public_key: str  # canonical base64 of the 32-byte raw Ed25519 public key
+    # canonical base64 of the 32-byte raw Ed25519 public key, and/or an Ethereum address
+    public_key: str | None = None
+    address: str | None = None
 
     @field_validator("public_key")
     @classmethod
-    def _key(cls, value: str) -> str:
-        public_key_bytes(value)  # canonical base64 of 32 bytes, or a precise error
+    def _key(cls, value: str | None) -> str | None:
+        if value is not None:
+            public_key_bytes(value)  # canonical base64 of 32 bytes, or a precise error
         return value
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from governance.ethereum import EthereumError, canonical_address
+
+        try:
+            return canonical_address(value)  # one spelling per 20 bytes
+        except EthereumError as exc:
+            raise ValueError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _identity(self):
+        if self.public_key is None and self.address is None:
+            raise ValueError(f"member {self.name}: give a public_key (Ed25519) or an address")
+        return self
 
     @property
     def key_bytes(self) -> bytes:
-        """The identity of the member: the raw key bytes."""
-        return public_key_bytes(self.public_key)
+        """The identity of the member: the raw Ed25519 key bytes, else the address's bytes."""
+        if self.public_key is not None:
+            return public_key_bytes(self.public_key)
+        from governance.ethereum import address_bytes
+
+        assert self.address is not None  # the validator asks for one of the two
+        return b"eth:" + address_bytes(self.address)
+
+    @property
+    def address_key(self) -> bytes | None:
+        """The 20 bytes of the member's Ethereum address, if any."""
+        if self.address is None:
+            return None
+        from governance.ethereum import address_bytes
+
+        return address_bytes(self.address)
+
+
+class EthereumRules(_Block):
+    """What a wallet vote signs besides the proposal: the chain and the committee's name."""
+
+    chain_id: int = Field(ge=1, le=2**63)
+    committee: str = Field(min_length=1, max_length=100)
+
+
+class SafeCommittee(_Block):
+    """A Safe multisig as the committee: its owners are the members, its threshold the quorum."""
+
+    address: str
+    owners: tuple[str, ...] = Field(min_length=1, max_length=50)
+    threshold: int = Field(ge=1)
+
+    @field_validator("address")
+    @classmethod
+    def _safe_address(cls, value: str) -> str:
+        from governance.ethereum import EthereumError, canonical_address
+
+        try:
+            return canonical_address(value)
+        except EthereumError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("owners")
+    @classmethod
+    def _owners(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from governance.ethereum import EthereumError, canonical_address
+
+        try:
+            owners = tuple(canonical_address(v) for v in value)
+        except EthereumError as exc:
+            raise ValueError(str(exc)) from None
+        twice = sorted({o for o in owners if owners.count(o) > 1})
+        if twice:
+            raise ValueError(f"an owner is listed twice: {', '.join(twice)}")
+        return owners
+
+    @model_validator(mode="after")
+    def _threshold(self):
+        if self.threshold > len(self.owners):
+            raise ValueError(f"threshold {self.threshold} exceeds the {len(self.owners)} owners")
+        return self
 
 
 class RollbackRule(_Block):
@@ -95,6 +175,8 @@ class Policy(_Block):
     drift_tolerance: dict[str, float] = {}
     rollback: RollbackRule = RollbackRule()
     gate: GateRules = GateRules()
+    ethereum: EthereumRules | None = None
+    safe: SafeCommittee | None = None
 
     @model_validator(mode="after")
     def _committee(self):
@@ -107,6 +189,22 @@ class Policy(_Block):
             raise ValueError(
                 f"one public key fills several committee seats ({', '.join(twice)}): one key, one seat"
             )
+        if any(m.address for m in self.committee) and self.ethereum is None:
+            raise ValueError(
+                "members with Ethereum addresses need `ethereum: {chain_id, committee}`: "
+                "what their votes sign"
+            )
+        if self.safe is not None:
+            addresses = sorted(m.address for m in self.committee if m.address)
+            if addresses != sorted(self.safe.owners) or len(addresses) != len(self.committee):
+                raise ValueError(
+                    "a Safe committee's members are its owners: one member per owner address"
+                )
+            if self.quorum != self.safe.threshold:
+                raise ValueError(
+                    f"a Safe committee's quorum is its threshold ({self.safe.threshold}), "
+                    f"not {self.quorum}"
+                )
         if self.committee and self.quorum > len(self.committee):
             raise ValueError(
                 f"quorum {self.quorum} exceeds the committee's {len(self.committee)} members"
@@ -116,15 +214,45 @@ class Policy(_Block):
     @property
     def fingerprint(self) -> str:
         document = self.model_dump(mode="json")
-        # a policy that leaves the gate's rules at their defaults keeps the fingerprint it had
-        # before the rules existed (proposals and votes refer to it)
+        # a policy that leaves the gate's rules at their defaults, has no wallet members and
+        # no Safe keeps the fingerprint it had before these existed (proposals refer to it)
         if document["gate"] == GateRules().model_dump(mode="json"):
             del document["gate"]
+        for optional in ("ethereum", "safe"):
+            if document[optional] is None:
+                del document[optional]
+        for member in document["committee"]:
+            for key in ("public_key", "address"):
+                if member[key] is None:
+                    del member[key]
         canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     def member(self, name: str) -> Member | None:
         return next((m for m in self.committee if m.name == name), None)
+
+    def signature_verifies(
+        self, member: Member, signature: str, decision: str, fingerprint: str
+    ) -> bool:
+        """Whether ``signature`` is ``member``'s ``decision`` of ``fingerprint``: an Ed25519
+        signature (base64) by their key, or a wallet signature (``0x…``, EIP-712 or EIP-191)
+        recovering to their address under this policy's chain id and committee."""
+        if signature.startswith("0x"):
+            if member.address_key is None or self.ethereum is None:
+                return False
+            from governance.ethereum import eth_verifies
+
+            return eth_verifies(
+                member.address_key,
+                signature,
+                decision,
+                fingerprint,
+                self.ethereum.chain_id,
+                self.ethereum.committee,
+            )
+        if member.public_key is None:
+            return False
+        return verify(member.public_key, signature, decision, fingerprint)  # type: ignore[arg-type]
 
     def member_with_key(self, key: bytes) -> Member | None:
         """The member whose raw public key is ``key`` (identities are bytes, not spellings)."""

@@ -38,7 +38,7 @@ from governance.proposals import (
     proposed_policy,
     proposed_set,
 )
-from governance.signing import Decision, EncodingError, signature_bytes, verify
+from governance.signing import Decision, EncodingError, signature_bytes
 
 
 class Status(StrEnum):
@@ -101,7 +101,9 @@ class ProposalState:
             member = policy.member(vote.member)
             if vote.decision != decision or member is None or member.key_bytes in seen:
                 continue
-            if verify(member.public_key, vote.signature, decision, self.proposal.fingerprint):
+            if policy.signature_verifies(
+                member, vote.signature, decision, self.proposal.fingerprint
+            ):
                 seen.add(member.key_bytes)
                 valid.append(vote)
         return valid
@@ -223,10 +225,17 @@ def vote(
     if any(v.member == member for v in state.votes):
         raise refuse(f"{member} has already voted on this proposal")
     try:
-        signature_bytes(signature)
-    except EncodingError as exc:
+        if signature.startswith("0x"):  # a wallet's signature: canonical hex, low s
+            from governance.ethereum import signature_parts
+
+            signature_parts(signature)
+        else:
+            signature_bytes(signature)
+    except (EncodingError, ValueError) as exc:
         raise refuse(str(exc)) from None
-    if not verify(committee_member.public_key, signature, decision, state.proposal.fingerprint):
+    if not policy.signature_verifies(
+        committee_member, signature, decision, state.proposal.fingerprint
+    ):
         raise refuse(
             f"the signature is not {member}'s {decision} of this proposal ({state.proposal.fingerprint[:12]}…)"
         )
@@ -272,8 +281,8 @@ def vote_problems(state: ProposalState, policy: Policy) -> list[str]:
             problems.append(
                 f"the {vote_.decision} by {vote_.member!r} is not by a committee member"
             )
-        elif not verify(
-            member.public_key, vote_.signature, vote_.decision, state.proposal.fingerprint
+        elif not policy.signature_verifies(
+            member, vote_.signature, vote_.decision, state.proposal.fingerprint
         ):
             problems.append(
                 f"{vote_.member}'s {vote_.decision} signature is not over this proposal "

@@ -40,7 +40,7 @@ from governance.workflow import ProposalState, Refusal, Status
 from pipelines.cli.market import JSON_HELP, settings_from
 from pipelines.cli.output import err, out, print_json, table
 from pipelines.errors import BadInputError
-from pipelines.files import write_text
+from pipelines.files import regular_file, write_text
 from pipelines.warehouse import connect
 from reports.text import printable
 
@@ -533,17 +533,52 @@ def sign_command(
     fingerprint: str = typer.Argument(
         ..., help="The proposal fingerprint (see `mwb proposals ID`)."
     ),
-    key: Path = typer.Option(..., "--key", help="Your private key file."),
+    key: Path | None = typer.Option(None, "--key", help="Your Ed25519 private key file."),
+    eth_key: Path | None = typer.Option(
+        None, "--eth-key", help="An Ethereum private key file (0x and 64 hex digits)."
+    ),
+    chain_id: int | None = typer.Option(None, "--chain-id", help="The policy's chain id."),
+    committee: str | None = typer.Option(None, "--committee", help="The policy's committee."),
+    scheme: str = typer.Option("eip712", "--scheme", help="eip712 | eip191 (with --eth-key)."),
     decision: str = typer.Option("approve", "--decision", help="approve | reject"),
 ) -> None:
-    """Sign a proposal fingerprint offline; give the output to `mwb approve ID --member --signature`."""
+    """Sign a proposal fingerprint offline; give the output to `mwb approve ID --member --signature`.
+
+    With --eth-key, the vote is signed as a wallet would (EIP-712 typed data, or EIP-191 with
+    --scheme eip191) under the policy's --chain-id and --committee."""
     if decision not in ("approve", "reject"):
         raise BadInputError(f"--decision: {decision!r} is not approve or reject")
     if len(fingerprint) != 64:
         raise BadInputError(
             "FINGERPRINT: give all 64 hex digits; a signature covers the whole fingerprint"
         )
-    typer.echo(sign(_private_key(key), decision, fingerprint.lower()))  # type: ignore[arg-type]
+    if (key is None) == (eth_key is None):
+        raise BadInputError("give exactly one of --key FILE and --eth-key FILE")
+    if key is not None:
+        typer.echo(sign(_private_key(key), decision, fingerprint.lower()))  # type: ignore[arg-type]
+        return
+    from governance.ethereum import EthereumError, eth_sign
+
+    if chain_id is None or not committee:
+        raise BadInputError("--eth-key needs --chain-id and --committee (the policy's `ethereum`)")
+    if scheme not in ("eip712", "eip191"):
+        raise BadInputError(f"--scheme: {scheme!r} is not eip712 or eip191")
+    assert eth_key is not None
+    text = regular_file(eth_key, max_bytes=200, what="--eth-key").read_text().strip()
+    if not (text.startswith("0x") and len(text) == 66):
+        raise BadInputError(f"{eth_key}: not an Ethereum private key (0x and 64 hex digits)")
+    try:
+        signature = eth_sign(
+            bytes.fromhex(text[2:]),
+            fingerprint.lower(),
+            decision,
+            chain_id,
+            committee,
+            scheme=scheme,
+        )
+    except (ValueError, EthereumError) as exc:
+        raise BadInputError(f"{eth_key}: {exc}") from None
+    typer.echo(signature)
 
 
 def _private_key(path: Path):
@@ -609,12 +644,12 @@ def approve(
         None, "--member", help="With --signature: a signature made elsewhere."
     ),
     signature: str | None = typer.Option(
-        None, "--signature", help="Base64 signature from `mwb sign`."
+        None, "--signature", help="From `mwb sign` (base64) or a wallet (0x…, EIP-712/EIP-191)."
     ),
     reason: str | None = typer.Option(None, "--reason", help="Optional note."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Approve a proposal with a committee member's Ed25519 signature."""
+    """Approve a proposal with a committee member's signature (Ed25519, or a wallet's)."""
     _vote(ctx, proposal_id, "approve", key, member, signature, reason, as_json)
 
 
@@ -627,7 +662,7 @@ def reject(
         None, "--member", help="With --signature: a signature made elsewhere."
     ),
     signature: str | None = typer.Option(
-        None, "--signature", help="Base64 signature from `mwb sign`."
+        None, "--signature", help="From `mwb sign` (base64) or a wallet (0x…, EIP-712/EIP-191)."
     ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
