@@ -577,6 +577,21 @@ def proposal_report(
         "package": f"margin-workbench {__version__}",
         "libraries": json.dumps(versions(), sort_keys=True),
     }
+    # executable payloads written for the proposal (their batches' hashes, as audited), and
+    # the typed data a wallet member signs
+    for entry in registry.audit_entries():
+        if entry.action == "payload" and entry.subject == state.id:
+            key = f"payload {entry.details['target']} (audit entry {entry.seq})"
+            reproducibility[key] = entry.details["sha256"]
+    if policy.ethereum is not None:
+        from governance.ethereum import typed_vote
+
+        reproducibility["EIP-712 vote to sign (approve)"] = json.dumps(
+            typed_vote(
+                proposal.fingerprint, "approve", policy.ethereum.chain_id, policy.ethereum.committee
+            ),
+            sort_keys=True,
+        )
     context = proposal_context(
         data,
         backtest,

@@ -883,3 +883,100 @@ def shadow_run(
             + (f"; report {r['report']}" if r["report"] else ""),
             markup=False,
         )
+
+
+def payload_command(
+    ctx: typer.Context,
+    proposal_id: str = typer.Argument(..., help="An approved or enacted proposal (P-…)."),
+    target: str = typer.Option("derive-pmrm2", "--target", help="derive-pmrm2"),
+    to: str = typer.Option(..., "--to", help="The risk manager's contract address."),
+    chain_id: int | None = typer.Option(
+        None, "--chain-id", help="Default: the policy's ethereum.chain_id."
+    ),
+    out_file: Path | None = typer.Option(
+        None, "--out", help="The batch file (default HOME/payloads/ID-TARGET.json)."
+    ),
+    actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Write a Safe Transaction Builder batch calling the target's parameter setters with the
+    proposal's values (fixed point, ABI-encoded), print the readable diff, and record the
+    batch's SHA-256 in the audit log."""
+    from governance.ethereum import EthereumError
+    from governance.payload import (
+        TARGETS,
+        PayloadError,
+        batch_sha256,
+        readable_diff,
+        transaction_batch,
+    )
+    from governance.workflow import Event, Status
+    from reports.serialize import dumps
+
+    if target not in TARGETS:
+        raise BadInputError(f"--target {target!r}: one of {', '.join(TARGETS)}")
+    settings = settings_from(ctx)
+    with _registry(ctx) as registry:
+        state = registry.state(registry.resolve(proposal_id))
+        if state.status not in (Status.APPROVED, Status.ENACTED):
+            raise BadInputError(
+                f"{state.id} is {state.status.value}: a payload needs the committee's approval"
+            )
+        policy = registry.policy(state.proposal.policy_fingerprint)
+        chain = chain_id or (policy.ethereum.chain_id if policy.ethereum else None)
+        if chain is None:
+            raise BadInputError("--chain-id: the policy names no chain (ethereum.chain_id)")
+        old = registry.parameter_set(state.proposal.base_fingerprint).to_model_params().derive
+        new = state.proposal.proposed.to_model_params().derive
+        from margin_engine.venues.derive import PUBLISHED
+
+        try:
+            calls = TARGETS[target](old or PUBLISHED, new or PUBLISHED)
+            if not calls:
+                raise PayloadError(f"{state.id} changes none of {target}'s parameters")
+            batch = transaction_batch(
+                calls,
+                to=to,
+                chain_id=chain,
+                safe=policy.safe.address if policy.safe else None,
+                name=f"{state.id}: {state.proposal.document.title}"[:200],
+                description=f"Margin Workbench proposal {state.proposal.fingerprint}",
+            )
+        except (PayloadError, EthereumError) as exc:
+            raise BadInputError(f"{state.id}: {exc}") from None
+        digest = batch_sha256(batch)
+        path = write_text(
+            out_file or settings.home / "payloads" / f"{state.id}-{target}.json",
+            dumps(batch, indent=2, sort_keys=True) + "\n",
+        )
+        entry = registry.record(
+            Event(
+                "payload",
+                state.id,
+                _actor(actor),
+                _now(),
+                {
+                    "target": target,
+                    "to": batch["transactions"][0]["to"],
+                    "chain_id": chain,
+                    "sha256": digest,
+                    "calls": [c.function for c in calls],
+                },
+            )
+        )
+    diff = readable_diff(old or PUBLISHED, new or PUBLISHED)
+    result = {
+        "proposal": state.id,
+        "target": target,
+        "file": str(path),
+        "sha256": digest,
+        "calls": [{"function": c.function, "calldata": c.calldata} for c in calls],
+        "diff": diff,
+        "audit_entry": entry.seq,
+    }
+    if as_json:
+        print_json(result)
+        return
+    out.print(f"payload {path}: {len(calls)} call(s), sha256 {digest}", markup=False)
+    for line in diff:
+        out.print(f"  {line}", markup=False)
