@@ -2,7 +2,8 @@
 ``personal_sign``, recovered to the signer's address with ``eth-account``.
 
 A vote is the typed message ``Vote(string committee, bytes32 proposal, string decision)`` under
-the domain ``{name: "Margin Workbench", version: "1", chainId}``: the proposal's fingerprint,
+the domain ``{name: "Margin Workbench", version: "1", chainId, salt: keccak256(committee)}``:
+the proposal's fingerprint,
 the decision and the policy's committee and chain id are all signed, so an approval is not a
 rejection, and a signature made for another committee or chain recovers to another address.
 ``personal_sign`` signs the same five facts as text (:func:`personal_message`).
@@ -75,6 +76,7 @@ def typed_vote(fingerprint: str, decision: str, chain_id: int, committee: str) -
                 {"name": "name", "type": "string"},
                 {"name": "version", "type": "string"},
                 {"name": "chainId", "type": "uint256"},
+                {"name": "salt", "type": "bytes32"},
             ],
             "Vote": [
                 {"name": "committee", "type": "string"},
@@ -83,7 +85,12 @@ def typed_vote(fingerprint: str, decision: str, chain_id: int, committee: str) -
             ],
         },
         "primaryType": "Vote",
-        "domain": {"name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": chain_id},
+        "domain": {
+            "name": DOMAIN_NAME,
+            "version": DOMAIN_VERSION,
+            "chainId": chain_id,
+            "salt": "0x" + committee_salt(committee).hex(),
+        },
         "message": {
             "committee": committee,
             "proposal": "0x" + _fingerprint32(fingerprint).hex(),
@@ -106,6 +113,7 @@ def _encoded(kind: str, fingerprint: str, decision: str, chain_id: int, committe
     if kind == "eip712":
         message = typed_vote(fingerprint, decision, chain_id, committee)
         message["message"]["proposal"] = _fingerprint32(fingerprint)
+        message["domain"]["salt"] = committee_salt(committee)
         return encode_typed_data(full_message=message)
     return encode_defunct(text=personal_message(fingerprint, decision, chain_id, committee))
 
@@ -156,6 +164,7 @@ def eth_verifies(
     return False
 
 
-def committee_id(committee: str) -> str:
-    """A short, stable id of a committee name (for display)."""
-    return keccak(text=committee).hex()[:16]
+def committee_salt(committee: str) -> bytes:
+    """The domain's salt: keccak-256 of the committee's name (the committee is in the domain,
+    so a vote for one committee is no vote for another)."""
+    return keccak(text=committee)

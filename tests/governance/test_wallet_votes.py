@@ -79,7 +79,14 @@ def _submit(registry: Registry, value: float = 0.2) -> tuple[str, str]:
 def test_typed_data_is_what_a_wallet_signs() -> None:
     fingerprint = "ab" * 32
     message = typed_vote(fingerprint, "approve", CHAIN, COMMITTEE)
-    assert message["domain"] == {"name": "Margin Workbench", "version": "1", "chainId": CHAIN}
+    from eth_utils import keccak
+
+    assert message["domain"] == {
+        "name": "Margin Workbench",
+        "version": "1",
+        "chainId": CHAIN,
+        "salt": "0x" + keccak(text=COMMITTEE).hex(),
+    }
     assert message["message"]["proposal"] == "0x" + fingerprint
     for scheme in ("eip712", "eip191"):
         signature = eth_sign(_key("dana"), fingerprint, "approve", CHAIN, COMMITTEE, scheme=scheme)
