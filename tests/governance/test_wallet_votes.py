@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 from datetime import timedelta
 
 import pytest
-from conftest import T0
+from conftest import T0, make_policy
 from eth_account import Account
 
 from governance.ethereum import (
@@ -191,16 +192,12 @@ def test_wallet_members_need_the_chain_and_committee() -> None:
 
 
 def test_policies_without_wallets_keep_their_fingerprint() -> None:
-    from conftest import make_policy
-
     policy = make_policy()
     document = policy.model_dump(mode="json")
     for key in ("gate", "ethereum", "safe"):
         document.pop(key)
     for member in document["committee"]:
         member.pop("address")
-    import json
-
     old = hashlib.sha256(
         json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()
