@@ -75,69 +75,48 @@ def fixed(value: float, *, signed: bool = False) -> int:
     return out
 
 
-def _struct_call(name: str, solidity: tuple[tuple[str, str], ...], values: tuple[int, ...]) -> Call:
-    types = "(" + ",".join(t for _, t in solidity) + ")"
-    return Call(f"{name}({types})", name, (types,), (values,), tuple(f for f, _ in solidity))
-
-
-def _vol_shock(p: derive.VolShockParams) -> Call:
-    fields = (
+#: Each setter's struct, fields in the contracts' order (the dataclass fields' order too):
+#: Solidity name and type.
+_STRUCTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "setVolShockParams": (
         ("volRangeUp", "uint256"),
         ("volRangeDown", "uint256"),
         ("shortTermPower", "int256"),
         ("longTermPower", "int256"),
         ("dteFloor", "uint256"),
         ("minVolUpShock", "uint256"),
-    )
-    values = (
-        fixed(p.range_up),
-        fixed(p.range_down),
-        fixed(p.short_term_power, signed=True),
-        fixed(p.long_term_power, signed=True),
-        int(round(p.floor_seconds)),  # seconds, not fixed point
-        fixed(p.min_vol_up),
-    )
-    return _struct_call("setVolShockParams", fields, values)
-
-
-def _margin(p: derive.LossParams) -> Call:
-    names = (
-        "imFactor",
-        "mmFactor",
-        "shortRateMultScale",
-        "longRateMultScale",
-        "shortRateAddScale",
-        "longRateAddScale",
-        "shortBaseStaticDiscount",
-        "longBaseStaticDiscount",
-    )
-    values = tuple(fixed(getattr(p, f.name)) for f in dataclasses.fields(p))
-    return _struct_call("setMarginParams", tuple((n, "uint256") for n in names), values)
-
-
-def _basis(p: derive.BasisParams) -> Call:
-    names = ("scenarioSpotUp", "scenarioSpotDown", "basisContAddFactor", "basisContMultFactor")
-    values = tuple(fixed(getattr(p, f.name)) for f in dataclasses.fields(p))
-    return _struct_call("setBasisContingencyParams", tuple((n, "uint256") for n in names), values)
-
-
-def _contingency(p: derive.ContingencyParams) -> Call:
-    names = (
-        "pegLossThreshold",
-        "pegLossFactor",
-        "confThreshold",
-        "confMargin",
-        "MMPerpPercent",
-        "IMPerpPercent",
-        "MMOptionPercent",
-        "IMOptionPercent",
-    )
-    values = tuple(fixed(getattr(p, f.name)) for f in dataclasses.fields(p))
-    return _struct_call("setOtherContingencyParams", tuple((n, "uint256") for n in names), values)
-
-
-def _skew(p: derive.SkewParams) -> Call:
-    fields = (
+    ),
+    "setMarginParams": tuple(
+        (n, "uint256")
+        for n in (
+            "imFactor",
+            "mmFactor",
+            "shortRateMultScale",
+            "longRateMultScale",
+            "shortRateAddScale",
+            "longRateAddScale",
+            "shortBaseStaticDiscount",
+            "longBaseStaticDiscount",
+        )
+    ),
+    "setBasisContingencyParams": tuple(
+        (n, "uint256")
+        for n in ("scenarioSpotUp", "scenarioSpotDown", "basisContAddFactor", "basisContMultFactor")
+    ),
+    "setOtherContingencyParams": tuple(
+        (n, "uint256")
+        for n in (
+            "pegLossThreshold",
+            "pegLossFactor",
+            "confThreshold",
+            "confMargin",
+            "MMPerpPercent",
+            "IMPerpPercent",
+            "MMOptionPercent",
+            "IMOptionPercent",
+        )
+    ),
+    "setSkewShockParameters": (
         ("linearBaseCap", "uint256"),
         ("absBaseCap", "uint256"),
         ("linearCBase", "int256"),
@@ -146,12 +125,22 @@ def _skew(p: derive.SkewParams) -> Call:
         ("widthScale", "int256"),
         ("volParamStatic", "int256"),
         ("volParamScale", "int256"),
-    )
+    ),
+}
+_SECONDS = frozenset({"dteFloor"})  # in seconds, not fixed point
+
+
+def _struct_call(name: str, params: Any) -> Call:
+    """``name``'s call with the dataclass ``params`` as its one struct argument."""
+    solidity = _STRUCTS[name]
     values = tuple(
-        fixed(getattr(p, f.name), signed=t == "int256")
-        for f, (_, t) in zip(dataclasses.fields(p), fields, strict=True)
+        int(round(getattr(params, f.name)))
+        if field in _SECONDS
+        else fixed(getattr(params, f.name), signed=kind == "int256")
+        for f, (field, kind) in zip(dataclasses.fields(params), solidity, strict=True)
     )
-    return _struct_call("setSkewShockParameters", fields, values)
+    types = "(" + ",".join(t for _, t in solidity) + ")"
+    return Call(f"{name}({types})", name, (types,), (values,), tuple(f for f, _ in solidity))
 
 
 def _scenarios(scenarios: tuple[derive.Scenario, ...]) -> Call:
@@ -171,18 +160,19 @@ def derive_calls(old: derive.DeriveParams | None, new: derive.DeriveParams) -> l
     """The setter calls that take Derive's PMRM 2 from ``old`` to ``new`` (all of them when
     ``old`` is None), in a fixed order."""
     blocks = (
-        ("vol_shock", _vol_shock),
-        ("margin", _margin),
-        ("basis", _basis),
-        ("contingency", _contingency),
-        ("skew", _skew),
-        ("scenarios", _scenarios),
+        ("vol_shock", "setVolShockParams"),
+        ("margin", "setMarginParams"),
+        ("basis", "setBasisContingencyParams"),
+        ("contingency", "setOtherContingencyParams"),
+        ("skew", "setSkewShockParameters"),
     )
     calls = []
-    for attribute, build in blocks:
+    for attribute, setter in blocks:
         value = getattr(new, attribute)
         if old is None or getattr(old, attribute) != value:
-            calls.append(build(value))
+            calls.append(_struct_call(setter, value))
+    if old is None or old.scenarios != new.scenarios:
+        calls.append(_scenarios(new.scenarios))
     return calls
 
 

@@ -132,3 +132,22 @@ class Chromium:
         except subprocess.TimeoutExpired:
             self.process.kill()
         shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def session():
+    """A headless Chromium for a test module (use as ``browser = pytest.fixture(scope="module")
+    (session)``); skipped, with the reason, only where none is installed (``.ci/run`` installs
+    Debian's and sets ``MWB_REQUIRE_CHROMIUM=1``, which turns a missing browser into a
+    failure)."""
+    import pytest
+
+    binary = find()
+    if binary is None:
+        if os.environ.get("MWB_REQUIRE_CHROMIUM"):
+            pytest.fail("MWB_REQUIRE_CHROMIUM is set but no chromium is installed")
+        pytest.skip(
+            "no chromium on this machine (CI installs Debian's chromium; apt-get install chromium)"
+        )
+    chromium = Chromium(binary)
+    yield chromium
+    chromium.close()

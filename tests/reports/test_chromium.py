@@ -8,29 +8,16 @@ Skipped, with the reason, only where Chromium is not installed; ``.ci/run`` inst
 from __future__ import annotations
 
 import io
-import os
 
 import fixtures
 import numpy as np
 import pytest
-from chromium import Chromium, find
+from chromium import session
 from PIL import Image
 
 from reports.render import render, write
 
-
-@pytest.fixture(scope="module")
-def browser():
-    binary = find()
-    if binary is None:
-        if os.environ.get("MWB_REQUIRE_CHROMIUM"):
-            pytest.fail("MWB_REQUIRE_CHROMIUM is set but no chromium is installed")
-        pytest.skip(
-            "no chromium on this machine (CI installs Debian's chromium; apt-get install chromium)"
-        )
-    chromium = Chromium(binary)
-    yield chromium
-    chromium.close()
+browser = pytest.fixture(scope="module")(session)
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
-from chromium import Chromium, find
+from chromium import session
 from helpers import run_mwb
 
 from governance.proposals import parse_proposal
@@ -26,17 +25,7 @@ from pipelines.settings import load_settings
 from pipelines.sources.synthetic import DEFAULT_SEED
 from pipelines.warehouse import connect
 
-
-@pytest.fixture(scope="module")
-def browser():
-    binary = find()
-    if binary is None:
-        if os.environ.get("MWB_REQUIRE_CHROMIUM"):
-            pytest.fail("MWB_REQUIRE_CHROMIUM is set but no chromium is installed")
-        pytest.skip("no chromium on this machine (apt-get install chromium)")
-    chromium = Chromium(binary)
-    yield chromium
-    chromium.close()
+browser = pytest.fixture(scope="module")(session)
 
 
 @pytest.fixture(scope="module")
