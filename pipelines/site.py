@@ -14,7 +14,7 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from governance.registry import Registry
 from pipelines.files import output_folder
@@ -45,6 +45,7 @@ def _calibration_history(con, registry: Registry | None) -> list[dict]:
 
     rows = calibration_store.recommendation_history(con)
     policy = registry.policy() if registry is not None else None
+    sets: dict[str, Any] = {}  # each set in force read once, however many calibrations it spans
     out: dict[str, dict] = {}
     for calibration_id, as_of, parameter, value in rows:
         entry = out.setdefault(
@@ -56,8 +57,10 @@ def _calibration_history(con, registry: Registry | None) -> list[dict]:
             at = datetime.combine(as_of + timedelta(days=1), time(0), tzinfo=UTC)
             active = registry.active_at(at)
             if active is not None:
+                if active.parameter_set not in sets:
+                    sets[active.parameter_set] = registry.parameter_set(active.parameter_set)
                 try:
-                    found = registry.parameter_set(active.parameter_set).get(parameter)
+                    found = sets[active.parameter_set].get(parameter)
                     in_force = float(found) if isinstance(found, int | float) else None
                 except (KeyError, ValueError):
                     in_force = None

@@ -8,8 +8,8 @@ from pathlib import Path
 import typer
 
 from pipelines.cli.calibration import _as_of
-from pipelines.cli.market import JSON_HELP, settings_from
-from pipelines.cli.output import out, print_json, table
+from pipelines.cli.market import JSON_HELP, parse_day, settings_from
+from pipelines.cli.output import err, out, print_json, table
 from pipelines.errors import BadInputError
 
 
@@ -100,8 +100,12 @@ def explain(
         if run.addons is not None:
             payload["note"] = "the set's add-ons are in the margins, not in the contributions"
         if vs is not None:
-            then_day = _as_of(vs)
-            then_market, _ = market_from_warehouse(con, preference, then_day)
+            then_day = parse_day(vs, "--vs")
+            assert then_day is not None
+            try:
+                then_market, _ = market_from_warehouse(con, preference, then_day)
+            except BadInputError as exc:  # the warehouse names the day, not the option
+                raise BadInputError(f"--vs {vs}: {str(exc).split(': ', 1)[-1]}") from None
             if then_market.as_of >= now_market.as_of:
                 raise BadInputError(
                     f"--vs {vs}: not before the market of {now_market.as_of:%Y-%m-%d}"
@@ -138,8 +142,16 @@ def explain(
             con.close()
     if as_json:
         print_json(payload)
-        return
-    _print(payload)
+    else:
+        _print(payload)
+    for e in payload["errors"]:  # as mwb margin: the others are still explained
+        err.print(
+            f"error: account {e['account']}, {e['instrument']}: {e['error']}",
+            markup=False,
+            highlight=False,
+        )
+    if not payload["accounts"]:
+        raise typer.Exit(2)
 
 
 def _number(value: float | None) -> str:

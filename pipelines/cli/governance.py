@@ -564,7 +564,10 @@ def sign_command(
     if scheme not in ("eip712", "eip191"):
         raise BadInputError(f"--scheme: {scheme!r} is not eip712 or eip191")
     assert eth_key is not None
-    text = regular_file(eth_key, max_bytes=200, what="--eth-key").read_text().strip()
+    try:
+        text = regular_file(eth_key, max_bytes=200, what="--eth-key").read_text().strip()
+    except UnicodeDecodeError:
+        text = ""
     if not (text.startswith("0x") and len(text) == 66):
         raise BadInputError(f"{eth_key}: not an Ethereum private key (0x and 64 hex digits)")
     try:
@@ -818,9 +821,9 @@ def shadow_start(
     """Put a submitted or approved proposal's set in shadow (audited)."""
     from datetime import timedelta
 
-    from pipelines.cli.calibration import _as_of
+    from pipelines.cli.market import parse_day
 
-    start = _as_of(first_day) if first_day else (_now() + timedelta(days=1)).date()
+    start = parse_day(first_day, "--from") or (_now() + timedelta(days=1)).date()
     with _registry(ctx) as registry:
         run = registry.start_shadow(
             registry.resolve(proposal_id),
@@ -857,13 +860,13 @@ def shadow_run(
 ) -> None:
     """Record every open shadow run's new days (what the daily job does) and write the shadow
     reports."""
-    from pipelines.cli.calibration import _as_of
+    from pipelines.cli.market import parse_day
     from pipelines.shadow import last_market_day, run_shadows
 
     settings = settings_from(ctx)
     con = connect(settings.warehouse_path)
     try:
-        through = _as_of(day) if day else last_market_day(con)
+        through = parse_day(day, "--day") or last_market_day(con)
         try:
             results = run_shadows(con, settings, through=through)
         except GovernanceError as exc:

@@ -88,6 +88,14 @@ def test_the_change_splits_into_market_positions_and_parameters(home, day, befor
     assert len(payload["charts"]) == len(rows)
 
 
+def test_an_unreadable_book_exits_2_naming_the_position(home) -> None:
+    bad = home / "nan.csv"
+    bad.write_text("account,instrument,quantity\na,ETH-PERPETUAL,nan\n")
+    result = run_mwb("explain", "--positions", str(bad), "--as-of", "2024-08-05", home=home)
+    assert result.returncode == 2 and "account a, ETH-PERPETUAL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_contributions_sum_to_each_accounts_margin(home) -> None:
     payload = _json(
         home, "explain", "--positions", str(home / "now.csv"), "--as-of", "2024-08-05",
@@ -112,6 +120,8 @@ def test_contributions_sum_to_each_accounts_margin(home) -> None:
         (("--vs-params", "default"), "--vs-positions and --vs-params need --vs"),
         (("--vs", "2024-08-06"), "not before the market"),
         (("--model", "mc-es"), "use mwb margin"),
+        (("--vs", "2010-01-01"), "--vs 2010-01-01: no prices"),
+        (("--vs", "2024-13-01"), "--vs: '2024-13-01' is not a date"),
     ],
 )
 def test_refusals(home, args, message) -> None:

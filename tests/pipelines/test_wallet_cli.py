@@ -106,3 +106,9 @@ def test_sign_refusals(home, args, message) -> None:
         "--committee", "r", home=path,
     )  # fmt: skip
     assert bad.returncode == 2 and "not an Ethereum private key" in bad.stderr
+    (path / "binary.key").write_bytes(bytes(range(128, 228)))  # not text at all
+    binary = run_mwb(
+        "sign", fingerprint, "--eth-key", str(path / "binary.key"), "--chain-id", "1",
+        "--committee", "r", home=path,
+    )  # fmt: skip
+    assert binary.returncode == 2 and "not an Ethereum private key" in binary.stderr
