@@ -23,7 +23,7 @@ from governance.parameters import ParameterSet, diff, parse_parameter_set
 from governance.policy import Policy, parse_policy
 from governance.proposals import Proposal, ProposalDocument, parse_proposal, proposed_policy
 from governance.reconcile import StateRows, rewritten, state_problems
-from governance.shadow import ShadowDay, shadow_verdict
+from governance.shadow import AccountSnapshot, ShadowDay, shadow_verdict
 from governance.signing import Decision
 from governance.store import GovStore, entry_of
 from governance.workflow import (
@@ -512,9 +512,12 @@ class Registry:
         now: datetime,
         first_day: date,
         days: int | None = None,
+        accounts: AccountSnapshot | None = None,
     ) -> ShadowRun:
         """Put a submitted or approved proposal's set in shadow from ``first_day`` for ``days``
-        market days (the policy's ``gate.shadow_default_days`` when not given); audited."""
+        market days (the policy's ``gate.shadow_default_days`` when not given), with account
+        snapshot ``accounts`` (in force from its ``from_day``) margined beside the test
+        portfolios; audited, in one transaction."""
 
         def step() -> ShadowRun:
             state = self.state(proposal_id)
@@ -547,9 +550,71 @@ class Registry:
             )
             self.store.insert_shadow(state.id, shadow_set, first_day, period, now, entry.seq)
             self.store.link("shadows", state.id, entry)
+            if accounts is not None:
+                self._insert_accounts(state.id, accounts, first_day, actor, now)
             return ShadowRun(state.id, shadow_set, first_day, period, now)
 
         return self._write(step)
+
+    def add_shadow_accounts(
+        self, proposal_id: str, snapshot: AccountSnapshot, *, actor: str, now: datetime
+    ) -> AuditEntry:
+        """Supply a newer account snapshot to a shadow run, in force from its ``from_day``
+        (which must follow every recorded day: what was recorded stays as it was); audited."""
+
+        def step() -> AuditEntry:
+            run = self.store.shadow_row(proposal_id)
+            if run is None:
+                raise GovernanceError(f"{proposal_id}: not in shadow")
+            recorded = self.store.shadow_day_rows(proposal_id)
+            if recorded and snapshot.from_day <= recorded[-1][1]:
+                raise GovernanceError(
+                    f"{proposal_id}: days through {recorded[-1][1]} are recorded; a snapshot "
+                    f"from {snapshot.from_day} would rewrite them"
+                )
+            return self._insert_accounts(proposal_id, snapshot, run[2], actor, now)
+
+        return self._write(step)
+
+    def _insert_accounts(
+        self,
+        proposal_id: str,
+        snapshot: AccountSnapshot,
+        first_day: date,
+        actor: str,
+        now: datetime,
+    ) -> AuditEntry:
+        if snapshot.from_day < first_day:
+            raise GovernanceError(
+                f"{proposal_id}: a snapshot from {snapshot.from_day} is before the shadow's "
+                f"first day {first_day}"
+            )
+        if any(r[1] == snapshot.from_day for r in self.store.shadow_account_rows(proposal_id)):
+            raise GovernanceError(
+                f"{proposal_id}: a snapshot from {snapshot.from_day} is already supplied"
+            )
+        entry = self.store.append(
+            Event("shadow_accounts", proposal_id, actor, now, snapshot.facts())
+        )
+        self.store.insert_shadow_accounts(
+            proposal_id, snapshot.from_day, snapshot.sha256, snapshot.canonical, entry.seq
+        )
+        self.store.link("shadow_accounts", f"{proposal_id}@{snapshot.from_day}", entry)
+        return entry
+
+    def shadow_accounts(self, proposal_id: str) -> list[AccountSnapshot]:
+        """The account snapshots of a shadow run, oldest first; a stored row whose content no
+        longer has its recorded SHA-256 raises :class:`TamperedError`."""
+        out = []
+        for _, from_day, sha, positions, _ in self.store.shadow_account_rows(proposal_id):
+            snapshot = AccountSnapshot.from_canonical(from_day, positions)
+            if snapshot.sha256 != sha:
+                raise TamperedError(
+                    f"shadow accounts {proposal_id} from {from_day}: content does not match its "
+                    "SHA-256"
+                )
+            out.append(snapshot)
+        return out
 
     def shadows(self) -> list[ShadowRun]:
         """Every shadow run, oldest first."""
@@ -601,6 +666,23 @@ class Registry:
             expected = {"shadow_set": shadow_set, "first_day": first_day.isoformat(), "days": days}
             if entry is None or entry.action != "shadow_started" or entry.details != expected:
                 problems.append(f"shadow {proposal_id}: not what audit entry {seq} says")
+        for proposal_id, from_day, sha, positions, seq in self.store.shadow_account_rows():
+            entry = by_seq.get(seq)
+            try:
+                facts = AccountSnapshot.from_canonical(from_day, positions).facts()
+            except (ValueError, TypeError, KeyError):
+                facts = None
+            if (
+                entry is None
+                or entry.action != "shadow_accounts"
+                or entry.subject != proposal_id
+                or facts is None
+                or facts["sha256"] != sha
+                or entry.details != facts
+            ):
+                problems.append(
+                    f"shadow accounts {proposal_id} from {from_day}: not what audit entry {seq} says"
+                )
         return problems
 
     # ------------------------------------------------------------------ audit

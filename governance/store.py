@@ -194,6 +194,22 @@ class GovStore:
             args,
         ).fetchall()
 
+    def insert_shadow_accounts(
+        self, proposal_id: str, from_day: Any, sha256: str, positions: str, seq: int
+    ) -> None:
+        self.con.execute(
+            "INSERT INTO gov.shadow_accounts VALUES (?, ?, ?, ?, ?)",
+            [proposal_id, from_day, sha256, positions, seq],
+        )
+
+    def shadow_account_rows(self, proposal_id: str | None = None) -> list[tuple]:
+        where, args = ("WHERE proposal_id = ?", [proposal_id]) if proposal_id else ("", [])
+        return self.con.execute(
+            f"SELECT proposal_id, from_day, sha256, positions, audit_seq FROM gov.shadow_accounts "
+            f"{where} ORDER BY proposal_id, from_day",
+            args,
+        ).fetchall()
+
     # ------------------------------------------------------------------ documents
     def store_set(self, parameter_set: ParameterSet, origin: str, now: datetime) -> None:
         self.con.execute(

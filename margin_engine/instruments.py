@@ -83,6 +83,24 @@ class Instrument:
         return (self.expiry - at).total_seconds() / (DAYS_PER_YEAR * 86400.0)
 
     @property
+    def canonical(self) -> str:
+        """The name in one spelling (Deribit's): expiry day without a leading zero, an integral
+        strike without decimals, a fractional one with ``d`` for the point — so ``BTC-05JAN24-
+        40000.0-C`` and ``BTC-5JAN24-40000-C`` are one instrument.
+        """
+        name = self.underlying if self.inverse else f"{self.underlying}_{self.settlement}"
+        if self.kind is Kind.SPOT:
+            return name
+        if self.expiry is None:
+            return f"{name}-PERPETUAL"
+        month = next(k for k, v in MONTHS.items() if v == self.expiry.month)
+        expiry = f"{self.expiry.day}{month}{self.expiry.year % 100:02d}"
+        if self.strike is None:
+            return f"{name}-{expiry}"
+        strike = f"{self.strike:.12f}".rstrip("0").rstrip(".")  # never an exponent: '-' splits
+        return f"{name}-{expiry}-{strike.replace('.', 'd')}-{'C' if self.is_call else 'P'}"
+
+    @property
     def quantity_unit(self) -> str:
         """What a quantity counts: USD of notional (inverse futures) or coins."""
         if self.inverse and self.kind in (Kind.PERPETUAL, Kind.FUTURE):

@@ -350,6 +350,36 @@ def from_positions(frame: pd.DataFrame, source: str) -> tuple[Portfolio, ...]:
     return tuple(books)
 
 
+def canonical_positions(frame: pd.DataFrame, source: str) -> tuple[tuple[str, str, float], ...]:
+    """``account,instrument,quantity`` rows in canonical form: accounts stripped, instruments
+    in their canonical spelling (:attr:`Instrument.canonical`), one row per (account, instrument) with its quantities summed,
+    sorted — so two files that spell the same book differently give the same rows. A bad row
+    raises :class:`ValueError` naming ``source``, the row (the header is row 1) and the field.
+    """
+    from margin_engine.instruments import InstrumentError, parse_instrument
+
+    summed: dict[tuple[str, str], list[float]] = {}
+    for k, (account, name, quantity) in enumerate(
+        zip(frame["account"], frame["instrument"], frame["quantity"], strict=True), start=2
+    ):
+        where = f"{source}: row {k}"
+        account = str(account).strip()
+        if not account:
+            raise ValueError(f"{where}: account is empty")
+        try:
+            instrument = parse_instrument(str(name).strip()).canonical
+        except InstrumentError as exc:
+            raise ValueError(f"{where}: instrument {name!r}: {exc}") from None
+        try:
+            q = float(quantity)
+        except (TypeError, ValueError):
+            q = math.nan
+        if not math.isfinite(q):
+            raise ValueError(f"{where}: quantity {quantity!r} is not a finite number")
+        summed.setdefault((account, instrument), []).append(q)
+    return tuple((a, i, math.fsum(qs)) for (a, i), qs in sorted(summed.items()))
+
+
 def select(names: list[str] | tuple[str, ...]) -> tuple[Portfolio, ...]:
     """Portfolios by name or group (``books``, ``spot``, ``collateral``, ``all``)."""
     everything = {p.name: p for group in GROUPS.values() for p in group}

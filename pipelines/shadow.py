@@ -2,22 +2,28 @@
 enactment (what ``mwb shadow run`` and the daily job's ``gov/shadow_runs`` do).
 
 Each run backtests the test portfolios from the shadow's first day under both sets (the
-backtest's caches make a day's run reuse the days before) and records, for every struck day
-whose MPOR has elapsed by ``through`` and is not recorded yet, both sets' breaches (close to
-close or along the day's range: the stricter) and mean margin — at most the shadow's period.
+backtest's caches make a day's run reuse the days before), and each supplied account snapshot
+over the days it is in force, and records, for every struck day whose MPOR has elapsed by
+``through`` and is not recorded yet, both sets' breaches (close to close or along the day's
+range: the stricter), mean margin and capital — at most the shadow's period. Accounts are named
+``account:<name>`` in the record, apart from the test portfolios.
 Each day is an audited governance event; a shadow report (HTML and Markdown twins) is written
 under ``HOME/reports/shadow/<proposal>``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
+import pandas as pd
+
 from backtesting.spec import BacktestSpec
 from governance.registry import Registry, ShadowRun
-from governance.shadow import ShadowDay, shadow_verdict
+from governance.shadow import AccountSnapshot, ShadowDay, segments, shadow_verdict
 from pipelines.backtest import ParamSource, run_backtest
+from pipelines.errors import BadInputError
 
 if TYPE_CHECKING:
     import duckdb
@@ -25,11 +31,37 @@ if TYPE_CHECKING:
     from pipelines.settings import WorkbenchSettings
 
 ACTOR = "shadow-run"
+ACCOUNT_PREFIX = "account:"
+
+
+def read_snapshot(path, from_day: date) -> AccountSnapshot:
+    """An ``account,instrument,quantity`` positions file as an account snapshot in canonical
+    form (:func:`margin_engine.portfolios.canonical_positions`); a bad row raises
+    :class:`BadInputError` naming the file, row and field."""
+    from pathlib import Path
+
+    from margin_engine.portfolios import canonical_positions
+    from pipelines.margin import read_positions
+
+    try:
+        return AccountSnapshot(from_day, canonical_positions(read_positions(path), Path(path).name))
+    except ValueError as exc:
+        raise BadInputError(str(exc)) from None
+
+
+def snapshot_books(snapshot: AccountSnapshot):
+    """The snapshot's accounts as static books named ``account:<name>``."""
+    from margin_engine.portfolios import from_positions
+
+    frame = pd.DataFrame(
+        [(ACCOUNT_PREFIX + a, i, q) for a, i, q in snapshot.rows],
+        columns=["account", "instrument", "quantity"],
+    )
+    return from_positions(frame, f"snapshot {snapshot.sha256[:12]}")
 
 
 def last_market_day(con: duckdb.DuckDBPyConnection) -> date:
     """The last day the warehouse has a price for (what a shadow run records through)."""
-    from pipelines.errors import BadInputError
     from pipelines.stores import market as stored
 
     last = stored.last_price_day(con)
@@ -38,10 +70,11 @@ def last_market_day(con: duckdb.DuckDBPyConnection) -> date:
     return last
 
 
-def shadow_days_of(daily, recorded_through: date | None, limit: int) -> list[ShadowDay]:
-    """The backtest's struck days after ``recorded_through`` as shadow days (at most ``limit``)."""
-    import pandas as pd
-
+def shadow_days_of(
+    daily, recorded_through: date | None, limit: int, snapshots: Sequence[AccountSnapshot] = ()
+) -> list[ShadowDay]:
+    """The backtest's struck days after ``recorded_through`` as shadow days (at most ``limit``),
+    each naming the snapshot in force that day."""
     frame = daily.copy()
     frame["day"] = pd.to_datetime(frame["date"]).dt.date
     frame["breached"] = frame["breach"] | frame["breach_path"]
@@ -54,6 +87,7 @@ def shadow_days_of(daily, recorded_through: date | None, limit: int) -> list[Sha
     for day in days[: max(limit, 0)]:
         rows = frame[frame["day"] == day]
         by_set = {label: rows[rows["set_label"] == label] for label in ("active", "shadow")}
+        in_force = [s for s in snapshots if s.from_day <= day]
         out.append(
             ShadowDay(
                 day,
@@ -61,6 +95,9 @@ def shadow_days_of(daily, recorded_through: date | None, limit: int) -> list[Sha
                 tuple(sorted(by_set["shadow"].loc[by_set["shadow"]["breached"], "name"])),
                 float(by_set["active"]["margin_usd"].mean()),
                 float(by_set["shadow"]["margin_usd"].mean()),
+                float(by_set["active"]["margin_usd"].sum()),
+                float(by_set["shadow"]["margin_usd"].sum()),
+                max(in_force, key=lambda s: s.from_day).sha256 if in_force else None,
             )
         )
     return out
@@ -91,14 +128,24 @@ def run_shadows(
         if end < run.first_day:
             out.append(_summary(registry, run, settings, written=False))
             continue
-        backtest = run_backtest(
-            con,
-            settings,
-            [ParamSource("active", active), ParamSource("shadow", shadow)],
-            BacktestSpec(start=run.first_day, end=end),
-        )
+        sets = [ParamSource("active", active), ParamSource("shadow", shadow)]
         last = recorded[-1].day if recorded else None
-        for day in shadow_days_of(backtest.daily, last, run.days - len(recorded)):
+        start = max(run.first_day, last + timedelta(days=1)) if last else run.first_day
+        daily = [
+            run_backtest(con, settings, sets, BacktestSpec(start=run.first_day, end=end)).daily
+        ]
+        snapshots = registry.shadow_accounts(run.proposal_id)
+        for first, until, snapshot in segments(snapshots, start, end):
+            spec = BacktestSpec(start=first, end=until, portfolios=())
+            try:
+                daily.append(
+                    run_backtest(con, settings, sets, spec, accounts=snapshot_books(snapshot)).daily
+                )
+            except BadInputError as exc:
+                if "has prices" not in str(exc):  # a segment without a struck day adds nothing
+                    raise
+        frame = pd.concat(daily, ignore_index=True)
+        for day in shadow_days_of(frame, last, run.days - len(recorded), snapshots):
             registry.record_shadow_day(run.proposal_id, day, actor=ACTOR, now=now)
         out.append(_summary(registry, run, settings, written=True))
     return out
@@ -158,9 +205,12 @@ def write_shadow_report(
                 "shadow_only": list(d.shadow_only),
                 "active_margin_usd": d.active_margin_usd,
                 "shadow_margin_usd": d.shadow_margin_usd,
+                "active_capital_usd": d.active_capital_usd,
+                "shadow_capital_usd": d.shadow_capital_usd,
             }
             for d in days
         ],
+        "snapshots": [s.facts() for s in registry.shadow_accounts(run.proposal_id)],
         "generated_at": f"from the registry through {days[-1].day if days else run.first_day}",
     }
     context = ReportContext("shadow", run.proposal_id, f"Shadow run of {run.proposal_id}", data)

@@ -815,6 +815,12 @@ def shadow_start(
     days: int | None = typer.Option(
         None, "--days", help="Days to run (default: the policy's gate.shadow_default_days)."
     ),
+    positions: Path | None = typer.Option(
+        None,
+        "--positions",
+        help="Account snapshot (account,instrument,quantity CSV) to margin beside the test "
+        "portfolios from the first day.",
+    ),
     actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -822,8 +828,10 @@ def shadow_start(
     from datetime import timedelta
 
     from pipelines.cli.market import parse_day
+    from pipelines.shadow import read_snapshot
 
     start = parse_day(first_day, "--from") or (_now() + timedelta(days=1)).date()
+    snapshot = read_snapshot(positions, start) if positions is not None else None
     with _registry(ctx) as registry:
         run = registry.start_shadow(
             registry.resolve(proposal_id),
@@ -831,6 +839,7 @@ def shadow_start(
             now=_now(),
             first_day=start,
             days=days,
+            accounts=snapshot,
         )
         head = _head_line(registry)
     payload = {
@@ -838,6 +847,7 @@ def shadow_start(
         "shadow_set": run.shadow_set,
         "first_day": run.first_day.isoformat(),
         "days": run.days,
+        "accounts": None if snapshot is None else snapshot.facts(),
         "audit_head": head,
     }
     if as_json:
@@ -846,7 +856,46 @@ def shadow_start(
     out.print(
         f"{run.proposal_id} in shadow from {run.first_day} for {run.days} day(s): set "
         f"{run.shadow_set[:12]} beside the set in force"
+        + ("" if snapshot is None else f", with {_snapshot_line(snapshot)}"),
+        markup=False,
     )
+    _print_head(head)
+
+
+def _snapshot_line(snapshot) -> str:
+    return (
+        f"{len(snapshot.accounts)} account(s), {len(snapshot.rows)} position(s) "
+        f"(snapshot {snapshot.sha256[:12]}) from {snapshot.from_day}"
+    )
+
+
+@shadow_app.command("accounts")
+def shadow_accounts(
+    ctx: typer.Context,
+    proposal_id: str = typer.Argument(..., help="A proposal in shadow (P-…)."),
+    positions: Path = typer.Argument(..., help="account,instrument,quantity CSV."),
+    from_day: str = typer.Option(
+        ..., "--from", help="First day the snapshot is in force (after every recorded day)."
+    ),
+    actor: str | None = typer.Option(None, "--actor", help=ACTOR_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Supply a newer account snapshot to a shadow run (audited); it replaces the one before
+    from its first day."""
+    from pipelines.cli.market import parse_day
+    from pipelines.shadow import read_snapshot
+
+    day = parse_day(from_day, "--from")
+    assert day is not None  # a required option
+    snapshot = read_snapshot(positions, day)
+    with _registry(ctx) as registry:
+        proposal = registry.resolve(proposal_id)
+        registry.add_shadow_accounts(proposal, snapshot, actor=_actor(actor), now=_now())
+        head = _head_line(registry)
+    if as_json:
+        print_json({"proposal": proposal, "accounts": snapshot.facts(), "audit_head": head})
+        return
+    out.print(f"{proposal}: {_snapshot_line(snapshot)}", markup=False)
     _print_head(head)
 
 

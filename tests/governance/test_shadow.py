@@ -121,3 +121,27 @@ def test_only_submitted_or_approved_proposals_run_in_shadow(gated) -> None:
     with pytest.raises(Refusal, match="enacted"):
         registry.start_shadow(proposal, actor="t", now=now, first_day=DAY0)
     assert registry.audit_entries()[-1].action == "shadow_refused"
+
+
+def test_snapshots_cut_the_days_where_they_come_into_force() -> None:
+    from governance.shadow import AccountSnapshot, segments
+
+    a = AccountSnapshot(DAY0, (("x", "BTC-PERPETUAL", 1.0),))
+    b = AccountSnapshot(DAY0 + timedelta(days=5), (("y", "ETH-PERPETUAL", -2.0),))
+    cut = segments([b, a], DAY0 - timedelta(days=3), DAY0 + timedelta(days=9))
+    assert [(first, last, s.rows[0][0]) for first, last, s in cut] == [
+        (DAY0, DAY0 + timedelta(days=4), "x"),
+        (DAY0 + timedelta(days=5), DAY0 + timedelta(days=9), "y"),
+    ]
+    # a window inside one snapshot's days, and one before any snapshot
+    assert [s for _, _, s in segments([a, b], DAY0 + timedelta(days=6), DAY0 + timedelta(7))] == [b]
+    assert segments([a, b], DAY0 - timedelta(days=9), DAY0 - timedelta(days=1)) == []
+    # the SHA-256 is over the rows; the day it comes into force is in the audited facts
+    assert a.facts()["sha256"] == AccountSnapshot(DAY0 + timedelta(1), a.rows).sha256
+    assert AccountSnapshot.from_canonical(a.from_day, a.canonical) == a
+    with pytest.raises(ValueError, match="one per"):
+        AccountSnapshot(DAY0, (("x", "B", 1.0), ("x", "B", 2.0)))
+    with pytest.raises(ValueError, match="one per"):
+        AccountSnapshot(DAY0, (("y", "B", 1.0), ("x", "B", 2.0)))
+    with pytest.raises(ValueError, match="at least one"):
+        AccountSnapshot(DAY0, ())

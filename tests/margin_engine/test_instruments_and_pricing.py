@@ -153,3 +153,29 @@ def test_marks_of_the_real_deribit_chain(shared_data) -> None:
     delta_error = np.abs(greeks["delta"] - chain["delta"].to_numpy())
     assert np.median(delta_error) < 5e-4
     assert delta_error[years > 7 / 365].max() < 5e-3
+
+
+@pytest.mark.parametrize(
+    ("spelling", "canonical"),
+    [
+        ("BTC-05JAN24-40000.0-C", "BTC-5JAN24-40000-C"),
+        ("ETH-31DEC99-1e5-P", "ETH-31DEC99-100000-P"),
+        ("XRP_USDC-5JAN24-0d625-P", "XRP_USDC-5JAN24-0d625-P"),
+        ("XRP_USDC-5JAN24-0.6250-P", "XRP_USDC-5JAN24-0d625-P"),
+        ("ETH-1JAN30-0d00001-C", "ETH-1JAN30-0d00001-C"),  # no exponent: '-' splits names
+        ("BTC-01MAR25", "BTC-1MAR25"),
+        ("ETH_USDC-PERPETUAL", "ETH_USDC-PERPETUAL"),
+        ("BTC_USDC", "BTC_USDC"),
+    ],
+)
+def test_one_spelling_per_instrument(spelling: str, canonical: str) -> None:
+    parsed = parse_instrument(spelling)
+    assert parsed.canonical == canonical
+    again = parse_instrument(canonical)  # the canonical name parses to the same contract
+    assert (again.kind, again.expiry, again.strike, again.is_call, again.inverse) == (
+        parsed.kind,
+        parsed.expiry,
+        parsed.strike,
+        parsed.is_call,
+        parsed.inverse,
+    )
