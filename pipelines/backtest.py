@@ -279,7 +279,9 @@ def _margin_key(
         {
             **common,
             "model": model,
-            "portfolio": portfolio.name,
+            # the description too: an account snapshot's carries its rows' digest, so a book
+            # re-supplied under the same name with other positions is not served stale margins
+            "portfolio": [portfolio.name, portfolio.description],
             "params": parameters_read(
                 model, source.params.canonical_dict(), portfolio.underlying_list
             ),
@@ -445,7 +447,9 @@ def run_backtest(
                     source, model, p, common, spec
                 )
     loss_keys = {
-        p.name: _sha({**{k: v for k, v in common.items() if k != "vol"}, "loss": p.name})
+        p.name: _sha(
+            {**{k: v for k, v in common.items() if k != "vol"}, "loss": [p.name, p.description]}
+        )
         for p in books
     }
     have_margins = bt_store.existing_keys(

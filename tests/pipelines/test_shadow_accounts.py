@@ -208,3 +208,33 @@ def test_an_edited_snapshot_breaks_the_chain(home, tmp_path) -> None:
             registry.shadow_accounts(proposal)
     finally:
         con.close()
+
+
+def test_a_book_resupplied_under_its_name_is_not_served_stale_results(home) -> None:
+    """The backtest's caches key a book by its content, not its name: the same account with
+    twice the perpetuals loses exactly twice as much (losses are linear in quantity)."""
+    import pandas as pd
+
+    from backtesting.spec import BacktestSpec
+    from margin_engine.portfolios import from_positions
+    from pipelines.backtest import ParamSource, run_backtest
+
+    settings, _ = home
+    spec = BacktestSpec(start=date(2024, 8, 1), end=date(2024, 8, 6), portfolios=())
+    sets = [ParamSource("active", default_parameter_set())]
+    runs = []
+    con = connect(settings.warehouse_path)
+    try:
+        for quantity in ("1", "2"):
+            frame = pd.DataFrame(
+                {"account": ["acct"], "instrument": ["ETH_USDC-PERPETUAL"], "quantity": [quantity]}
+            )
+            books = from_positions(frame, "positions.csv")
+            daily = run_backtest(con, settings, sets, spec, accounts=books, store=False).daily
+            runs.append(daily[daily["model"] == "deribit-pm"].set_index("date"))
+    finally:
+        con.close()
+    one, two = runs
+    assert (one["loss"].abs() > 0).all()
+    assert two["loss"].to_numpy() == pytest.approx(2 * one["loss"].to_numpy(), rel=1e-12)
+    assert (two["margin"] > one["margin"]).all()
