@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
@@ -72,6 +73,10 @@ def _finish(fig: Figure, chart_id: str, title: str, alt: str) -> Chart:
     return Chart(chart_id, title, alt, _clean_svg(svg_buffer.getvalue()), png_buffer.getvalue())
 
 
+def _plain(value: float, _position: int | None = None) -> str:
+    return f"{value:,.0f}" if value >= 10 else f"{value:.3g}"
+
+
 def price_and_volatility(
     chart_id: str, asset: str, close: pd.Series, cond_vol_annual: pd.Series, breaches: Sequence = ()
 ) -> Chart:
@@ -79,6 +84,10 @@ def price_and_volatility(
     fig, ax = plt.subplots(figsize=(9, 3.2))
     ax.plot(close.index, close.to_numpy(), color="#333333", lw=0.9, label=f"{asset} close")
     ax.set_yscale("log")
+    # plain-number tick labels: the default log labels are mathtext ($10^{3}$), whose parsing
+    # and layout cost more than the rest of the chart together
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(_plain))
+    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_ylabel("close (USD, log)")
     vol_ax = ax.twinx()
     vol_ax.plot(
