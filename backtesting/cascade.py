@@ -44,7 +44,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from margin_engine.impact import ImpactKind, ImpactModel
-from margin_engine.montecarlo import tail_measures_at
+from margin_engine.montecarlo import JointModel, Simulation, intraday_paths, tail_measures_at
+from vocabulary import Innovations, Sampling
 
 __all__ = [
     "Accounts",
@@ -424,6 +425,21 @@ def random_paths(
     scale = daily_vol / math.sqrt(steps_per_day) / math.sqrt(dof / (dof - 2.0))
     returns = rng.standard_t(dof, size=(n, steps)) * scale
     return price * np.exp(np.cumsum(returns, axis=1))
+
+
+def model_paths(
+    model: JointModel, price: float, days: int, steps_per_day: int, n: int, seed: int
+) -> np.ndarray:
+    """``n`` price paths (n × days·steps) of ``model``'s first underlying from ``price``: the
+    fitted joint model's simulation (bootstrapped joint standardised residuals when the model
+    holds them, else Student-t), intraday points on a Brownian bridge with each day's
+    conditional volatility (:func:`margin_engine.montecarlo.intraday_paths`). Seeded.
+    """
+    innovations = (
+        Innovations.FILTERED_HISTORICAL if model.residuals is not None else Innovations.STUDENT_T
+    )
+    sim = Simulation(max(n, 100), days, seed, innovations=innovations, sampling=Sampling.PSEUDO)
+    return price * intraday_paths(model, sim, steps_per_day)[:n, 0, :]
 
 
 def bad_debt_risk(losses: np.ndarray, levels: tuple[float, ...] = (0.95, 0.99)) -> dict:

@@ -84,6 +84,7 @@ __all__ = [
     "TailMeasures",
     "correlation_of",
     "dynamics_from_fit",
+    "intraday_paths",
     "mc_margin",
     "simulate",
     "simulate_blocks",
@@ -364,7 +365,13 @@ def _day_basis(h: int) -> np.ndarray:
     return q * np.sign(q[0, 0])
 
 
-def _block(model: JointModel, sim: Simulation, block: int) -> tuple[np.ndarray, np.ndarray]:
+def _block(
+    model: JointModel, sim: Simulation, block: int, record: list | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Price and implied-vol moves over the MPOR of ``block``'s paths; with ``record`` (a list)
+    also each day's log return and conditional volatility appended to it, as (n × h × U)
+    arrays — what an intraday path needs.
+    """
     _check(0 <= block < sim.blocks, "block", f"{block} not in 0..{sim.blocks - 1}")
     u_count, h = len(model.underlyings), sim.horizon
     # the coordinates that move the MPOR's loss most come first (Sobol's first dimensions
@@ -406,6 +413,7 @@ def _block(model: JointModel, sim: Simulation, block: int) -> tuple[np.ndarray, 
     noise = normal[:, :, u_count:]
     moves = np.empty((n, u_count))
     vols = np.empty((n, u_count))
+    daily = np.empty((2, n, h, u_count)) if record is not None else None
     for j, d in enumerate(model.dynamics):
         variance = np.full(n, d.sigma**2)
         total = np.zeros(n)
@@ -414,6 +422,8 @@ def _block(model: JointModel, sim: Simulation, block: int) -> tuple[np.ndarray, 
         target = math.log(d.iv_level_ratio)
         for day in range(h):
             r = np.sqrt(variance) * z[:, day, j]
+            if daily is not None:
+                daily[0, :, day, j], daily[1, :, day, j] = r, np.sqrt(variance)
             total += r
             if d.recursive:
                 variance = d.omega + (d.alpha + d.gamma * (r < 0)) * r * r + d.beta * variance
@@ -424,7 +434,46 @@ def _block(model: JointModel, sim: Simulation, block: int) -> tuple[np.ndarray, 
             )
         moves[:, j] = np.expm1(total)
         vols[:, j] = np.expm1(x)
+    if record is not None:
+        record.append(daily)
     return moves, vols
+
+
+def intraday_paths(model: JointModel, sim: Simulation, steps_per_day: int) -> np.ndarray:
+    """Price paths of every underlying, ``steps_per_day`` points a day over the horizon, as
+    ratios to the starting price: (paths × underlyings × horizon·steps_per_day).
+
+    The daily log returns are the joint simulation's (the same draws as :func:`simulate`);
+    within a day the log price follows a Brownian bridge from the day's start to its close
+    with that day's conditional volatility,
+
+    .. math::
+
+        \\log S_{d,k} = \\log S_{d-1} + \\tfrac{k}{m} r_d
+            + \\sigma_d \\left(W_k - \\tfrac{k}{m} W_m\\right) / \\sqrt{m},
+        \\quad k = 1..m,
+
+    with :math:`W` a standard random walk of its own stream per block (so intraday lows and
+    highs exist, and the close is exactly the daily path's). Deterministic in ``sim.seed``
+    whatever the chunking, like every block.
+    """
+    _check(1 <= steps_per_day <= 96, "steps_per_day", f"{steps_per_day!r} must be 1..96")
+    m, h, u_count = steps_per_day, sim.horizon, len(model.underlyings)
+    parts = []
+    for block in range(sim.blocks):
+        record: list = []
+        _block(model, sim, block, record)
+        r, sigma = record[0]
+        n = r.shape[0]
+        walk = np.cumsum(
+            np.random.default_rng([sim.seed, block, 7]).standard_normal((n, h, u_count, m)), axis=3
+        )
+        k = np.arange(1, m + 1) / m
+        bridge = walk - k * walk[..., -1:]
+        start = np.concatenate([np.zeros((n, 1, u_count)), np.cumsum(r, axis=1)[:, :-1]], axis=1)
+        log_path = start[..., None] + k * r[..., None] + sigma[..., None] * bridge / math.sqrt(m)
+        parts.append(np.exp(log_path.transpose(0, 2, 1, 3).reshape(n, u_count, h * m)))
+    return np.concatenate(parts)
 
 
 # --------------------------------------------------------------------------- measures

@@ -24,6 +24,7 @@ from backtesting.cascade import (
     bad_debt_risk,
     calibrate_impact,
     intraday_path,
+    model_paths,
     random_paths,
     run_summary,
     simulate,
@@ -31,6 +32,7 @@ from backtesting.cascade import (
 )
 from governance.parameters import ParameterSet
 from margin_engine.impact import ImpactModel
+from margin_engine.montecarlo import JointModel
 from pipelines.errors import BadInputError
 from pipelines.files import MAX_INPUT_BYTES, regular_file
 from pipelines.stores import market as stored
@@ -121,20 +123,37 @@ def impact_before(
     return impact, (f"prices {provenance.describe()}", *notes), last
 
 
+@dataclass(frozen=True)
+class PathsInputs:
+    """What random paths from ``day`` start from: the last close strictly before it, the impact
+    model of the 30 days before, and the fitted joint model of the newest calibration as of
+    the day before (``None`` when there is none: a Student-t stand-in is drawn instead)."""
+
+    price: float
+    impact: ImpactModel
+    notes: tuple[str, ...]
+    model: JointModel | None
+    model_about: dict | None
+
+
 def paths_inputs(
     con: duckdb.DuckDBPyConnection, preference: Sequence[str], asset: str, day: date
-) -> tuple[float, ImpactModel, tuple[str, ...]]:
-    """The last close strictly before ``day`` and the impact model from the 30 days before."""
+) -> PathsInputs:
+    """See :class:`PathsInputs` (nothing the paths' own days reveal is used)."""
+    from pipelines.margin import joint_model_before
+
     impact, notes, last = impact_before(con, preference, asset, day)
-    return last, impact, notes
+    try:
+        model, about = joint_model_before(con, [asset], day - timedelta(days=1))
+    except BadInputError:
+        model, about = None, None
+    return PathsInputs(last, impact, notes, model, about)
 
 
 def run_paths(
     asset: str,
     day: date,
-    price: float,
-    impact: ImpactModel,
-    notes: tuple[str, ...],
+    inputs: PathsInputs,
     sets: list[tuple[str, ParameterSet]],
     accounts: Accounts,
     *,
@@ -145,8 +164,29 @@ def run_paths(
     fund: float = 0.0,
 ) -> dict:
     """Bad-debt VaR and ES (95 %, 99 %) of each set over ``paths`` seeded random paths of
-    ``days`` days from ``day``'s opening price (four steps a day)."""
-    drawn = random_paths(price, impact.daily_vol, days, 4, paths, seed)
+    ``days`` days from ``day``'s opening price (four steps a day): the fitted joint model's
+    (:func:`backtesting.cascade.model_paths`) when a calibration precedes the day, else a
+    Student-t stand-in at the 30 days' volatility — the payload says which."""
+    price, impact, notes = inputs.price, inputs.impact, inputs.notes
+    if inputs.model is not None:
+        drawn = model_paths(inputs.model, price, days, 4, paths, seed)
+        about = inputs.model_about or {}
+        innovations = (
+            f"the fitted joint model of calibration {about.get('calibration_id')} as of "
+            f"{about.get('as_of')} ("
+            + (
+                "bootstrapped standardised residuals"
+                if inputs.model.residuals is not None
+                else "Student-t innovations"
+            )
+            + "), a Brownian bridge within each day at its conditional volatility"
+        )
+    else:
+        drawn = random_paths(price, impact.daily_vol, days, 4, paths, seed)
+        innovations = (
+            "a Student-t stand-in (dof 4) at the 30 days' volatility: no calibration precedes "
+            "the day"
+        )
     results = []
     for label, parameter_set in sets:
         rule = rule_of(parameter_set, asset, mode)
@@ -171,7 +211,8 @@ def run_paths(
         "seed": seed,
         "steps_per_day": 4,
         "accounts": len(accounts.cash),
-        "innovations": "student-t (dof 4) at the 30 days' volatility",
+        "innovations": innovations,
+        "model": inputs.model_about,
         "impact": {  # the first set's law; each set's is in its entry
             "y": set_impact(sets[0][1], impact).y,
             "daily_vol": impact.daily_vol,

@@ -342,28 +342,32 @@ def _bad_debt_risk(
     assets: list[str],
 ) -> list[dict]:
     """Per asset: bad-debt VaR and ES (95 %, 99 %) over :data:`RISK_PATHS` seeded paths of
-    :data:`RISK_DAYS` days from the last close of the backtest window, under both sets (one
+    :data:`RISK_DAYS` days from the warehouse's latest close (the risk the sets would run from
+    today's market; never earlier than the window's end), drawn from the fitted joint model of
+    the newest calibration through that close where there is one, under both sets (one
     population, built at the current set's leverage limit)."""
     from backtesting.cascade import Mode
     from pipelines.cascade import paths_inputs, population, rule_of, run_paths
+    from pipelines.stores import market as stored
 
     if end is None:
         return []
-    day = end + timedelta(days=1)  # paths start from the close of the window's last day
+    latest = stored.last_price_day(con)
+    day = max(end, latest or end) + timedelta(days=1)  # paths start from that day's open
     out = []
     for asset in assets:
         try:
-            price, impact, notes = paths_inputs(con, settings.market.source_preference, asset, day)
+            drawing = paths_inputs(con, settings.market.source_preference, asset, day)
         except BadInputError:
             continue
         rule = rule_of(base, asset, Mode.FULL)
-        people = population("synthetic", RISK_ACCOUNTS, CASCADE_SEED, price, 1.0 / rule.initial)
+        people = population(
+            "synthetic", RISK_ACCOUNTS, CASCADE_SEED, drawing.price, 1.0 / rule.initial
+        )
         run = run_paths(
             asset,
             day,
-            price,
-            impact,
-            notes,
+            drawing,
             [("current", base), ("proposed", proposed)],
             people,
             paths=RISK_PATHS,
@@ -374,7 +378,8 @@ def _bad_debt_risk(
         out.append(
             {
                 "asset": asset,
-                "close": end.isoformat(),
+                "close": (day - timedelta(days=1)).isoformat(),
+                "drawn": run["innovations"],
                 "paths": RISK_PATHS,
                 "days": RISK_DAYS,
                 "accounts": RISK_ACCOUNTS,

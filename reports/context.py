@@ -600,6 +600,7 @@ def _bad_debt_section(bad_debt: Mapping[str, Any] | None) -> dict:
         {
             "asset": r["asset"],
             "close": r["close"],
+            "drawn": r.get("drawn") or "an unrecorded source",
             "paths": r["paths"],
             "days": r["days"],
             "accounts": r["accounts"],

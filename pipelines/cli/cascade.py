@@ -100,9 +100,7 @@ def cascade(
             other = resolve_parameter_set(con, vs)
             sets.append((f"vs {other.label}", other.parameter_set))
         if paths is not None:
-            price, impact, notes = paths_inputs(
-                con, settings.market.source_preference, asset.upper(), first
-            )
+            drawing = paths_inputs(con, settings.market.source_preference, asset.upper(), first)
         else:
             inputs = cascade_inputs(
                 con, settings.market.source_preference, asset.upper(), first, last
@@ -118,13 +116,11 @@ def cascade(
 
     if paths is not None:
         rule = rule_of(current.parameter_set, asset.upper(), chosen_mode)
-        people, about = people_at(price, 1.0 / rule.initial)
+        people, about = people_at(drawing.price, 1.0 / rule.initial)
         payload = run_paths(
             asset.upper(),
             first,
-            price,
-            impact,
-            notes,
+            drawing,
             sets,
             people,
             paths=paths,
@@ -153,6 +149,7 @@ def cascade(
                 rows,
             )
         )
+        out.print(f"paths: {payload['innovations']}", markup=False, soft_wrap=True)
         return
     rule = rule_of(current.parameter_set, inputs.asset, chosen_mode)
     people, about = people_at(inputs.path[0], 1.0 / rule.initial)

@@ -140,6 +140,48 @@ def test_no_calibration_from_the_market_day_itself(calibrated) -> None:
         _run(calibrated, MonteCarloOptions(paths=1_024), at="2024-12-31T12:00:00Z")
 
 
+def test_cascade_paths_come_from_the_calibrations_joint_model(calibrated) -> None:
+    """``mwb cascade --paths`` and the report's bad-debt risk draw from the fitted model of the
+    newest calibration before the paths' first day: its next-day volatility sets the first
+    day's spread; a day before any calibration gets the stand-in, and says so."""
+    from datetime import date
+
+    import numpy as np
+
+    from backtesting.cascade import model_paths
+    from governance.parameters import default_parameter_set
+    from pipelines.cascade import paths_inputs, population, run_paths
+
+    settings, con, _ = calibrated
+    preference = settings.market.source_preference
+    drawing = paths_inputs(con, preference, "ETH", date(2025, 1, 1))
+    assert drawing.model is not None and drawing.model_about["as_of"] == "2024-12-31"
+    sigma = drawing.model.dynamics[0].sigma
+    paths = model_paths(drawing.model, drawing.price, 2, 4, 4000, 0)
+    assert paths.shape == (4000, 8)
+    first_day = np.log(paths[:, 3] / drawing.price)
+    # bootstrapped standardised residuals have about unit variance: 4,000 draws put the
+    # sample deviation within 10 % of the forecast (heavier tails widen the error bar)
+    assert first_day.std() == pytest.approx(sigma, rel=0.1)
+    base = default_parameter_set()
+    narrow = base.with_changes({"underlyings.ETH.pm.price_range": 0.10})
+    people = population("synthetic", 1000, 0, drawing.price, 1 / 0.18)
+    payload = run_paths(
+        "ETH", date(2025, 1, 1), drawing, [("a", base), ("b", narrow)], people,
+        paths=300, days=2, seed=0,
+    )  # fmt: skip
+    assert "calibration" in payload["innovations"] and payload["model"]["as_of"] == "2024-12-31"
+    current, other = payload["sets"]
+    assert other["es_99"] >= current["es_99"] - 1e-6
+    # no calibration precedes mid-2024: the stand-in, named as such
+    early = paths_inputs(con, preference, "ETH", date(2024, 6, 1))
+    assert early.model is None
+    stand_in = run_paths(
+        "ETH", date(2024, 6, 1), early, [("a", base)], people, paths=100, days=1, seed=0
+    )
+    assert stand_in["innovations"].startswith("a Student-t stand-in")
+
+
 def test_the_command_runs_on_a_local_dask_cluster(calibrated, tmp_path) -> None:
     settings, con, index = calibrated
     con.execute("CHECKPOINT")

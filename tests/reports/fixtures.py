@@ -309,6 +309,9 @@ def bad_debt() -> dict:
             {
                 "asset": "BTC",
                 "close": "2022-12-31",
+                "drawn": "the fitted joint model of calibration c-2022-12-31 as of 2022-12-31 "
+                "(bootstrapped standardised residuals), a Brownian bridge within each day at "
+                "its conditional volatility",
                 "paths": 500,
                 "days": 2,
                 "accounts": 2_000,
