@@ -28,7 +28,12 @@ def cascade(
         "--positions",
         help="A population CSV: account,collateral,quantity[,entry_price] (USD, coins of --asset).",
     ),
-    population: str = typer.Option("synthetic", "--population", help="synthetic"),
+    population: str = typer.Option(
+        "synthetic",
+        "--population",
+        help="synthetic (one linear position each) | books (the test portfolios' option "
+        "books, re-margined by Deribit-style PM every step; with --window or --from/--to).",
+    ),
     accounts: int = typer.Option(10_000, "--accounts", help="Accounts in the population."),
     seed: int = typer.Option(0, "--seed", help="The population's seed."),
     asset: str = typer.Option("ETH", "--asset", help="The underlying."),
@@ -58,6 +63,7 @@ def cascade(
         paths_inputs,
         read_population,
         rule_of,
+        run_book_cascade,
         run_cascade,
         run_paths,
     )
@@ -89,6 +95,18 @@ def cascade(
         first, last = parse_day(start, "--from"), parse_day(end, "--to")
     else:
         raise BadInputError("give --window NAME, --from DAY --to DAY or --paths N --from DAY")
+    if population not in ("synthetic", "books"):
+        raise BadInputError(f"--population: {population!r} is not synthetic or books")
+    books = population == "books"
+    if books and (paths is not None or positions is not None):
+        raise BadInputError(
+            "--population books runs along a window (--window or --from/--to), without "
+            "--paths or --positions"
+        )
+    if books and chosen_mode is not Mode.FULL:
+        raise BadInputError("--population books: accounts are closed in full (--mode full)")
+    if books and not 1 <= accounts <= 100_000:
+        raise BadInputError(f"--accounts: {accounts} is not between 1 and 100,000 for books")
     settings = settings_from(ctx)
     if not settings.warehouse_path.exists():
         raise BadInputError(f"{settings.warehouse_path}: no warehouse; run mwb demo or ingest")
@@ -105,8 +123,21 @@ def cascade(
             inputs = cascade_inputs(
                 con, settings.market.source_preference, asset.upper(), first, last
             )
+            if books:
+                book_payload = run_book_cascade(
+                    con,
+                    settings.market.source_preference,
+                    inputs,
+                    sets,
+                    accounts=accounts,
+                    seed=seed,
+                    fund=fund,
+                )
     finally:
         con.close()
+    if books:
+        _print_books(book_payload, as_json)
+        return
 
     def people_at(price: float, max_leverage: float):
         if positions is not None:
@@ -191,3 +222,46 @@ def cascade(
     )
     for note in payload["notes"]:
         out.print(f"note: {note}")
+
+
+def _print_books(payload: dict, as_json: bool) -> None:
+    if as_json:
+        print_json(payload)
+        return
+    people = payload["population"]
+    mix = ", ".join(f"{name} {count:,}" for name, count in people["books"].items())
+    out.print(
+        f"{payload['asset']} {payload['from']} .. {payload['to']}, {people['accounts']:,} accounts "
+        f"holding the test portfolios' books (seed {people['seed']}: {mix}), struck at "
+        f"{people['struck']['price']:,.2f} and IV {people['struck']['iv']:.4f}; collateral "
+        f"{people['collateral_usd']:,.0f} USD",
+        markup=False,
+        soft_wrap=True,
+    )
+    rows = [
+        (
+            s["label"],
+            s["rule"]["model"],
+            f"{s['liquidations']:,}",
+            f"{s['volume_usd']:,.0f}",
+            f"{s['largest_impact']:.2%}",
+            f"{s['bad_debt']:,.2f}",
+        )
+        for s in payload["sets"]
+    ]
+    out.print(
+        table(
+            "cascade of option books",
+            [
+                "set",
+                "margined by",
+                "liquidations",
+                "delta sold USD",
+                "largest impact",
+                "bad debt USD",
+            ],
+            rows,
+        )
+    )
+    for note in payload["notes"]:
+        out.print(f"note: {note}", markup=False)
