@@ -45,7 +45,14 @@ from margin_engine.portfolios import DayMarket, Portfolio
 from margin_engine.pricing import black76_greeks, black76_price
 from vocabulary import DAYS_PER_YEAR
 
-__all__ = ["BookAccounts", "BookMarket", "Valuation", "simulate_books", "synthetic_books"]
+__all__ = [
+    "BookAccounts",
+    "BookMarket",
+    "Valuation",
+    "book_bad_debt_distribution",
+    "simulate_books",
+    "synthetic_books",
+]
 
 #: maintenance margin (USD, one per account) at (price ratio, IV ratio, elapsed days)
 Maintenance = Callable[[float, float, float], np.ndarray]
@@ -223,6 +230,30 @@ def simulate_books(
         cash=cash,
         quantity=np.asarray(np.abs(q).sum(axis=1)).ravel(),
         ledger=ledger,
+    )
+
+
+def book_bad_debt_distribution(
+    accounts: BookAccounts,
+    valuation: Valuation,
+    maintenance: Maintenance,
+    paths: np.ndarray,
+    iv_paths: np.ndarray | None,
+    impact: ImpactModel,
+    penalty: float,
+    fund: float = 0.0,
+) -> np.ndarray:
+    """Bad debt of the books along each path (one cascade per path; implied vols held where
+    ``iv_paths`` is None).
+    """
+    ivs = np.ones_like(paths) if iv_paths is None else iv_paths
+    return np.array(
+        [
+            simulate_books(
+                accounts, valuation, maintenance, path, iv, impact, penalty, fund=fund
+            ).total_bad_debt
+            for path, iv in zip(paths, ivs, strict=True)
+        ]
     )
 
 

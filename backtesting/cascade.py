@@ -429,8 +429,9 @@ def random_paths(
 
 def model_paths(
     model: JointModel, price: float, days: int, steps_per_day: int, n: int, seed: int
-) -> np.ndarray:
-    """``n`` price paths (n × days·steps) of ``model``'s first underlying from ``price``: the
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` price paths (n × days·steps) of ``model``'s first underlying from ``price``, and
+    its implied vol's ratios to the start at the same points: the
     fitted joint model's simulation (bootstrapped joint standardised residuals when the model
     holds them, else Student-t), intraday points on a Brownian bridge with each day's
     conditional volatility (:func:`margin_engine.montecarlo.intraday_paths`). Seeded.
@@ -439,7 +440,8 @@ def model_paths(
         Innovations.FILTERED_HISTORICAL if model.residuals is not None else Innovations.STUDENT_T
     )
     sim = Simulation(max(n, 100), days, seed, innovations=innovations, sampling=Sampling.PSEUDO)
-    return price * intraday_paths(model, sim, steps_per_day)[:n, 0, :]
+    prices, vols = intraday_paths(model, sim, steps_per_day, with_vols=True)
+    return price * prices[:n, 0, :], vols[:n, 0, :]
 
 
 def bad_debt_risk(losses: np.ndarray, levels: tuple[float, ...] = (0.95, 0.99)) -> dict:

@@ -369,8 +369,8 @@ def _block(
     model: JointModel, sim: Simulation, block: int, record: list | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Price and implied-vol moves over the MPOR of ``block``'s paths; with ``record`` (a list)
-    also each day's log return and conditional volatility appended to it, as (n × h × U)
-    arrays — what an intraday path needs.
+    also each day's log return, conditional volatility and log implied-vol ratio at its close
+    appended to it, as (n × h × U) arrays — what an intraday path needs.
     """
     _check(0 <= block < sim.blocks, "block", f"{block} not in 0..{sim.blocks - 1}")
     u_count, h = len(model.underlyings), sim.horizon
@@ -413,7 +413,7 @@ def _block(
     noise = normal[:, :, u_count:]
     moves = np.empty((n, u_count))
     vols = np.empty((n, u_count))
-    daily = np.empty((2, n, h, u_count)) if record is not None else None
+    daily = np.empty((3, n, h, u_count)) if record is not None else None
     for j, d in enumerate(model.dynamics):
         variance = np.full(n, d.sigma**2)
         total = np.zeros(n)
@@ -432,6 +432,8 @@ def _block(
                 + d.iv_mean_reversion * (target - x)
                 + d.vol_of_vol * (d.spot_vol_correlation * z[:, day, j] + kick * noise[:, day, j])
             )
+            if daily is not None:
+                daily[2, :, day, j] = x
         moves[:, j] = np.expm1(total)
         vols[:, j] = np.expm1(x)
     if record is not None:
@@ -439,9 +441,12 @@ def _block(
     return moves, vols
 
 
-def intraday_paths(model: JointModel, sim: Simulation, steps_per_day: int) -> np.ndarray:
+def intraday_paths(
+    model: JointModel, sim: Simulation, steps_per_day: int, *, with_vols: bool = False
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Price paths of every underlying, ``steps_per_day`` points a day over the horizon, as
-    ratios to the starting price: (paths × underlyings × horizon·steps_per_day).
+    ratios to the starting price: (paths × underlyings × horizon·steps_per_day); with
+    ``with_vols`` also the implied vols' ratios to the start at the same points.
 
     The daily log returns are the joint simulation's (the same draws as :func:`simulate`);
     within a day the log price follows a Brownian bridge from the day's start to its close
@@ -454,25 +459,32 @@ def intraday_paths(model: JointModel, sim: Simulation, steps_per_day: int) -> np
         \\quad k = 1..m,
 
     with :math:`W` a standard random walk of its own stream per block (so intraday lows and
-    highs exist, and the close is exactly the daily path's). Deterministic in ``sim.seed``
-    whatever the chunking, like every block.
+    highs exist, and the close is exactly the daily path's). The implied vol's log ratio moves
+    in a straight line from one close's to the next (the model is daily). Deterministic in
+    ``sim.seed`` whatever the chunking, like every block.
     """
     _check(1 <= steps_per_day <= 96, "steps_per_day", f"{steps_per_day!r} must be 1..96")
     m, h, u_count = steps_per_day, sim.horizon, len(model.underlyings)
-    parts = []
+    parts, vol_parts = [], []
+    k = np.arange(1, m + 1) / m
     for block in range(sim.blocks):
         record: list = []
         _block(model, sim, block, record)
-        r, sigma = record[0]
+        r, sigma, x = record[0]
         n = r.shape[0]
         walk = np.cumsum(
             np.random.default_rng([sim.seed, block, 7]).standard_normal((n, h, u_count, m)), axis=3
         )
-        k = np.arange(1, m + 1) / m
         bridge = walk - k * walk[..., -1:]
         start = np.concatenate([np.zeros((n, 1, u_count)), np.cumsum(r, axis=1)[:, :-1]], axis=1)
         log_path = start[..., None] + k * r[..., None] + sigma[..., None] * bridge / math.sqrt(m)
         parts.append(np.exp(log_path.transpose(0, 2, 1, 3).reshape(n, u_count, h * m)))
+        if with_vols:
+            before = np.concatenate([np.zeros((n, 1, u_count)), x[:, :-1]], axis=1)
+            log_vol = before[..., None] + k * (x - before)[..., None]
+            vol_parts.append(np.exp(log_vol.transpose(0, 2, 1, 3).reshape(n, u_count, h * m)))
+    if with_vols:
+        return np.concatenate(parts), np.concatenate(vol_parts)
     return np.concatenate(parts)
 
 

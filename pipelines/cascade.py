@@ -16,6 +16,12 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
+from backtesting.book_cascade import (
+    BookAccounts,
+    BookMarket,
+    book_bad_debt_distribution,
+    simulate_books,
+)
 from backtesting.cascade import (
     Accounts,
     LiquidationRule,
@@ -155,7 +161,7 @@ def run_paths(
     day: date,
     inputs: PathsInputs,
     sets: list[tuple[str, ParameterSet]],
-    accounts: Accounts,
+    accounts: Accounts | BookPeople,
     *,
     paths: int,
     days: int,
@@ -165,11 +171,14 @@ def run_paths(
 ) -> dict:
     """Bad-debt VaR and ES (95 %, 99 %) of each set over ``paths`` seeded random paths of
     ``days`` days from ``day``'s opening price (four steps a day): the fitted joint model's
-    (:func:`backtesting.cascade.model_paths`) when a calibration precedes the day, else a
-    Student-t stand-in at the 30 days' volatility — the payload says which."""
+    (:func:`backtesting.cascade.model_paths`, implied vols with it) when a calibration precedes
+    the day, else a Student-t stand-in at the 30 days' volatility (implied vols held) — the
+    payload says which. ``accounts`` is a linear population or option books
+    (:class:`BookPeople`)."""
     price, impact, notes = inputs.price, inputs.impact, inputs.notes
+    vols = None
     if inputs.model is not None:
-        drawn = model_paths(inputs.model, price, days, 4, paths, seed)
+        drawn, vols = model_paths(inputs.model, price, days, 4, paths, seed)
         about = inputs.model_about or {}
         innovations = (
             f"the fitted joint model of calibration {about.get('calibration_id')} as of "
@@ -189,15 +198,29 @@ def run_paths(
         )
     results = []
     for label, parameter_set in sets:
-        rule = rule_of(parameter_set, asset, mode)
         law = set_impact(parameter_set, impact)
-        losses = bad_debt_distribution(accounts, drawn, rule, law, fund)
+        if isinstance(accounts, BookPeople):
+            losses = book_bad_debt_distribution(
+                accounts.accounts,
+                accounts.market.valuation,
+                accounts.market.maintenance(parameter_set.to_model_params()),
+                drawn,
+                vols,
+                law,
+                PENALTY,
+                fund,
+            )
+            described = {"model": BOOK_MODEL, "penalty": PENALTY, "mode": "full"}
+        else:
+            rule = rule_of(parameter_set, asset, mode)
+            losses = bad_debt_distribution(accounts, drawn, rule, law, fund)
+            described = {"maintenance": rule.maintenance, "initial": rule.initial}
         results.append(
             {
                 "label": label,
                 "params_fingerprint": parameter_set.fingerprint,
                 "impact": {"y": law.y, "half_spread": law.half_spread},
-                "rule": {"maintenance": rule.maintenance, "initial": rule.initial},
+                "rule": described,
                 "paths_with_bad_debt": int(sum(1 for x in losses if x > 0)),
                 "mean_bad_debt": float(sum(losses) / len(losses)),
                 **bad_debt_risk(losses),
@@ -210,7 +233,9 @@ def run_paths(
         "days": days,
         "seed": seed,
         "steps_per_day": 4,
-        "accounts": len(accounts.cash),
+        "accounts": len(accounts.accounts.cash)
+        if isinstance(accounts, BookPeople)
+        else len(accounts.cash),
         "innovations": innovations,
         "model": inputs.model_about,
         "impact": {  # the first set's law; each set's is in its entry
@@ -368,6 +393,65 @@ def run_cascade(
 BOOK_MODEL = "deribit-pm"
 
 
+@dataclass(frozen=True)
+class BookPeople:
+    """A population holding the test portfolios' books: the books and the engine that margins
+    them (``market``), each account's collateral and positions, the IV they were struck at,
+    and what the payload says of them."""
+
+    market: BookMarket
+    accounts: BookAccounts
+    iv: float
+    about: dict
+    notes: tuple[str, ...]
+
+
+def book_people(
+    con: duckdb.DuckDBPyConnection,
+    preference: Sequence[str],
+    asset: str,
+    day: date,
+    price: float,
+    first: ParameterSet,
+    *,
+    accounts: int,
+    seed: int,
+) -> BookPeople:
+    """``accounts`` accounts holding the test portfolios' books on ``asset``
+    (:func:`backtesting.book_cascade.synthetic_books`), struck on ``day`` at ``price`` and the
+    implied vol of the day before (no look-ahead), with collateral 1.02–1.5 times each
+    account's initial margin under ``first``."""
+    from datetime import UTC, datetime
+
+    from backtesting.book_cascade import BookMarket, synthetic_books
+    from margin_engine.portfolios import LIBRARY
+    from pipelines.margin import market_from_warehouse
+
+    before = day - timedelta(days=1)
+    market, market_notes = market_from_warehouse(con, preference, before)
+    iv = market.default_iv.get(asset)
+    if iv is None:
+        raise BadInputError(f"{asset}: no implied vol or price history on {before} to strike books")
+    start = datetime.combine(day, datetime.min.time(), UTC)
+    try:
+        frame = synthetic_books(LIBRARY, asset, day, price, iv, accounts, seed)
+        books = BookMarket(frame, asset, start, price, iv)
+        people = books.accounts_at_the_limit(first.to_model_params(), seed)
+    except ValueError as exc:
+        raise BadInputError(f"--population books: {exc}") from None
+    picked = frame.attrs["books"]
+    about = {
+        "kind": "books",
+        "seed": seed,
+        "accounts": accounts,
+        "books": {name: picked.count(name) for name in sorted(set(picked))},
+        "struck": {"price": price, "iv": iv, "iv_from": before.isoformat()},
+        "collateral_usd": float(sum(people.cash)),
+    }
+    notes = tuple(n for n in market_notes if n.startswith(f"{asset}:"))
+    return BookPeople(books, people, iv, about, notes)
+
+
 def run_book_cascade(
     con: duckdb.DuckDBPyConnection,
     preference: Sequence[str],
@@ -385,26 +469,11 @@ def run_book_cascade(
     implied vol of the day before (no look-ahead); the window's daily IV index moves every
     option's vol by its ratio to that start. Collateral is each account's initial margin
     under the first set times 1.02–1.5 (one population for every set)."""
-    from datetime import UTC, datetime
-
-    from backtesting.book_cascade import BookMarket, simulate_books, synthetic_books
-    from margin_engine.portfolios import LIBRARY
-    from pipelines.margin import market_from_warehouse
-
-    asset, price = inputs.asset, inputs.path[0]
-    before = inputs.start - timedelta(days=1)
-    market, market_notes = market_from_warehouse(con, preference, before)
-    iv = market.default_iv.get(asset)
-    if iv is None:
-        raise BadInputError(f"{asset}: no implied vol or price history on {before} to strike books")
-    try:
-        frame = synthetic_books(LIBRARY, asset, inputs.start, price, iv, accounts, seed)
-        books = BookMarket(
-            frame, asset, datetime.combine(inputs.start, datetime.min.time(), UTC), price, iv
-        )
-        people = books.accounts_at_the_limit(sets[0][1].to_model_params(), seed)
-    except ValueError as exc:
-        raise BadInputError(f"--population books: {exc}") from None
+    people = book_people(
+        con, preference, inputs.asset, inputs.start, inputs.path[0], sets[0][1],
+        accounts=accounts, seed=seed,
+    )  # fmt: skip
+    asset, iv, books = inputs.asset, people.iv, people.market
     daily, _ = stored.implied_vol(con, asset, preference, start=inputs.start, end=inputs.end)
     by_day = {d.date(): float(v) for d, v in daily.items() if v == v}
     iv_path, level = [], iv
@@ -416,7 +485,7 @@ def run_book_cascade(
         params = parameter_set.to_model_params()
         impact = set_impact(parameter_set, inputs.impact)
         run = simulate_books(
-            people,
+            people.accounts,
             books.valuation,
             books.maintenance(params),
             inputs.path,
@@ -434,7 +503,6 @@ def run_book_cascade(
                 **run_summary(run),
             }
         )
-    picked = frame.attrs["books"]
     impact = set_impact(sets[0][1], inputs.impact)
     return {
         "asset": asset,
@@ -443,14 +511,7 @@ def run_book_cascade(
         "steps_per_day": 4,
         "accounts": accounts,
         "fund_start": fund,
-        "population": {
-            "kind": "books",
-            "seed": seed,
-            "accounts": accounts,
-            "books": {name: picked.count(name) for name in sorted(set(picked))},
-            "struck": {"price": price, "iv": iv, "iv_from": before.isoformat()},
-            "collateral_usd": float(sum(people.cash)),
-        },
+        "population": people.about,
         "impact": {
             "kind": impact.kind.value,
             "y": impact.y,
@@ -459,6 +520,6 @@ def run_book_cascade(
             "half_spread": impact.half_spread,
             "calibrated_on": f"{LOOKBACK_DAYS} days before {inputs.start}",
         },
-        "notes": [*inputs.notes, *(n for n in market_notes if n.startswith(f"{asset}:"))],
+        "notes": [*inputs.notes, *people.notes],
         "sets": results,
     }

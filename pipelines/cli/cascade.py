@@ -59,6 +59,7 @@ def cascade(
     from backtesting.cascade import Mode
     from calibration.stress import STRESS_WINDOWS
     from pipelines.cascade import (
+        book_people,
         cascade_inputs,
         paths_inputs,
         read_population,
@@ -98,10 +99,12 @@ def cascade(
     if population not in ("synthetic", "books"):
         raise BadInputError(f"--population: {population!r} is not synthetic or books")
     books = population == "books"
-    if books and (paths is not None or positions is not None):
+    if books and positions is not None:
+        raise BadInputError("--population books draws its own accounts: not with --positions")
+    if books and paths is not None and accounts * paths > 1_000_000:
         raise BadInputError(
-            "--population books runs along a window (--window or --from/--to), without "
-            "--paths or --positions"
+            f"--population books re-margins every account at every step of every path: "
+            f"--accounts × --paths = {accounts * paths:,} is above 1,000,000"
         )
     if books and chosen_mode is not Mode.FULL:
         raise BadInputError("--population books: accounts are closed in full (--mode full)")
@@ -119,6 +122,17 @@ def cascade(
             sets.append((f"vs {other.label}", other.parameter_set))
         if paths is not None:
             drawing = paths_inputs(con, settings.market.source_preference, asset.upper(), first)
+            if books:
+                book_population = book_people(
+                    con,
+                    settings.market.source_preference,
+                    asset.upper(),
+                    first,
+                    drawing.price,
+                    sets[0][1],
+                    accounts=accounts,
+                    seed=seed,
+                )
         else:
             inputs = cascade_inputs(
                 con, settings.market.source_preference, asset.upper(), first, last
@@ -135,7 +149,7 @@ def cascade(
                 )
     finally:
         con.close()
-    if books:
+    if books and paths is None:
         _print_books(book_payload, as_json)
         return
 
@@ -146,8 +160,11 @@ def cascade(
         return build(population, accounts, seed, price, max_leverage), about
 
     if paths is not None:
-        rule = rule_of(current.parameter_set, asset.upper(), chosen_mode)
-        people, about = people_at(drawing.price, 1.0 / rule.initial)
+        if books:
+            people, about = book_population, book_population.about
+        else:
+            rule = rule_of(current.parameter_set, asset.upper(), chosen_mode)
+            people, about = people_at(drawing.price, 1.0 / rule.initial)
         payload = run_paths(
             asset.upper(),
             first,
@@ -167,7 +184,7 @@ def cascade(
         rows = [
             (
                 s["label"],
-                f"{s['rule']['initial']:.4f}",
+                f"{s['rule']['initial']:.4f}" if "initial" in s["rule"] else s["rule"]["model"],
                 f"{s['paths_with_bad_debt']:,} / {paths:,}",
                 *(f"{s[k]:,.0f}" for k in ("var_95", "es_95", "var_99", "es_99")),
             )
@@ -176,7 +193,15 @@ def cascade(
         out.print(
             table(
                 f"bad debt over {paths:,} paths of {days} days from {first} (USD)",
-                ["set", "IM rate", "paths with bad debt", "VaR 95", "ES 95", "VaR 99", "ES 99"],
+                [
+                    "set",
+                    "margined by" if books else "IM rate",
+                    "paths with bad debt",
+                    "VaR 95",
+                    "ES 95",
+                    "VaR 99",
+                    "ES 99",
+                ],
                 rows,
             )
         )

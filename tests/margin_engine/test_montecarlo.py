@@ -347,3 +347,27 @@ def test_intraday_paths_close_on_the_daily_paths_and_bridge_with_the_days_volati
     assert abs(deviation.mean()) < 4 * sigma / 2 / math.sqrt(4096)
     with pytest.raises(ValueError, match="steps_per_day"):
         intraday_paths(model, sim, 0)
+
+
+def test_intraday_implied_vols_end_each_day_on_the_models() -> None:
+    """The implied vols' ratios at the horizon are :func:`simulate`'s, the prices are those
+    without vols, and a negative spot–vol correlation shows in the paths."""
+    from margin_engine.montecarlo import intraday_paths
+
+    dynamics = AssetDynamics(
+        SIGMA, vol_of_vol=0.08, spot_vol_correlation=-0.6, iv_mean_reversion=0.1
+    )
+    model = JointModel(("ETH",), (dynamics,), np.eye(1))
+    sim = Simulation(2048, 2, 5, innovations="gaussian")
+    prices, vols = intraday_paths(model, sim, 4, with_vols=True)
+    moves, vol_moves = simulate(model, sim)
+    np.testing.assert_array_equal(prices, intraday_paths(model, sim, 4))
+    np.testing.assert_allclose(vols[:, :, -1] - 1.0, vol_moves, rtol=1e-12, atol=1e-15)
+    # within a day the log vol is on the straight line between the closes
+    logs = np.log(vols[:, 0, :])
+    np.testing.assert_allclose(logs[:, 5], (logs[:, 3] + logs[:, 7]) / 2, atol=1e-12)
+    np.testing.assert_allclose(logs[:, 1], logs[:, 3] / 2, atol=1e-12)  # from 0 at the start
+    # the day's price and vol moves share the innovation: correlation -0.6 (2,048 draws:
+    # standard error about 0.014)
+    rho = np.corrcoef(np.log(prices[:, 0, 3]), logs[:, 3])[0, 1]
+    assert rho == pytest.approx(-0.6, abs=0.06)

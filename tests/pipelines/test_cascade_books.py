@@ -82,7 +82,20 @@ def test_option_books_through_november_2022(home) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--population", "books", "--paths", "200", "--from", "2022-11-06"), "along a window"),
+        (
+            (
+                "--population",
+                "books",
+                "--paths",
+                "2000",
+                "--accounts",
+                "1000",
+                "--from",
+                "2022-11-06",
+            ),
+            "above 1,000,000",
+        ),
+        (("--population", "books", "--positions", "x.csv", "--window", "May 2022"), "--positions"),
         (("--population", "books", "--window", "May 2022", "--mode", "partial"), "closed in full"),
         (("--population", "books", "--window", "May 2022", "--accounts", "0"), "--accounts"),
         (("--population", "crowd", "--window", "May 2022"), "--population"),

@@ -157,7 +157,7 @@ def test_cascade_paths_come_from_the_calibrations_joint_model(calibrated) -> Non
     drawing = paths_inputs(con, preference, "ETH", date(2025, 1, 1))
     assert drawing.model is not None and drawing.model_about["as_of"] == "2024-12-31"
     sigma = drawing.model.dynamics[0].sigma
-    paths = model_paths(drawing.model, drawing.price, 2, 4, 4000, 0)
+    paths, vols = model_paths(drawing.model, drawing.price, 2, 4, 4000, 0)
     assert paths.shape == (4000, 8)
     first_day = np.log(paths[:, 3] / drawing.price)
     # bootstrapped standardised residuals have about unit variance: 4,000 draws put the
@@ -180,6 +180,37 @@ def test_cascade_paths_come_from_the_calibrations_joint_model(calibrated) -> Non
         "ETH", date(2024, 6, 1), early, [("a", base)], people, paths=100, days=1, seed=0
     )
     assert stand_in["innovations"].startswith("a Student-t stand-in")
+
+
+def test_option_books_along_the_joint_models_paths(calibrated) -> None:
+    """``--population books --paths``: the books' bad debt along the model's price and
+    implied-vol paths; the same seed gives the same numbers, and the one population is struck
+    at the last close before the paths with the IV of that day."""
+    from datetime import date
+
+    from governance.parameters import default_parameter_set
+    from pipelines.cascade import book_people, paths_inputs, run_paths
+
+    settings, con, index = calibrated
+    preference = settings.market.source_preference
+    day = date(2025, 1, 1)
+    drawing = paths_inputs(con, preference, "ETH", day)
+    base = default_parameter_set()
+    narrow = base.with_changes({"underlyings.ETH.pm.price_range": 0.10})
+    people = book_people(con, preference, "ETH", day, drawing.price, base, accounts=200, seed=3)
+    assert people.about["struck"]["price"] == pytest.approx(index["ETH"])
+    assert people.about["struck"]["iv_from"] == "2024-12-31"
+    runs = [
+        run_paths(
+            "ETH", day, drawing, [("a", base), ("b", narrow)], people, paths=100, days=3, seed=1
+        )
+        for _ in range(2)
+    ]
+    assert runs[0]["sets"] == runs[1]["sets"]
+    for s in runs[0]["sets"]:
+        assert s["rule"]["model"] == "deribit-pm"
+        assert s["var_95"] <= s["es_95"] <= s["es_99"] + 1e-9
+    assert runs[0]["accounts"] == 200 and "calibration" in runs[0]["innovations"]
 
 
 def test_the_command_runs_on_a_local_dask_cluster(calibrated, tmp_path) -> None:
