@@ -43,17 +43,25 @@ import numpy as np
 import pandas as pd
 
 from backtesting._typing import DayLike
+from calibration.stress import STRESS_WINDOWS
 from margin_engine.book import STABLE, Positions, value_book
 from margin_engine.collateral import haircut_value
 from margin_engine.instruments import DAYS_PER_YEAR, Kind, parse_instrument
 from margin_engine.market import MarketSnapshot, smile_vol
 from margin_engine.models import margin, model_named
-from margin_engine.montecarlo import AssetDynamics, JointModel, Simulation, mc_margin
+from margin_engine.montecarlo import (
+    AssetDynamics,
+    JointModel,
+    Simulation,
+    long_run_model,
+    mc_margin,
+    stress_weights,
+)
 from margin_engine.params import CollateralParams, HaircutTier, ModelParams
 from margin_engine.portfolios import DayMarket, Portfolio
 from margin_engine.pricing import black76_price
 from margin_engine.var import JointScenarios, overlapping_moves, window_labels
-from vocabulary import Innovations, MarginModel, Sampling, VarMeasure, VarMethod
+from vocabulary import Apc, Innovations, MarginModel, Sampling, VarMeasure, VarMethod
 
 HAIRCUT_MODEL = MarginModel.HAIRCUT
 MIN_RESIDUAL_DAYS = 30  # the fewest joint residual days a Monte Carlo day bootstraps from
@@ -496,14 +504,20 @@ class VarInputs:
         )
 
     def joint_model(
-        self, day: pd.Timestamp, underlyings: Sequence[str], lookback: int
+        self,
+        day: pd.Timestamp,
+        underlyings: Sequence[str],
+        lookback: int,
+        stress_weight: float | None = None,
     ) -> JointModel:
         """The joint model of ``underlyings`` as known at ``day``, from what the filtered
         historical scenarios use: tomorrow's forecast volatility :math:`\\sigma_{t+1|t}` held
         over the MPOR, the joint standardised residuals :math:`z_s = r_s / \\sigma_{s|s-1}` of
         the last ``lookback`` usable days (bootstrapped, so their correlation travels with
         them), and the implied vols' daily vol of vol and spot–vol correlation over the same
-        days (no mean reversion over a few days).
+        days (no mean reversion over a few days). With ``stress_weight`` (the ``stressed-
+        weight`` tool) the residual rows inside the stress windows are drawn with that total
+        weight (:func:`margin_engine.montecarlo.stress_weights`).
         """
         table = self._table(tuple(underlyings), 1)
         end = int(np.searchsorted(table.dates, np.datetime64(pd.Timestamp(day)), side="right"))
@@ -530,7 +544,24 @@ class VarInputs:
                 )
             )
         correlation = np.corrcoef(z.T).reshape(len(underlyings), len(underlyings))
-        return JointModel(tuple(underlyings), tuple(dynamics), correlation, z)
+        weights = None
+        if stress_weight is not None:
+            windows = [(w.start, w.end) for w in STRESS_WINDOWS]
+            weights = stress_weights(table.dates[rows], windows, stress_weight)
+        return JointModel(tuple(underlyings), tuple(dynamics), correlation, z, weights)
+
+    def floor_model(self, day: pd.Timestamp, joint: JointModel, lookback: int) -> JointModel | None:
+        """The ``floor`` tool's model at ``day``: ``joint`` at the volatility and correlation
+        of the last ``lookback`` days of joint returns up to ``day``
+        (:func:`margin_engine.montecarlo.long_run_model`); None with fewer than 30 such days.
+        """
+        table = self._table(tuple(joint.underlyings), 1)
+        end = int(np.searchsorted(table.dates, np.datetime64(pd.Timestamp(day)), side="right"))
+        returns = table.returns[:end]
+        returns = returns[np.isfinite(returns).all(axis=1)][-lookback:]
+        if len(returns) < 30:
+            return None
+        return long_run_model(joint, returns)
 
     def day_seed(self, day: pd.Timestamp) -> int:
         """The seed of ``day``'s paths: one stream per (run seed, day), so a day's margin does
@@ -661,8 +692,14 @@ def _monte_carlo_rows(
             positions.instrument[keep],
             positions.quantity[keep],
         )
-        joint = var_inputs.joint_model(book.day, underlyings, v.lookback_days)
-        result = mc_margin(part, joint, sim, params, measure=measure)
+        # the policy's anti-procyclicality tool, as `mwb margin` applies it (the buffer is
+        # mc_margin's own)
+        stressed = v.apc_stress_weight if v.apc is Apc.STRESSED_WEIGHT else None
+        joint = var_inputs.joint_model(book.day, underlyings, v.lookback_days, stressed)
+        floor = None
+        if v.apc is Apc.FLOOR:
+            floor = var_inputs.floor_model(book.day, joint, v.floor_lookback_days)
+        result = mc_margin(part, joint, sim, params, measure=measure, floor=floor)
         rows = [
             full_row[(accounts[int(a)], str(c))]
             for a, c in zip(result.margin.account, result.margin.currency, strict=True)

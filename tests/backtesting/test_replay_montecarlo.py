@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backtesting.replay import MIN_RESIDUAL_DAYS, VarInputs
+from backtesting.replay import MIN_RESIDUAL_DAYS, DayBook, VarInputs, margin_rows
 from margin_engine.book import build_positions
 from margin_engine.market import MarketSnapshot
 from margin_engine.montecarlo import Simulation, mc_margin
@@ -117,3 +117,92 @@ def test_each_day_draws_its_own_stream() -> None:
     # the run's seed decides, not the data
     assert inputs.day_seed(first) == _inputs(seed=9).day_seed(first)
     assert dataclasses.replace(inputs, seed=1).day_seed(first) != inputs.day_seed(first)
+
+
+def _stressed_inputs() -> VarInputs:
+    """400 days from April 2022: the May, June and November 2022 stress windows inside."""
+    inputs = _inputs()
+    index = pd.date_range("2022-04-01", periods=len(inputs.returns), freq="D")
+    return VarInputs(
+        *(frame.set_axis(index) for frame in (inputs.returns, inputs.iv_changes)),
+        inputs.cond_vol.set_axis(index),
+        inputs.vol_next.set_axis(index),
+    )
+
+
+def test_the_stressed_weight_tool_weights_the_stress_windows_residuals() -> None:
+    from calibration.stress import STRESS_WINDOWS
+
+    inputs = _stressed_inputs()
+    day = inputs.returns.index[-1]
+    plain = inputs.joint_model(day, ["BTC"], lookback=250)
+    weighted = inputs.joint_model(day, ["BTC"], lookback=250, stress_weight=0.4)
+    assert plain.residual_weights is None
+    np.testing.assert_array_equal(plain.residuals, weighted.residuals)
+    dates = inputs.returns.index[-250:]
+    inside = np.zeros(250, bool)
+    for w in STRESS_WINDOWS:
+        inside |= (dates >= pd.Timestamp(w.start)) & (dates <= pd.Timestamp(w.end))
+    assert 0 < inside.sum() < 250
+    assert weighted.residual_weights[inside].sum() == pytest.approx(0.4, rel=1e-12)
+    assert weighted.residual_weights.sum() == pytest.approx(1.0, rel=1e-12)
+
+
+def test_the_floor_tool_uses_the_long_look_back_known_at_the_day() -> None:
+    from margin_engine.montecarlo import long_run_model
+
+    inputs = _stressed_inputs()
+    day = inputs.returns.index[300]
+    joint = inputs.joint_model(day, ["BTC", "ETH"], lookback=250)
+    floor = inputs.floor_model(day, joint, 3650)
+    known = inputs.returns.loc[:day, ["BTC", "ETH"]].to_numpy()
+    expected = long_run_model(joint, known)
+    sigma = [d.sigma for d in floor.dynamics]
+    np.testing.assert_allclose(sigma, [d.sigma for d in expected.dynamics], rtol=1e-13)
+    np.testing.assert_allclose(floor.residuals, expected.residuals, rtol=1e-13)
+    # nothing after the day moves it
+    later = inputs.returns.copy()
+    later.loc[later.index > day] = 0.5
+    spoiled = dataclasses.replace(inputs, returns=later)
+    assert [d.sigma for d in spoiled.floor_model(day, joint, 3650).dynamics] == sigma
+    assert inputs.floor_model(inputs.returns.index[10], joint, 3650) is None  # < 30 days
+
+
+def _day_book(day: pd.Timestamp) -> DayBook:
+    """A long BTC and a short ETH perpetual, as a replay's day would hold them."""
+    market = MarketSnapshot.from_json(
+        {"as_of": "2023-05-05T00:00:00Z", "index": {"BTC": F0, "ETH": 3_000.0}}
+    )
+    positions = build_positions(
+        pd.DataFrame(
+            {
+                "account": ["long", "short"],
+                "instrument": ["BTC_USDC-PERPETUAL", "ETH_USDC-PERPETUAL"],
+                "quantity": [1.0, -20.0],
+            }
+        ),
+        market,
+    )
+    rows = len(positions.layout[1])
+    ones = np.ones(rows)
+    return DayBook(
+        day, positions, np.array(["long", "short"]), positions.layout[2], 0 * ones, ones, ones
+    )
+
+
+@pytest.mark.parametrize("tool", [Apc.FLOOR, Apc.STRESSED_WEIGHT])
+def test_a_backtest_applies_the_policys_anti_procyclicality_tool(tool) -> None:
+    """The replay's Monte Carlo margin under a tool: the floor never lowers the margin (the
+    same draws under the long look-back's model); the stressed weight moves it."""
+    inputs = dataclasses.replace(_stressed_inputs(), paths=1024)
+    day = inputs.returns.index[-1]
+    book = _day_book(day)
+    none = ModelParams(var=dataclasses.replace(PARAMS.var, apc=Apc.NONE))
+    with_tool = ModelParams(var=dataclasses.replace(PARAMS.var, apc=tool, apc_stress_weight=0.6))
+    base = margin_rows(book, "mc-es", none, inputs)["margin"]
+    tooled = margin_rows(book, "mc-es", with_tool, inputs)["margin"]
+    assert np.isfinite(base).all() and np.isfinite(tooled).all()
+    if tool is Apc.FLOOR:
+        assert (tooled >= base - 1e-9).all()
+    else:
+        assert not np.allclose(tooled, base)
