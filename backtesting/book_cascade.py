@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from backtesting.cascade import CascadeRun
+from backtesting.cascade import CascadeRun, Tally
 from margin_engine.book import Positions, ValuedBook, build_positions
 from margin_engine.impact import ImpactModel
 from margin_engine.instruments import Kind
@@ -151,15 +151,10 @@ def simulate_books(
     live = np.ones(len(cash), bool)
     start = path[0]
     base, _ = valuation.values(1.0, 1.0, 0.0)
-    fund0 = fund
-    n_steps = len(path)
-    out = {k: np.zeros(n_steps) for k in ("price", "volume", "impact", "bad", "fund", "adl")}
-    liquidated = np.zeros(n_steps, dtype=np.int64)
-    rounds = np.zeros(n_steps, dtype=np.int64)
+    tally = Tally(path, fund)
     multiplier = 1.0
-    realised = penalties = bad_total = draws = adl_total = 0.0
     value = base
-    for t in range(n_steps):
+    for t in range(len(path)):
         p = path[t] * multiplier
         elapsed = t / steps_per_day
         for r in range(max_rounds):
@@ -168,7 +163,7 @@ def simulate_books(
             under = live & (equity < maintenance(p / start, iv_path[t], elapsed))
             if not under.any():
                 break
-            rounds[t] = r + 1
+            tally.rounds[t] = r + 1
             idx = np.flatnonzero(under)
             rows = q[idx]
             flow = float(np.sum(rows @ delta))  # > 0: long delta sold
@@ -176,61 +171,27 @@ def simulate_books(
             x = p * (1.0 - math.copysign(move, flow)) if flow != 0 else p
             value_x, delta_x = valuation.values(x / start, iv_path[t], elapsed)
             gain = rows @ (value_x - base)
-            realised += float(gain.sum())
+            tally.realised += float(gain.sum())
             left = cash[idx] + gain
             notional = np.abs(rows) @ np.abs(delta_x)
             charge = np.minimum(penalty * notional, np.maximum(left, 0.0))
             left -= charge
-            penalties += float(charge.sum())
-            fund += float(charge.sum())
-            bad = np.maximum(-left, 0.0)
-            total = float(bad.sum())
+            tally.charge(float(charge.sum()))
+            total = float(np.maximum(-left, 0.0).sum())
             if total > 0:
-                draw = min(total, fund)
-                fund -= draw
-                draws += draw
-                bad_total += total
-                adl_total += total - draw
-                out["bad"][t] += total
-                out["adl"][t] += total - draw
+                tally.bad_debt(t, total)
             cash[idx] = np.maximum(left, 0.0)
             live[idx] = False
             q = sparse.diags(live.astype(float)) @ q  # closed accounts hold nothing
-            out["volume"][t] += float(notional.sum())
-            liquidated[t] += len(idx)
+            tally.out["volume"][t] += float(notional.sum())
+            tally.liquidated[t] += len(idx)
             multiplier *= x / p
             p = x
-        out["price"][t] = p
-        out["impact"][t] = p / path[t] - 1.0
-        out["fund"][t] = fund
+        tally.step(t, p)
     unrealised = float(np.sum(q @ (value - base)))
-    equity_total = float(cash.sum()) + unrealised
-    ledger = {
-        "collateral": float(np.sum(accounts.cash)),
-        "realised_pnl": realised,
-        "unrealised_pnl": unrealised,
-        "equity": equity_total,
-        "penalties": penalties,
-        "bad_debt": bad_total,
-        "fund_start": fund0,
-        "fund_draws": draws,
-        "fund_end": fund,
-        "adl": adl_total,
-    }
-    return CascadeRun(
-        path=path,
-        price=out["price"],
-        liquidated=liquidated,
-        volume=out["volume"],
-        impact=out["impact"],
-        bad_debt=out["bad"],
-        fund=out["fund"],
-        adl=out["adl"],
-        rounds=rounds,
-        cash=cash,
-        quantity=np.asarray(np.abs(q).sum(axis=1)).ravel(),
-        ledger=ledger,
-    )
+    gross = np.asarray(np.abs(q).sum(axis=1)).ravel()
+    collateral = float(np.sum(accounts.cash))
+    return tally.run(cash, gross, collateral, unrealised, float(cash.sum()) + unrealised)
 
 
 def book_bad_debt_distribution(

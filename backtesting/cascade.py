@@ -134,6 +134,80 @@ class CascadeRun:
         return float(self.bad_debt.sum())
 
 
+class Tally:
+    """A cascade's running totals and per-step records, shared by the simulators: what is
+    realised, charged to the insurance fund, drawn from it and auto-deleveraged, so that every
+    simulator keeps the same ledger.
+    """
+
+    def __init__(self, path: np.ndarray, fund: float) -> None:
+        n = len(path)
+        self.path = path
+        self.fund = self.fund_start = fund
+        self.realised = self.penalties = self.bad = self.draws = self.adl = 0.0
+        self.out = {k: np.zeros(n) for k in ("price", "volume", "impact", "bad", "fund", "adl")}
+        self.liquidated = np.zeros(n, dtype=np.int64)
+        self.rounds = np.zeros(n, dtype=np.int64)
+
+    def charge(self, amount: float) -> None:
+        """A liquidation penalty paid into the insurance fund."""
+        self.penalties += amount
+        self.fund += amount
+
+    def bad_debt(self, t: int, total: float) -> None:
+        """Bad debt at step ``t``: drawn from the fund, the rest auto-deleveraged."""
+        draw = min(total, self.fund)
+        self.fund -= draw
+        self.draws += draw
+        self.bad += total
+        self.adl += total - draw
+        self.out["bad"][t] += total
+        self.out["adl"][t] += total - draw
+
+    def step(self, t: int, price: float) -> None:
+        """Close step ``t`` at ``price`` (with impact)."""
+        self.out["price"][t] = price
+        self.out["impact"][t] = price / self.path[t] - 1.0
+        self.out["fund"][t] = self.fund
+
+    def run(
+        self,
+        cash: np.ndarray,
+        quantity: np.ndarray,
+        collateral: float,
+        unrealised: float,
+        equity: float,
+    ) -> CascadeRun:
+        """The finished run, its ledger balancing collateral + P&L against equity, penalties
+        and bad debt.
+        """
+        return CascadeRun(
+            path=self.path,
+            price=self.out["price"],
+            liquidated=self.liquidated,
+            volume=self.out["volume"],
+            impact=self.out["impact"],
+            bad_debt=self.out["bad"],
+            fund=self.out["fund"],
+            adl=self.out["adl"],
+            rounds=self.rounds,
+            cash=cash,
+            quantity=quantity,
+            ledger={
+                "collateral": collateral,
+                "realised_pnl": self.realised,
+                "unrealised_pnl": unrealised,
+                "equity": equity,
+                "penalties": self.penalties,
+                "bad_debt": self.bad,
+                "fund_start": self.fund_start,
+                "fund_draws": self.draws,
+                "fund_end": self.fund,
+                "adl": self.adl,
+            },
+        )
+
+
 def _fractions(equity: np.ndarray, notional: np.ndarray, rule: LiquidationRule) -> np.ndarray:
     if rule.mode is Mode.FULL:
         return np.ones_like(equity)
@@ -207,26 +281,19 @@ def simulate(
     cash = np.array(accounts.cash, dtype=float)  # copies: the caller's population is kept
     q = np.array(accounts.quantity, dtype=float)
     entry = np.array(accounts.entry, dtype=float)
-    fund0 = fund
-    n_steps = len(path)
-    out = {k: np.zeros(n_steps) for k in ("price", "volume", "impact", "bad", "fund", "adl")}
-    liquidated = np.zeros(n_steps, dtype=np.int64)
-    rounds = np.zeros(n_steps, dtype=np.int64)
+    tally = Tally(path, fund)
     multiplier = 1.0  # the cumulative impact on the exogenous path
-    realised = penalties = bad_total = draws = adl_total = 0.0
     # A linear account is under maintenance exactly when the price crosses its liquidation
     # price: a long below L, a short above it. The highest long and lowest short L tell in
     # O(1) whether a step liquidates anyone; the exact equity test then decides on the
     # candidates, and only a step with liquidations recomputes the extremes.
     threshold = _thresholds(cash, q, entry, rule.maintenance)
     long_max, short_min = _extremes(threshold, q)
-    for t in range(n_steps):
+    for t in range(len(path)):
         p = path[t] * multiplier
         # skip the step when safely clear of every threshold (rounding cannot hide anyone)
         if long_max + 1e-12 * abs(long_max) <= p <= short_min - 1e-12 * abs(short_min):
-            out["price"][t] = p
-            out["impact"][t] = p / path[t] - 1.0
-            out["fund"][t] = fund
+            tally.step(t, p)
             continue
         for r in range(max_rounds):
             near = np.flatnonzero(
@@ -240,78 +307,42 @@ def simulate(
             idx = near[exact]
             if not len(idx):
                 break
-            rounds[t] = r + 1
+            tally.rounds[t] = r + 1
             c_i, q_i, e_i = cash[idx], q[idx], entry[idx]  # gathered once, scattered once
             x, f = _execution_price(p, c_i, q_i, e_i, rule, impact, tol)
             closed = f * q_i
             move = x - e_i
             gain = closed * move
             c_i = c_i + gain
-            realised += float(gain.sum())
+            tally.realised += float(gain.sum())
             q_i = q_i - closed
             penalty = np.minimum(
                 rule.penalty * np.abs(closed) * x, np.maximum(c_i + q_i * move, 0.0)
             )
             c_i -= penalty
-            penalties += float(penalty.sum())
-            fund += float(penalty.sum())
+            tally.charge(float(penalty.sum()))
             # what is left below zero once the position is gone (or marked at x) is bad debt;
             # a partly liquidated account under water is closed out entirely
             under_water = c_i + q_i * move < 0
             if under_water.any():
                 rest_gain = q_i[under_water] * move[under_water]
                 c_i[under_water] += rest_gain
-                realised += float(rest_gain.sum())
+                tally.realised += float(rest_gain.sum())
                 q_i[under_water] = 0.0
-                bad = np.maximum(-c_i, 0.0)
+                tally.bad_debt(t, float(np.maximum(-c_i, 0.0).sum()))
                 c_i = np.maximum(c_i, 0.0)
-                total = float(bad.sum())
-                draw = min(total, fund)
-                fund -= draw
-                draws += draw
-                bad_total += total
-                adl_total += total - draw
-                out["bad"][t] += total
-                out["adl"][t] += total - draw
             cash[idx], q[idx] = c_i, q_i
-            out["volume"][t] += float(np.abs(closed).sum()) * x
-            liquidated[t] += int(np.count_nonzero(closed))
+            tally.out["volume"][t] += float(np.abs(closed).sum()) * x
+            tally.liquidated[t] += int(np.count_nonzero(closed))
             multiplier *= x / p
             p = x
             threshold[idx] = _thresholds(c_i, q_i, e_i, rule.maintenance)
-        if rounds[t]:
+        if tally.rounds[t]:
             long_max, short_min = _extremes(threshold, q)
-        out["price"][t] = p
-        out["impact"][t] = p / path[t] - 1.0
-        out["fund"][t] = fund
+        tally.step(t, p)
     unrealised = float(np.sum(q * (p - entry)))
-    equity_total = float(np.sum(cash + q * (p - entry)))
-    ledger = {
-        "collateral": float(accounts.cash.sum()),
-        "realised_pnl": realised,
-        "unrealised_pnl": unrealised,
-        "equity": equity_total,
-        "penalties": penalties,
-        "bad_debt": bad_total,
-        "fund_start": fund0,
-        "fund_draws": draws,
-        "fund_end": fund,
-        "adl": adl_total,
-    }
-    return CascadeRun(
-        path=path,
-        price=out["price"],
-        liquidated=liquidated,
-        volume=out["volume"],
-        impact=out["impact"],
-        bad_debt=out["bad"],
-        fund=out["fund"],
-        adl=out["adl"],
-        rounds=rounds,
-        cash=cash,
-        quantity=q,
-        ledger=ledger,
-    )
+    equity = float(np.sum(cash + q * (p - entry)))
+    return tally.run(cash, q, float(accounts.cash.sum()), unrealised, equity)
 
 
 def synthetic_population(

@@ -340,6 +340,19 @@ def population(kind: str, n: int, seed: int, price: float, max_leverage: float) 
     return synthetic_population(n, seed, price, max_leverage)
 
 
+def _impact_about(impact: ImpactModel, start: date) -> dict:
+    """The impact law a window's payload reports (the first set's; each set's is in its
+    entry)."""
+    return {
+        "kind": impact.kind.value,
+        "y": impact.y,
+        "daily_vol": impact.daily_vol,
+        "daily_volume_usd": impact.daily_volume,
+        "half_spread": impact.half_spread,
+        "calibrated_on": f"{LOOKBACK_DAYS} days before {start}",
+    }
+
+
 def run_cascade(
     inputs: CascadeInputs,
     sets: list[tuple[str, ParameterSet]],
@@ -376,14 +389,7 @@ def run_cascade(
         "steps_per_day": 4,
         "accounts": len(accounts.cash),
         "fund_start": fund,
-        "impact": {
-            "kind": impact.kind.value,
-            "y": impact.y,
-            "daily_vol": impact.daily_vol,
-            "daily_volume_usd": impact.daily_volume,
-            "half_spread": impact.half_spread,
-            "calibrated_on": f"{LOOKBACK_DAYS} days before {inputs.start}",
-        },
+        "impact": _impact_about(impact, inputs.start),
         "notes": list(inputs.notes),
         "sets": results,
     }
@@ -512,14 +518,7 @@ def run_book_cascade(
         "accounts": accounts,
         "fund_start": fund,
         "population": people.about,
-        "impact": {
-            "kind": impact.kind.value,
-            "y": impact.y,
-            "daily_vol": impact.daily_vol,
-            "daily_volume_usd": impact.daily_volume,
-            "half_spread": impact.half_spread,
-            "calibrated_on": f"{LOOKBACK_DAYS} days before {inputs.start}",
-        },
+        "impact": _impact_about(impact, inputs.start),
         "notes": [*inputs.notes, *people.notes],
         "sets": results,
     }

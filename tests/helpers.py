@@ -79,3 +79,17 @@ def synthetic_warehouse(tmp_path_factory, name: str):
     for path in write_synthetic_market(tmp_path_factory.mktemp(f"{name}-files")):
         load_file(con, path)
     return settings, con
+
+
+def real_warehouse(tmp_path_factory, shared_data, name: str):
+    """A fresh home named ``name`` whose warehouse holds the real data beside us (Binance daily
+    prices, Deribit DVOL): its settings and an open connection (the caller closes it)."""
+    from pipelines.ingest import load_file
+    from pipelines.settings import load_settings
+    from pipelines.warehouse import connect
+
+    settings = load_settings(tmp_path_factory.mktemp(name))
+    con = connect(settings.warehouse_path)
+    for path in ("prices/binance_spot_daily.csv", "iv/deribit_dvol_daily.csv"):
+        load_file(con, shared_data / path)
+    return settings, con

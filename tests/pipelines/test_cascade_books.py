@@ -11,24 +11,18 @@ import json
 from datetime import date
 
 import pytest
-from helpers import run_mwb
+from helpers import real_warehouse, run_mwb
 
 from governance.parameters import default_parameter_set
-from pipelines.ingest import load_file
-from pipelines.settings import load_settings
-from pipelines.warehouse import connect
 
 RANGES = {"narrow": 0.135, "wide": 0.25}
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, shared_data):
-    home = tmp_path_factory.mktemp("cascade-books")
-    settings = load_settings(home)
-    con = connect(settings.warehouse_path)
-    for path in ("prices/binance_spot_daily.csv", "iv/deribit_dvol_daily.csv"):
-        load_file(con, shared_data / path)
+    settings, con = real_warehouse(tmp_path_factory, shared_data, "cascade-books")
     con.close()
+    home = settings.home
     for name, value in RANGES.items():
         changed = default_parameter_set().with_changes({"underlyings.ETH.pm.price_range": value})
         (home / f"{name}.json").write_text(changed.canonical_json())

@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from helpers import run_mwb
+from helpers import real_warehouse, run_mwb
 
 from governance.parameters import default_parameter_set
 from governance.policy import DEFAULT_POLICY_DOCUMENT, parse_policy
@@ -27,8 +27,6 @@ from governance.proposals import parse_proposal
 from governance.registry import Registry, TamperedError
 from governance.signing import public_key_b64, sign
 from governance.workflow import Refusal
-from pipelines.ingest import load_file
-from pipelines.settings import load_settings
 from pipelines.shadow import read_snapshot, run_shadows
 from pipelines.warehouse import connect
 
@@ -47,11 +45,8 @@ def _key(name: str) -> Ed25519PrivateKey:
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, shared_data):
-    home = tmp_path_factory.mktemp("shadow-accounts")
-    settings = load_settings(home)
-    con = connect(settings.warehouse_path)
-    for path in ("prices/binance_spot_daily.csv", "iv/deribit_dvol_daily.csv"):
-        load_file(con, shared_data / path)
+    settings, con = real_warehouse(tmp_path_factory, shared_data, "shadow-accounts")
+    home = settings.home
     policy = parse_policy(
         {
             **DEFAULT_POLICY_DOCUMENT,
