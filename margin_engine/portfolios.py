@@ -351,11 +351,13 @@ def from_positions(frame: pd.DataFrame, source: str) -> tuple[Portfolio, ...]:
 
 
 def canonical_positions(frame: pd.DataFrame, source: str) -> tuple[tuple[str, str, float], ...]:
-    """``account,instrument,quantity`` rows in canonical form: accounts stripped, instruments
+    """``account,instrument,quantity`` rows in canonical form: accounts in Unicode NFC, stripped, instruments
     in their canonical spelling (:attr:`Instrument.canonical`), one row per (account, instrument) with its quantities summed,
     sorted — so two files that spell the same book differently give the same rows. A bad row
     raises :class:`ValueError` naming ``source``, the row (the header is row 1) and the field.
     """
+    import unicodedata
+
     from margin_engine.instruments import InstrumentError, parse_instrument
 
     summed: dict[tuple[str, str], list[float]] = {}
@@ -363,7 +365,7 @@ def canonical_positions(frame: pd.DataFrame, source: str) -> tuple[tuple[str, st
         zip(frame["account"], frame["instrument"], frame["quantity"], strict=True), start=2
     ):
         where = f"{source}: row {k}"
-        account = str(account).strip()
+        account = unicodedata.normalize("NFC", str(account)).strip()
         if not account:
             raise ValueError(f"{where}: account is empty")
         try:

@@ -152,6 +152,12 @@ def test_spelling_does_not_change_the_snapshot(tmp_path) -> None:
     )
     day = date(2024, 1, 1)
     assert read_snapshot(one, day).sha256 == read_snapshot(other, day).sha256
+    # one account spelt composed and decomposed (é as one code point, or e + U+0301) is one
+    composed = tmp_path / "composed.csv"
+    composed.write_text("account,instrument,quantity\nren\u00e9,BTC-PERPETUAL,1\n")
+    decomposed = tmp_path / "decomposed.csv"
+    decomposed.write_text("account,instrument,quantity\nrene\u0301,BTC-PERPETUAL,1\n")
+    assert read_snapshot(composed, day).sha256 == read_snapshot(decomposed, day).sha256
     assert read_snapshot(one, day).rows == (
         ("a", "ETH-5SEP25-3000-C", -1.0),
         ("a", "ETH_USDC-PERPETUAL", 2.0),
