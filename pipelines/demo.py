@@ -126,12 +126,14 @@ def run_demo(settings: WorkbenchSettings, seed: int, console: Console | None) ->
                 models,
             )
         )
+        # a check evaluated by both jobs (the market's, upstream of each) is reported once,
+        # as the later run found it
+        checks = list({(c["asset"], c["check"]): c for c in checks}.values())
         flagged = [c for c in checks if not c["passed"]]
         say(f"asset checks: {len(checks) - len(flagged)} passed, {len(flagged)} flagged")
         for c in flagged:
-            say(
-                f"  flagged ({c['severity']}): {c['asset']} {c['check']} — {c['findings']} finding(s)"
-            )
+            found = "" if c["findings"] is None else f" — {c['findings']} finding(s)"
+            say(f"  flagged ({c['severity']}): {c['asset']} {c['check']}{found}")
         for proposal_id, title in drafts:
             say(
                 f"drafted {proposal_id}: {title} (HOME/proposals/drafts; `mwb report {proposal_id}`)"

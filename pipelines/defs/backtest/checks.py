@@ -18,5 +18,5 @@ def no_red_traffic_light(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=frame.empty,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"red": len(frame), "details": markdown_table(frame)},
+        metadata={"red": len(frame), "findings": len(frame), "details": markdown_table(frame)},
     )
