@@ -101,8 +101,12 @@ class GarchProblem:
         return STUDENT_T if self.spec.dist is Innovation.STUDENT_T else NORMAL
 
 
-def problem(returns_pct: np.ndarray, spec: UnivariateSpec) -> GarchProblem:
-    """The problem ``arch`` would solve for ``spec`` on ``returns_pct``.
+def problem(
+    returns_pct: np.ndarray, spec: UnivariateSpec, *, starting: bool = True
+) -> GarchProblem:
+    """The problem ``arch`` would solve for ``spec`` on ``returns_pct``; without ``starting``
+    its starting values (``arch``'s grid search, most of the setup's cost) are left out — a
+    warm start or a polish brings its own — and are NaN.
 
     Raises
     ------
@@ -118,10 +122,14 @@ def problem(returns_pct: np.ndarray, spec: UnivariateSpec) -> GarchProblem:
     resids = model.resids(model.starting_values())
     backcast = float(v.backcast(resids))
     var_bounds = v.variance_bounds(resids)
-    sigma2 = np.zeros(len(resids))
-    sv_vol = v.starting_values(resids)
-    v.compute_variance(sv_vol, resids, sigma2, backcast, var_bounds)
-    std = resids / np.sqrt(sigma2)
+    if starting:
+        sigma2 = np.zeros(len(resids))
+        sv_vol = v.starting_values(resids)
+        v.compute_variance(sv_vol, resids, sigma2, backcast, var_bounds)
+        std = resids / np.sqrt(sigma2)
+    else:
+        sv_vol = np.full(v.num_params, np.nan)
+        std = resids  # the compiled distributions' bounds do not depend on it
     blocks = [model.constraints(), v.constraints(), d.constraints()]
     sizes = [model.num_params, v.num_params, d.num_params]
     rows = sum(c[0].shape[0] for c in blocks)
@@ -132,7 +140,13 @@ def problem(returns_pct: np.ndarray, spec: UnivariateSpec) -> GarchProblem:
         b[r : r + ca.shape[0]] = cb
         r, c0 = r + ca.shape[0], c0 + size
     bounds = [*model.bounds(), *v.bounds(resids), *d.bounds(std)]
-    start = np.hstack([model.starting_values(), sv_vol, d.starting_values(std)])
+    start = np.hstack(
+        [
+            model.starting_values(),
+            sv_vol,
+            d.starting_values(std) if starting else np.full(d.num_params, np.nan),
+        ]
+    )
     names = (
         *model.parameter_names(),
         *v.parameter_names(),
@@ -285,6 +299,8 @@ def fit_compiled(p: GarchProblem, starting_values: np.ndarray | None = None) -> 
         inside = all(lo <= v <= hi for v, (lo, hi) in zip(sv, p.bounds, strict=True))
         if inside and (p.a.shape[0] == 0 or (p.a @ sv - p.b >= 0).all()):
             start = sv
+    if not np.isfinite(start).all():  # a problem set up without arch's starting values
+        start = problem(p.y, p.spec).starting_values
 
     def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
         value, grad = loglik(p, x)

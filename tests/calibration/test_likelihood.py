@@ -104,3 +104,22 @@ def test_only_garch_and_gjr_with_normal_or_t_are_compiled() -> None:
     assert not compiled_spec(UnivariateSpec(VolProcess.GJR_GARCH, Innovation.SKEW_T))
     with pytest.raises(ValueError, match="no compiled likelihood"):
         problem(_simulated(200), UnivariateSpec(VolProcess.EGARCH, Innovation.NORMAL))
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_a_problem_without_starting_values_is_the_same_problem(spec) -> None:
+    """A warm refit skips arch's starting-value grid: the likelihood, bounds, constraints and
+    backcast are the same, and a fit given no usable start takes arch's own after all."""
+    y = _simulated()
+    full, lean = problem(y, spec), problem(y, spec, starting=False)
+    assert np.isnan(lean.starting_values).any() and np.isfinite(full.starting_values).all()
+    assert lean.bounds == full.bounds and lean.backcast == full.backcast
+    np.testing.assert_array_equal(lean.a, full.a)
+    np.testing.assert_array_equal(lean.b, full.b)
+    np.testing.assert_array_equal(lean.lower, full.lower)
+    x = full.starting_values
+    assert loglik(lean, x)[0] == loglik(full, x)[0]
+    cold, fallback = fit_compiled(full), fit_compiled(lean)
+    assert fallback.params == cold.params and fallback.loglik == cold.loglik
+    outside = np.full(len(x), -1.0)  # no usable warm start: arch's start, as a cold fit
+    assert fit_compiled(lean, outside).params == cold.params
