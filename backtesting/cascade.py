@@ -488,6 +488,10 @@ def bad_debt_risk(losses: np.ndarray, levels: tuple[float, ...] = (0.95, 0.99)) 
     return out
 
 
+#: cells (paths × accounts) a vectorised block of full-liquidation cascades holds at once
+PATH_BLOCK_CELLS = 2_000_000
+
+
 def bad_debt_distribution(
     accounts: Accounts,
     paths: np.ndarray,
@@ -495,5 +499,72 @@ def bad_debt_distribution(
     impact: ImpactModel,
     fund: float = 0.0,
 ) -> np.ndarray:
-    """Bad debt of the population along each path (one cascade per path)."""
-    return np.array([simulate(accounts, path, rule, impact, fund).total_bad_debt for path in paths])
+    """Bad debt of the population along each path (one cascade per path). Full liquidation
+    runs every path of a block at once (:func:`_full_bad_debt`: the same cascades as
+    :func:`simulate`, to rounding); partial liquidation, path by path.
+    """
+    paths = np.atleast_2d(np.asarray(paths, dtype=float))
+    if rule.mode is not Mode.FULL:
+        return np.array(
+            [simulate(accounts, path, rule, impact, fund).total_bad_debt for path in paths]
+        )
+    if np.any(~np.isfinite(paths)) or np.any(paths <= 0) or not paths.shape[1]:
+        raise ValueError("path: a non-empty series of positive prices")
+    if not (math.isfinite(fund) and fund >= 0):
+        raise ValueError("fund must be a finite number ≥ 0")
+    block = max(1, PATH_BLOCK_CELLS // max(len(accounts.cash), 1))
+    return np.concatenate(
+        [
+            _full_bad_debt(accounts, paths[k : k + block], rule, impact, fund)
+            for k in range(0, len(paths), block)
+        ]
+    )
+
+
+def _full_bad_debt(
+    accounts: Accounts,
+    paths: np.ndarray,
+    rule: LiquidationRule,
+    impact: ImpactModel,
+    fund: float,
+    max_rounds: int = 100,
+) -> np.ndarray:
+    """:func:`simulate`'s full-liquidation cascade on every row of ``paths`` at once (paths ×
+    accounts arrays): each round, every path closes the accounts under maintenance at the
+    price their summed flow moves it to; returns each path's bad debt.
+    """
+    n_paths = len(paths)
+    cash = np.tile(np.asarray(accounts.cash, dtype=float), (n_paths, 1))
+    q = np.tile(np.asarray(accounts.quantity, dtype=float), (n_paths, 1))
+    entry = np.asarray(accounts.entry, dtype=float)
+    funds = np.full(n_paths, float(fund))
+    bad_total = np.zeros(n_paths)
+    multiplier = np.ones(n_paths)
+    for t in range(paths.shape[1]):
+        p = paths[:, t] * multiplier
+        rows = np.arange(n_paths)  # the paths still cascading this step
+        for _ in range(max_rounds):
+            c0, q0, pr = cash[rows], q[rows], p[rows]
+            under = (q0 != 0) & (
+                c0 + q0 * (pr[:, None] - entry) < rule.maintenance * pr[:, None] * np.abs(q0)
+            )
+            going = under.any(axis=1)
+            if not going.any():
+                break
+            rows, under, c0, q0, pr = rows[going], under[going], c0[going], q0[going], pr[going]
+            closed = np.where(under, q0, 0.0)
+            flow = closed.sum(axis=1) * pr
+            move = np.asarray(impact.move(flow), dtype=float)
+            x = np.where(flow != 0, pr * (1.0 - np.copysign(move, flow)), pr)
+            c = c0 + closed * (x[:, None] - entry)
+            charge = np.minimum(rule.penalty * np.abs(closed) * x[:, None], np.maximum(c, 0.0))
+            c = c - charge
+            funds[rows] += np.where(under, charge, 0.0).sum(axis=1)
+            bad = np.where(under, np.maximum(-c, 0.0), 0.0).sum(axis=1)
+            funds[rows] -= np.minimum(bad, funds[rows])
+            bad_total[rows] += bad
+            cash[rows] = np.where(under, np.maximum(c, 0.0), c0)
+            q[rows] = np.where(under, 0.0, q0)
+            multiplier[rows] *= x / pr
+            p[rows] = x
+    return bad_total

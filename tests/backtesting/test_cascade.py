@@ -204,3 +204,46 @@ def test_random_paths_are_seeded_and_scaled() -> None:
     daily = np.log(a[:, 3] / 100.0)  # one day: four steps
     assert daily.std() == pytest.approx(0.04, rel=0.05)  # 20,000 draws: ~1 % sampling error
     assert not np.array_equal(a, random_paths(100.0, 0.04, 2, 4, 20_000, seed=6))
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    vol=st.floats(0.01, 0.2),
+    volume=st.floats(1e3, 1e8),
+    fund=st.floats(0.0, 1e3),
+    cells=st.sampled_from([2_000_000, 1_000]),
+)
+def test_paths_at_once_are_the_cascades_path_by_path(seed, vol, volume, fund, cells) -> None:
+    """The vectorised full-liquidation cascades (every path of a block at once, blocks of any
+    size) leave each path the bad debt :func:`simulate` leaves it."""
+    import backtesting.cascade as cascade
+
+    people = _population(seed, 300)
+    paths = cascade.random_paths(100.0, vol, 2, 4, 40, seed)
+    rule = LiquidationRule(0.04, 0.05, 0.01, Mode.FULL)
+    impact = ImpactModel(ImpactKind.SQUARE_ROOT, daily_volume=volume, half_spread=0.001)
+    expected = [simulate(people, path, rule, impact, fund).total_bad_debt for path in paths]
+    saved = cascade.PATH_BLOCK_CELLS
+    cascade.PATH_BLOCK_CELLS = cells
+    try:
+        got = cascade.bad_debt_distribution(people, paths, rule, impact, fund)
+    finally:
+        cascade.PATH_BLOCK_CELLS = saved
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-7)
+
+
+def test_paths_at_once_leave_bad_debt_where_simulate_does() -> None:
+    """A case that bites: violent paths and thin markets leave bad debt on most paths."""
+    import backtesting.cascade as cascade
+
+    people = _population(7, 500)
+    paths = cascade.random_paths(100.0, 0.15, 2, 4, 60, 3)
+    rule = LiquidationRule(0.04, 0.05, 0.01, Mode.FULL)
+    impact = ImpactModel(ImpactKind.SQUARE_ROOT, daily_volume=2e3, half_spread=0.001)
+    expected = np.array(
+        [simulate(people, path, rule, impact, 50.0).total_bad_debt for path in paths]
+    )
+    got = cascade.bad_debt_distribution(people, paths, rule, impact, 50.0)
+    assert (expected > 0).sum() >= 20
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-7)
