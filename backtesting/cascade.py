@@ -41,6 +41,7 @@ import enum
 import math
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
 from margin_engine.impact import ImpactKind, ImpactModel
@@ -488,10 +489,6 @@ def bad_debt_risk(losses: np.ndarray, levels: tuple[float, ...] = (0.95, 0.99)) 
     return out
 
 
-#: cells (paths × accounts) a vectorised block of full-liquidation cascades holds at once
-PATH_BLOCK_CELLS = 2_000_000
-
-
 def bad_debt_distribution(
     accounts: Accounts,
     paths: np.ndarray,
@@ -512,13 +509,7 @@ def bad_debt_distribution(
         raise ValueError("path: a non-empty series of positive prices")
     if not (math.isfinite(fund) and fund >= 0):
         raise ValueError("fund must be a finite number ≥ 0")
-    block = max(1, PATH_BLOCK_CELLS // max(len(accounts.cash), 1))
-    return np.concatenate(
-        [
-            _full_bad_debt(accounts, paths[k : k + block], rule, impact, fund)
-            for k in range(0, len(paths), block)
-        ]
-    )
+    return _full_bad_debt(accounts, paths, rule, impact, fund)
 
 
 def _full_bad_debt(
@@ -529,42 +520,102 @@ def _full_bad_debt(
     fund: float,
     max_rounds: int = 100,
 ) -> np.ndarray:
-    """:func:`simulate`'s full-liquidation cascade on every row of ``paths`` at once (paths ×
-    accounts arrays): each round, every path closes the accounts under maintenance at the
-    price their summed flow moves it to; returns each path's bad debt.
+    """:func:`simulate`'s full-liquidation cascade along every row of ``paths``, compiled:
+    each account's liquidation price sorts the longs (highest first) and the shorts (lowest
+    first), so a round only visits the accounts near the price and each path costs its
+    liquidations, not its accounts. Returns each path's bad debt.
     """
-    n_paths = len(paths)
-    cash = np.tile(np.asarray(accounts.cash, dtype=float), (n_paths, 1))
-    q = np.tile(np.asarray(accounts.quantity, dtype=float), (n_paths, 1))
+    cash = np.asarray(accounts.cash, dtype=float)
+    q = np.asarray(accounts.quantity, dtype=float)
     entry = np.asarray(accounts.entry, dtype=float)
-    funds = np.full(n_paths, float(fund))
-    bad_total = np.zeros(n_paths)
-    multiplier = np.ones(n_paths)
-    for t in range(paths.shape[1]):
-        p = paths[:, t] * multiplier
-        rows = np.arange(n_paths)  # the paths still cascading this step
-        for _ in range(max_rounds):
-            c0, q0, pr = cash[rows], q[rows], p[rows]
-            under = (q0 != 0) & (
-                c0 + q0 * (pr[:, None] - entry) < rule.maintenance * pr[:, None] * np.abs(q0)
-            )
-            going = under.any(axis=1)
-            if not going.any():
-                break
-            rows, under, c0, q0, pr = rows[going], under[going], c0[going], q0[going], pr[going]
-            closed = np.where(under, q0, 0.0)
-            flow = closed.sum(axis=1) * pr
-            move = np.asarray(impact.move(flow), dtype=float)
-            x = np.where(flow != 0, pr * (1.0 - np.copysign(move, flow)), pr)
-            c = c0 + closed * (x[:, None] - entry)
-            charge = np.minimum(rule.penalty * np.abs(closed) * x[:, None], np.maximum(c, 0.0))
-            c = c - charge
-            funds[rows] += np.where(under, charge, 0.0).sum(axis=1)
-            bad = np.where(under, np.maximum(-c, 0.0), 0.0).sum(axis=1)
-            funds[rows] -= np.minimum(bad, funds[rows])
-            bad_total[rows] += bad
-            cash[rows] = np.where(under, np.maximum(c, 0.0), c0)
-            q[rows] = np.where(under, 0.0, q0)
-            multiplier[rows] *= x / pr
-            p[rows] = x
-    return bad_total
+    threshold = _thresholds(cash, q, entry, rule.maintenance)
+    longs = np.flatnonzero(q > 0)
+    longs = longs[np.argsort(-threshold[longs], kind="stable")]
+    shorts = np.flatnonzero(q < 0)
+    shorts = shorts[np.argsort(threshold[shorts], kind="stable")]
+    out = np.zeros(len(paths))
+    _full_kernel(
+        cash, q, entry, threshold, longs, shorts, np.ascontiguousarray(paths, dtype=float),
+        rule.maintenance, rule.penalty, _IMPACT_CODE[impact.kind], impact.y, impact.daily_vol,
+        impact.daily_volume, impact.half_spread, impact.linear, impact.cap, float(fund),
+        max_rounds, out,
+    )  # fmt: skip
+    return out
+
+
+_IMPACT_CODE = {ImpactKind.NONE: 0, ImpactKind.LINEAR: 1, ImpactKind.SQUARE_ROOT: 2}
+
+
+@numba.njit(cache=True, nogil=True)
+def _full_kernel(  # pragma: no cover - compiled; checked against simulate
+    cash0, q, entry, threshold, longs, shorts, paths, m, penalty,
+    kind, y, vol, volume, half, linear, cap, fund0, max_rounds, out,
+):  # fmt: skip
+    n = len(cash0)
+    cash = np.empty(n)
+    alive = np.empty(n, np.bool_)
+    chosen = np.empty(n, np.int64)
+    for k in range(paths.shape[0]):
+        for i in range(n):
+            cash[i] = cash0[i]
+            alive[i] = q[i] != 0.0
+        first_long = 0
+        first_short = 0
+        fund = fund0
+        bad_total = 0.0
+        multiplier = 1.0
+        for t in range(paths.shape[1]):
+            p = paths[k, t] * multiplier
+            for _ in range(max_rounds):
+                while first_long < len(longs) and not alive[longs[first_long]]:
+                    first_long += 1
+                while first_short < len(shorts) and not alive[shorts[first_short]]:
+                    first_short += 1
+                count = 0
+                held = 0.0
+                j = first_long
+                while j < len(longs) and threshold[longs[j]] >= p * (1 - 1e-12):
+                    i = longs[j]
+                    if alive[i] and cash[i] + q[i] * (p - entry[i]) < m * p * abs(q[i]):
+                        chosen[count] = i
+                        count += 1
+                        held += q[i]
+                    j += 1
+                j = first_short
+                while j < len(shorts) and threshold[shorts[j]] <= p * (1 + 1e-12):
+                    i = shorts[j]
+                    if alive[i] and cash[i] + q[i] * (p - entry[i]) < m * p * abs(q[i]):
+                        chosen[count] = i
+                        count += 1
+                        held += q[i]
+                    j += 1
+                if count == 0:
+                    break
+                flow = held * p
+                size = abs(flow)
+                if size == 0.0 or kind == 0:
+                    move = 0.0
+                elif kind == 1:
+                    move = min(linear * size, cap)
+                else:
+                    move = min(y * vol * math.sqrt(size / volume) + half, cap)
+                x = p * (1.0 - math.copysign(move, flow)) if flow != 0 else p
+                charged = 0.0
+                bad = 0.0
+                for c in range(count):
+                    i = chosen[c]
+                    left = cash[i] + q[i] * (x - entry[i])
+                    fee = min(penalty * abs(q[i]) * x, max(left, 0.0))
+                    left -= fee
+                    charged += fee
+                    if left < 0.0:
+                        bad += -left
+                        left = 0.0
+                    cash[i] = left
+                    alive[i] = False
+                fund += charged
+                fund -= min(bad, fund)
+                bad_total += bad
+                multiplier *= x / p
+                p = x
+        out[k] = bad_total

@@ -212,24 +212,23 @@ def test_random_paths_are_seeded_and_scaled() -> None:
     vol=st.floats(0.01, 0.2),
     volume=st.floats(1e3, 1e8),
     fund=st.floats(0.0, 1e3),
-    cells=st.sampled_from([2_000_000, 1_000]),
+    linear=st.booleans(),
 )
-def test_paths_at_once_are_the_cascades_path_by_path(seed, vol, volume, fund, cells) -> None:
-    """The vectorised full-liquidation cascades (every path of a block at once, blocks of any
-    size) leave each path the bad debt :func:`simulate` leaves it."""
+def test_paths_at_once_are_the_cascades_path_by_path(seed, vol, volume, fund, linear) -> None:
+    """The compiled full-liquidation cascades leave each path the bad debt :func:`simulate`
+    leaves it, under either impact law."""
     import backtesting.cascade as cascade
 
     people = _population(seed, 300)
     paths = cascade.random_paths(100.0, vol, 2, 4, 40, seed)
     rule = LiquidationRule(0.04, 0.05, 0.01, Mode.FULL)
-    impact = ImpactModel(ImpactKind.SQUARE_ROOT, daily_volume=volume, half_spread=0.001)
+    impact = (
+        ImpactModel(ImpactKind.LINEAR, linear=1.0 / volume)
+        if linear
+        else ImpactModel(ImpactKind.SQUARE_ROOT, daily_volume=volume, half_spread=0.001)
+    )
     expected = [simulate(people, path, rule, impact, fund).total_bad_debt for path in paths]
-    saved = cascade.PATH_BLOCK_CELLS
-    cascade.PATH_BLOCK_CELLS = cells
-    try:
-        got = cascade.bad_debt_distribution(people, paths, rule, impact, fund)
-    finally:
-        cascade.PATH_BLOCK_CELLS = saved
+    got = cascade.bad_debt_distribution(people, paths, rule, impact, fund)
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-7)
 
 
