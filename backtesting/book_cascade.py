@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from backtesting.cascade import CascadeRun, Tally
+from backtesting.cascade import CascadeRun, Tally, checked_path
 from margin_engine.book import Positions, ValuedBook, build_positions
 from margin_engine.impact import ImpactModel
 from margin_engine.instruments import Kind
@@ -138,14 +138,12 @@ def simulate_books(
     """Step ``accounts`` along ``path`` (prices, its first the start) with implied vols at
     ``iv_path`` times the start's (see the module).
     """
-    path = np.asarray(path, dtype=float)
+    path = checked_path(path, fund)
     iv_path = np.asarray(iv_path, dtype=float)
-    if path.ndim != 1 or not len(path) or np.any(~np.isfinite(path)) or np.any(path <= 0):
-        raise ValueError("path: a non-empty series of positive prices")
-    if iv_path.shape != path.shape or np.any(~(iv_path > 0)):
+    if iv_path.shape != path.shape or path.ndim != 1 or np.any(~(iv_path > 0)):
         raise ValueError("iv_path: one positive ratio per step")
-    if not (math.isfinite(fund) and fund >= 0) or not 0 <= penalty < 1:
-        raise ValueError("fund must be ≥ 0 and penalty in [0, 1)")
+    if not 0 <= penalty < 1:
+        raise ValueError("penalty must be in [0, 1)")
     cash = np.array(accounts.cash, dtype=float)
     q = sparse.csr_matrix(accounts.quantity, dtype=float, copy=True)
     live = np.ones(len(cash), bool)
@@ -299,6 +297,12 @@ class BookMarket:
         """Account names, in the order of every array here."""
         return self.positions.accounts
 
+    @functools.cached_property
+    def _row(self) -> dict[str, int]:
+        # a later snapshot's positions may drop accounts whose options expired: results are
+        # placed by name
+        return {name: k for k, name in enumerate(self.accounts)}
+
     def margins(
         self, params: ModelParams, ratio: float = 1.0, iv_ratio: float = 1.0, days: float = 0.0
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -309,8 +313,7 @@ class BookMarket:
         fx = np.array(
             [snapshot.index[self.asset] if c == self.asset else 1.0 for c in result.currency]
         )
-        where = {name: k for k, name in enumerate(self.accounts)}
-        rows = np.array([where[positions.accounts[a]] for a in result.account], dtype=np.int64)
+        rows = np.array([self._row[positions.accounts[a]] for a in result.account], dtype=np.int64)
         initial = np.zeros(len(self.accounts))
         maintenance = np.zeros(len(self.accounts))
         np.add.at(initial, rows, result.initial_margin * fx)

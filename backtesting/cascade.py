@@ -209,6 +209,21 @@ class Tally:
         )
 
 
+def checked_path(path: np.ndarray, fund: float) -> np.ndarray:
+    """``path`` as floats, refused unless it is a non-empty series (or rows of series) of
+    positive prices; and the fund refused unless finite and ≥ 0 — what every simulator
+    asks of its inputs.
+    """
+    path = np.asarray(path, dtype=float)
+    if not 1 <= path.ndim <= 2 or not path.shape[-1] or np.any(~np.isfinite(path)):
+        raise ValueError("path: a non-empty series of positive prices")
+    if np.any(path <= 0):
+        raise ValueError("path: a non-empty series of positive prices")
+    if not (math.isfinite(fund) and fund >= 0):
+        raise ValueError("fund must be a finite number ≥ 0")
+    return path
+
+
 def _fractions(equity: np.ndarray, notional: np.ndarray, rule: LiquidationRule) -> np.ndarray:
     if rule.mode is Mode.FULL:
         return np.ones_like(equity)
@@ -274,11 +289,9 @@ def simulate(
     tol: float = 1e-13,
 ) -> CascadeRun:
     """Step ``accounts`` through the exogenous ``path`` of prices (see the module)."""
-    path = np.asarray(path, dtype=float)
-    if path.ndim != 1 or not len(path) or np.any(~np.isfinite(path)) or np.any(path <= 0):
+    path = checked_path(path, fund)
+    if path.ndim != 1:
         raise ValueError("path: a non-empty series of positive prices")
-    if not (math.isfinite(fund) and fund >= 0):
-        raise ValueError("fund must be a finite number ≥ 0")
     cash = np.array(accounts.cash, dtype=float)  # copies: the caller's population is kept
     q = np.array(accounts.quantity, dtype=float)
     entry = np.array(accounts.entry, dtype=float)
@@ -500,15 +513,11 @@ def bad_debt_distribution(
     runs every path of a block at once (:func:`_full_bad_debt`: the same cascades as
     :func:`simulate`, to rounding); partial liquidation, path by path.
     """
-    paths = np.atleast_2d(np.asarray(paths, dtype=float))
+    paths = np.atleast_2d(checked_path(paths, fund))
     if rule.mode is not Mode.FULL:
         return np.array(
             [simulate(accounts, path, rule, impact, fund).total_bad_debt for path in paths]
         )
-    if np.any(~np.isfinite(paths)) or np.any(paths <= 0) or not paths.shape[1]:
-        raise ValueError("path: a non-empty series of positive prices")
-    if not (math.isfinite(fund) and fund >= 0):
-        raise ValueError("fund must be a finite number ≥ 0")
     return _full_bad_debt(accounts, paths, rule, impact, fund)
 
 
@@ -547,6 +556,26 @@ _IMPACT_CODE = {ImpactKind.NONE: 0, ImpactKind.LINEAR: 1, ImpactKind.SQUARE_ROOT
 
 
 @numba.njit(cache=True, nogil=True)
+def _gather(
+    order, first, side, p, cash, q, entry, threshold, m, alive, chosen, count
+):  # pragma: no cover
+    # one side's accounts under maintenance at p, appended to chosen[count:]: longs (side 1)
+    # by liquidation price from the highest down while it is at or above p, shorts (side -1)
+    # from the lowest up while at or below it; the exact equity test decides each, as in
+    # simulate; returns the new count and the quantity they hold
+    held = 0.0
+    j = first
+    while j < len(order) and side * threshold[order[j]] >= side * p * (1 - side * 1e-12):
+        i = order[j]
+        if alive[i] and cash[i] + q[i] * (p - entry[i]) < m * p * abs(q[i]):
+            chosen[count] = i
+            count += 1
+            held += q[i]
+        j += 1
+    return count, held
+
+
+@numba.njit(cache=True, nogil=True)
 def _full_kernel(  # pragma: no cover - compiled; checked against simulate
     cash0, q, entry, threshold, longs, shorts, paths, m, penalty,
     kind, y, vol, volume, half, linear, cap, fund0, max_rounds, out,
@@ -571,24 +600,13 @@ def _full_kernel(  # pragma: no cover - compiled; checked against simulate
                     first_long += 1
                 while first_short < len(shorts) and not alive[shorts[first_short]]:
                     first_short += 1
-                count = 0
-                held = 0.0
-                j = first_long
-                while j < len(longs) and threshold[longs[j]] >= p * (1 - 1e-12):
-                    i = longs[j]
-                    if alive[i] and cash[i] + q[i] * (p - entry[i]) < m * p * abs(q[i]):
-                        chosen[count] = i
-                        count += 1
-                        held += q[i]
-                    j += 1
-                j = first_short
-                while j < len(shorts) and threshold[shorts[j]] <= p * (1 + 1e-12):
-                    i = shorts[j]
-                    if alive[i] and cash[i] + q[i] * (p - entry[i]) < m * p * abs(q[i]):
-                        chosen[count] = i
-                        count += 1
-                        held += q[i]
-                    j += 1
+                count, held = _gather(
+                    longs, first_long, 1.0, p, cash, q, entry, threshold, m, alive, chosen, 0
+                )
+                count, more = _gather(
+                    shorts, first_short, -1.0, p, cash, q, entry, threshold, m, alive, chosen, count
+                )
+                held += more
                 if count == 0:
                     break
                 flow = held * p

@@ -106,7 +106,7 @@ def problem(
 ) -> GarchProblem:
     """The problem ``arch`` would solve for ``spec`` on ``returns_pct``; without ``starting``
     its starting values (``arch``'s grid search, most of the setup's cost) are left out — a
-    warm start or a polish brings its own — and are NaN.
+    warm start brings its own — and are NaN.
 
     Raises
     ------

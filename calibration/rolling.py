@@ -128,8 +128,8 @@ def estimate(
     return _compiled_estimate(p, fit, FitStart.COLD if starting_values is None else FitStart.WARM)
 
 
-_PROBLEMS: dict[tuple, GarchProblem] = {}  # the last windows' problems: a refit, its
-# verification and its polish share one window
+_PROBLEMS: dict[tuple, GarchProblem] = {}  # the last windows' problems: a refit and its
+# verification share one window
 
 
 def _problem(window: pd.Series, spec: UnivariateSpec, *, starting: bool) -> GarchProblem:

@@ -294,6 +294,10 @@ def _margin_key(
     )
 
 
+class NothingToReplay(BadInputError):
+    """No day of the range has prices an MPOR later: a backtest of it has no struck day."""
+
+
 # --------------------------------------------------------------------------- the run
 
 
@@ -353,7 +357,7 @@ def run_backtest(
     history, notes, data_sha, gaps = load_history(con, settings.market.source_preference, assets)
     days = trading_days(history, spec.start, spec.end, mpor)
     if not days:
-        raise BadInputError(
+        raise NothingToReplay(
             f"no day in [{spec.start or 'start'}, {spec.end or 'end'}] has prices {mpor} days later "
             f"(history {history.days.min():%Y-%m-%d}..{history.days.max():%Y-%m-%d})"
         )

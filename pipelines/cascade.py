@@ -21,6 +21,7 @@ from backtesting.book_cascade import (
     BookMarket,
     book_bad_debt_distribution,
     simulate_books,
+    synthetic_books,
 )
 from backtesting.cascade import (
     Accounts,
@@ -429,7 +430,6 @@ def book_people(
     account's initial margin under ``first``."""
     from datetime import UTC, datetime
 
-    from backtesting.book_cascade import BookMarket, synthetic_books
     from margin_engine.portfolios import LIBRARY
     from pipelines.margin import market_from_warehouse
 

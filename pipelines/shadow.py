@@ -13,6 +13,7 @@ under ``HOME/reports/shadow/<proposal>``.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -22,7 +23,7 @@ import pandas as pd
 from backtesting.spec import BacktestSpec
 from governance.registry import Registry, ShadowRun
 from governance.shadow import AccountSnapshot, ShadowDay, segments, shadow_verdict
-from pipelines.backtest import ParamSource, run_backtest
+from pipelines.backtest import NothingToReplay, ParamSource, run_backtest
 from pipelines.errors import BadInputError
 
 if TYPE_CHECKING:
@@ -137,13 +138,10 @@ def run_shadows(
         snapshots = registry.shadow_accounts(run.proposal_id)
         for first, until, snapshot in segments(snapshots, start, end):
             spec = BacktestSpec(start=first, end=until, portfolios=())
-            try:
+            with contextlib.suppress(NothingToReplay):  # no struck day in it: nothing to add
                 daily.append(
                     run_backtest(con, settings, sets, spec, accounts=snapshot_books(snapshot)).daily
                 )
-            except BadInputError as exc:
-                if "has prices" not in str(exc):  # a segment without a struck day adds nothing
-                    raise
         frame = pd.concat(daily, ignore_index=True)
         for day in shadow_days_of(frame, last, run.days - len(recorded), snapshots):
             registry.record_shadow_day(run.proposal_id, day, actor=ACTOR, now=now)

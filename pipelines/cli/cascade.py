@@ -218,11 +218,22 @@ def cascade(
         f"{payload['asset']} {payload['from']} .. {payload['to']}, {describe(about)}, impact Y={payload['impact']['y']} σ={payload['impact']['daily_vol']:.4f} "
         f"V={payload['impact']['daily_volume_usd']:,.0f} USD/day"
     )
+    _print_sets(
+        payload,
+        "cascade",
+        ["IM rate", "MM rate"],
+        lambda rule: (f"{rule['initial']:.4f}", f"{rule['maintenance']:.4f}"),
+        "volume USD",
+    )
+
+
+def _print_sets(payload: dict, title: str, rule_headers, rule_cells, volume: str) -> None:
+    """Each set's liquidations, volume, largest impact and bad debt along the window, and the
+    payload's notes."""
     rows = [
         (
             s["label"],
-            f"{s['rule']['initial']:.4f}",
-            f"{s['rule']['maintenance']:.4f}",
+            *rule_cells(s["rule"]),
             f"{s['liquidations']:,}",
             f"{s['volume_usd']:,.0f}",
             f"{s['largest_impact']:.2%}",
@@ -230,23 +241,10 @@ def cascade(
         )
         for s in payload["sets"]
     ]
-    out.print(
-        table(
-            "cascade",
-            [
-                "set",
-                "IM rate",
-                "MM rate",
-                "liquidations",
-                "volume USD",
-                "largest impact",
-                "bad debt USD",
-            ],
-            rows,
-        )
-    )
+    headers = ["set", *rule_headers, "liquidations", volume, "largest impact", "bad debt USD"]
+    out.print(table(title, headers, rows))
     for note in payload["notes"]:
-        out.print(f"note: {note}")
+        out.print(f"note: {note}", markup=False)
 
 
 def _print_books(payload: dict, as_json: bool) -> None:
@@ -263,30 +261,10 @@ def _print_books(payload: dict, as_json: bool) -> None:
         markup=False,
         soft_wrap=True,
     )
-    rows = [
-        (
-            s["label"],
-            s["rule"]["model"],
-            f"{s['liquidations']:,}",
-            f"{s['volume_usd']:,.0f}",
-            f"{s['largest_impact']:.2%}",
-            f"{s['bad_debt']:,.2f}",
-        )
-        for s in payload["sets"]
-    ]
-    out.print(
-        table(
-            "cascade of option books",
-            [
-                "set",
-                "margined by",
-                "liquidations",
-                "delta sold USD",
-                "largest impact",
-                "bad debt USD",
-            ],
-            rows,
-        )
+    _print_sets(
+        payload,
+        "cascade of option books",
+        ["margined by"],
+        lambda rule: (rule["model"],),
+        "delta sold USD",
     )
-    for note in payload["notes"]:
-        out.print(f"note: {note}", markup=False)
