@@ -563,6 +563,18 @@ class VarInputs:
             return None
         return long_run_model(joint, returns)
 
+    def first_day(self, underlyings: Sequence[str], need: int) -> pd.Timestamp | None:
+        """The first day at which ``need`` joint usable days of ``underlyings`` (a return and
+        a filtered vol for each, the day's own included) are known: the first day a history
+        model can be margined (``need`` = the MPOR for VaR/ES, :data:`MIN_RESIDUAL_DAYS` for
+        Monte Carlo); None if no day has them.
+        """
+        table = self._table(tuple(underlyings), 1)
+        need = max(int(need), 1)
+        if len(table.rows) < need:
+            return None
+        return pd.Timestamp(table.dates[table.rows[need - 1]])
+
     def day_seed(self, day: pd.Timestamp) -> int:
         """The seed of ``day``'s paths: one stream per (run seed, day), so a day's margin does
         not depend on which other days are replayed.

@@ -47,8 +47,10 @@ from backtesting.inputs import rolling_config, rolling_volatility, var_inputs
 from backtesting.memo import build_days
 from backtesting.replay import (
     HAIRCUT_MODEL,
+    MIN_RESIDUAL_DAYS,
     DayBook,
     MarketHistory,
+    VarInputs,
     end_of_day,
     override,
     realised_losses,
@@ -323,6 +325,56 @@ class BacktestRun:
         return copy.deepcopy(list(self.summaries["summary"]))
 
 
+def _history_days(
+    var_in: VarInputs,
+    books: Sequence[Portfolio],
+    spec: BacktestSpec,
+    horizon: int,
+    days: list[pd.Timestamp],
+    notes: list[str],
+) -> list[pd.Timestamp]:
+    """``days`` from the first on which every history model of ``spec`` has its inputs for
+    every book (VaR/ES: the MPOR's joint days of returns and filtered vols; Monte Carlo:
+    :data:`MIN_RESIDUAL_DAYS` joint residuals). Without ``--from`` the earlier days are left
+    out with a note; a ``--from`` before that day is refused, naming the first possible day.
+    """
+    needs = {
+        m: MIN_RESIDUAL_DAYS if MarginModel(m).simulated else horizon
+        for m in spec.models
+        if m in HISTORY_MODELS
+    }
+    if not needs:
+        return days
+    firsts = {}
+    for model, need in needs.items():
+        found = [var_in.first_day(p.underlying_list, need) for p in books]
+        if any(f is None for f in found):
+            raise BadInputError(
+                f"--model {model}: the history never has {need} joint days of returns and "
+                "filtered vols for every book; load more history"
+            )
+        firsts[model] = max(f for f in found if f is not None)
+    model, first = max(firsts.items(), key=lambda kv: kv[1])
+    if days[0] >= first:
+        return days
+    if spec.start is not None:
+        raise BadInputError(
+            f"--from {spec.start}: {model} needs {needs[model]} joint days of returns and "
+            f"filtered vols before its first day; the first such day is {first:%Y-%m-%d} "
+            f"(use --from {first:%Y-%m-%d} or later)"
+        )
+    kept = [d for d in days if d >= first]
+    if not kept:
+        raise NothingToReplay(
+            f"no day from {first:%Y-%m-%d} (the first {model} can margin) has prices {horizon} days later"
+        )
+    notes.append(
+        f"{len(days) - len(kept)} day(s) before {first:%Y-%m-%d}, the first with the "
+        f"history {model} needs, are not replayed"
+    )
+    return kept
+
+
 def run_backtest(
     con: duckdb.DuckDBPyConnection,
     settings: WorkbenchSettings,
@@ -419,6 +471,8 @@ def run_backtest(
             days = [d for d in days if d in usable]
             if not days:
                 raise BadInputError("no day has every calibrated parameter; widen the history")
+    if var_in is not None and books:
+        days = _history_days(var_in, books, spec, horizon, days, notes)
     if var_in is not None and books and any(m in ("var", "es") for m in spec.models):
         lookback = max(s.params.var.lookback_days for s in sources)
         notes.append(

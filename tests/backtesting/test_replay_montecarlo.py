@@ -206,3 +206,24 @@ def test_a_backtest_applies_the_policys_anti_procyclicality_tool(tool) -> None:
         assert (tooled >= base - 1e-9).all()
     else:
         assert not np.allclose(tooled, base)
+
+
+def test_first_day_is_the_first_with_enough_joint_history() -> None:
+    inputs = _inputs(days=120)
+    # hide BTC's filtered vol on the first 10 days and ETH's return on day 15: joint usable
+    # days are 10..14 and 16..; the 30th of them is day 40
+    cond = inputs.cond_vol.copy()
+    cond.iloc[:10, 0] = np.nan
+    returns = inputs.returns.copy()
+    returns.iloc[15, 1] = np.nan
+    holed = dataclasses.replace(inputs, cond_vol=cond, returns=returns)
+    index = inputs.returns.index
+    assert holed.first_day(["BTC", "ETH"], MIN_RESIDUAL_DAYS) == index[40]
+    assert holed.first_day(["BTC"], MIN_RESIDUAL_DAYS) == index[39]
+    assert holed.first_day(["ETH"], MIN_RESIDUAL_DAYS) == index[30]
+    assert holed.first_day(["BTC", "ETH"], 2) == index[11]
+    # that day is exactly where the Monte Carlo model starts to accept the day
+    holed.joint_model(index[40], ["BTC", "ETH"], lookback=250)
+    with pytest.raises(ValueError, match="joint days of residuals"):
+        holed.joint_model(index[39], ["BTC", "ETH"], lookback=250)
+    assert holed.first_day(["BTC", "ETH"], 200) is None

@@ -12,6 +12,7 @@ from helpers import synthetic_warehouse
 from backtesting.spec import BacktestSpec
 from governance.parameters import default_parameter_set
 from pipelines.backtest import ParamSource, run_backtest
+from pipelines.errors import BadInputError
 
 SPEC = BacktestSpec(
     start=date(2024, 11, 1),
@@ -93,3 +94,23 @@ def test_too_little_history_for_the_first_day_is_a_refusal_naming_from(warehouse
         )  # fmt: skip
         with pytest.raises(BadInputError, match=rf"^--from: {model} on 2019-01-03: "):
             run_backtest(con, settings, SOURCE, spec, store=False)
+
+
+def test_the_default_window_starts_where_the_history_models_can(warehouse) -> None:
+    """Without --from, days before the first on which Monte Carlo has its 30 joint residual
+    days are left out with a note; a --from before it is refused, naming that day."""
+    settings, con = warehouse
+    spec = BacktestSpec(
+        end=date(2019, 4, 30), models=("mc-var",), portfolios=("btc-short-straddle",), paths=256
+    )
+    run = run_backtest(con, settings, SOURCE, spec, store=False)
+    first = run.daily["date"].min()
+    assert first > pd.Timestamp("2019-01-02")
+    assert any("are not replayed" in n and f"{first:%Y-%m-%d}" in n for n in run.notes)
+    too_early = BacktestSpec(**{**spec.__dict__, "start": (first - pd.Timedelta(days=1)).date()})
+    with pytest.raises(BadInputError, match=f"use --from {first:%Y-%m-%d}"):
+        run_backtest(con, settings, SOURCE, too_early, store=False)
+    exact = run_backtest(
+        con, settings, SOURCE, BacktestSpec(**{**spec.__dict__, "start": first.date()}), store=False
+    )
+    pd.testing.assert_frame_equal(_margins(exact, "mc-var"), _margins(run, "mc-var"))
