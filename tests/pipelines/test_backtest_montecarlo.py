@@ -92,8 +92,9 @@ def test_too_little_history_for_the_first_day_is_a_refusal_naming_from(warehouse
             start=date(2019, 1, 3), end=date(2019, 1, 20), models=(model,),
             portfolios=("btc-short-straddle",),
         )  # fmt: skip
-        with pytest.raises(BadInputError, match=rf"^--from: {model} on 2019-01-03: "):
+        with pytest.raises(BadInputError, match=rf"^--from 2019-01-03: {model} needs ") as refused:
             run_backtest(con, settings, SOURCE, spec, store=False)
+        assert "the first such day is 2019-" in str(refused.value)
 
 
 def test_the_default_window_starts_where_the_history_models_can(warehouse) -> None:
