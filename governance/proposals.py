@@ -11,6 +11,8 @@
     evidence:
       backtest_windows:
         - {name: 2022 bear market, start: 2022-01-01, end: 2022-12-31}
+      models: [deribit-pm, span, var, mc-es]  # the report's backtest models (optional)
+      paths: 5000                             # Monte Carlo paths a day (optional)
 
 A rollback proposal instead names the set to return to: ``kind: rollback`` and
 ``rollback_to: <fingerprint>``; a policy proposal carries a whole new policy document
@@ -30,11 +32,21 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
+from backtesting.spec import BACKTEST_MODELS, DEFAULT_MODELS
 from governance.documents import load_document, validation_message
 from governance.parameters import ParameterSet, ParameterSetError, diff
 from governance.policy import Policy, PolicyError, parse_policy
+from vocabulary import MarginModel
 
 
 class ProposalError(ValueError):
@@ -58,8 +70,42 @@ class BacktestWindow(_Block):
 
 
 class Evidence(_Block):
+    """What the proposal's report backtests: its windows, and optionally its models (the
+    default: PM, SPAN and VaR) and the Monte Carlo paths a day of ``mc-var`` / ``mc-es``."""
+
     backtest_windows: tuple[BacktestWindow, ...] = ()
+    models: tuple[str, ...] = ()
+    paths: int | None = Field(default=None, ge=100, le=100_000)
     attachments: dict[str, Any] = {}  # what an automatic draft found (breaches, drift)
+
+    @model_validator(mode="after")
+    def _models(self):
+        unknown = [m for m in self.models if m not in BACKTEST_MODELS]
+        if unknown:
+            raise ValueError(
+                f"models: {', '.join(unknown)} not one of {', '.join(BACKTEST_MODELS)}"
+            )
+        if len(set(self.models)) != len(self.models):
+            raise ValueError("models: a model is listed twice")
+        if self.paths is not None and not any(MarginModel(m).simulated for m in self.models):
+            raise ValueError("paths: only Monte Carlo models (mc-var, mc-es) draw paths")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict:
+        # fields added since proposals were first fingerprinted are written only when set,
+        # so a proposal recorded before them keeps its fingerprint
+        out = handler(self)
+        if not self.models:
+            out.pop("models", None)
+        if self.paths is None:
+            out.pop("paths", None)
+        return out
+
+    @property
+    def backtest_models(self) -> tuple[str, ...]:
+        """The models the report backtests."""
+        return self.models or DEFAULT_MODELS
 
 
 class ProposalDocument(_Block):

@@ -332,11 +332,14 @@ def _history_days(
     horizon: int,
     days: list[pd.Timestamp],
     notes: list[str],
+    history_start: pd.Timestamp,
 ) -> list[pd.Timestamp]:
     """``days`` from the first on which every history model of ``spec`` has its inputs for
     every book (VaR/ES: the MPOR's joint days of returns and filtered vols; Monte Carlo:
-    :data:`MIN_RESIDUAL_DAYS` joint residuals). Without ``--from`` the earlier days are left
-    out with a note; a ``--from`` before that day is refused, naming the first possible day.
+    :data:`MIN_RESIDUAL_DAYS` joint residuals). Without ``--from``, or with one before the
+    history begins (a proposal's three years on a shorter warehouse), the earlier days are
+    left out with a note; a ``--from`` inside the history but before that day is refused,
+    naming the first possible day.
     """
     needs = {
         m: MIN_RESIDUAL_DAYS if MarginModel(m).simulated else horizon
@@ -357,7 +360,7 @@ def _history_days(
     model, first = max(firsts.items(), key=lambda kv: kv[1])
     if days[0] >= first:
         return days
-    if spec.start is not None:
+    if spec.start is not None and pd.Timestamp(spec.start) >= history_start:
         raise BadInputError(
             f"--from {spec.start}: {model} needs {needs[model]} joint days of returns and "
             f"filtered vols before its first day; the first such day is {first:%Y-%m-%d} "
@@ -472,7 +475,7 @@ def run_backtest(
             if not days:
                 raise BadInputError("no day has every calibrated parameter; widen the history")
     if var_in is not None and books:
-        days = _history_days(var_in, books, spec, horizon, days, notes)
+        days = _history_days(var_in, books, spec, horizon, days, notes, history.days.min())
     if var_in is not None and books and any(m in ("var", "es") for m in spec.models):
         lookback = max(s.params.var.lookback_days for s in sources)
         notes.append(

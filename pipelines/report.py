@@ -44,6 +44,7 @@ from reports.context import (
 )
 from reports.render import RenderedReport, render, write
 from reports.serialize import plain
+from vocabulary import MarginModel
 
 if TYPE_CHECKING:
     import duckdb
@@ -178,13 +179,19 @@ def _num(x) -> float | None:
 
 
 def proposal_window(con: duckdb.DuckDBPyConnection, evidence: dict) -> BacktestSpec:
-    """Three years up to the data's end, widened to cover the evidence windows asked for."""
+    """Three years up to the data's end, widened to cover the evidence windows asked for,
+    under the evidence's models (default: PM, SPAN, VaR) and Monte Carlo paths."""
     start = years_before(con, 3)
     if start is None:
         raise BadInputError("the warehouse has no prices to backtest the proposal on")
     for window in evidence.get("backtest_windows", []):
         start = min(start, date.fromisoformat(str(window["start"])))
-    return BacktestSpec(start=start)
+    chosen: dict = {}
+    if evidence.get("models"):
+        chosen["models"] = tuple(evidence["models"])
+    if evidence.get("paths"):
+        chosen["paths"] = int(evidence["paths"])
+    return BacktestSpec(start=start, **chosen)
 
 
 # --------------------------------------------------------------------------- proposal
@@ -579,6 +586,11 @@ def proposal_report(
         if calibration
         else "none",
         "Monte Carlo seed, simulations": f"{spec.seed}, {spec.simulations}",
+        **(
+            {"Monte Carlo margin paths a day (Sobol)": str(spec.paths)}
+            if any(MarginModel(m).simulated for m in spec.models)
+            else {}
+        ),
         "package": f"margin-workbench {__version__}",
         "libraries": json.dumps(versions(), sort_keys=True),
     }
