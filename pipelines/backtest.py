@@ -369,7 +369,8 @@ def _history_days(
     kept = [d for d in days if d >= first]
     if not kept:
         raise NothingToReplay(
-            f"no day from {first:%Y-%m-%d} (the first {model} can margin) has prices {horizon} days later"
+            f"no day to replay: the range ends {days[-1]:%Y-%m-%d}, before {first:%Y-%m-%d}, the "
+            f"first day {model} can margin ({needs[model]} joint days of history)"
         )
     notes.append(
         f"{len(days) - len(kept)} day(s) before {first:%Y-%m-%d}, the first with the "

@@ -111,6 +111,10 @@ def test_the_default_window_starts_where_the_history_models_can(warehouse) -> No
     too_early = BacktestSpec(**{**spec.__dict__, "start": (first - pd.Timedelta(days=1)).date()})
     with pytest.raises(BadInputError, match=f"use --from {first:%Y-%m-%d}"):
         run_backtest(con, settings, SOURCE, too_early, store=False)
+    # a range that ends before that day has nothing to replay, and says why
+    short = BacktestSpec(**{**spec.__dict__, "end": (first - pd.Timedelta(days=3)).date()})
+    with pytest.raises(BadInputError, match=f"before {first:%Y-%m-%d}, the first day mc-var"):
+        run_backtest(con, settings, SOURCE, short, store=False)
     exact = run_backtest(
         con, settings, SOURCE, BacktestSpec(**{**spec.__dict__, "start": first.date()}), store=False
     )
