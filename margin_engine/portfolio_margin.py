@@ -50,7 +50,7 @@ from margin_engine.book import (
     worst_by_row,
 )
 from margin_engine.instruments import Kind
-from margin_engine.kernels import scan_rows
+from margin_engine.kernels import Extra, scan_rows
 from margin_engine.params import ModelParams, PortfolioMarginParams
 
 PRICE_BUCKETS = 9
@@ -66,6 +66,9 @@ MIN_VOL = 0.01
 def _frozen(array: np.ndarray) -> np.ndarray:
     array.setflags(write=False)  # shared by every call with the same parameters
     return array
+
+
+ROLL_ONLY = frozenset({Extra.ROLL})  # what PM reads of the scan besides the sums
 
 
 # a backtest margins thousands of days under a handful of parameter values: the tables are
@@ -251,7 +254,7 @@ def portfolio_margin(positions: Positions, params: ModelParams | None = None) ->
     weights = book.derived(
         ("roll-weights", currency_params), lambda: _roll_weights(book, currency_params, to_quote)
     )
-    scan = scan_rows(positions, risk_arrays(positions, params), SCENARIO_RANGES, weights)
+    scan = scan_rows(positions, risk_arrays(positions, params), SCENARIO_RANGES, weights, ROLL_ONLY)
     standard_index, extended_index = scan.worst_index[:, 0], scan.worst_index[:, 1]
     standard_worst, extended_worst = scan.worst_pnl[:, 0], scan.worst_pnl[:, 1]
     net_delta = scan.net_delta.reshape(accounts, n_groups)

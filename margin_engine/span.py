@@ -26,7 +26,7 @@ import numpy as np
 
 from margin_engine.book import DEEPEST_MOVE, STABLE, MarginResult, Positions, worst_by_row
 from margin_engine.instruments import Kind
-from margin_engine.kernels import scan_rows
+from margin_engine.kernels import Extra, scan_rows
 from margin_engine.params import ModelParams
 
 MOVES = np.array([0.0, 1 / 3, -1 / 3, 2 / 3, -2 / 3, 1.0, -1.0])
@@ -95,7 +95,12 @@ def span_margin(positions: Positions, params: ModelParams | None = None) -> Marg
         [book.group_index_price[g] if c in STABLE else 1.0 for g, c in enumerate(group_currency)]
     )
 
-    scan_result = scan_rows(positions, risk_arrays(positions, params), (0, N_SCENARIOS))
+    scan_result = scan_rows(
+        positions,
+        risk_arrays(positions, params),
+        (0, N_SCENARIOS),
+        extras=frozenset({Extra.SPREAD, Extra.SHORT_OPTIONS}),
+    )
     worst_index = scan_result.worst_index[:, 0].reshape(accounts, n_groups)
     scan = np.maximum(-scan_result.worst_pnl[:, 0], 0.0).reshape(accounts, n_groups)
 

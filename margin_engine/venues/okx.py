@@ -141,7 +141,7 @@ def okx_margin(positions: Positions, params: ModelParams | None = None) -> Margi
     """
     from margin_engine.book import STABLE, MarginResult
     from margin_engine.instruments import Kind  # imported here: params imports this module
-    from margin_engine.kernels import scan_rows
+    from margin_engine.kernels import Extra, scan_rows
     from margin_engine.params import ModelParams
     from margin_engine.portfolio_margin import vol_shocks
 
@@ -176,7 +176,7 @@ def okx_margin(positions: Positions, params: ModelParams | None = None) -> Margi
             for (g, _), t in zip(table.buckets, table.bucket_years, strict=True)
         ]
     )
-    scan = scan_rows(positions, arrays, (0, N_MR1, N_COLUMNS), weights)
+    scan = scan_rows(positions, arrays, (0, N_MR1, N_COLUMNS), weights, frozenset({Extra.ROLL}))
     accounts, n_groups = positions.n_accounts, positions.n_groups
     mr1 = np.maximum(-scan.worst_pnl[:, 0], 0.0).reshape(accounts, n_groups)
     mr6 = np.maximum(-scan.worst_pnl[:, 1], 0.0).reshape(accounts, n_groups)

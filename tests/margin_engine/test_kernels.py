@@ -150,3 +150,61 @@ def test_the_kernel_runs_the_compiled_signature_only(chain_market, chain_instrum
         span_margin(positions)
     for dispatcher in kernels._compiled.values():
         assert len(dispatcher.signatures) == 1
+
+
+@pytest.mark.parametrize("scan", [kernels.scan_rows_compiled, kernels.scan_rows_reference])
+@pytest.mark.parametrize(
+    "extras",
+    [
+        frozenset(),
+        frozenset({kernels.Extra.ROLL}),
+        frozenset({kernels.Extra.SPREAD, kernels.Extra.SHORT_OPTIONS}),
+        frozenset({kernels.Extra.SHORT_OPTIONS}),
+    ],
+    ids=lambda e: "+".join(sorted(x.value for x in e)) or "sums-only",
+)
+def test_a_scan_computes_what_is_asked_and_marks_the_rest(
+    scan, extras, chain_market, chain_instruments
+) -> None:
+    """A model asks only for what it reads (PM: the roll; SPAN: spreads and short options);
+    what it asks for is exactly the full scan's, and what it does not is NaN, never a zero a
+    caller could mistake for a value."""
+    positions = build_positions(_book(chain_instruments, 400, 8), chain_market)
+    arrays = pm_arrays(positions, ModelParams())
+    weights = np.random.default_rng(2).uniform(0.001, 0.05, len(positions.book.table.buckets))
+    ranges = np.array([0, 27, 35])
+    full = scan(positions, arrays, ranges, weights)
+    lean = scan(positions, arrays, ranges, weights, extras)
+    for field in ("worst_index", "worst_pnl", "net_delta", "value"):
+        np.testing.assert_array_equal(getattr(lean, field), getattr(full, field))
+    for extra, fields in kernels._FIELDS.items():
+        for field in fields:
+            if extra in extras:
+                np.testing.assert_array_equal(getattr(lean, field), getattr(full, field))
+                assert np.isfinite(getattr(lean, field)).all()
+            else:
+                assert np.isnan(getattr(lean, field)).all(), field
+    # the full scan does see every extra (the comparison above is not between zeros)
+    assert (full.bucket_abs > 0).any() and (full.bucket_long > 0).any()
+    assert (full.short_calls > 0).any()
+
+
+def test_models_ask_the_scan_only_for_what_they_read(
+    chain_market, chain_instruments, monkeypatch
+) -> None:
+    # the same margins whether the scan computes everything or only what the model reads
+    import margin_engine.portfolio_margin as pm_module
+    import margin_engine.span as span_module
+
+    positions = build_positions(_book(chain_instruments, 300, 6), chain_market)
+    lean_pm, lean_span = portfolio_margin(positions).frame(), span_margin(positions).frame()
+    original = kernels.scan_rows
+
+    def everything(positions, arrays, ranges, bucket_weight=None, extras=None):
+        return original(positions, arrays, ranges, bucket_weight)
+
+    for module in (pm_module, span_module):
+        monkeypatch.setattr(module, "scan_rows", everything)
+    full_pm, full_span = portfolio_margin(positions).frame(), span_margin(positions).frame()
+    pd.testing.assert_frame_equal(lean_pm, full_pm, check_exact=True)
+    pd.testing.assert_frame_equal(lean_span, full_span, check_exact=True)
