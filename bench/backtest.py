@@ -15,6 +15,10 @@ Figures, all measured in this run on a fresh warehouse:
 * **what-if in a fresh process** (a figure): another value (13 %) in a new process, as
   ``mwb backtest`` run again does — the books are rebuilt and every series re-tested.
 
+* **scaling** (figures): the cold backtest over the last 1, 2 and 4 years (the 4 years are
+  the cold run above; the shorter ones each in a fresh process on a fresh warehouse), the
+  log-log slope of time against days and the peak resident memory.
+
 Targets: cold ≤ 20 s; what-if ≤ 5 % of the cold time.
 """
 
@@ -28,7 +32,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-from common import shared_data, write_results  # noqa: E402
+from common import peak_rss_gib, scaling_curve, shared_data, write_results  # noqa: E402
 
 # bench/ holds a calibration.py: take bench/ off the path so that `calibration` is the package
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
@@ -66,6 +70,7 @@ def main() -> None:
         started = time.perf_counter()
         cold = run_backtest(con, settings, [ParamSource("current", current)], SPEC)
         cold_seconds = time.perf_counter() - started
+        cold_peak = peak_rss_gib()
         print(f"  cold: {cold_seconds:.1f} s  {cold.cache['seconds']}")
         parse_instrument.cache_clear()
         started = time.perf_counter()
@@ -82,9 +87,17 @@ def main() -> None:
         print(f"  a what-if (13 %) in a fresh process (no in-process memo): {fresh_seconds:.2f} s")
     ratio = what_if_seconds / cold_seconds
     print(f"  what-if / cold = {ratio:.3f}")
+    days = int(cold.daily["date"].nunique())
+    starts = {365: date(2024, 1, 1), 731: date(2023, 1, 1)}
+    scaling = scaling_curve(
+        (365, 731, days),
+        lambda n: _cold_in_a_fresh_process(starts[n]),
+        "days",
+        known={days: (cold_seconds, cold_peak)},
+    )
     books = sorted(set(cold.daily["portfolio"]))
     figures = {
-        "days": int(cold.daily["date"].nunique()),
+        "days": days,
         "portfolios": len(books),
         "models": list(SPEC.models),
         "daily_rows": len(cold.daily),
@@ -101,6 +114,7 @@ def main() -> None:
         .groupby("model")["breach"]
         .sum()
         .to_dict(),
+        "scaling": scaling,
     }
     write_results(
         "backtest",
@@ -125,6 +139,43 @@ def fresh_what_if(home: str) -> float:
     seconds = time.perf_counter() - started
     con.close()
     return seconds
+
+
+def cold_from(start: str) -> str:
+    """Run in a new process: a cold backtest from ``start`` to the spec's end on a fresh
+    warehouse; its seconds (the loads and imports are not timed) and the process's peak
+    resident memory (GiB)."""
+    data = shared_data()
+    assert data is not None
+    with tempfile.TemporaryDirectory() as home:
+        settings = load_settings(home)
+        con = connect(settings.warehouse_path)
+        for path in ("prices/binance_spot_daily.csv", "iv/deribit_dvol_daily.csv"):
+            load_file(con, data / path, ReadOptions())
+        spec = BacktestSpec(**{**SPEC.__dict__, "start": date.fromisoformat(start)})
+        started = time.perf_counter()
+        run_backtest(con, settings, [ParamSource("current", default_parameter_set())], spec)
+        seconds = time.perf_counter() - started
+        con.close()
+    return f"{seconds} {peak_rss_gib()}"
+
+
+def _cold_in_a_fresh_process(start: date) -> tuple[float, float]:
+    import subprocess
+
+    script = (
+        f"import sys; sys.path.insert(0, {str(BENCH)!r}); import backtest; "
+        "print(backtest.cold_from(sys.argv[1]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, start.isoformat()],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=BENCH.parent,
+    )
+    seconds, peak = out.stdout.strip().splitlines()[-1].split()
+    return float(seconds), float(peak)
 
 
 def _what_if_in_a_fresh_process(home: str) -> float:

@@ -7,6 +7,8 @@
    ``arch_model(...).fit()`` on the same windows, in the same run: like against like. Figures:
    both wall times, their ratio, ours on every core beside (a figure, not the target), and
    the largest log-likelihood shortfall of ours against the loop over every window.
+   Scaling (figures): ours in one process over the origins of 2024, 2023–2024 and 2022–2024
+   (the run above), the log-log slope of time against windows and the peak resident memory.
 2. DCC(1,1) on BTC and ETH, 1,400 days: the two-step estimate (two GJR-GARCH-t fits, then the
    correlation step) timed end to end.
 """
@@ -25,7 +27,7 @@ from arch import arch_model
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-from common import shared_data, write_results  # noqa: E402
+from common import curve, peak_rss_gib, shared_data, write_results  # noqa: E402
 
 # this script is bench/calibration.py: take bench/ off the path so that `calibration` is the package
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
@@ -51,6 +53,15 @@ def load_returns() -> dict[str, pd.Series]:
     }
 
 
+def windows_from(returns: dict[str, pd.Series], start: str) -> int:
+    """The windows (origins with a full window) from ``start`` to the end, over every asset."""
+    n = 0
+    for series in returns.values():
+        dates = series.index[np.arange(WINDOW - 1, len(series))]
+        n += int(((dates >= start) & (dates <= END)).sum())
+    return n
+
+
 def plain_loop(
     returns: dict[str, pd.Series],
 ) -> tuple[float, dict[tuple[str, pd.Timestamp], float]]:
@@ -73,13 +84,25 @@ def main() -> None:
     returns = load_returns()
     config = RollingConfig(window=WINDOW, refit_every=1, horizon=1)
     print(f"rolling GJR-GARCH-t re-estimation, {START}..{END}, window {WINDOW}")
+    starts = {windows_from(returns, start): start for start in ("2024-01-01", "2023-01-01")}
+
+    def ours_from(n: int) -> float:
+        began = time.perf_counter()
+        rolling_forecasts_many(returns, SPEC, config, start=starts[n], end=END, max_workers=1)
+        return time.perf_counter() - began
+
+    small = {n: (ours_from(n), peak_rss_gib()) for n in sorted(starts)}  # smallest first
     started = time.perf_counter()
     ours = rolling_forecasts_many(returns, SPEC, config, start=START, end=END, max_workers=1)
     ours_time = time.perf_counter() - started
+    small[windows_from(returns, START)] = (ours_time, peak_rss_gib())
     cores = os.cpu_count() or 1
     started = time.perf_counter()
     rolling_forecasts_many(returns, SPEC, config, start=START, end=END, max_workers=cores)
     ours_all_cores = time.perf_counter() - started
+    windows = sum(len(r.variances) for r in ours.values())
+    assert windows == windows_from(returns, START), (windows, windows_from(returns, START))
+    scaling = curve(small, "windows")
     loop_time, loop = plain_loop(returns)
     shortfalls, verified, warm = [], 0, 0
     for asset, result in ours.items():
@@ -132,6 +155,7 @@ def main() -> None:
             "dcc_correlation_step_seconds": round(dcc_total - step_one, 3),
             "dcc_a": dcc.a,
             "dcc_b": dcc.b,
+            "scaling": scaling,
         },
         {
             "rolling_time_vs_serial_loop": {

@@ -78,3 +78,48 @@ def meets(target: dict) -> bool:
     op, bound = target["target"].split()
     value, bound = float(target["value"]), float(bound)
     return {"<=": value <= bound, ">=": value >= bound, "<": value < bound, ">": value > bound}[op]
+
+
+def peak_rss_gib() -> float:
+    """The process's peak resident memory so far (GiB; a high-water mark)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
+
+
+def scaling_curve(sizes, measure, unit: str, known: dict | None = None) -> dict:
+    """The cost at each of ``sizes``: ``measure(size)`` returns its seconds (then the peak is
+    this process's high-water mark, so measure smallest first, before anything larger), or
+    ``(seconds, peak GiB)`` when it ran in a process of its own; ``known`` maps sizes measured
+    elsewhere in the run to ``(seconds, peak GiB)``. Prints and returns the seconds, the
+    log-log slope of seconds against size (1: linear) and the peaks.
+    """
+    known = known or {}
+    points = {}
+    for n in sizes:
+        if n in known:
+            points[n] = known[n]
+            continue
+        out = measure(n)
+        points[n] = out if isinstance(out, tuple) else (out, peak_rss_gib())
+    return curve(points, unit)
+
+
+def curve(points: dict, unit: str) -> dict:
+    """:func:`scaling_curve`'s summary of ``points`` (size → (seconds, peak GiB))."""
+    import numpy as np
+
+    sizes = sorted(points)
+    seconds = [points[n][0] for n in sizes]
+    slope = float(np.polyfit(np.log(sizes), np.log(seconds), 1)[0])
+    print(
+        f"  scaling over {unit}: "
+        + ", ".join(f"{n:,} {points[n][0]:.3g} s (peak {points[n][1]:.2f} GiB)" for n in sizes)
+        + f"; log-log slope {slope:.3f}"
+    )
+    return {
+        "unit": unit,
+        "seconds": {str(n): round(points[n][0], 4) for n in sizes},
+        "slope": round(slope, 3),
+        "peak_rss_gib": {str(n): round(points[n][1], 3) for n in sizes},
+    }

@@ -8,7 +8,9 @@ every row has its own natural key and no option has expired). Figures:
   conflict detection, rejected-row bookkeeping, batch record, one transaction);
 * rows/s of a bare ``INSERT INTO t SELECT * FROM read_csv(file)`` into a fresh DuckDB file with
   the same columns and no constraints — the floor any loader pays to parse and store the file;
-* the idempotent re-load of the same file (everything already present) vs the first load.
+* the idempotent re-load of the same file (everything already present) vs the first load;
+* scaling (figures): our load of the file's first 1.25M and 2.5M rows (and all 5M, above) on
+  fresh warehouses, the log-log slope of time against rows and the peak resident memory.
 
 Each timing is the best of ``REPEATS`` runs on fresh database files, after the CSV has been
 read once so that both paths see a warm page cache.
@@ -24,7 +26,7 @@ from pathlib import Path
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import WORK, shared_data, write_results  # noqa: E402
+from common import WORK, curve, peak_rss_gib, shared_data, write_results  # noqa: E402
 
 from pipelines.ingest import file_sha256, load_file  # noqa: E402
 from pipelines.warehouse import connect  # noqa: E402
@@ -53,6 +55,25 @@ def generate(path: Path) -> None:
         f"COPY (SELECT {select} FROM range({reps}) r, s ORDER BY r.range LIMIT {ROWS}) "
         f"TO '{path}' (HEADER)"
     )
+
+
+def head(csv: Path, rows: int) -> Path:
+    """The header and first ``rows`` rows of ``csv`` (generated once, kept in bench/work)."""
+    path = csv.with_name(f"{csv.stem}_head{rows}.csv")
+    if not path.exists():
+        with csv.open("rb") as source, path.open("wb") as out:
+            for _ in range(rows + 1):
+                out.write(source.readline())
+    return path
+
+
+def load_seconds(csv: Path, db: Path) -> float:
+    con = connect(fresh(db))
+    started = time.perf_counter()
+    load_file(con, csv)
+    seconds = time.perf_counter() - started
+    con.close()
+    return seconds
 
 
 def fresh(path: Path) -> Path:
@@ -92,6 +113,12 @@ def main() -> None:
         generate(csv)
     size = csv.stat().st_size
     file_sha256(csv)  # warm the page cache
+    # the smaller loads first: the peak memory is the process's high-water mark
+    small = {
+        n: (load_seconds(head(csv, n), WORK / "scaling.duckdb"), peak_rss_gib())
+        for n in (ROWS // 4, ROWS // 2)
+    }
+    fresh(WORK / "scaling.duckdb").unlink(missing_ok=True)
     bare_times, first_times, reload_times = [], [], []
     for _ in range(REPEATS):
         bare_times.append(bare_insert(csv, WORK / "bare.duckdb"))
@@ -99,6 +126,7 @@ def main() -> None:
         first_times.append(first)
         reload_times.append(again)
     bare, first, again = min(bare_times), min(first_times), min(reload_times)
+    scaling = curve({**small, ROWS: (first, peak_rss_gib())}, "rows")
     figures = {
         "rows": ROWS,
         "file_mb": round(size / 1e6, 1),
@@ -108,6 +136,7 @@ def main() -> None:
         "ours_rows_per_s": round(ROWS / first),
         "reload_seconds": round(again, 3),
         "runs": {"bare": bare_times, "ours": first_times, "reload": reload_times},
+        "scaling": scaling,
     }
     print(f"bare DuckDB insert : {bare:6.2f} s  {ROWS / bare:12,.0f} rows/s")
     print(f"validated load     : {first:6.2f} s  {ROWS / first:12,.0f} rows/s")

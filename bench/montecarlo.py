@@ -17,7 +17,9 @@ Figures, all measured in this run, one process:
 * ``mc_es_relative_standard_error``: the median over accounts of ES's standard error over ES
   (target ≤ 1 %) for Sobol paths (their error from the spread of independent scrambles),
   averaged over seeds 17–21 so that one lucky seed does not decide it; the pseudo-random
-  figure and each seed's beside it.
+  figure and each seed's beside it;
+* scaling (figures): ``mc_margin`` (Sobol) at 2,500, 5,000 and 10,000 paths, the log-log slope
+  of time against paths and the peak resident memory.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import best_of, shared_data, write_results  # noqa: E402
+from common import best_of, curve, peak_rss_gib, shared_data, write_results  # noqa: E402
 
 from margin_engine.book import Positions, build_positions  # noqa: E402
 from margin_engine.market import MarketSnapshot  # noqa: E402
@@ -111,12 +113,21 @@ def main() -> None:
     model = joint_model(data, pd.Timestamp(market.as_of))
     params = ModelParams()
     level = params.var.es_confidence
+    # smaller path counts first: the peak memory is the process's high-water mark
+    small = {}
+    for n in (PATHS // 4, PATHS // 2):
+        sim = Simulation(n, HORIZON, SEED, innovations="student-t", sampling="sobol", dof=DOF)
+        small[n] = (
+            best_of(lambda s=sim: mc_margin(positions, model, s, params), 3),
+            peak_rss_gib(),
+        )
     results = {}
     seconds = {}
     for sampling in ("pseudo", "sobol"):
         sim = Simulation(PATHS, HORIZON, SEED, innovations="student-t", sampling=sampling, dof=DOF)
         seconds[sampling] = best_of(lambda s=sim: mc_margin(positions, model, s, params), 3)
         results[sampling] = mc_margin(positions, model, sim, params)
+    scaling = curve({**small, PATHS: (seconds["sobol"], peak_rss_gib())}, "paths")
     sim = Simulation(PATHS, HORIZON, SEED, innovations="student-t", sampling="sobol", dof=DOF)
 
     # the bare kernel: dense positions × instrument P&L, then each row's tail
@@ -176,6 +187,7 @@ def main() -> None:
             "es_relative_standard_error_median": median,
             "es_relative_standard_error_p90": p90,
             "es_relative_standard_error_sobol_by_seed": by_seed,
+            "scaling": scaling,
         },
         {
             "mc_time_vs_bare_kernel": {"value": round(ratio, 3), "target": "<= 3"},

@@ -13,7 +13,10 @@ Figures, all measured in this run on one fresh warehouse:
 * ``independent_run_seconds``: ``mwb backtest --model deribit-pm --portfolio books`` in a
   fresh process with a parameter-set file holding one value, timed for 4 of the 32 values
   (each against the warehouse the previous runs left, as a user's 32 runs would be); the
-  32 runs' time is 32 × their mean — target ``sweep_speedup_vs_independent_runs`` ≥ 5.
+  32 runs' time is 32 × their mean — target ``sweep_speedup_vs_independent_runs`` ≥ 5;
+* scaling (figures): the serial sweep of 8 and 16 of the values (every 4th, every 2nd: the
+  set in force's 0.18 among them), each in a fresh process on a fresh warehouse, and of all
+  32 (above): the log-log slope of time against values and the peak resident memory.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-from common import REPO, shared_data, write_results  # noqa: E402
+from common import REPO, curve, peak_rss_gib, shared_data, write_results  # noqa: E402
 
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
 from backtesting.spec import BacktestSpec  # noqa: E402
@@ -62,6 +65,7 @@ def main() -> None:
         started = time.perf_counter()
         serial = run_sweep(con, settings, current, PARAM, VALUES, SPEC)
         serial_seconds = time.perf_counter() - started
+        serial_peak = peak_rss_gib()
         print(f"serial sweep of {len(VALUES)} values: {serial_seconds:.1f} s")
 
         started = time.perf_counter()
@@ -104,6 +108,13 @@ def main() -> None:
             f"independent mwb backtest runs: {', '.join(f'{r:.1f}' for r in runs)} s "
             f"(mean {per_run:.1f} s; {len(VALUES)} runs ≈ {independent:.0f} s)"
         )
+    scaling = curve(
+        {
+            **{n: _serial_in_a_fresh_process(n) for n in (len(VALUES) // 4, len(VALUES) // 2)},
+            len(VALUES): (serial_seconds, serial_peak),
+        },
+        "values",
+    )
     if not same:
         raise SystemExit("the two-worker sweep differs from the serial one")
     write_results(
@@ -124,6 +135,7 @@ def main() -> None:
             "independent_run_seconds_measured": [round(r, 2) for r in runs],
             "independent_runs_seconds_estimated": round(independent, 1),
             "knee": serial.knee,
+            "scaling": scaling,
         },
         {
             "sweep_speedup_two_workers": {
@@ -136,6 +148,37 @@ def main() -> None:
             },
         },
     )
+
+
+def serial_of(count: str) -> str:
+    """Run in a new process: the serial sweep of ``count`` of the values, evenly spaced, on a
+    fresh warehouse; its seconds and the process's peak resident memory (GiB)."""
+    data = shared_data()
+    assert data is not None
+    values = VALUES[:: len(VALUES) // int(count)]
+    with tempfile.TemporaryDirectory() as home:
+        settings = load_settings(home)
+        con = connect(settings.warehouse_path)
+        for path in ("prices/binance_spot_daily.csv", "iv/deribit_dvol_daily.csv"):
+            load_file(con, data / path, ReadOptions())
+        started = time.perf_counter()
+        run_sweep(con, settings, default_parameter_set(), PARAM, values, SPEC)
+        seconds = time.perf_counter() - started
+        con.close()
+    return f"{seconds} {peak_rss_gib()}"
+
+
+def _serial_in_a_fresh_process(count: int) -> tuple[float, float]:
+    script = (
+        f"import sys; sys.path.insert(0, {str(BENCH)!r}); import sweep; "
+        "print(sweep.serial_of(sys.argv[1]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(count)],
+        check=True, capture_output=True, text=True, cwd=REPO,
+    )  # fmt: skip
+    seconds, peak = out.stdout.strip().splitlines()[-1].split()
+    return float(seconds), float(peak)
 
 
 if __name__ == "__main__":
