@@ -8,12 +8,9 @@ from datetime import date
 
 from calibration.univariate import Innovation, UnivariateSpec, VolProcess
 from margin_engine.portfolios import select
-from vocabulary import BOOK_MODELS, SIMULATED_MODELS
+from vocabulary import BACKTEST_MODELS, DEFAULT_BACKTEST_MODELS
 
-#: What a backtest replays: the book models and the Monte Carlo ones.
-BACKTEST_MODELS = (*BOOK_MODELS, *SIMULATED_MODELS)
-
-DEFAULT_MODELS = ("deribit-pm", "span", "var")
+DEFAULT_MODELS = DEFAULT_BACKTEST_MODELS
 DEFAULT_PORTFOLIOS = ("books", "collateral")
 VOL_SPEC = UnivariateSpec(VolProcess.GJR_GARCH, Innovation.STUDENT_T)
 CALIBRATABLE = (

@@ -42,11 +42,10 @@ from pydantic import (
     model_validator,
 )
 
-from backtesting.spec import BACKTEST_MODELS, DEFAULT_MODELS
 from governance.documents import load_document, validation_message
 from governance.parameters import ParameterSet, ParameterSetError, diff
 from governance.policy import Policy, PolicyError, parse_policy
-from vocabulary import MarginModel
+from vocabulary import BACKTEST_MODELS, DEFAULT_BACKTEST_MODELS, MarginModel
 
 
 class ProposalError(ValueError):
@@ -105,7 +104,7 @@ class Evidence(_Block):
     @property
     def backtest_models(self) -> tuple[str, ...]:
         """The models the report backtests."""
-        return self.models or DEFAULT_MODELS
+        return self.models or DEFAULT_BACKTEST_MODELS
 
 
 class ProposalDocument(_Block):

@@ -12,7 +12,9 @@ from __future__ import annotations
 from enum import StrEnum
 
 __all__ = [
+    "BACKTEST_MODELS",
     "BOOK_MODELS",
+    "DEFAULT_BACKTEST_MODELS",
     "VENUE_MODELS",
     "SIMULATED_MODELS",
     "DAYS_PER_YEAR",
@@ -92,8 +94,14 @@ VENUE_MODELS: tuple[MarginModel, ...] = (
     MarginModel.DELTA_ONLY,
 )
 
-#: The Monte Carlo models (``mwb margin``; a backtest does not replay them yet).
+#: The Monte Carlo models (``mwb margin``, backtests, sweeps, a proposal's evidence).
 SIMULATED_MODELS: tuple[MarginModel, ...] = (MarginModel.MC_VAR, MarginModel.MC_ES)
+
+#: What a backtest replays: the book models and the Monte Carlo ones (names, as specs hold).
+BACKTEST_MODELS: tuple[str, ...] = tuple(m.value for m in (*BOOK_MODELS, *SIMULATED_MODELS))
+
+#: A backtest's models unless it names others (a proposal report's too).
+DEFAULT_BACKTEST_MODELS: tuple[str, ...] = ("deribit-pm", "span", "var")
 
 
 class Zone(StrEnum):
