@@ -113,11 +113,13 @@ def sweep_point(
     baseline: ModelParams,
     value: float,
     params: ModelParams,
+    var_inputs: VarInputs | None = None,
 ) -> SweepPoint:
     """One value of a sweep, whole: the replay under ``params`` and its summary against the
     standard baseline of the set in force (``baseline``; replayed once per process and
     inputs). Pure in its arguments, so a worker can run it; ``capital_vs_active`` is left for
-    the caller, who has the active set's.
+    the caller, who has the active set's. History models (VaR/ES, Monte Carlo) read
+    ``var_inputs``: the returns and rolling volatility, which no swept value changes.
     """
     key = (
         data,
@@ -134,8 +136,10 @@ def sweep_point(
         standard = _STANDARD[key] = point_margins(
             history, books, days, mpor, data, "standard", baseline
         )
-    rows = point_margins(history, books, days, mpor, data, model, params)
-    return summarise_point(value, rows, standard, confidence, spec, mpor, None)
+    rows = point_margins(history, books, days, mpor, data, model, params, var_inputs)
+    return summarise_point(
+        value, rows, standard, confidence, spec, mpor, None, params.var.es_confidence
+    )
 
 
 def capital(rows: pd.DataFrame) -> pd.Series:
@@ -187,14 +191,17 @@ def summarise_point(
     spec: BacktestSpec,
     mpor: int,
     active_capital: float | None,
+    es_level: float | None = None,
 ) -> SweepPoint:
     """The coverage tests of every series of ``rows`` (as a backtest summarises them, against
-    the ``standard`` baseline rows), and the capital they tie up.
+    the ``standard`` baseline rows; an ES model's also at ``es_level``), and the capital they
+    tie up.
     """
     label = f"{value:g}"
     frame = pd.concat(
         [rows.assign(set_label=label), standard.assign(set_label=label)], ignore_index=True
     )
+    frame.attrs["es_level"] = es_level
     table = summarise(frame, confidence, spec, [label], mpor=mpor)
     table = table[table["model"] != "standard"]
     zone = Zone.NOT_TESTABLE

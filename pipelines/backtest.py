@@ -325,7 +325,7 @@ class BacktestRun:
         return copy.deepcopy(list(self.summaries["summary"]))
 
 
-def _history_days(
+def history_days(
     var_in: VarInputs,
     books: Sequence[Portfolio],
     spec: BacktestSpec,
@@ -476,7 +476,7 @@ def run_backtest(
             if not days:
                 raise BadInputError("no day has every calibrated parameter; widen the history")
     if var_in is not None and books:
-        days = _history_days(var_in, books, spec, horizon, days, notes, history.days.min())
+        days = history_days(var_in, books, spec, horizon, days, notes, history.days.min())
     if var_in is not None and books and any(m in ("var", "es") for m in spec.models):
         lookback = max(s.params.var.lookback_days for s in sources)
         notes.append(

@@ -4,8 +4,10 @@ The driver loads the history once, replays the standard baseline and the set in 
 then hands each value to the ``mapper`` (a Dask client's, or the built-in ``map``) as a task
 that replays the books under that value (:func:`backtesting.sweep.point_margins`); each
 worker process builds the day books once and reuses them for every value it gets. Results
-come back to the driver, which summarises them with the backtest's coverage tests. Nothing is
-written to the warehouse: a sweep is a what-if over many values.
+come back to the driver, which summarises them with the backtest's coverage tests. A history
+model (VaR/ES, Monte Carlo) reads the rolling volatility a backtest would: from the
+warehouse's cache, or fitted once (as tasks on the same ``mapper``) and cached there, the only
+thing a sweep writes; no swept value changes it.
 """
 
 from __future__ import annotations
@@ -17,18 +19,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backtesting.inputs import var_inputs
 from backtesting.replay import trading_days
 from backtesting.spec import BacktestSpec
 from backtesting.sweep import SweepPoint, knee, sweep_point
 from calibration.lineage import library_versions
 from governance.parameters import ParameterSet, ParameterSetError
 from margin_engine.portfolios import select
-from pipelines.backtest import load_history
+from pipelines.backtest import HISTORY_MODELS, history_days, load_history, realtime_inputs
 from pipelines.errors import BadInputError
 from pipelines.settings import WorkbenchSettings
-from vocabulary import MarginModel
+from vocabulary import BACKTEST_MODELS, MarginModel
 
-SWEEP_MODELS = (MarginModel.STANDARD, MarginModel.SPAN, MarginModel.DERIBIT_PM)
+SWEEP_MODELS = tuple(MarginModel(m) for m in BACKTEST_MODELS)
 
 
 @dataclass(frozen=True)
@@ -94,13 +97,13 @@ def _current_value(params: ParameterSet, parameter: str) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def _point(history, names, days, mpor, data, model, confidence, spec, baseline, item):
+def _point(history, names, days, mpor, data, model, confidence, spec, baseline, inputs, item):
     # the books by name from the library: the same objects for every task a worker runs, so
     # its day books (memoised by portfolio) are built once
     books = tuple(p for p in select(names) if p.kind == "book")
     value, params = item
     return sweep_point(
-        history, books, days, mpor, data, model, confidence, spec, baseline, value, params
+        history, books, days, mpor, data, model, confidence, spec, baseline, value, params, inputs
     )
 
 
@@ -151,9 +154,7 @@ def sweep_sets(
     whose own value of the swept quantity ``label`` is ``current_value``)."""
     started = time.perf_counter()
     if model not in SWEEP_MODELS:
-        raise BadInputError(
-            f"--model: a sweep replays {', '.join(SWEEP_MODELS)} (VaR/ES sweeps are not built yet)"
-        )
+        raise BadInputError(f"--model: {model!r} is not one of {', '.join(SWEEP_MODELS)}")
     books = tuple(p for p in select(spec.portfolios) if p.kind == "book")
     if not books:
         raise BadInputError("--portfolio: a sweep needs books of positions")
@@ -164,10 +165,25 @@ def sweep_sets(
     days = trading_days(history, spec.start, spec.end, mpor)
     if not days:
         raise BadInputError(f"no day in [{spec.start}, {spec.end}] has prices {mpor} days later")
+    inputs = None
+    if model in HISTORY_MODELS:
+        # every swept set's look-back and MPOR is covered: the volatility is fitted once
+        every = [current, *(s for _, s in sets)]
+        horizon = max(mpor, *(s.var.mpor_days for s in every))
+        lookback = max(spec.residual_lookback, *(s.var.lookback_days for s in every))
+        fits = None if mapper is map else mapper  # serially: the local process pool
+        realtime, _ = realtime_inputs(
+            con, history, data_sha, spec, horizon, days[0], lookback, fits
+        )
+        inputs = dataclasses.replace(
+            var_inputs(history, realtime), paths=spec.paths, seed=spec.seed
+        )
+        modelled = dataclasses.replace(spec, models=(model,))
+        days = history_days(inputs, books, modelled, horizon, days, notes, history.days.min())
     engine = current.to_model_params()
     names = tuple(p.name for p in books)
     task = functools.partial(
-        _point, history, names, days, mpor, data_sha, model, confidence, spec, engine
+        _point, history, names, days, mpor, data_sha, model, confidence, spec, engine, inputs
     )
     items = [(v, s.to_model_params()) for v, s in sets]
     own = next((k for k, (_, s) in enumerate(sets) if s.fingerprint == current.fingerprint), None)

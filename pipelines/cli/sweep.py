@@ -20,7 +20,12 @@ def sweep(
     values: str = typer.Option(
         ..., "--values", help="START:STOP:STEP (both ends included) or a,b,c."
     ),
-    model: str = typer.Option("deribit-pm", "--model", help="standard | span | deribit-pm"),
+    model: str = typer.Option(
+        "deribit-pm",
+        "--model",
+        help="standard | span | deribit-pm | var | es | mc-var | mc-es (a history model reads "
+        "the rolling volatility a backtest fits, fitted once for every value).",
+    ),
     portfolios: list[str] = typer.Option(
         [], "--portfolio", help="A portfolio or group (repeatable; default books)."
     ),
@@ -30,7 +35,12 @@ def sweep(
     chart: Path | None = typer.Option(
         None, "--chart", help="Write the frontier chart here (.svg or .png)."
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the coverage tests' Monte Carlo null."),
+    seed: int = typer.Option(
+        0, "--seed", help="Seed of the coverage tests' null and of Monte Carlo margin paths."
+    ),
+    paths: int = typer.Option(
+        2000, "--paths", help="Monte Carlo margin paths a day (mc-var, mc-es).", min=100
+    ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Backtest every value of --param on identical inputs: breaches, zone, test p-values,
@@ -59,6 +69,7 @@ def sweep(
         models=(model,) if model != "standard" else BacktestSpec.models,
         portfolios=tuple(portfolios) or ("books",),
         seed=seed,
+        paths=paths,
     )
     if not settings.warehouse_path.exists():
         raise BadInputError(f"{settings.warehouse_path}: no warehouse yet; run `mwb demo` first")

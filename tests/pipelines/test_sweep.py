@@ -68,7 +68,7 @@ def test_refusals_name_the_value(warehouse) -> None:
     with pytest.raises(BadInputError, match="no such"):
         run_sweep(con, settings, default_parameter_set(), "underlyings.ETH.pm.nope", (0.1,), SPEC)
     with pytest.raises(BadInputError, match="--model"):
-        run_sweep(con, settings, default_parameter_set(), PARAM, (0.1,), SPEC, model="var")
+        run_sweep(con, settings, default_parameter_set(), PARAM, (0.1,), SPEC, model="haircut")
 
 
 def test_a_proposal_frontier_brackets_the_change_and_agrees_with_the_backtest(warehouse) -> None:
