@@ -28,6 +28,7 @@ from pipelines.governance import keys_dir, policy_path
 from pipelines.runs import check_outcomes, materialize, materialize_group, run_job
 from pipelines.settings import WorkbenchSettings
 from pipelines.warehouse import connect
+from pipelines.warehouse.connection import held
 from pipelines.warehouse.quality import series_summary
 from reports.text import printable
 
@@ -115,14 +116,10 @@ def run_demo(settings: WorkbenchSettings, seed: int, console: Console | None) ->
         synthetic_seed=seed,
     )
     results = []
-    # every step runs in this process: a connection held open across them keeps the database
-    # open, so each step's connection shares it rather than reopening the file and
-    # checkpointing it on close (25 ms each, some fifty times)
-    anchor = connect(settings.warehouse_path)
-    try:
+    # every step runs in this process: holding the warehouse open across them, each step's
+    # connection shares it (some fifty connections)
+    with held(settings.warehouse_path):
         backtest = _run_stages(settings, resources, results, say, stage)
-    finally:
-        anchor.close()
     checks = [c for r in results for c in check_outcomes(r)]
     report = _report_outcome(backtest)
     con = connect(settings.warehouse_path)

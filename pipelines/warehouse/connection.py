@@ -73,9 +73,36 @@ def connect(
                 f"{path}: not a usable DuckDB warehouse ({str(exc).splitlines()[0]})"
             ) from None
     con.execute("SET TimeZone = 'UTC'")
-    if apply_migrations and not read_only:
+    if apply_migrations and not read_only and _key(path) not in _HELD:
         migrate(con)
     return con
+
+
+_HELD: dict[str, int] = {}  # the warehouses this process holds open (migrated on opening)
+
+
+def _key(path: str) -> str:
+    return path if path == ":memory:" else str(Path(path).resolve())
+
+
+@contextlib.contextmanager
+def held(database: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Keep the warehouse open in this process for a run of many steps (the demo).
+
+    Connections opened meanwhile share the open database instead of reopening the file and
+    checkpointing it when they close (about 25 ms each), and skip the migration check: it was
+    done here, and while this process holds the file no other can write to it.
+    """
+    con = connect(database)
+    key = _key(str(database))
+    _HELD[key] = _HELD.get(key, 0) + 1
+    try:
+        yield con
+    finally:
+        _HELD[key] -= 1
+        if not _HELD[key]:
+            del _HELD[key]
+        con.close()
 
 
 @contextlib.contextmanager

@@ -101,3 +101,35 @@ def test_a_second_writer_waits_then_fails_clearly(tmp_path) -> None:
         holder.kill()
         holder.wait()
     connect(path, wait_seconds=5.0).close()  # free again once the holder is gone
+
+
+def test_a_held_warehouse_is_shared_and_locked_against_others(tmp_path, monkeypatch) -> None:
+    """``held`` (the demo's many steps in one process): connections opened meanwhile share the
+    open database and skip the migration check; another process cannot write; afterwards the
+    check runs again on every connection."""
+    from pipelines.warehouse import connection
+
+    path = tmp_path / "held.duckdb"
+    checks = []
+    real = connection.migrate
+    monkeypatch.setattr(connection, "migrate", lambda con: checks.append(1) or real(con))
+    with connection.held(path) as anchor:
+        assert len(checks) == 1  # the holder migrates the file once
+        for _ in range(3):
+            inner = connect(path)
+            inner.execute("CREATE TABLE IF NOT EXISTS t AS SELECT 1 AS x")
+            inner.close()  # its close does not close the database: the holder keeps it open
+        assert len(checks) == 1
+        assert anchor.execute("SELECT x FROM t").fetchone() == (1,)
+        other = subprocess.run(
+            [sys.executable, "-c",
+             "import sys; from pipelines.warehouse import connect\n"
+             "from pipelines.errors import WarehouseBusyError\n"
+             "try:\n    connect(sys.argv[1], wait_seconds=0.5)\n"
+             "except WarehouseBusyError:\n    print('busy')", str(path)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert other.stdout.strip() == "busy", other.stderr[-2000:]
+    connect(path).close()
+    assert len(checks) == 2  # released: the next connection checks again
+    assert not connection._HELD
