@@ -32,7 +32,13 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-from common import peak_rss_gib, scaling_curve, shared_data, write_results  # noqa: E402
+from common import (  # noqa: E402
+    in_a_fresh_process,
+    peak_rss_gib,
+    scaling_curve,
+    shared_data,
+    write_results,
+)
 
 # bench/ holds a calibration.py: take bench/ off the path so that `calibration` is the package
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
@@ -161,40 +167,14 @@ def cold_from(start: str) -> str:
 
 
 def _cold_in_a_fresh_process(start: date) -> tuple[float, float]:
-    import subprocess
-
-    script = (
-        f"import sys; sys.path.insert(0, {str(BENCH)!r}); import backtest; "
-        "print(backtest.cold_from(sys.argv[1]))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script, start.isoformat()],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=BENCH.parent,
-    )
-    seconds, peak = out.stdout.strip().splitlines()[-1].split()
-    return float(seconds), float(peak)
+    seconds, peak = in_a_fresh_process("backtest", "cold_from", start.isoformat())
+    return seconds, peak
 
 
 def _what_if_in_a_fresh_process(home: str) -> float:
     """The what-if as ``mwb backtest`` runs it after the cold run: a new process, so only the
     warehouse's caches (volatility, losses, margins) are reused; imports are not timed."""
-    import subprocess
-
-    script = (
-        f"import sys; sys.path.insert(0, {str(BENCH)!r}); import backtest; "
-        "print(backtest.fresh_what_if(sys.argv[1]))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script, home],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=BENCH.parent,
-    )
-    return float(out.stdout.strip().splitlines()[-1])
+    return in_a_fresh_process("backtest", "fresh_what_if", home)[0]
 
 
 if __name__ == "__main__":

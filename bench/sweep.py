@@ -32,7 +32,14 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-from common import REPO, curve, peak_rss_gib, shared_data, write_results  # noqa: E402
+from common import (  # noqa: E402
+    REPO,
+    curve,
+    in_a_fresh_process,
+    peak_rss_gib,
+    shared_data,
+    write_results,
+)
 
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
 from backtesting.spec import BacktestSpec  # noqa: E402
@@ -169,16 +176,8 @@ def serial_of(count: str) -> str:
 
 
 def _serial_in_a_fresh_process(count: int) -> tuple[float, float]:
-    script = (
-        f"import sys; sys.path.insert(0, {str(BENCH)!r}); import sweep; "
-        "print(sweep.serial_of(sys.argv[1]))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script, str(count)],
-        check=True, capture_output=True, text=True, cwd=REPO,
-    )  # fmt: skip
-    seconds, peak = out.stdout.strip().splitlines()[-1].split()
-    return float(seconds), float(peak)
+    seconds, peak = in_a_fresh_process("sweep", "serial_of", str(count))
+    return seconds, peak
 
 
 if __name__ == "__main__":
