@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -93,3 +94,28 @@ def real_warehouse(tmp_path_factory, shared_data, name: str):
     for path in ("prices/binance_spot_daily.csv", "iv/deribit_dvol_daily.csv"):
         load_file(con, shared_data / path)
     return settings, con
+
+
+def reported_proposal(tmp_path_factory, name: str, document: dict, timeout: int = 600):
+    """A fresh demo home named ``name`` with ``document`` submitted as a proposal and its
+    report written by ``mwb report``: the home, the proposal's id and the command's JSON."""
+    from datetime import UTC, datetime
+
+    from governance.proposals import parse_proposal
+    from governance.registry import Registry
+    from pipelines.demo import run_demo
+    from pipelines.settings import load_settings
+    from pipelines.sources.synthetic import DEFAULT_SEED
+    from pipelines.warehouse import connect
+
+    home = tmp_path_factory.mktemp(name)
+    settings = load_settings(home)
+    run_demo(settings, DEFAULT_SEED, None)
+    con = connect(settings.warehouse_path)
+    state = Registry(con).submit(
+        parse_proposal(document), actor="test", now=datetime(2026, 1, 2, tzinfo=UTC)
+    )
+    con.close()
+    result = run_mwb("report", state.id, "--json", home=home, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return home, state.id, json.loads(result.stdout)

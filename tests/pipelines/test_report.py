@@ -6,41 +6,30 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import UTC, datetime
 from html import unescape
 from pathlib import Path
 
 import pytest
-from helpers import run_mwb
+from helpers import reported_proposal, run_mwb
 
-from governance.proposals import parse_proposal
 from governance.registry import Registry
-from pipelines.demo import run_demo
 from pipelines.settings import load_settings
-from pipelines.sources.synthetic import DEFAULT_SEED
 from pipelines.warehouse import connect
 from reports.environment import number, percent, pvalue, usd
 
 
 @pytest.fixture(scope="module")
 def proposal(tmp_path_factory):
-    home = tmp_path_factory.mktemp("report-home")
-    settings = load_settings(home)
-    run_demo(settings, DEFAULT_SEED, None)
-    con = connect(settings.warehouse_path)
-    document = parse_proposal(
+    return reported_proposal(
+        tmp_path_factory,
+        "report-home",
         {
             "title": "Lower the ETH haircut",
             "author": "risk-team",
             "motivation": "ETH volatility fell.",
             "changes": {"collateral.ETH.haircut": 0.08, "underlyings.BTC.pm.price_range": 0.14},
-        }
+        },
     )
-    state = Registry(con).submit(document, actor="test", now=datetime(2026, 1, 2, tzinfo=UTC))
-    con.close()
-    result = run_mwb("report", state.id, "--json", home=home, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return home, state.id, json.loads(result.stdout)
 
 
 def _text(path: Path) -> str:

@@ -6,17 +6,13 @@ fingerprint it always had."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from helpers import run_mwb
+from helpers import reported_proposal
 
 from governance.proposals import ProposalError, parse_proposal
-from governance.registry import Registry
-from pipelines.demo import run_demo
 from pipelines.settings import load_settings
-from pipelines.sources.synthetic import DEFAULT_SEED
 from pipelines.warehouse import connect
 
 DOCUMENT = {
@@ -29,19 +25,12 @@ DOCUMENT = {
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    home = tmp_path_factory.mktemp("mc-report-home")
-    settings = load_settings(home)
-    run_demo(settings, DEFAULT_SEED, None)
-    con = connect(settings.warehouse_path)
-    document = parse_proposal(
-        {**DOCUMENT, "evidence": {"models": ["deribit-pm", "mc-es"], "paths": 128}}
+    evidence = {"models": ["deribit-pm", "mc-es"], "paths": 128}
+    home, proposal_id, out = reported_proposal(
+        tmp_path_factory, "mc-report-home", {**DOCUMENT, "evidence": evidence}, timeout=900
     )
-    state = Registry(con).submit(document, actor="test", now=datetime(2026, 1, 2, tzinfo=UTC))
-    con.close()
-    result = run_mwb("report", state.id, "--json", home=home, timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
-    files = {k: Path(v) for k, v in json.loads(result.stdout)["files"].items()}
-    return home, state.id, json.loads(files["payload"].read_text()), files
+    files = {k: Path(v) for k, v in out["files"].items()}
+    return home, proposal_id, json.loads(files["payload"].read_text()), files
 
 
 def test_the_report_backtests_both_sets_under_monte_carlo(report) -> None:
