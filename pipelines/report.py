@@ -455,6 +455,21 @@ def proposal_elsewhere(
 #: the current and proposed values, one whole change further (the sensitivity's case).
 FRONTIER_STEPS = (-2, -1, 0, 1, 2, 3, 4)
 _SWEPT_MODEL = {"pm": "deribit-pm", "span": "span", "standard": "standard"}
+#: VaR/ES parameters a frontier sweeps under the filtered historical models (a Monte Carlo
+#: frontier would replay every value on paths: minutes per report); the MPOR is not among them,
+#: as the realised losses are measured over the set in force's
+_SWEPT_VAR = {"var_confidence", "es_confidence", "lookback_days", "apc_buffer", "apc_stress_weight"}
+
+
+def _swept_model(path: str, spec: BacktestSpec) -> str | None:
+    """The model a frontier of ``path`` replays; None when no swept model reads it."""
+    parts = path.split(".")
+    if len(parts) == 2 and parts[0] == "var" and parts[1] in _SWEPT_VAR:
+        chosen = [m for m in spec.models if m in ("var", "es")]
+        return chosen[0] if chosen else ("es" if parts[1] == "es_confidence" else "var")
+    if len(parts) >= 3 and parts[0] == "underlyings":
+        return _SWEPT_MODEL.get(parts[2])
+    return None
 
 
 def proposal_frontier(
@@ -482,13 +497,12 @@ def proposal_frontier(
     ]
     if not numeric or len(numeric) != len(changes):
         return {"reason": "the proposal changes a value that is not a number"}
-    models = {
-        _SWEPT_MODEL.get(c.path.split(".")[2] if c.path.count(".") >= 2 else "") for c in numeric
-    }
+    models = {_swept_model(c.path, spec) for c in numeric}
     if len(models) != 1 or None in models:
         return {
             "reason": "the changed parameters are not all read by one of the swept models "
-            "(deribit-pm, span, standard); VaR/ES and collateral sweeps are not built yet"
+            "(deribit-pm, span, standard; var and es for the VaR/ES confidences, look-back and "
+            "anti-procyclicality weights); collateral sweeps are not built yet"
         }
     (model,) = models
     single = len(numeric) == 1

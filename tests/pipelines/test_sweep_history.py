@@ -87,3 +87,32 @@ def test_an_unknown_model_is_refused_by_name(warehouse) -> None:
             con, settings, default_parameter_set(), "var.var_confidence", (0.99,),
             _spec("var"), model="nope",
         )  # fmt: skip
+
+
+def test_a_proposal_frontier_of_a_var_parameter_replays_var(warehouse) -> None:
+    from types import SimpleNamespace
+
+    from pipelines.report import proposal_frontier
+
+    settings, con = warehouse
+    base = default_parameter_set()
+    change = SimpleNamespace(path="var.var_confidence", old=0.99, new=0.975)
+    spec = BacktestSpec(
+        start=date(2024, 10, 1), end=date(2024, 12, 31), models=("deribit-pm", "span", "var")
+    )
+    frontier = proposal_frontier(con, settings, base, [change], spec)
+    assert frontier["model"] == "var" and frontier["parameter"] == "var.var_confidence"
+    values = [p["value"] for p in frontier["points"]]
+    # one whole change either side; 1.005 is not a confidence, so that point is left out
+    assert values == pytest.approx([0.96, 0.9675, 0.975, 0.9825, 0.99, 0.9975])
+    capital = [p["mean_capital_usd"] for p in frontier["points"]]
+    assert capital == sorted(capital) and capital[0] < capital[-1]
+    # the current point is a plain VaR backtest of the set in force on the books
+    books = BacktestSpec(**{**spec.__dict__, "models": ("var",), "portfolios": ("books",)})
+    expected, breaches, _ = _backtest_point(con, settings, base, books, "var")
+    current = frontier["points"][values.index(pytest.approx(0.99))]
+    assert current["mean_capital_usd"] == pytest.approx(expected.mean(), rel=1e-12)
+    assert current["breaches"] == breaches
+    # the MPOR is not swept (the realised losses are the set in force's)
+    mpor = SimpleNamespace(path="var.mpor_days", old=2, new=3)
+    assert "not all read" in proposal_frontier(con, settings, base, [mpor], spec)["reason"]
