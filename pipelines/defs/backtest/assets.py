@@ -121,7 +121,8 @@ class SweepConfig(dg.Config):
 
     parameter: str = "underlyings.ETH.pm.price_range"
     values: str = "0.10:0.26:0.02"  # START:STOP:STEP (both ends included) or a,b,c
-    model: str = "deribit-pm"  # standard | span | deribit-pm
+    model: str = "deribit-pm"  # standard | span | deribit-pm | var | es | mc-var | mc-es
+    paths: int = 2000  # Monte Carlo margin paths a day (mc-var, mc-es)
     portfolios: list[str] = ["books"]
     start: str = ""  # YYYY-MM-DD; empty = three years before the last day with data
     end: str = ""
@@ -158,6 +159,7 @@ def parameter_sweep(
             end=date.fromisoformat(config.end) if config.end else None,
             models=(config.model,) if config.model != "standard" else BacktestSpec.models,
             portfolios=tuple(config.portfolios),
+            paths=config.paths,
         )
         current = resolve_source(con, config.params, "current").params
         with dask.mapper(settings) as mapper:
