@@ -215,9 +215,7 @@ def checked_path(path: np.ndarray, fund: float) -> np.ndarray:
     asks of its inputs.
     """
     path = np.asarray(path, dtype=float)
-    if not 1 <= path.ndim <= 2 or not path.shape[-1] or np.any(~np.isfinite(path)):
-        raise ValueError("path: a non-empty series of positive prices")
-    if np.any(path <= 0):
+    if not 1 <= path.ndim <= 2 or not path.shape[-1] or not np.all(np.isfinite(path) & (path > 0)):
         raise ValueError("path: a non-empty series of positive prices")
     if not (math.isfinite(fund) and fund >= 0):
         raise ValueError("fund must be a finite number ≥ 0")

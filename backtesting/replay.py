@@ -480,8 +480,7 @@ class VarInputs:
         arrays prepared once per set of underlyings: a backtest asks every day for years.
         """
         table = self._table(tuple(underlyings), horizon)
-        end = int(np.searchsorted(table.dates, np.datetime64(pd.Timestamp(day)), side="right"))
-        usable = int(np.searchsorted(table.rows, end))  # usable rows up to and including day
+        usable = table.usable(day)
         first = max(0, usable - lookback)
         rows = table.rows[first:usable]
         if len(rows) < horizon:
@@ -520,8 +519,7 @@ class VarInputs:
         weight (:func:`margin_engine.montecarlo.stress_weights`).
         """
         table = self._table(tuple(underlyings), 1)
-        end = int(np.searchsorted(table.dates, np.datetime64(pd.Timestamp(day)), side="right"))
-        usable = int(np.searchsorted(table.rows, end))
+        usable = table.usable(day)
         rows = table.rows[max(0, usable - lookback) : usable]
         if len(rows) < MIN_RESIDUAL_DAYS:
             raise ValueError(
@@ -556,8 +554,7 @@ class VarInputs:
         (:func:`margin_engine.montecarlo.long_run_model`); None with fewer than 30 such days.
         """
         table = self._table(tuple(joint.underlyings), 1)
-        end = int(np.searchsorted(table.dates, np.datetime64(pd.Timestamp(day)), side="right"))
-        returns = table.returns[:end]
+        returns = table.returns[: table.end(day)]
         returns = returns[np.isfinite(returns).all(axis=1)][-lookback:]
         if len(returns) < 30:
             return None
@@ -620,6 +617,14 @@ class _ScenarioTable:
     cond_vol: np.ndarray
     iv: np.ndarray
     labels: np.ndarray
+
+    def end(self, day: DayLike) -> int:
+        """The number of days up to and including ``day`` (what is known at its close)."""
+        return int(np.searchsorted(self.dates, np.datetime64(pd.Timestamp(day)), side="right"))
+
+    def usable(self, day: DayLike) -> int:
+        """The number of usable rows up to and including ``day``."""
+        return int(np.searchsorted(self.rows, self.end(day)))
 
 
 def margin_rows(

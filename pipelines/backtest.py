@@ -245,6 +245,30 @@ def realtime_inputs(
     return out, {"vol_cache": "computed", "key": key, "refits": refits}
 
 
+def history_inputs(
+    con: duckdb.DuckDBPyConnection,
+    history: MarketHistory,
+    data_sha: str,
+    spec: BacktestSpec,
+    mpor: int,
+    sets: Sequence[ParameterSet],
+    first_day: pd.Timestamp,
+    mapper: Callable | None = None,
+) -> tuple[dict[str, RealtimeVolatility], VarInputs, dict, int]:
+    """What the history models of every one of ``sets`` read: the rolling volatility (covering
+    each set's MPOR and look-back; :func:`realtime_inputs`) and the VaR/ES and Monte Carlo
+    inputs on it (the spec's paths and seed). Returns those two, the volatility's cache
+    record, and the horizon.
+    """
+    horizon = max(mpor, *(s.var.mpor_days for s in sets))
+    lookback = max(spec.residual_lookback, *(s.var.lookback_days for s in sets))
+    realtime, record = realtime_inputs(
+        con, history, data_sha, spec, horizon, first_day, lookback, mapper
+    )
+    inputs = dataclasses.replace(var_inputs(history, realtime), paths=spec.paths, seed=spec.seed)
+    return realtime, inputs, record, horizon
+
+
 def calibration_bounds(con: duckdb.DuckDBPyConnection, paths: Sequence[str]) -> dict:
     """[low, high] per path: the governance policy in force intersected with the parameter's
     own range (before ``mwb params init`` no policy is in force: the parameter's range alone,
@@ -438,16 +462,11 @@ def run_backtest(
     calibrated_path: CalibratedPath | None = None
     var_in = None
     if needs_vol:
-        horizon = max(mpor, max(s.params.var.mpor_days for s in sources))
-        lookback = max([spec.residual_lookback, *(s.params.var.lookback_days for s in sources)])
         lap("setup")
-        realtime, cache["volatility"] = realtime_inputs(
-            con, history, data_sha, spec, horizon, days[0], lookback, mapper
+        realtime, var_in, cache["volatility"], horizon = history_inputs(
+            con, history, data_sha, spec, mpor, [s.params for s in sources], days[0], mapper
         )
         lap("volatility")
-        var_in = dataclasses.replace(
-            var_inputs(history, realtime), paths=spec.paths, seed=spec.seed
-        )
         if spec.calibrate:
             calibrated_path = calibrated_values(
                 realtime,

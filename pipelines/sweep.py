@@ -19,14 +19,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backtesting.inputs import var_inputs
 from backtesting.replay import trading_days
 from backtesting.spec import BacktestSpec
 from backtesting.sweep import SweepPoint, knee, sweep_point
 from calibration.lineage import library_versions
 from governance.parameters import ParameterSet, ParameterSetError
 from margin_engine.portfolios import select
-from pipelines.backtest import HISTORY_MODELS, history_days, load_history, realtime_inputs
+from pipelines.backtest import HISTORY_MODELS, history_days, history_inputs, load_history
 from pipelines.errors import BadInputError
 from pipelines.settings import WorkbenchSettings
 from vocabulary import BACKTEST_MODELS, MarginModel
@@ -169,14 +168,9 @@ def sweep_sets(
     if model in HISTORY_MODELS:
         # every swept set's look-back and MPOR is covered: the volatility is fitted once
         every = [current, *(s for _, s in sets)]
-        horizon = max(mpor, *(s.var.mpor_days for s in every))
-        lookback = max(spec.residual_lookback, *(s.var.lookback_days for s in every))
         fits = None if mapper is map else mapper  # serially: the local process pool
-        realtime, _ = realtime_inputs(
-            con, history, data_sha, spec, horizon, days[0], lookback, fits
-        )
-        inputs = dataclasses.replace(
-            var_inputs(history, realtime), paths=spec.paths, seed=spec.seed
+        _, inputs, _, horizon = history_inputs(
+            con, history, data_sha, spec, mpor, every, days[0], fits
         )
         modelled = dataclasses.replace(spec, models=(model,))
         days = history_days(inputs, books, modelled, horizon, days, notes, history.days.min())

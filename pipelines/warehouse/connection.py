@@ -73,7 +73,7 @@ def connect(
                 f"{path}: not a usable DuckDB warehouse ({str(exc).splitlines()[0]})"
             ) from None
     con.execute("SET TimeZone = 'UTC'")
-    if apply_migrations and not read_only and _key(path) not in _HELD:
+    if apply_migrations and not read_only and not (_HELD and _key(path) in _HELD):
         migrate(con)
     return con
 
