@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,7 @@ def summarise(
     mpor: int = 1,
     calibrated: Mapping[str, dict] | None = None,
     underlyings: Mapping[str, Sequence[str]] | None = None,
+    tested: Collection[str] | None = None,
 ) -> pd.DataFrame:
     """One row per (set, portfolio, model, currency): coverage tests of the close-to-close and
     the OHLC-path breaches on the Monte Carlo null (seeded; overlapping MPOR windows handled by
@@ -45,6 +46,9 @@ def summarise(
 
     Summaries are shared with the process's memo (a what-if re-tests only the series it
     changed): read them, or :func:`reports.serialize.plain` them, never change them in place.
+
+    ``tested`` names the models whose series are summarised (default: every model); the
+    others' rows only serve as the standard-margin baseline.
 
     The row's ``zone`` is the stricter of the two coverage zones (what the enactment gate
     reads); a loss series without variation (e.g. a perfectly hedged book) is ``not testable``.
@@ -64,6 +68,8 @@ def summarise(
     for (label, portfolio, model, currency), g in frame.groupby(
         ["set_label", "portfolio", "model", "currency"], sort=True
     ):
+        if tested is not None and model not in tested:
+            continue
         g = g.sort_values("date")
         n = len(g)
         mine = {

@@ -198,12 +198,12 @@ def summarise_point(
     tie up.
     """
     label = f"{value:g}"
-    frame = pd.concat(
-        [rows.assign(set_label=label), standard.assign(set_label=label)], ignore_index=True
-    )
+    frame = rows.assign(set_label=label)
+    models = set(rows["model"])
+    if "standard" not in models:  # the baseline of the others' efficiency, not summarised
+        frame = pd.concat([frame, standard.assign(set_label=label)], ignore_index=True)
     frame.attrs["es_level"] = es_level
-    table = summarise(frame, confidence, spec, [label], mpor=mpor)
-    table = table[table["model"] != "standard"]
+    table = summarise(frame, confidence, spec, [label], mpor=mpor, tested=models)
     zone = Zone.NOT_TESTABLE
     pvalues = []
     for record, series_zone in zip(table["summary"], table["zone"], strict=True):

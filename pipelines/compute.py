@@ -35,6 +35,19 @@ TASK_RETRIES = 2  # a task whose worker raised; one whose worker died is moved r
 WARM_MODULES = ("margin_engine.models", "margin_engine.montecarlo", "backtesting.sweep")
 
 
+#: A local worker's own housekeeping runs on its event loop and takes the GIL from the task
+#: thread each time: the statistical profiler (every 10 ms) cost pandas-heavy tasks (a sweep
+#: point's summaries) a third of their time, and the loop's tick (20 ms), system monitor
+#: (500 ms) and memory monitor (100 ms) another 12 %. Batch tasks of one command need none of
+#: the profiler, and the monitors once a second (the nanny still stops a worker at its limit).
+QUIET_WORKERS = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "1s",
+    "distributed.worker.memory.monitor-interval": "1s",
+}
+
+
 def _warm() -> None:
     for name in WARM_MODULES:
         importlib.import_module(name)
@@ -47,9 +60,7 @@ def dask_client(settings: ComputeSettings) -> Iterator[Client]:
     from distributed import Client, LocalCluster
 
     if settings.scheduler == "local":
-        # the workers' statistical profiler samples every task's stack each 10 ms under the
-        # GIL: on pandas-heavy tasks (a sweep point's summaries) it cost a third of the time
-        with dask.config.set({"distributed.worker.profile.enabled": False}):
+        with dask.config.set(QUIET_WORKERS):
             cluster = LocalCluster(
                 n_workers=settings.workers or os.cpu_count() or 1,
                 threads_per_worker=1,  # numpy and numba threads stay one per process

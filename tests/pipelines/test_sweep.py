@@ -61,6 +61,26 @@ def test_two_local_workers_give_the_serial_numbers(warehouse, serial) -> None:
     assert run.payload()["points"] == serial.payload()["points"]
 
 
+def test_a_sweep_of_the_standard_model_tests_its_own_series(warehouse) -> None:
+    # the standard model is also every point's efficiency baseline: its series are tested
+    # once, not doubled with the baseline's rows nor dropped with them
+    from pipelines.backtest import ParamSource, run_backtest
+
+    settings, con = warehouse
+    base = default_parameter_set()
+    param = "underlyings.ETH.standard.option_a"
+    run = run_sweep(con, settings, base, param, (0.10, 0.15, 0.20), SPEC, model="standard")
+    points = run.payload()["points"]
+    capital = [p["mean_capital_usd"] for p in points]
+    assert capital == sorted(capital) and capital[0] < capital[-1]
+    spec = dataclasses.replace(SPEC, models=("standard",))
+    plain = run_backtest(con, settings, [ParamSource("current", base)], spec, store=False)
+    daily = plain.daily[plain.daily["model"] == "standard"]
+    current = next(p for p in points if p["value"] == 0.15)
+    assert current["observations"] == len(daily) > 0
+    assert current["breaches"] == int(daily["breach"].sum())
+
+
 def test_refusals_name_the_value(warehouse) -> None:
     settings, con = warehouse
     with pytest.raises(BadInputError, match=r"--param underlyings.ETH.pm.price_range = -0.1"):
