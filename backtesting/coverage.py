@@ -1072,11 +1072,29 @@ class MonteCarloNulls:
         self._nulls: dict[int, MonteCarloNull] = {}
 
     def get(self, n: int) -> MonteCarloNull:
-        """The null of sub-series length ``n`` (simulated once, then shared)."""
+        """The null of sub-series length ``n`` (simulated once, then shared — also with later
+        backtests of this process on the same seed: a what-if re-tests on its cold run's).
+        """
         if n not in self._nulls:
-            stream = np.random.default_rng([self._root, n])
-            self._nulls[n] = MonteCarloNull(n, self.p, stream, self.simulations)
+            key = (self.p, self._root, self.simulations, n)
+            null = _SIMULATED.get(key)
+            if null is None:
+                stream = np.random.default_rng([self._root, n])
+                null = MonteCarloNull(n, self.p, stream, self.simulations)
+                if len(_SIMULATED) >= NULLS_KEPT:
+                    _SIMULATED.pop(next(iter(_SIMULATED)))
+                _SIMULATED[key] = null
+            self._nulls[n] = null
         return self._nulls[n]
+
+
+NULLS_KEPT = 32  # simulated nulls kept per process (a few lengths per backtest; about 1 MB each)
+_SIMULATED: dict[tuple, MonteCarloNull] = {}  # by (p, root, simulations, n): a pure function
+
+
+def clear_nulls() -> None:
+    """Forget the process's simulated nulls (:func:`backtesting.memo.clear`)."""
+    _SIMULATED.clear()
 
 
 def _iid_report(

@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 
 import pandas as pd
 
+from backtesting.coverage import clear_nulls
 from backtesting.replay import DayBook, MarketHistory, build_day
 from margin_engine.portfolios import Portfolio
 
@@ -111,6 +112,7 @@ def _lookup(built: dict, wanted: frozenset, realised: bool) -> DayBook | None | 
 
 
 def clear() -> None:
-    """Empty the process's memos (the day books and the summaries)."""
+    """Empty the process's memos (the day books, the summaries and the simulated nulls)."""
     _BOOKS.clear()
     SUMMARIES.clear()
+    clear_nulls()

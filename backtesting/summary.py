@@ -58,7 +58,7 @@ def summarise(
         ["set_label", "date", "portfolio", "currency"]
     )["margin"]
     baselines = {
-        key: pd.util.hash_pandas_object(g[["date", "margin"]], index=False).to_numpy().tobytes()
+        key: _content(g[["date", "margin"]])
         for key, g in frame[frame["model"] == "standard"].groupby(
             ["set_label", "portfolio", "currency"], sort=False
         )
@@ -117,10 +117,26 @@ def summarise(
     return out
 
 
+SERIES_KEY = ("set_label", "portfolio", "model", "currency")  # constant within a series
+
+
+def _content(g: pd.DataFrame) -> bytes:
+    """The bytes of ``g``'s columns (its series-key columns aside: they are in its name)."""
+    parts = [repr([(c, str(t)) for c, t in g.dtypes.items()] + [len(g)]).encode()]
+    for column in g.columns:
+        if column in SERIES_KEY:
+            continue
+        values = g[column].to_numpy()
+        if values.dtype == object:
+            values = pd.util.hash_pandas_object(g[column], index=False).to_numpy()
+        parts.append(np.ascontiguousarray(values).tobytes())
+    return b"".join(parts)
+
+
 def _fingerprint(g: pd.DataFrame, baseline: bytes, names: tuple, settings: tuple) -> str:
     """SHA-256 of a series' rows, its standard-margin baseline and what the tests are set to."""
     digest = hashlib.sha256(repr((names, settings)).encode())
-    digest.update(pd.util.hash_pandas_object(g, index=False).to_numpy().tobytes())
+    digest.update(_content(g))
     digest.update(baseline)
     return digest.hexdigest()
 

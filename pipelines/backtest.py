@@ -44,7 +44,7 @@ from backtesting.calibrated import (
     held_bounds,
 )
 from backtesting.inputs import rolling_config, rolling_volatility, var_inputs
-from backtesting.memo import build_days
+from backtesting.memo import Memo, build_days
 from backtesting.replay import (
     HAIRCUT_MODEL,
     MIN_RESIDUAL_DAYS,
@@ -62,7 +62,6 @@ from backtesting.spec import (
     DAILY_COLUMNS,
     DAILY_KEY,
     LOSS_COLUMNS,
-    MARGIN_COLUMNS,
     VOL_SPEC,
     BacktestSpec,
 )
@@ -604,34 +603,42 @@ def run_backtest(
     lap("margins")
     bt_store.store_cache(con, new_losses, new_margins)
     lap("cache writes")
-    # assemble
+    # assemble: the cached series joined to their books' losses in the warehouse; a series
+    # that cannot be cached (its margins only in this run) joined here
     daily = []
-    all_keys = {k: v for k, v in margin_keys.items()}
-    margins = bt_store.load_cached(
-        con, "bt.margin_cache", [k for k in all_keys.values() if k], MARGIN_COLUMNS
-    )
-    uncached = (
-        [m for m in new_margins if str(m["cache_key"].iloc[0]).startswith("nocache:")]
-        if new_margins
-        else []
-    )
-    if uncached:
-        margins = pd.concat([margins, *uncached], ignore_index=True)
-    losses = bt_store.load_cached(con, "bt.loss_cache", list(loss_keys.values()), LOSS_COLUMNS)
-    loss_by = {k: f for k, f in losses.groupby("cache_key")} if not losses.empty else {}
-    margin_by = {k: f for k, f in margins.groupby("cache_key")} if not margins.empty else {}
-    day_set = pd.DatetimeIndex(days)
-    for (label, model, name), key in all_keys.items():
-        key = key or f"nocache:{label}:{model}:{name}"
-        m = margin_by.get(key)
-        lo = loss_by.get(loss_keys[name])
-        if m is None or lo is None:
-            continue
-        joined = m.merge(lo.drop(columns="cache_key"), on=["date", "currency"], how="inner")
-        joined = joined[pd.DatetimeIndex(joined["date"]).isin(day_set)]
-        daily.append(
-            joined.drop(columns="cache_key").assign(set_label=label, portfolio=name, model=model)
+    cached, uncached = [], {}
+    for (label, model, name), key in margin_keys.items():
+        if key:
+            cached.append((label, model, name, key, loss_keys[name]))
+        else:
+            uncached[f"nocache:{label}:{model}:{name}"] = (label, model, name)
+    if cached:
+        series = pd.DataFrame(
+            cached, columns=["set_label", "model", "portfolio", "margin_key", "loss_key"]
         )
+        daily.append(bt_store.joined_series(con, series, days))
+    if uncached:
+        losses = bt_store.load_cached(
+            con,
+            "bt.loss_cache",
+            list({loss_keys[n] for _, _, n in uncached.values()}),
+            LOSS_COLUMNS,
+        )
+        loss_by = {k: f for k, f in losses.groupby("cache_key")}
+        day_set = pd.DatetimeIndex(days)
+        for m in new_margins:
+            key = str(m["cache_key"].iloc[0])
+            if key not in uncached or loss_keys[uncached[key][2]] not in loss_by:
+                continue
+            label, model, name = uncached[key]
+            lo = loss_by[loss_keys[name]]
+            joined = m.merge(lo.drop(columns="cache_key"), on=["date", "currency"], how="inner")
+            joined = joined[pd.DatetimeIndex(joined["date"]).isin(day_set)]
+            daily.append(
+                joined.drop(columns="cache_key").assign(
+                    set_label=label, portfolio=name, model=model
+                )
+            )
     for source in sources:
         if collateral:
             rows = replay_collateral(history, collateral, days, mpor, params_for(source))
@@ -674,7 +681,7 @@ def run_backtest(
         calibrated=calibrated_summary,
         underlyings={p.name: p.underlying_list for p in portfolios},
     )
-    summaries["summary"] = summaries["summary"].map(plain)  # JSON-safe once
+    summaries["summary"] = summaries["summary"].map(_json_safe)
 
     lap("summaries")
     run = BacktestRun(
@@ -699,6 +706,18 @@ def run_backtest(
         lap("store")
     run.elapsed = time.perf_counter() - started
     return run
+
+
+_PLAIN: Memo[tuple[dict, dict]] = Memo(4_096)  # by the summary memo's object: its JSON-safe twin
+
+
+def _json_safe(summary: dict) -> dict:
+    """``summary`` as JSON-safe Python, converted once per summary the memo holds (a what-if
+    re-uses most of its summaries)."""
+    found = _PLAIN.get(id(summary))
+    if found is not None and found[0] is summary:
+        return found[1]
+    return _PLAIN.put(id(summary), (summary, plain(summary)))[1]
 
 
 # --------------------------------------------------------------------------- storage

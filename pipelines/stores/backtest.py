@@ -4,8 +4,9 @@ per model, portfolio and the parameters that model reads)."""
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
@@ -111,6 +112,32 @@ def load_cached(
     return frame
 
 
+def joined_series(
+    con: duckdb.DuckDBPyConnection, series: pd.DataFrame, days: Sequence[pd.Timestamp]
+) -> pd.DataFrame:
+    """The cached margins of every row of ``series`` (``set_label``, ``model``, ``portfolio``,
+    ``margin_key``, ``loss_key``) joined to its book's cached losses on (date, currency), on
+    ``days`` only: the daily rows of a run whose margins are all cached, in one query.
+    """
+    con.register("series_keys", series)
+    con.register("run_days", pd.DataFrame({"date": pd.DatetimeIndex(days).date}))
+    try:
+        frame = con.execute(
+            "SELECT s.set_label, m.date, s.portfolio, s.model, m.currency, m.margin, "
+            "m.maintenance, l.loss, l.fx_usd, l.notional_usd, l.loss_path, m.var_es, m.es "
+            "FROM series_keys s "
+            "JOIN bt.margin_cache m ON m.cache_key = s.margin_key "
+            "JOIN bt.loss_cache l ON l.cache_key = s.loss_key "
+            "AND l.date = m.date AND l.currency = m.currency "
+            "WHERE m.date IN (SELECT date FROM run_days)"
+        ).df()
+    finally:
+        con.unregister("series_keys")
+        con.unregister("run_days")
+    frame["date"] = pd.to_datetime(frame["date"])
+    return frame
+
+
 def store_cache(
     con: duckdb.DuckDBPyConnection, losses: list[pd.DataFrame], margins: list[pd.DataFrame]
 ) -> None:
@@ -191,7 +218,11 @@ def store_run(con: duckdb.DuckDBPyConnection, run: BacktestRun) -> None:
     """Store ``run``: its row in ``bt.runs``, its daily rows and summaries (replacing a run of
     the same id, which the same inputs always produce)."""
     daily = run.daily.assign(run_id=run.run_id)
-    summaries = run.summaries.assign(run_id=run.run_id, summary=run.summaries["summary"].map(dumps))
+    # a run's summaries are JSON-safe already (run_backtest): strict encoding, no second pass
+    strict = functools.partial(json.dumps, allow_nan=False)
+    summaries = run.summaries.assign(
+        run_id=run.run_id, summary=run.summaries["summary"].map(strict)
+    )
     with transaction(con):
         for table in ("bt.daily", "bt.summaries", "bt.runs"):
             con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run.run_id])

@@ -34,6 +34,7 @@ def test_a_null_does_not_depend_on_the_order_lengths_are_asked_for() -> None:
     first = MonteCarloNulls(0.01, np.random.default_rng(5), simulations=199)
     second = MonteCarloNulls(0.01, np.random.default_rng(5), simulations=199)
     a = first.get(250)
+    memo.clear()  # simulated again, not taken back from the process's nulls
     second.get(500)  # another length first
     b = second.get(250)
     for name in a.statistics:
@@ -41,6 +42,48 @@ def test_a_null_does_not_depend_on_the_order_lengths_are_asked_for() -> None:
     np.testing.assert_array_equal(a.uniforms, b.uniforms)
     other = MonteCarloNulls(0.01, np.random.default_rng(6), simulations=199).get(250)
     assert not np.array_equal(other.uniforms, a.uniforms)  # the seed still matters
+
+
+def test_a_later_backtest_takes_back_the_simulated_null() -> None:
+    a = MonteCarloNulls(0.01, np.random.default_rng(5), simulations=199).get(250)
+    assert MonteCarloNulls(0.01, np.random.default_rng(5), simulations=199).get(250) is a
+    assert MonteCarloNulls(0.025, np.random.default_rng(5), simulations=199).get(250) is not a
+    assert MonteCarloNulls(0.01, np.random.default_rng(5), simulations=299).get(250) is not a
+
+
+def test_a_summary_fingerprint_reads_every_value_of_its_series() -> None:
+    from backtesting.summary import _content, _fingerprint
+
+    rng = np.random.default_rng(3)
+    n = 40
+    g = pd.DataFrame(
+        {
+            "set_label": "a",
+            "date": pd.date_range("2024-01-01", periods=n),
+            "portfolio": "p",
+            "model": "deribit-pm",
+            "currency": "BTC",
+            "margin": rng.random(n),
+            "loss": rng.random(n),
+            "breach": rng.random(n) < 0.1,
+            "es": rng.random(n),
+        }
+    )
+    baseline = _content(g[["date", "margin"]])
+    key = _fingerprint(g, baseline, ("a",), ())
+    assert _fingerprint(g.copy(), baseline, ("a",), ()) == key
+    changed = [
+        g.assign(margin=g["margin"].where(g.index != 7, g["margin"] + 1e-12)),
+        g.assign(date=g["date"].where(g.index != 39, g["date"] + pd.Timedelta(days=1))),
+        g.assign(breach=~g["breach"]),
+        g.assign(es=g["es"].where(g.index != 0, np.nan)),
+        g.iloc[:-1],
+        g.assign(loss=g["loss"].astype(np.float32)),
+    ]
+    for other in changed:
+        assert _fingerprint(other, baseline, ("a",), ()) != key
+    assert _fingerprint(g, _content(g[["date", "loss"]]), ("a",), ()) != key
+    assert _fingerprint(g, baseline, ("b",), ()) != key
 
 
 def _var_inputs(days: int = 400) -> VarInputs:
