@@ -125,16 +125,18 @@ def curve(points: dict, unit: str) -> dict:
     }
 
 
-def in_a_fresh_process(module: str, function: str, argument: str) -> list[float]:
+def in_a_fresh_process(
+    module: str, function: str, argument: str, env: dict[str, str] | None = None
+) -> list[float]:
     """``bench/<module>.py``'s ``function(argument)`` run in a new Python process (nothing
-    cached in this one carries over; its imports are not timed by it): the numbers it
-    returns, space-separated on its last line of output."""
+    cached in this one carries over; its imports are not timed by it), in ``env`` if given:
+    the numbers it returns, space-separated on its last line of output."""
     script = (
         f"import sys; sys.path.insert(0, {str(BENCH)!r}); import {module}; "
         f"print({module}.{function}(sys.argv[1]))"
     )
     out = subprocess.run(
         [sys.executable, "-c", script, argument],
-        check=True, capture_output=True, text=True, cwd=REPO,
+        check=True, capture_output=True, text=True, cwd=REPO, env=env,
     )  # fmt: skip
     return [float(x) for x in out.stdout.strip().splitlines()[-1].split()]

@@ -15,23 +15,41 @@ Figures, all measured in this run, one process:
   matrix and the instrument P&L matrix (instruments × paths), plus the selection of each row's
   tail (``numpy.partition``) — target ``mc_time_vs_bare_kernel`` ≤ 3;
 * ``mc_es_relative_standard_error``: the median over accounts of ES's standard error over ES
-  (target ≤ 1 %) for Sobol paths (their error from the spread of independent scrambles),
-  averaged over seeds 17–21 so that one lucky seed does not decide it; the pseudo-random
-  figure and each seed's beside it;
-* scaling (figures): ``mc_margin`` (Sobol) at 2,500, 5,000 and 10,000 paths, the log-log slope
-  of time against paths and the peak resident memory.
+  (target ≤ 1 %) for Sobol paths with importance sampling of large moves (their error from
+  the spread of independent scrambles), averaged over seeds 17–21 so that one lucky seed does
+  not decide it; each seed's beside it, and the pseudo-random and plain Sobol figures;
+* the true error (a figure): each account's ES over the five seeds against a reference run of
+  131,072 plain Sobol paths (seed 999), as the root mean square relative error (median over
+  accounts) — so that the reported standard error is seen to be the error it claims;
+* scaling (figures): ``mc_margin`` (Sobol, importance sampling) at 2,500, 5,000 and 10,000
+  paths, the log-log slope of time against paths and the peak resident memory.
+  ``mc_seconds`` and the ratio are of that run too.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
+# like with like: mc_margin runs on one core, so the bare kernel's BLAS does too (set before
+# numpy loads it); its all-cores time is a figure, measured in a fresh process
+ONE_THREAD = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+if not os.environ.get("MWB_BENCH_ALL_CORES"):
+    os.environ.update(dict.fromkeys(ONE_THREAD, "1"))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import best_of, curve, peak_rss_gib, shared_data, write_results  # noqa: E402
+from common import (  # noqa: E402
+    best_of,
+    curve,
+    in_a_fresh_process,
+    peak_rss_gib,
+    shared_data,
+    write_results,
+)
 
 from margin_engine.book import Positions, build_positions  # noqa: E402
 from margin_engine.market import MarketSnapshot  # noqa: E402
@@ -52,6 +70,22 @@ HORIZON = 2
 SEED = 17
 SEEDS = (17, 18, 19, 20, 21)
 DOF = 5.0
+REFERENCE_PATHS = 131_072
+KINDS = ("pseudo", "sobol", "importance")
+
+
+def simulation(paths: int, seed: int, kind: str) -> Simulation:
+    """Student-t paths drawn as ``kind`` says: pseudo, sobol, or importance (Sobol with
+    importance sampling)."""
+    return Simulation(
+        paths,
+        HORIZON,
+        seed,
+        innovations="student-t",
+        sampling="pseudo" if kind == "pseudo" else "sobol",
+        dof=DOF,
+        importance=kind == "importance",
+    )
 
 
 def joint_model(data: Path, as_of: pd.Timestamp) -> JointModel:
@@ -102,35 +136,9 @@ def book(chain: pd.DataFrame, market: MarketSnapshot) -> Positions:
     return positions
 
 
-def main() -> None:
-    data = shared_data()
-    if data is None:
-        raise SystemExit("needs ../shared/data (or MWB_SHARED_DATA) for the option snapshot")
-    chain_path = next((data / "options").glob("*.csv"))
-    chain = pd.read_csv(chain_path)
-    market = MarketSnapshot.from_deribit_chain(chain_path)
-    positions = book(chain, market)
-    model = joint_model(data, pd.Timestamp(market.as_of))
-    params = ModelParams()
-    level = params.var.es_confidence
-    # smaller path counts first: the peak memory is the process's high-water mark
-    small = {}
-    for n in (PATHS // 4, PATHS // 2):
-        sim = Simulation(n, HORIZON, SEED, innovations="student-t", sampling="sobol", dof=DOF)
-        small[n] = (
-            best_of(lambda s=sim: mc_margin(positions, model, s, params), 3),
-            peak_rss_gib(),
-        )
-    results = {}
-    seconds = {}
-    for sampling in ("pseudo", "sobol"):
-        sim = Simulation(PATHS, HORIZON, SEED, innovations="student-t", sampling=sampling, dof=DOF)
-        seconds[sampling] = best_of(lambda s=sim: mc_margin(positions, model, s, params), 3)
-        results[sampling] = mc_margin(positions, model, sim, params)
-    scaling = curve({**small, PATHS: (seconds["sobol"], peak_rss_gib())}, "paths")
-    sim = Simulation(PATHS, HORIZON, SEED, innovations="student-t", sampling="sobol", dof=DOF)
-
-    # the bare kernel: dense positions × instrument P&L, then each row's tail
+def bare_kernel(positions: Positions, model: JointModel, sim: Simulation, level: float):
+    """The bare kernel on ``sim``'s paths: dense positions × instrument P&L, then each row's
+    tail."""
     pnl = _revalue(positions, model, sim, range(sim.blocks))
     present = positions.layout[0]
     dense = (
@@ -138,26 +146,97 @@ def main() -> None:
             present
         ]
     ).toarray()
-    k = int(np.ceil(level * PATHS))
+    k = int(np.ceil(level * sim.paths))
 
     def bare() -> None:
         losses = -(dense @ pnl)
         np.partition(losses, k - 1, axis=1)
 
-    bare_seconds = best_of(bare, 3)
-    by_seed = {SEED: float(np.median(results["sobol"].es_standard_error / results["sobol"].es))}
+    return bare
+
+
+def _inputs() -> tuple[Positions, JointModel]:
+    data = shared_data()
+    if data is None:
+        raise SystemExit("needs ../shared/data (or MWB_SHARED_DATA) for the option snapshot")
+    chain_path = next((data / "options").glob("*.csv"))
+    market = MarketSnapshot.from_deribit_chain(chain_path)
+    return book(pd.read_csv(chain_path), market), joint_model(data, pd.Timestamp(market.as_of))
+
+
+def bare_all_cores(_: str) -> str:
+    """Run in a new process with every core's BLAS: the bare kernel's seconds."""
+    if not os.environ.get("MWB_BENCH_ALL_CORES"):
+        raise SystemExit("set MWB_BENCH_ALL_CORES=1 before numpy loads")
+    positions, model = _inputs()
+    sim = simulation(PATHS, SEED, "importance")
+    return str(best_of(bare_kernel(positions, model, sim, ModelParams().var.es_confidence), 3))
+
+
+def main() -> None:
+    positions, model = _inputs()
+    params = ModelParams()
+    level = params.var.es_confidence
+    # smaller path counts first: the peak memory is the process's high-water mark
+    small = {}
+    for n in (PATHS // 4, PATHS // 2):
+        sim = simulation(n, SEED, "importance")
+        small[n] = (
+            best_of(lambda s=sim: mc_margin(positions, model, s, params), 3),
+            peak_rss_gib(),
+        )
+    results = {}
+    seconds = {}
+    for kind in KINDS:
+        sim = simulation(PATHS, SEED, kind)
+        seconds[kind] = best_of(lambda s=sim: mc_margin(positions, model, s, params), 3)
+        results[kind] = mc_margin(positions, model, sim, params)
+    scaling = curve({**small, PATHS: (seconds["importance"], peak_rss_gib())}, "paths")
+    sim = simulation(PATHS, SEED, "importance")
+
+    bare_seconds = best_of(bare_kernel(positions, model, sim, level), 3)
+    every_core = {
+        **{k: v for k, v in os.environ.items() if k not in ONE_THREAD},
+        "MWB_BENCH_ALL_CORES": "1",
+    }
+    bare_all_cores = in_a_fresh_process("montecarlo", "bare_all_cores", "", every_core)[0]
+    estimates = {kind: [results[kind].es] for kind in ("sobol", "importance")}
+    by_seed = {
+        SEED: float(np.median(results["importance"].es_standard_error / results["importance"].es))
+    }
     for seed in SEEDS[1:]:
-        other = Simulation(PATHS, HORIZON, seed, innovations="student-t", sampling="sobol", dof=DOF)
-        r = mc_margin(positions, model, other, params)
-        by_seed[seed] = float(np.median(r.es_standard_error / r.es))
+        for kind in ("sobol", "importance"):
+            r = mc_margin(positions, model, simulation(PATHS, seed, kind), params)
+            estimates[kind].append(r.es)
+            if kind == "importance":
+                by_seed[seed] = float(np.median(r.es_standard_error / r.es))
     over_seeds = float(np.mean(list(by_seed.values())))
-    ours = results["sobol"]
+    # the true error: against a reference of 131,072 plain Sobol paths (its own error about
+    # a third of the runs', so the figure slightly overstates theirs)
+    reference = mc_margin(positions, model, simulation(REFERENCE_PATHS, 999, "sobol"), params).es
+    usable = reference > 0
+    true_error = {
+        kind: float(
+            np.median(
+                np.sqrt(
+                    np.mean(
+                        np.square(
+                            (np.array(es)[:, usable] - reference[usable]) / reference[usable]
+                        ),
+                        axis=0,
+                    )
+                )
+            )
+        )
+        for kind, es in estimates.items()
+    }
+    ours = results["importance"]
     relative = {
         s: ours_r.es_standard_error / np.maximum(ours_r.es, 1e-300) for s, ours_r in results.items()
     }
     median = {s: float(np.median(r)) for s, r in relative.items()}
     p90 = {s: float(np.quantile(r, 0.9)) for s, r in relative.items()}
-    ratio = seconds["sobol"] / bare_seconds
+    ratio = seconds["importance"] / bare_seconds
     print(
         f"{ACCOUNTS:,} accounts × {POSITIONS} positions over {len(positions.book.table):,} "
         f"instruments, {PATHS:,} paths × {HORIZON} days ({len(ours.es)} result rows)"
@@ -168,7 +247,13 @@ def main() -> None:
             f"{median[s]:.2%}, 90th percentile {p90[s]:.2%}"
         )
     print(
-        f"  bare kernel (dense product + tail selection): {bare_seconds:.3f} s; ratio {ratio:.2f}"
+        f"  bare kernel (dense product + tail selection), one core: {bare_seconds:.3f} s; ratio "
+        f"{ratio:.2f} (all cores: {bare_all_cores:.3f} s)"
+    )
+    print(
+        "  ES error against a 131,072-path reference (RMS over 5 seeds, median over accounts): "
+        + ", ".join(f"{k} {v:.2%}" for k, v in true_error.items())
+        + f"; reported standard error (importance, mean over seeds) {over_seeds:.2%}"
     )
     write_results(
         "montecarlo",
@@ -181,12 +266,17 @@ def main() -> None:
             "innovations": "student-t",
             "dof": DOF,
             "seed": SEED,
-            "mc_seconds_sobol": round(seconds["sobol"], 3),
+            "sampling": "sobol with importance sampling",
+            "mc_seconds": round(seconds["importance"], 3),
+            "mc_seconds_plain_sobol": round(seconds["sobol"], 3),
             "mc_seconds_pseudo": round(seconds["pseudo"], 3),
             "bare_kernel_seconds": round(bare_seconds, 3),
+            "bare_kernel_seconds_all_cores": round(bare_all_cores, 3),
             "es_relative_standard_error_median": median,
             "es_relative_standard_error_p90": p90,
-            "es_relative_standard_error_sobol_by_seed": by_seed,
+            "es_relative_standard_error_by_seed": by_seed,
+            "es_true_relative_error_vs_reference": true_error,
+            "reference_paths": REFERENCE_PATHS,
             "scaling": scaling,
         },
         {

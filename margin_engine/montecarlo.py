@@ -39,6 +39,20 @@ being point :math:`\\lfloor i/R \\rfloor` of scramble :math:`i \\bmod R`), so th
 the same paths however the blocks are shared among chunks or workers. ``antithetic`` pairs
 each uniform :math:`u` with :math:`1 - u` (a normal with its negative).
 
+**Importance sampling** (``Simulation.importance``, with Sobol draws and Gaussian or Student-t
+innovations): each underlying's whole-MPOR normal is drawn with standard deviation
+:math:`s` = :data:`IMPORTANCE_SCALE` and each day's :math:`W` as :math:`qW` with :math:`q` =
+:data:`IMPORTANCE_CHI2`, so that large moves in either direction — every account's tail,
+long or short — are drawn more often; path :math:`i` then weighs its likelihood ratio
+
+.. math::
+
+    w_i = \\prod_j s\\, e^{-x_{ij}^2 (1 - s^{-2})/2}
+    \\prod_d q^{\\nu/2} e^{W'_{id} (1/q - 1)/2}
+
+(:math:`x` and :math:`W'` as drawn), whose mean is one. Both factors have finite variance
+(the normal's is bounded by :math:`s`; the :math:`\\chi^2`'s needs :math:`q > 1/2`).
+
 **Measures.** Losses are positive. With :math:`N` equally likely paths and :math:`k =
 \\lceil cN \\rceil`, :math:`\\mathrm{VaR}_c = L_{(k)}` and
 
@@ -49,7 +63,10 @@ each uniform :math:`u` with :math:`1 - u` (a normal with its negative).
 
 (Acerbi–Tasche). ES is a weighted sum of path losses, so position :math:`p`'s Euler
 contribution is the same weighted sum of its own losses, and contributions add up to ES.
-Standard errors, for independent (pseudo-random) paths: ES by Manistre and Hancock (2005),
+With importance weights the path masses are :math:`w_i/N` instead of :math:`1/N`: VaR is
+the loss at which the mass beyond it first reaches :math:`1 - c`, and ES the mass-weighted
+mean beyond it (the VaR path taking the remainder), so that the weights stay those of the
+Euler contributions. Standard errors, for independent (pseudo-random) paths: ES by Manistre and Hancock (2005),
 :math:`\\sqrt{(V + c(\\mathrm{ES}-\\mathrm{VaR})^2)/(N(1-c))}` with :math:`V` the variance of
 the losses beyond VaR; VaR by the distribution-free order-statistic interval
 :math:`(L_{(k+m)} - L_{(k-m)})/2`, :math:`m = \\lceil\\sqrt{Nc(1-c)}\\rceil`; for Sobol paths
@@ -86,6 +103,7 @@ __all__ = [
     "dynamics_from_fit",
     "intraday_paths",
     "mc_margin",
+    "path_weights",
     "simulate",
     "simulate_blocks",
     "tail_measures",
@@ -95,6 +113,8 @@ __all__ = [
 BLOCK = 1024  # paths per block: the unit of streams, chunks and tasks (a power of 2 for Sobol)
 SOBOL_REPLICATES = 8  # independent scrambles of Sobol paths (a divisor of BLOCK)
 UNIFORM_EDGE = 1e-12  # uniforms are kept inside (0, 1) so that their normal quantiles are finite
+IMPORTANCE_SCALE = 1.3  # standard deviation of the whole-MPOR normals under importance sampling
+IMPORTANCE_CHI2 = 0.8  # scale of the χ² draws under importance sampling (must exceed 1/2)
 SCALE = 100.0  # arch's fits are on percent returns (calibration.univariate.SCALE)
 
 Mapper = Callable[[Callable, Iterable], Iterable]  # map(fn, items), e.g. a Dask client's
@@ -296,6 +316,7 @@ class Simulation:
     innovations: Innovations = Innovations.STUDENT_T
     sampling: Sampling = Sampling.PSEUDO
     dof: float = 5.0
+    importance: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "innovations", Innovations(self.innovations))
@@ -309,6 +330,18 @@ class Simulation:
             "paths",
             "must be even for antithetic draws",
         )
+        if self.importance:
+            _check(
+                self.sampling is Sampling.SOBOL,
+                "importance",
+                "needs Sobol draws (the spread of their scrambles is its standard error)",
+            )
+            _check(
+                self.innovations is not Innovations.FILTERED_HISTORICAL,
+                "importance",
+                "needs Gaussian or Student-t innovations (filtered-historical rows are drawn "
+                "as they are)",
+            )
 
     @property
     def blocks(self) -> int:
@@ -341,6 +374,48 @@ def _uniforms(sim: Simulation, block: int, dimension: int) -> np.ndarray:
         else:
             u = rng.random((BLOCK, dimension))
     return np.clip(u, UNIFORM_EDGE, 1.0 - UNIFORM_EDGE)
+
+
+def _dimension(sim: Simulation, u_count: int) -> int:
+    """Uniforms per path: per underlying a whole-MPOR normal, h - 1 normals splitting it into
+    days and h implied-vol noises; per day one χ² draw (or residual row).
+    """
+    return sim.horizon * (2 * u_count + 1)
+
+
+def _log_weights(uniform: np.ndarray, sim: Simulation, u_count: int) -> np.ndarray:
+    """Log likelihood ratio of each path drawn from ``uniform`` under importance sampling
+    (the module doc's :math:`\\log w_i`; the same draws as :func:`_block` makes of them).
+    """
+    s, c = IMPORTANCE_SCALE, IMPORTANCE_CHI2
+    x = s * special.ndtri(uniform[:, :u_count])
+    out = (math.log(s) - 0.5 * (1.0 - s**-2) * x * x).sum(axis=1)
+    if sim.innovations is Innovations.STUDENT_T:
+        w = c * stats.chi2.ppf(uniform[:, u_count : u_count + sim.horizon], sim.dof)
+        out += (0.5 * sim.dof * math.log(c) + 0.5 * (1.0 / c - 1.0) * w).sum(axis=1)
+    return out
+
+
+def path_weights(
+    model: JointModel, sim: Simulation, blocks: Sequence[int] | None = None
+) -> np.ndarray | None:
+    """Importance weights of the paths in ``blocks`` (default every block), in block order;
+    None without importance sampling (every path weighs one).
+    """
+    if not sim.importance:
+        return None
+    u_count = len(model.underlyings)
+    chosen = range(sim.blocks) if blocks is None else blocks
+    return np.exp(
+        np.concatenate(
+            [
+                _log_weights(
+                    _uniforms(sim, b, _dimension(sim, u_count))[: sim.block_paths(b)], sim, u_count
+                )
+                for b in chosen
+            ]
+        )
+    )
 
 
 def simulate_blocks(
@@ -378,7 +453,7 @@ def _block(
     # are its most even): each underlying's whole-MPOR normal, then the χ² draw (or the
     # residual row) of every day — what makes a tail heavy — then the normals that split
     # the MPOR into days, then the implied vols' own noise
-    uniform = _uniforms(sim, block, h * (2 * u_count + 1))[: sim.block_paths(block)]
+    uniform = _uniforms(sim, block, _dimension(sim, u_count))[: sim.block_paths(block)]
     n = len(uniform)
     split = u_count + h
     price = np.concatenate(
@@ -391,7 +466,10 @@ def _block(
     extra = uniform[:, u_count:split]
     # the first coordinate of each underlying is its whole-MPOR normal, the others split it
     # into days (an orthonormal basis: the days' normals stay independent standard normals)
-    days = np.einsum("dk,nku->ndu", _day_basis(h), special.ndtri(price))
+    standard = special.ndtri(price)
+    if sim.importance:  # the whole-MPOR normals widened (their weights: path_weights)
+        standard[:, 0, :] *= IMPORTANCE_SCALE
+    days = np.einsum("dk,nku->ndu", _day_basis(h), standard)
     normal = np.concatenate(
         [days, special.ndtri(uniform[:, h * (u_count + 1) :].reshape(n, h, u_count))], axis=2
     )
@@ -409,6 +487,8 @@ def _block(
         z = normal[:, :, :u_count] @ model.cholesky.T
         if sim.innovations is Innovations.STUDENT_T:
             w = stats.chi2.ppf(extra, sim.dof)
+            if sim.importance:
+                w = IMPORTANCE_CHI2 * w
             z = z * np.sqrt((sim.dof - 2.0) / w)[:, :, None]
     noise = normal[:, :, u_count:]
     moves = np.empty((n, u_count))
@@ -464,6 +544,7 @@ def intraday_paths(
     ``sim.seed`` whatever the chunking, like every block.
     """
     _check(1 <= steps_per_day <= 96, "steps_per_day", f"{steps_per_day!r} must be 1..96")
+    _check(not sim.importance, "importance", "intraday paths are drawn as the model draws them")
     m, h, u_count = steps_per_day, sim.horizon, len(model.underlyings)
     parts, vol_parts = [], []
     k = np.arange(1, m + 1) / m
@@ -510,11 +591,23 @@ def tail_measures(losses: np.ndarray, level: float) -> TailMeasures:
     return tail_measures_at(losses, (level,))[0]
 
 
-def tail_measures_at(losses: np.ndarray, levels: Sequence[float]) -> list[TailMeasures]:
-    """:func:`tail_measures` at each of ``levels``, from one partial sort of each row."""
+def tail_measures_at(
+    losses: np.ndarray, levels: Sequence[float], weights: np.ndarray | None = None
+) -> list[TailMeasures]:
+    """:func:`tail_measures` at each of ``levels``, from one partial sort of each row. With
+    importance ``weights`` (one per path, mean one) the paths' masses are ``weights / N`` (see
+    the module doc) and the standard errors are left NaN: the scrambles' spread gives them
+    (:func:`mc_margin`).
+    """
     for level in levels:
         _check(0.5 < level < 1, "level", f"{level!r} must be in (0.5, 1)")
     losses = np.atleast_2d(np.asarray(losses, dtype=float))
+    if weights is not None:
+        nan = np.full(len(losses), np.nan)
+        return [
+            TailMeasures(var, es, nan, nan, paths, tail_weights)
+            for var, es, paths, tail_weights in _weighted_tails(losses, weights, levels)
+        ]
     rows, n = losses.shape
     ranks = []
     for level in levels:
@@ -537,6 +630,61 @@ def tail_measures_at(losses: np.ndarray, levels: Sequence[float]) -> list[TailMe
         var_se = (part[:, high - 1] - part[:, low - 1]) / 2.0
         # the VaR path, then the paths beyond it
         out.append(TailMeasures(var, es, var_se, es_se, order[:, k - 1 :], weights))
+    return out
+
+
+def _largest(losses: np.ndarray, mass: np.ndarray, widest: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's largest losses, largest first, and their paths: as many as hold more than
+    ``widest`` of the paths' ``mass`` (only those are sorted).
+    """
+    rows, n = losses.shape
+    k = min(n, max(64, math.ceil(4 * widest * n)))
+    while True:
+        if k < n:
+            top = np.argpartition(losses, n - k, axis=1)[:, n - k :]
+        else:
+            top = np.broadcast_to(np.arange(n), (rows, n))
+        part = np.take_along_axis(losses, top, axis=1)
+        order = np.argsort(-part, axis=1, kind="stable")
+        paths = np.take_along_axis(top, order, axis=1)
+        if k == n or bool((mass[paths].sum(axis=1) > widest).all()):
+            return paths, np.take_along_axis(part, order, axis=1)
+        k = min(n, 2 * k)  # some row's widest tail is not inside its k largest losses yet
+
+
+def _tail(
+    ordered: np.ndarray, masses: np.ndarray, level: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """VaR, ES and the ES weights (rows × width, zero past the VaR path) of rows of losses in
+    decreasing order whose paths have ``masses`` (zero for a path not counted).
+    """
+    a = 1.0 - level
+    cum = np.cumsum(masses, axis=1)
+    r = np.arange(len(ordered))
+    # the VaR path: the first whose mass, with the larger losses', exceeds 1 - level
+    j = np.minimum((cum <= a).sum(axis=1), ordered.shape[1] - 1)
+    width = int(j.max()) + 1
+    before = np.where(j > 0, cum[r, np.maximum(j - 1, 0)], 0.0)
+    weights = np.where(np.arange(width)[None, :] < j[:, None], masses[:, :width] / a, 0.0)
+    weights[r, j] = (a - before) / a
+    return ordered[r, j], (weights * ordered[:, :width]).sum(axis=1), weights
+
+
+def _weighted_tails(
+    losses: np.ndarray,
+    weights: np.ndarray,
+    levels: Sequence[float],
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per level: VaR and ES of each row of ``losses`` whose paths have masses ``weights / N``,
+    the paths of the tail (largest loss first) and their weights in ES (zero past the VaR
+    path).
+    """
+    mass = np.asarray(weights, dtype=float) / losses.shape[1]
+    paths, ordered = _largest(losses, mass, max(1.0 - level for level in levels))
+    out = []
+    for level in levels:
+        var, es, tail_weights = _tail(ordered, mass[paths], level)
+        out.append((var, es, np.ascontiguousarray(paths[:, : tail_weights.shape[1]]), tail_weights))
     return out
 
 
@@ -585,10 +733,14 @@ def _revalue(
     return out
 
 
-def _var_es(losses: np.ndarray, levels: Sequence[float]) -> list[tuple[np.ndarray, np.ndarray]]:
+def _var_es(
+    losses: np.ndarray, levels: Sequence[float], weights: np.ndarray | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """VaR and ES of each row at each of ``levels`` (as :func:`tail_measures`, values only),
     from one partial sort.
     """
+    if weights is not None:
+        return [(var, es) for var, es, _, _ in _weighted_tails(losses, weights, levels)]
     n = losses.shape[1]
     ranks = [min(max(math.ceil(level * n - 1e-9), 1), n) for level in levels]
     part = np.partition(losses, sorted({k - 1 for k in ranks}), axis=1)
@@ -599,14 +751,19 @@ def _var_es(losses: np.ndarray, levels: Sequence[float]) -> list[tuple[np.ndarra
     return out
 
 
-def _var_and_es(losses: np.ndarray, p: VarParams) -> tuple[np.ndarray, np.ndarray]:
+def _var_and_es(
+    losses: np.ndarray, p: VarParams, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """VaR at the VaR level and ES at the ES level of each row (values only)."""
-    (var, _), (_, es) = _var_es(losses, (p.var_confidence, p.es_confidence))
+    (var, _), (_, es) = _var_es(losses, (p.var_confidence, p.es_confidence), weights)
     return var, es
 
 
 def _replicate_errors(
-    losses: np.ndarray, pooled: tuple[TailMeasures, TailMeasures], p: VarParams
+    losses: np.ndarray,
+    pooled: tuple[TailMeasures, TailMeasures],
+    p: VarParams,
+    weights: np.ndarray | None = None,
 ) -> tuple[TailMeasures, TailMeasures]:
     """Standard errors of quasi-random estimates: the spread of the estimates of the
     :data:`SOBOL_REPLICATES` independent scrambles over √R (the independent-path formulas
@@ -614,7 +771,14 @@ def _replicate_errors(
     """
     root = math.sqrt(SOBOL_REPLICATES)
     levels = (p.var_confidence, p.es_confidence)
-    per = [_var_es(losses[:, r::SOBOL_REPLICATES], levels) for r in range(SOBOL_REPLICATES)]
+    per = [
+        _var_es(
+            losses[:, r::SOBOL_REPLICATES],
+            levels,
+            None if weights is None else weights[r::SOBOL_REPLICATES],
+        )
+        for r in range(SOBOL_REPLICATES)
+    ]
     out = []
     for j, measures in enumerate(pooled):
         var_r = np.stack([replicate[j][0] for replicate in per])
@@ -627,6 +791,26 @@ def _replicate_errors(
             )
         )
     return out[0], out[1]
+
+
+def _euler(
+    positions: Positions, pnl: np.ndarray, row_of_position: np.ndarray, tail: TailMeasures
+) -> np.ndarray:
+    """Each position's Euler contribution to its row's ES: its own loss on the row's tail
+    paths with the same weights (a row at a time: its positions × its tail, no larger).
+    """
+    out = np.zeros(len(row_of_position))
+    order = np.argsort(row_of_position, kind="stable")
+    bounds = np.searchsorted(row_of_position[order], np.arange(len(tail.es) + 1))
+    for r in range(len(tail.es)):
+        members = order[bounds[r] : bounds[r + 1]]
+        if not len(members):
+            continue
+        weights = tail.tail_weights[r]
+        counted = weights != 0
+        own = pnl[np.ix_(positions.instrument[members], tail.tail_paths[r][counted])]
+        out[members] = -positions.quantity[members] * (own @ weights[counted])
+    return out
 
 
 def _chunks(sim: Simulation, chunks: int) -> list[list[int]]:
@@ -684,15 +868,11 @@ def mc_margin(
     row_of_position = row_index[positions.currency_row]
     currency_matrix = positions.matrix(positions.currency_row, n_rows_all)[present]
     losses = -np.asarray(currency_matrix @ pnl)  # rows × N
-    tail_var, tail_es = tail_measures_at(losses, (p.var_confidence, p.es_confidence))
+    ratio = path_weights(model, sim)  # importance weights (None: every path weighs one)
+    tail_var, tail_es = tail_measures_at(losses, (p.var_confidence, p.es_confidence), ratio)
     if sim.sampling is Sampling.SOBOL:
-        tail_var, tail_es = _replicate_errors(losses, (tail_var, tail_es), p)
-    # Euler: each position's loss on the ES tail paths of its row, with the same weights
-    paths = tail_es.tail_paths[row_of_position]
-    weights = tail_es.tail_weights[row_of_position]
-    contribution = np.sum(
-        -positions.quantity[:, None] * pnl[positions.instrument[:, None], paths] * weights, axis=1
-    )
+        tail_var, tail_es = _replicate_errors(losses, (tail_var, tail_es), p, ratio)
+    contribution = _euler(positions, pnl, row_of_position, tail_es)
     base = np.maximum(tail_var.var if measure is VarMeasure.VAR else tail_es.es, 0.0)
     components = {
         "var": tail_var.var,
@@ -705,7 +885,7 @@ def mc_margin(
     def floor_measure() -> np.ndarray:
         assert floor is not None
         losses = -np.asarray(currency_matrix @ _paths_pnl(positions, floor, sim, plan, mapper))
-        floor_var, floor_es = _var_and_es(losses, p)
+        floor_var, floor_es = _var_and_es(losses, p, ratio)
         return floor_var if measure is VarMeasure.VAR else floor_es
 
     margin, tool = anti_procyclical(base, p, floor_measure if floor is not None else None)

@@ -211,11 +211,18 @@ class MonteCarloOptions:
     sampling: Sampling = Sampling.SOBOL
     innovations: Innovations = Innovations.FILTERED_HISTORICAL
     dof: float = 5.0
+    importance: bool = False
 
     def simulation(self, horizon: int) -> Simulation:
         try:
             return Simulation(
-                self.paths, horizon, self.seed, self.innovations, self.sampling, self.dof
+                self.paths,
+                horizon,
+                self.seed,
+                self.innovations,
+                self.sampling,
+                self.dof,
+                self.importance,
             )
         except ValueError as exc:
             raise BadInputError(
@@ -447,6 +454,7 @@ def run_margin(
             "seed": sim.seed,
             "innovations": sim.innovations.value,
             "sampling": sim.sampling.value,
+            "importance_sampling": sim.importance,
             "dof": sim.dof if sim.innovations is Innovations.STUDENT_T else None,
             "contributions": contributions,
             "library_versions": library_versions(),

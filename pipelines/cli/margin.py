@@ -43,6 +43,12 @@ def margin(
         help="filtered-historical | student-t | gaussian",
     ),
     dof: float = typer.Option(5.0, "--dof", help="Degrees of freedom of student-t innovations."),
+    importance: bool = typer.Option(
+        False,
+        "--importance",
+        help="Importance sampling of large moves (Sobol draws; student-t or gaussian "
+        "innovations): a smaller standard error at the same paths.",
+    ),
     compare_venues: bool = typer.Option(
         False,
         "--compare-venues",
@@ -74,7 +80,11 @@ def margin(
     if (market is None) == (as_of is None):
         raise BadInputError("give exactly one of --market FILE and --as-of DATE")
     simulated = model in ("mc-var", "mc-es")
-    options = _monte_carlo_options(paths, seed, sampling, innovations, dof) if simulated else None
+    options = (
+        _monte_carlo_options(paths, seed, sampling, innovations, dof, importance)
+        if simulated
+        else None
+    )
     settings = settings_from(ctx)
     frame = read_positions(positions)
     needs_warehouse = as_of is not None or model in ("var", "es") or simulated
@@ -204,7 +214,9 @@ def _print(payload: dict) -> None:
         )
 
 
-def _monte_carlo_options(paths: int, seed: int, sampling: str, innovations: str, dof: float):
+def _monte_carlo_options(
+    paths: int, seed: int, sampling: str, innovations: str, dof: float, importance: bool = False
+):
     from pipelines.margin import MonteCarloOptions
     from vocabulary import Innovations, Sampling
 
@@ -220,6 +232,6 @@ def _monte_carlo_options(paths: int, seed: int, sampling: str, innovations: str,
         raise BadInputError(
             f"--innovations: {innovations!r} is not one of {', '.join(Innovations)}"
         ) from None
-    options = MonteCarloOptions(paths, seed, chosen_sampling, chosen_innovations, dof)
+    options = MonteCarloOptions(paths, seed, chosen_sampling, chosen_innovations, dof, importance)
     options.simulation(1)  # refuses bad values before the cluster starts
     return options

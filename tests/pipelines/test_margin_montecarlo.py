@@ -243,5 +243,16 @@ def test_the_command_runs_on_a_local_dask_cluster(calibrated, tmp_path) -> None:
         assert len(bad.stderr.strip().splitlines()) == 1
         few = run_mwb(*args, "--paths", "10", home=settings.home)
         assert few.returncode == 2 and "--paths" in few.stderr and "Traceback" not in few.stderr
+        # importance sampling: asked for by name, recorded with the result, refused where
+        # its weights would not be right (filtered-historical rows, the default)
+        weighted = run_mwb(
+            *args, "--paths", "2048", "--innovations", "student-t", "--importance", "--json",
+            home=settings.home,
+        )  # fmt: skip
+        assert weighted.returncode == 0, weighted.stderr[-3000:]
+        assert json.loads(weighted.stdout)["monte_carlo"]["importance_sampling"] is True
+        refused = run_mwb(*args, "--importance", home=settings.home)
+        assert refused.returncode == 2 and refused.stderr.startswith("error: --importance:")
+        assert "filtered" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
     finally:
         (settings.home / "config.yaml").unlink()
