@@ -64,9 +64,11 @@ long or short — are drawn more often; path :math:`i` then weighs its likelihoo
 (Acerbi–Tasche). ES is a weighted sum of path losses, so position :math:`p`'s Euler
 contribution is the same weighted sum of its own losses, and contributions add up to ES.
 With importance weights the path masses are :math:`w_i/N` instead of :math:`1/N`: VaR is
-the loss at which the mass beyond it first reaches :math:`1 - c`, and ES the mass-weighted
-mean beyond it (the VaR path taking the remainder), so that the weights stay those of the
-Euler contributions. Standard errors, for independent (pseudo-random) paths: ES by Manistre and Hancock (2005),
+the loss of the path at which the mass of it and the larger losses first exceeds
+:math:`1 - c`, and ES the mass-weighted mean of the losses above it (the VaR path taking the
+rest of :math:`1 - c`) — with equal weights, the formula above — so that the weights stay
+those of the Euler contributions. Standard errors, for independent (pseudo-random) paths: ES by Manistre
+and Hancock (2005),
 :math:`\\sqrt{(V + c(\\mathrm{ES}-\\mathrm{VaR})^2)/(N(1-c))}` with :math:`V` the variance of
 the losses beyond VaR; VaR by the distribution-free order-statistic interval
 :math:`(L_{(k+m)} - L_{(k-m)})/2`, :math:`m = \\lceil\\sqrt{Nc(1-c)}\\rceil`; for Sobol paths
@@ -656,7 +658,7 @@ def _tail(
     ordered: np.ndarray, masses: np.ndarray, level: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """VaR, ES and the ES weights (rows × width, zero past the VaR path) of rows of losses in
-    decreasing order whose paths have ``masses`` (zero for a path not counted).
+    decreasing order whose paths have ``masses``.
     """
     a = 1.0 - level
     cum = np.cumsum(masses, axis=1)
