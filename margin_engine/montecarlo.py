@@ -332,6 +332,7 @@ class Simulation:
             "paths",
             "must be even for antithetic draws",
         )
+        _check(isinstance(self.importance, bool), "importance", "must be true or false")
         if self.importance:
             _check(
                 self.sampling is Sampling.SOBOL,
@@ -605,6 +606,17 @@ def tail_measures_at(
         _check(0.5 < level < 1, "level", f"{level!r} must be in (0.5, 1)")
     losses = np.atleast_2d(np.asarray(losses, dtype=float))
     if weights is not None:
+        weights = np.asarray(weights, dtype=float)
+        _check(
+            weights.shape == (losses.shape[1],),
+            "weights",
+            f"one per path: {losses.shape[1]} expected, got shape {weights.shape}",
+        )
+        _check(
+            bool(np.isfinite(weights).all() and (weights >= 0).all() and weights.sum() > 0),
+            "weights",
+            "must be finite, non-negative and not all zero",
+        )
         nan = np.full(len(losses), np.nan)
         return [
             TailMeasures(var, es, nan, nan, paths, tail_weights)

@@ -150,8 +150,13 @@ def test_the_same_seed_gives_the_same_margins_whatever_the_chunks(
         (lambda: Simulation(2_000, 1, 0, sampling="pseudo", importance=True), "Sobol"),
         (lambda: Simulation(2_000, 1, 0, "filtered-historical", "sobol", importance=True), "filtered"),
         (lambda: intraday_paths(_one(), _sim(2_000, 1, 0), 4), "intraday"),
+        (lambda: Simulation(2_000, 1, 0, sampling="sobol", importance="yes"), "true or false"),
+        (lambda: tail_measures_at(np.ones((2, 100)), (0.99,), np.ones(99)), "one per path"),
+        (lambda: tail_measures_at(np.ones((2, 100)), (0.99,), np.full(100, np.nan)), "finite"),
+        (lambda: tail_measures_at(np.ones((2, 100)), (0.99,), -np.ones(100)), "non-negative"),
+        (lambda: tail_measures_at(np.ones((2, 100)), (0.99,), np.zeros(100)), "all zero"),
     ],
 )  # fmt: skip
 def test_what_importance_sampling_cannot_do_is_refused_by_name(make, match) -> None:
-    with pytest.raises(ValueError, match=f"importance.*{match}"):
+    with pytest.raises(ValueError, match=f"(importance|weights).*{match}"):
         make()
