@@ -240,6 +240,35 @@ def test_sets_may_change_by_day_without_look_ahead(real) -> None:
     assert margin[margin.index >= switch].to_numpy() == pytest.approx(0.05)
 
 
+def test_a_set_changing_by_day_joins_its_uncached_margins_like_the_cached_ones(real) -> None:
+    """Margins of a set that changes by day are not cached, so the run joins them to the
+    losses itself: with the same set every day they are the cached run's rows exactly, and a
+    change mid-range moves only the days after it."""
+    settings, con = real
+    spec = BacktestSpec(
+        start=date(2023, 3, 1),
+        end=date(2023, 3, 31),
+        models=("deribit-pm",),
+        portfolios=("btc-short-strangle", "eth-iron-condor"),
+    )
+    cached = run_backtest(con, settings, [ParamSource("in-force", DEFAULT)], spec, store=False)
+    same = ParamSource("in-force", DEFAULT, lambda day: DEFAULT, note="test")
+    uncached = run_backtest(con, settings, [same], spec, store=False)
+    assert uncached.cache["margins"]["reused"] == 0
+    pd.testing.assert_frame_equal(uncached.daily, cached.daily)
+    switch = pd.Timestamp("2023-03-15")
+    wider = DEFAULT.with_changes({"underlyings.BTC.pm.price_range": 0.25})
+    changing = ParamSource("in-force", DEFAULT, lambda d: wider if d >= switch else DEFAULT)
+    moved = run_backtest(con, settings, [changing], spec, store=False).daily
+    pm = (moved["model"] == "deribit-pm") & (moved["portfolio"] == "btc-short-strangle")
+    before, after = pm & (moved["date"] < switch), pm & (moved["date"] >= switch)
+    base = cached.daily.set_index(["date", "portfolio", "model", "currency"])["margin"]
+    keys = ["date", "portfolio", "model", "currency"]
+    mine = moved.set_index(keys)["margin"]
+    assert (mine[before.to_numpy()] == base.reindex(mine[before.to_numpy()].index)).all()
+    assert (mine[after.to_numpy()] > base.reindex(mine[after.to_numpy()].index)).all()
+
+
 def test_cli_json_and_errors(home, shared_data) -> None:
     con = connect(
         load_settings(home).warehouse_path
