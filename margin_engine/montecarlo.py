@@ -51,7 +51,9 @@ long or short — are drawn more often; path :math:`i` then weighs its likelihoo
     \\prod_d q^{\\nu/2} e^{W'_{id} (1/q - 1)/2}
 
 (:math:`x` and :math:`W'` as drawn), whose mean is one. Both factors have finite variance
-(the normal's is bounded by :math:`s`; the :math:`\\chi^2`'s needs :math:`q > 1/2`).
+(the normal's is bounded by :math:`s`; the :math:`\\chi^2`'s needs :math:`q > 1/2`). Only
+price moves are widened: a book whose loss comes from implied-vol moves gains nothing and
+pays the weights' spread, hence an option and not the default.
 
 **Measures.** Losses are positive. With :math:`N` equally likely paths and :math:`k =
 \\lceil cN \\rceil`, :math:`\\mathrm{VaR}_c = L_{(k)}` and
