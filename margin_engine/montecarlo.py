@@ -69,8 +69,8 @@ With importance weights the path masses are :math:`w_i/N` instead of :math:`1/N`
 the loss of the path at which the mass of it and the larger losses first exceeds
 :math:`1 - c`, and ES the mass-weighted mean of the losses above it (the VaR path taking the
 rest of :math:`1 - c`) — with equal weights, the formula above — so that the weights stay
-those of the Euler contributions. Standard errors, for independent (pseudo-random) paths: ES by Manistre
-and Hancock (2005),
+those of the Euler contributions. Standard errors, for independent (pseudo-random) paths: ES
+by Manistre and Hancock (2005),
 :math:`\\sqrt{(V + c(\\mathrm{ES}-\\mathrm{VaR})^2)/(N(1-c))}` with :math:`V` the variance of
 the losses beyond VaR; VaR by the distribution-free order-statistic interval
 :math:`(L_{(k+m)} - L_{(k-m)})/2`, :math:`m = \\lceil\\sqrt{Nc(1-c)}\\rceil`; for Sobol paths

@@ -573,6 +573,7 @@ def run_backtest(
         new_losses.append(realised.drop(columns="portfolio"))
     # margins
     new_margins = []
+    uncached: list[tuple[tuple[str, str, str], pd.DataFrame]] = []
     for source in sources:
         get = params_for(source)
         for model in models:
@@ -593,25 +594,23 @@ def run_backtest(
             rows = rows[rows["portfolio"].isin(wanted)]
             for name, frame in rows.groupby("portfolio"):
                 key = margin_keys[(source.label, model, name)]
-                new_margins.append(
-                    frame[["date", "currency", "margin", "maintenance", "var_es", "es"]].assign(
-                        cache_key=key or f"nocache:{source.label}:{model}:{name}"
-                    )
-                )
-                if key is not None:
-                    have_margins.add(key)  # the other set may share it: computed once
+                margins = frame[["date", "currency", "margin", "maintenance", "var_es", "es"]]
+                if key is None:  # not cacheable: joined to its losses below, in this run only
+                    uncached.append(((source.label, model, str(name)), margins))
+                    continue
+                new_margins.append(margins.assign(cache_key=key))
+                have_margins.add(key)  # the other set may share it: computed once
     lap("margins")
     bt_store.store_cache(con, new_losses, new_margins)
     lap("cache writes")
     # assemble: the cached series joined to their books' losses in the warehouse; a series
     # that cannot be cached (its margins only in this run) joined here
     daily = []
-    cached, uncached = [], {}
-    for (label, model, name), key in margin_keys.items():
-        if key:
-            cached.append((label, model, name, key, loss_keys[name]))
-        else:
-            uncached[f"nocache:{label}:{model}:{name}"] = (label, model, name)
+    cached = [
+        (label, model, name, key, loss_keys[name])
+        for (label, model, name), key in margin_keys.items()
+        if key
+    ]
     if cached:
         series = pd.DataFrame(
             cached, columns=["set_label", "model", "portfolio", "margin_key", "loss_key"]
@@ -619,26 +618,17 @@ def run_backtest(
         daily.append(bt_store.joined_series(con, series, days))
     if uncached:
         losses = bt_store.load_cached(
-            con,
-            "bt.loss_cache",
-            list({loss_keys[n] for _, _, n in uncached.values()}),
-            LOSS_COLUMNS,
+            con, "bt.loss_cache", list({loss_keys[n] for (_, _, n), _ in uncached}), LOSS_COLUMNS
         )
-        loss_by = {k: f for k, f in losses.groupby("cache_key")}
+        loss_by = {k: f.drop(columns="cache_key") for k, f in losses.groupby("cache_key")}
         day_set = pd.DatetimeIndex(days)
-        for m in new_margins:
-            key = str(m["cache_key"].iloc[0])
-            if key not in uncached or loss_keys[uncached[key][2]] not in loss_by:
+        for (label, model, name), margins in uncached:
+            lo = loss_by.get(loss_keys[name])
+            if lo is None:
                 continue
-            label, model, name = uncached[key]
-            lo = loss_by[loss_keys[name]]
-            joined = m.merge(lo.drop(columns="cache_key"), on=["date", "currency"], how="inner")
+            joined = margins.merge(lo, on=["date", "currency"], how="inner")
             joined = joined[pd.DatetimeIndex(joined["date"]).isin(day_set)]
-            daily.append(
-                joined.drop(columns="cache_key").assign(
-                    set_label=label, portfolio=name, model=model
-                )
-            )
+            daily.append(joined.assign(set_label=label, portfolio=name, model=model))
     for source in sources:
         if collateral:
             rows = replay_collateral(history, collateral, days, mpor, params_for(source))

@@ -141,8 +141,7 @@ def joined_series(
 def store_cache(
     con: duckdb.DuckDBPyConnection, losses: list[pd.DataFrame], margins: list[pd.DataFrame]
 ) -> None:
-    """Cache new losses and margins (uncacheable margins, keyed ``nocache:…``, are skipped)."""
-    margins = [m for m in margins if not str(m["cache_key"].iloc[0]).startswith("nocache:")]
+    """Cache new losses and margins (each frame carries its ``cache_key``)."""
     if not losses and not margins:
         return
     with transaction(con):
