@@ -2,10 +2,12 @@
 identical inputs, and the frontier of coverage against capital.
 
 A sweep point is the replay of the day books under one parameter value
-(:func:`point_margins`, a pure function of the history and the value, so that points can run
-as tasks on any worker: each process builds the day books once per data fingerprint and
-reuses them for every value it is given). The driver summarises each point with the
-backtest's own coverage tests (:func:`summarise_point`) and reads the frontier.
+(:func:`point_margins`). The replay is cut by days (:func:`chunk_margins`: one run of days
+under every value, a pure function of the history and the values, so that runs can be tasks on
+any worker; each process builds only the day books of its days, once, and replays every value
+on them). The runs put back in order (:func:`joined`) are each value's series, which
+:func:`summarise_point` tests with the backtest's own coverage tests; the driver reads the
+frontier.
 
 Capital is the portfolios' total margin in USD on a day, :math:`C_t = \\sum_p m_{p,t}\\,
 x_{p,t}` (:math:`x` the settlement currency's USD rate); a point reports its mean and peak over
@@ -36,9 +38,12 @@ __all__ = [
     "SweepPoint",
     "capital",
     "knee",
+    "ChunkMargins",
+    "chunk_margins",
+    "day_chunks",
+    "joined",
     "point_margins",
     "summarise_point",
-    "sweep_point",
     "sweep_values",
 ]
 
@@ -98,47 +103,58 @@ def point_margins(
     return rows[rows["portfolio"].isin(names)].reset_index(drop=True)
 
 
-_STANDARD: dict[tuple, pd.DataFrame] = {}  # the standard baseline per process and inputs
+def day_chunks(days: Sequence[pd.Timestamp], count: int) -> list[list[pd.Timestamp]]:
+    """``days`` cut into ``count`` contiguous runs of near-equal length (fewer when there are
+    fewer days), in order: concatenated, they are ``days`` again.
+    """
+    days = list(days)
+    count = max(1, min(int(count), len(days)))
+    edges = [k * len(days) // count for k in range(count + 1)]
+    return [days[a:b] for a, b in zip(edges, edges[1:], strict=False)]
 
 
-def sweep_point(
+@dataclass(frozen=True)
+class ChunkMargins:
+    """The replay rows of one run of days: the standard baseline's and one frame per set."""
+
+    standard: pd.DataFrame
+    sets: tuple[pd.DataFrame, ...]
+
+
+def chunk_margins(
     history: MarketHistory,
     books: Sequence[Portfolio],
     days: Sequence[pd.Timestamp],
     mpor: int,
     data: str,
     model: str,
-    confidence: float,
-    spec: BacktestSpec,
     baseline: ModelParams,
-    value: float,
-    params: ModelParams,
+    sets: Sequence[ModelParams],
     var_inputs: VarInputs | None = None,
-) -> SweepPoint:
-    """One value of a sweep, whole: the replay under ``params`` and its summary against the
-    standard baseline of the set in force (``baseline``; replayed once per process and
-    inputs). Pure in its arguments, so a worker can run it; ``capital_vs_active`` is left for
-    the caller, who has the active set's. History models (VaR/ES, Monte Carlo) read
-    ``var_inputs``: the returns and rolling volatility, which no swept value changes.
+) -> ChunkMargins:
+    """The replay of ``days`` (one run of a sweep's days) under the standard baseline of the
+    set in force (``baseline``) and under ``model`` with every one of ``sets``.
+
+    A day's margins read that day's books and inputs only, so a sweep cut by days and put
+    back in order gives the rows of one replay, byte for byte; and a process builds only
+    the day books of the days it is given (building them is most of a point's fixed cost).
+    Pure in its arguments, so a worker can run it.
     """
-    key = (
-        data,
-        tuple(p.name for p in books),
-        mpor,
-        days[0],
-        days[-1],
-        len(days),
-        frozenset(baseline.standard.items()),
+    return ChunkMargins(
+        point_margins(history, books, days, mpor, data, "standard", baseline),
+        tuple(point_margins(history, books, days, mpor, data, model, p, var_inputs) for p in sets),
     )
-    standard = _STANDARD.get(key)
-    if standard is None:
-        _STANDARD.clear()  # one sweep's inputs at a time
-        standard = _STANDARD[key] = point_margins(
-            history, books, days, mpor, data, "standard", baseline
-        )
-    rows = point_margins(history, books, days, mpor, data, model, params, var_inputs)
-    return summarise_point(
-        value, rows, standard, confidence, spec, mpor, None, params.var.es_confidence
+
+
+def joined(chunks: Sequence[ChunkMargins]) -> ChunkMargins:
+    """The chunks of one sweep put back in day order."""
+
+    def concat(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+    return ChunkMargins(
+        concat([c.standard for c in chunks]),
+        tuple(concat(frames) for frames in zip(*(c.sets for c in chunks), strict=True)),
     )
 
 

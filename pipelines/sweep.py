@@ -1,10 +1,11 @@
 """``mwb sweep``: backtest one parameter over a range of values on identical inputs.
 
-The driver loads the history once, replays the standard baseline and the set in force once,
-then hands each value to the ``mapper`` (a Dask client's, or the built-in ``map``) as a task
-that replays the books under that value (:func:`backtesting.sweep.point_margins`); each
-worker process builds the day books once and reuses them for every value it gets. Results
-come back to the driver, which summarises them with the backtest's coverage tests. A history
+The driver loads the history once and cuts the days into runs; the ``mapper`` (a Dask
+client's, or the built-in ``map``) replays each run as a task under the standard baseline and
+every value (:func:`backtesting.sweep.chunk_margins`), so a worker builds only its own days'
+books, once. The runs come back to the driver, which puts each value's series together and
+hands each value to the ``mapper`` again as a task that summarises it with the backtest's
+coverage tests. Serially the days are one run. A history
 model (VaR/ES, Monte Carlo) reads the rolling volatility a backtest would: from the
 warehouse's cache, or fitted once (as tasks on the same ``mapper``) and cached there, the only
 thing a sweep writes; no swept value changes it.
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from backtesting.replay import trading_days
 from backtesting.spec import BacktestSpec
-from backtesting.sweep import SweepPoint, knee, sweep_point
+from backtesting.sweep import SweepPoint, chunk_margins, day_chunks, joined, knee, summarise_point
 from calibration.lineage import library_versions
 from governance.parameters import ParameterSet, ParameterSetError
 from margin_engine.portfolios import select
@@ -31,6 +32,7 @@ from pipelines.settings import WorkbenchSettings
 from vocabulary import BACKTEST_MODELS, MarginModel
 
 SWEEP_MODELS = tuple(MarginModel(m) for m in BACKTEST_MODELS)
+RUNS_PER_SLOT = 4  # runs of days per task slot of a cluster
 
 
 @dataclass(frozen=True)
@@ -96,14 +98,22 @@ def _current_value(params: ParameterSet, parameter: str) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def _point(history, names, days, mpor, data, model, confidence, spec, baseline, inputs, item):
+def _replay(history, names, mpor, data, model, baseline, sets, inputs, days):
     # the books by name from the library: the same objects for every task a worker runs, so
-    # its day books (memoised by portfolio) are built once
+    # its day books (memoised by portfolio and day) are built once
     books = tuple(p for p in select(names) if p.kind == "book")
-    value, params = item
-    return sweep_point(
-        history, books, days, mpor, data, model, confidence, spec, baseline, value, params, inputs
-    )
+    return chunk_margins(history, books, days, mpor, data, model, baseline, sets, inputs)
+
+
+def _summary(standard, confidence, spec, mpor, item):
+    value, rows, es_level = item
+    return summarise_point(value, rows, standard, confidence, spec, mpor, None, es_level)
+
+
+def _runs(mapper: Callable) -> int:
+    # a Dask mapper says how many tasks its cluster runs at once; the built-in map runs one
+    slots = max(1, int(getattr(mapper, "workers", 1)))
+    return RUNS_PER_SLOT * slots if slots > 1 else 1
 
 
 def run_sweep(
@@ -176,15 +186,24 @@ def sweep_sets(
         days = history_days(inputs, books, modelled, horizon, days, notes, history.days.min())
     engine = current.to_model_params()
     names = tuple(p.name for p in books)
-    task = functools.partial(
-        _point, history, names, days, mpor, data_sha, model, confidence, spec, engine, inputs
-    )
     items = [(v, s.to_model_params()) for v, s in sets]
     own = next((k for k, (_, s) in enumerate(sets) if s.fingerprint == current.fingerprint), None)
     if own is None:
-        # the set in force is one more task: every point, its own included, runs the same way
+        # the set in force is one more series: every point, its own included, runs the same way
         items.append((current_value if current_value is not None else float("nan"), engine))
-    results = list(mapper(task, items))
+    # the days cut into a few runs per task slot of a cluster (the last runs even out the
+    # slots' loads): each run replays every value on its days, so each worker builds only
+    # its days' books; serially, one run
+    replay = functools.partial(
+        _replay, history, names, mpor, data_sha, model, engine, tuple(p for _, p in items), inputs
+    )
+    margins = joined(list(mapper(replay, day_chunks(days, _runs(mapper)))))
+    summary = functools.partial(_summary, margins.standard, confidence, spec, mpor)
+    series = [
+        (value, rows, params.var.es_confidence)
+        for (value, params), rows in zip(items, margins.sets, strict=True)
+    ]
+    results = list(mapper(summary, series))
     active = results.pop() if own is None else results[own]
     points = tuple(
         dataclasses.replace(p, capital_vs_active=p.mean_capital_usd / active.mean_capital_usd)

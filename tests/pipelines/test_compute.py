@@ -200,15 +200,19 @@ def test_a_sweep_on_the_cluster_survives_a_killed_worker(cluster, sweep_inputs) 
         pids = _workers(client)
         killed = []
 
-        def killing_mapper(fn, items):
-            futures = client.map(fn, list(items), pure=False, retries=2)
-            _, pending = wait(futures, return_when="FIRST_COMPLETED")
-            if pending:
-                victim = next(iter(pids.values()))
-                os.kill(victim, signal.SIGKILL)
-                killed.append(victim)
-            return client.gather(futures)
+        class KillingMapper:
+            workers = 2  # so that the sweep cuts its days into runs, as on the cluster
 
+            def __call__(self, fn, items):
+                futures = client.map(fn, list(items), pure=False, retries=2)
+                _, pending = wait(futures, return_when="FIRST_COMPLETED")
+                if pending and not killed:
+                    victim = next(iter(pids.values()))
+                    os.kill(victim, signal.SIGKILL)
+                    killed.append(victim)
+                return client.gather(futures)
+
+        killing_mapper = KillingMapper()
         assert sweep(killing_mapper) == serial_points
         assert killed, "every point finished before the kill: the test proved nothing"
 

@@ -8,6 +8,7 @@ import json
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from helpers import run_mwb, synthetic_warehouse
 
@@ -59,6 +60,57 @@ def test_two_local_workers_give_the_serial_numbers(warehouse, serial) -> None:
             con, settings, default_parameter_set(), PARAM, VALUES, SPEC, mapper=dask_mapper(client)
         )
     assert run.payload()["points"] == serial.payload()["points"]
+
+
+def test_the_days_cut_into_runs_give_one_replay_s_rows_byte_for_byte(warehouse) -> None:
+    from backtesting.replay import trading_days
+    from backtesting.sweep import chunk_margins, day_chunks, joined, point_margins
+    from margin_engine.portfolios import select
+    from pipelines.backtest import load_history
+
+    settings, con = warehouse
+    books = tuple(p for p in select(("books",)) if p.kind == "book")
+    history, _, data, _ = load_history(con, settings.market.source_preference, ["BTC", "ETH"])
+    days = trading_days(history, SPEC.start, SPEC.end, 2)
+    base = default_parameter_set()
+    sets = [base.with_changes({PARAM: v}).to_model_params() for v in (0.12, 0.2)]
+    engine = base.to_model_params()
+    for count in (1, 3, 7, len(days) + 5):
+        runs = day_chunks(days, count)
+        assert [d for run in runs for d in run] == days  # every day once, in order
+        assert len(runs) == min(count, len(days)) and all(runs)
+        assert max(map(len, runs)) - min(map(len, runs)) <= 1
+        whole = joined(
+            [chunk_margins(history, books, r, 2, data, "deribit-pm", engine, sets) for r in runs]
+        )
+        pd.testing.assert_frame_equal(
+            whole.standard, point_margins(history, books, days, 2, data, "standard", engine)
+        )
+        for params, rows in zip(sets, whole.sets, strict=True):
+            alone = point_margins(history, books, days, 2, data, "deribit-pm", params)
+            pd.testing.assert_frame_equal(rows, alone, check_exact=True)
+
+
+class CountingMapper:
+    """The built-in map, saying it has ``workers`` slots (as a Dask mapper does)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.calls: list[int] = []
+
+    def __call__(self, fn, items):
+        items = list(items)
+        self.calls.append(len(items))
+        return [fn(item) for item in items]
+
+
+def test_a_mapper_with_slots_gets_the_days_in_runs_and_the_same_numbers(warehouse, serial):
+    settings, con = warehouse
+    mapper = CountingMapper(workers=3)
+    run = run_sweep(con, settings, default_parameter_set(), PARAM, VALUES, SPEC, mapper=mapper)
+    assert mapper.calls == [12, len(VALUES)]  # 4 runs of days a slot, then one summary a value
+    assert run.payload()["points"] == serial.payload()["points"]
+    assert run.active == serial.active and run.knee == serial.knee
 
 
 def test_a_sweep_of_the_standard_model_tests_its_own_series(warehouse) -> None:
