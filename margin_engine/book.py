@@ -340,6 +340,11 @@ class Positions:
         row_currency = np.flatnonzero(self.layout[0]) % len(self.currencies)
         return account_of_row * self.n_groups + group_of_currency[row_currency]
 
+    @functools.cached_property
+    def group_of_row(self) -> np.ndarray | None:
+        """With :attr:`row_group`, the group of each result row; else None."""
+        return None if self.row_group is None else self.row_group % self.n_groups
+
     def to_currency(self, per_group: np.ndarray) -> np.ndarray:
         """Sum (accounts, groups) values into the result rows (per account and currency)."""
         if self.row_group is not None:

@@ -208,3 +208,36 @@ def test_models_ask_the_scan_only_for_what_they_read(
     full_pm, full_span = portfolio_margin(positions).frame(), span_margin(positions).frame()
     pd.testing.assert_frame_equal(lean_pm, full_pm, check_exact=True)
     pd.testing.assert_frame_equal(lean_span, full_span, check_exact=True)
+
+
+def test_a_nan_in_the_arrays_takes_numpy_s_rules(chain_market, chain_instruments) -> None:
+    # the compiled minimum is written for numbers: a P&L that cannot be computed goes to the
+    # reference, where it propagates as numpy's minimum makes it, rather than being skipped
+    positions = build_positions(_book(chain_instruments, 200, 12), chain_market)
+    arrays = np.array(pm_arrays(positions, ModelParams()))
+    held = int(positions.instrument[0])
+    arrays[held, 5] = np.nan
+    ranges = np.array([0, 27, 35])
+    weights = np.zeros(len(positions.book.table.buckets))
+    ours = kernels.scan_rows(positions, arrays, ranges, weights)
+    reference = kernels.scan_rows_reference(positions, arrays, ranges, weights)
+    np.testing.assert_array_equal(ours.worst_pnl, reference.worst_pnl)
+    np.testing.assert_array_equal(ours.worst_index, reference.worst_index)
+    assert np.isnan(ours.worst_pnl[:, 0]).any()
+
+
+def test_the_scan_table_puts_each_row_on_its_own_cache_lines() -> None:
+    rng = np.random.default_rng(3)
+    for scenarios in (16, 35, 38):
+        arrays, delta, value = (
+            rng.normal(size=(7, scenarios)),
+            rng.normal(size=7),
+            rng.normal(size=7),
+        )
+        table = kernels._columns(arrays, delta, value)
+        assert table.ctypes.data % kernels.CACHE_LINE == 0
+        assert table.strides[0] % kernels.CACHE_LINE == 0 and table.flags.c_contiguous
+        np.testing.assert_array_equal(
+            table[:, : scenarios + 2], np.column_stack([arrays, delta, value])
+        )
+        assert (table[:, scenarios + 2 :] == 0).all()
