@@ -75,15 +75,16 @@ _FIELDS = {
 }
 
 
+_NAN = np.full(1, np.nan)
+_NAN.setflags(write=False)  # the views of it are read-only too
+
+
 def _blank_unasked(scan: RowScan, extras: frozenset[Extra]) -> RowScan:
     # a read-only NaN view (no memory, no pass over the rows): never a value to mistake,
     # and never written by mistake
-    n_rows = len(scan.net_delta)
+    blank = np.ndarray((len(scan.net_delta),), np.float64, _NAN, strides=(0,))
     unasked = {
-        name: np.broadcast_to(np.float64(np.nan), (n_rows,))
-        for extra, fields in _FIELDS.items()
-        if extra not in extras
-        for name in fields
+        name: blank for extra, fields in _FIELDS.items() if extra not in extras for name in fields
     }
     return dataclasses.replace(scan, **unasked) if unasked else scan
 
