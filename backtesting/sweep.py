@@ -2,10 +2,11 @@
 identical inputs, and the frontier of coverage against capital.
 
 A sweep point is the replay of the day books under one parameter value
-(:func:`point_margins`). The replay is cut by days (:func:`chunk_margins`: one run of days
-under every value, a pure function of the history and the values, so that runs can be tasks on
-any worker; each process builds only the day books of its days, once, and replays every value
-on them). The runs put back in order (:func:`joined`) are each value's series, which
+(:func:`point_margins`). The replay is cut into chunks of days (:func:`chunk_margins`: one
+chunk under every value, a pure function of the history and the values, so that chunks can be
+tasks on any worker; each process builds only the day books of its days, once, and replays
+every value on them). The chunks put back in order (:func:`joined`) are each value's series,
+which
 :func:`summarise_point` tests with the backtest's own coverage tests; the driver reads the
 frontier.
 
@@ -35,13 +36,13 @@ from vocabulary import Zone
 
 __all__ = [
     "MAX_VALUES",
+    "ChunkMargins",
     "SweepPoint",
     "capital",
-    "knee",
-    "ChunkMargins",
     "chunk_margins",
     "day_chunks",
     "joined",
+    "knee",
     "point_margins",
     "summarise_point",
     "sweep_values",
@@ -104,7 +105,7 @@ def point_margins(
 
 
 def day_chunks(days: Sequence[pd.Timestamp], count: int) -> list[list[pd.Timestamp]]:
-    """``days`` cut into ``count`` contiguous runs of near-equal length (fewer when there are
+    """``days`` cut into ``count`` contiguous chunks of near-equal length (fewer when there are
     fewer days), in order: concatenated, they are ``days`` again.
     """
     days = list(days)
@@ -115,7 +116,7 @@ def day_chunks(days: Sequence[pd.Timestamp], count: int) -> list[list[pd.Timesta
 
 @dataclass(frozen=True)
 class ChunkMargins:
-    """The replay rows of one run of days: the standard baseline's and one frame per set."""
+    """The replay rows of one chunk of days: the standard baseline's and one frame per set."""
 
     standard: pd.DataFrame
     sets: tuple[pd.DataFrame, ...]
@@ -132,7 +133,7 @@ def chunk_margins(
     sets: Sequence[ModelParams],
     var_inputs: VarInputs | None = None,
 ) -> ChunkMargins:
-    """The replay of ``days`` (one run of a sweep's days) under the standard baseline of the
+    """The replay of ``days`` (one chunk of a sweep's days) under the standard baseline of the
     set in force (``baseline``) and under ``model`` with every one of ``sets``.
 
     A day's margins read that day's books and inputs only, so a sweep cut by days and put

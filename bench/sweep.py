@@ -8,7 +8,7 @@ Figures, all measured in this run on one fresh warehouse:
 * ``two_workers_seconds``: the same sweep on a Dask ``LocalCluster`` of two worker processes
   (started before the clock, as a running scheduler would be: ``cluster_start_seconds``,
   the workers' imports of the numeric packages included, is reported beside, with the
-  speed-up it would leave if counted; the days are cut into runs, each replayed under every
+  speed-up it would leave if counted; the days are cut into chunks, each replayed under every
   value by one task, then each value's series summarised by a task), with the same
   numbers — target ``sweep_speedup_two_workers`` ≥ 1.7;
 * ``independent_run_seconds``: ``mwb backtest --model deribit-pm --portfolio books`` in a

@@ -1,9 +1,9 @@
 """``mwb sweep``: backtest one parameter over a range of values on identical inputs.
 
-The driver loads the history once and cuts the days into runs; the ``mapper`` (a Dask
-client's, or the built-in ``map``) replays each run as a task under the standard baseline and
+The driver loads the history once and cuts the days into chunks; the ``mapper`` (a Dask
+client's, or the built-in ``map``) replays each chunk as a task under the standard baseline and
 every value (:func:`backtesting.sweep.chunk_margins`), so a worker builds only its own days'
-books, once. The runs come back to the driver, which puts each value's series together and
+books, once. The chunks come back to the driver, which puts each value's series together and
 hands each value to the ``mapper`` again as a task that summarises it with the backtest's
 coverage tests. Serially the days are one run. A history
 model (VaR/ES, Monte Carlo) reads the rolling volatility a backtest would: from the
@@ -32,7 +32,7 @@ from pipelines.settings import WorkbenchSettings
 from vocabulary import BACKTEST_MODELS, MarginModel
 
 SWEEP_MODELS = tuple(MarginModel(m) for m in BACKTEST_MODELS)
-RUNS_PER_SLOT = 4  # runs of days per task slot of a cluster
+CHUNKS_PER_SLOT = 4  # chunks of days per task slot of a cluster
 
 
 @dataclass(frozen=True)
@@ -110,10 +110,10 @@ def _summary(standard, confidence, spec, mpor, item):
     return summarise_point(value, rows, standard, confidence, spec, mpor, None, es_level)
 
 
-def _runs(mapper: Callable) -> int:
+def _chunks(mapper: Callable) -> int:
     # a Dask mapper says how many tasks its cluster runs at once; the built-in map runs one
     slots = max(1, int(getattr(mapper, "workers", 1)))
-    return RUNS_PER_SLOT * slots if slots > 1 else 1
+    return CHUNKS_PER_SLOT * slots if slots > 1 else 1
 
 
 def run_sweep(
@@ -191,13 +191,13 @@ def sweep_sets(
     if own is None:
         # the set in force is one more series: every point, its own included, runs the same way
         items.append((current_value if current_value is not None else float("nan"), engine))
-    # the days cut into a few runs per task slot of a cluster (the last runs even out the
-    # slots' loads): each run replays every value on its days, so each worker builds only
-    # its days' books; serially, one run
+    # the days cut into a few chunks per task slot of a cluster (the last chunks even out
+    # the slots' loads): each chunk replays every value on its days, so each worker builds only
+    # its days' books; serially, one chunk
     replay = functools.partial(
         _replay, history, names, mpor, data_sha, model, engine, tuple(p for _, p in items), inputs
     )
-    margins = joined(list(mapper(replay, day_chunks(days, _runs(mapper)))))
+    margins = joined(list(mapper(replay, day_chunks(days, _chunks(mapper)))))
     summary = functools.partial(_summary, margins.standard, confidence, spec, mpor)
     series = [
         (value, rows, params.var.es_confidence)

@@ -201,7 +201,7 @@ def test_a_sweep_on_the_cluster_survives_a_killed_worker(cluster, sweep_inputs) 
         killed = []
 
         class KillingMapper:
-            workers = 2  # so that the sweep cuts its days into runs, as on the cluster
+            workers = 2  # so that the sweep cuts its days into chunks, as on the cluster
 
             def __call__(self, fn, items):
                 futures = client.map(fn, list(items), pure=False, retries=2)

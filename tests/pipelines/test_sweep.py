@@ -62,7 +62,7 @@ def test_two_local_workers_give_the_serial_numbers(warehouse, serial) -> None:
     assert run.payload()["points"] == serial.payload()["points"]
 
 
-def test_the_days_cut_into_runs_give_one_replay_s_rows_byte_for_byte(warehouse) -> None:
+def test_the_days_cut_into_chunks_give_one_replay_s_rows_byte_for_byte(warehouse) -> None:
     from backtesting.replay import trading_days
     from backtesting.sweep import chunk_margins, day_chunks, joined, point_margins
     from margin_engine.portfolios import select
@@ -76,12 +76,12 @@ def test_the_days_cut_into_runs_give_one_replay_s_rows_byte_for_byte(warehouse) 
     sets = [base.with_changes({PARAM: v}).to_model_params() for v in (0.12, 0.2)]
     engine = base.to_model_params()
     for count in (1, 3, 7, len(days) + 5):
-        runs = day_chunks(days, count)
-        assert [d for run in runs for d in run] == days  # every day once, in order
-        assert len(runs) == min(count, len(days)) and all(runs)
-        assert max(map(len, runs)) - min(map(len, runs)) <= 1
+        chunks = day_chunks(days, count)
+        assert [d for chunk in chunks for d in chunk] == days  # every day once, in order
+        assert len(chunks) == min(count, len(days)) and all(chunks)
+        assert max(map(len, chunks)) - min(map(len, chunks)) <= 1
         whole = joined(
-            [chunk_margins(history, books, r, 2, data, "deribit-pm", engine, sets) for r in runs]
+            [chunk_margins(history, books, c, 2, data, "deribit-pm", engine, sets) for c in chunks]
         )
         pd.testing.assert_frame_equal(
             whole.standard, point_margins(history, books, days, 2, data, "standard", engine)
@@ -104,11 +104,11 @@ class CountingMapper:
         return [fn(item) for item in items]
 
 
-def test_a_mapper_with_slots_gets_the_days_in_runs_and_the_same_numbers(warehouse, serial):
+def test_a_mapper_with_slots_gets_the_days_in_chunks_and_the_same_numbers(warehouse, serial):
     settings, con = warehouse
     mapper = CountingMapper(workers=3)
     run = run_sweep(con, settings, default_parameter_set(), PARAM, VALUES, SPEC, mapper=mapper)
-    assert mapper.calls == [12, len(VALUES)]  # 4 runs of days a slot, then one summary a value
+    assert mapper.calls == [12, len(VALUES)]  # 4 chunks of days a slot, then one summary a value
     assert run.payload()["points"] == serial.payload()["points"]
     assert run.active == serial.active and run.knee == serial.knee
 
