@@ -151,7 +151,10 @@ def joined(chunks: Sequence[ChunkMargins]) -> ChunkMargins:
     """The chunks of one sweep put back in day order."""
 
     def concat(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
-        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        # a chunk without books (days missing from the data) adds no rows, and its empty
+        # frame's generic column types must not change the others'
+        full = [f for f in frames if len(f)] or list(frames[:1])
+        return full[0] if len(full) == 1 else pd.concat(full, ignore_index=True)
 
     return ChunkMargins(
         concat([c.standard for c in chunks]),

@@ -251,3 +251,24 @@ def test_compute_settings_are_checked_by_name(tmp_path, monkeypatch) -> None:
         load_settings(tmp_path)
     monkeypatch.setenv("MWB__compute__scheduler", "tcp://10.0.0.5:8786")
     assert load_settings(tmp_path).compute.scheduler == "tcp://10.0.0.5:8786"
+
+
+def test_a_chunk_without_books_changes_no_column_type() -> None:
+    # days missing from the data give a chunk no rows: its empty frame (generic column types)
+    # must not turn the other chunks' string columns into objects
+    from backtesting.replay import empty_rows
+    from backtesting.sweep import ChunkMargins, joined
+
+    frame = pd.DataFrame(
+        {"date": pd.to_datetime(["2024-07-01"]), "portfolio": ["a"], "margin": [1.0]}
+    )
+    empty = empty_rows()[["date", "portfolio", "margin"]]
+    whole = joined(
+        [
+            ChunkMargins(frame, (frame,)),
+            ChunkMargins(empty, (empty,)),
+            ChunkMargins(frame, (frame,)),
+        ]
+    )
+    assert len(whole.standard) == 2 and whole.standard.dtypes.equals(frame.dtypes)
+    assert joined([ChunkMargins(empty, (empty,))]).standard.empty
