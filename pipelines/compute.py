@@ -111,7 +111,9 @@ class DaskMapper:
             futures = self.client.map(
                 functools.partial(_packed, fn), list(items), pure=False, retries=TASK_RETRIES
             )
-        return [pickle.loads(blob) for blob in self.client.gather(futures, direct=True)]
+        # gathered through the scheduler unless the client can reach the workers (Dask
+        # decides): on Kubernetes only the scheduler may be exposed
+        return [pickle.loads(blob) for blob in self.client.gather(futures)]
 
 
 def _packed(fn: Callable, item: Any) -> bytes:

@@ -5,7 +5,7 @@ client's, or the built-in ``map``) replays each chunk as a task under the standa
 every value (:func:`backtesting.sweep.chunk_margins`), so a worker builds only its own days'
 books, once. The chunks come back to the driver, which puts each value's series together and
 hands each value to the ``mapper`` again as a task that summarises it with the backtest's
-coverage tests. Serially the days are one run. A history
+coverage tests. Serially the days are one chunk. A history
 model (VaR/ES, Monte Carlo) reads the rolling volatility a backtest would: from the
 warehouse's cache, or fitted once (as tasks on the same ``mapper``) and cached there, the only
 thing a sweep writes; no swept value changes it.
