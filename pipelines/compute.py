@@ -119,7 +119,7 @@ class DaskMapper:
 def _packed(fn: Callable, item: Any) -> bytes:
     # Dask sends each array of a result as a frame of its own: a sweep's chunk of days (34
     # frames of 14 columns) was 476 frames, and gathering 8 chunks took 0.4 s; one pickled
-    # blob a task takes a third of that
+    # blob a task takes about half of that
     return pickle.dumps(fn(item), protocol=pickle.HIGHEST_PROTOCOL)
 
 
