@@ -126,6 +126,24 @@ def test_the_array_scenarios_are_the_dataframe_reference(method: str, underlying
         np.testing.assert_array_equal(fast.weights, reference.weights)
 
 
+def test_a_forecast_missing_its_day_or_underlying_is_refused_as_before() -> None:
+    # the forecasts are looked up in an array built once; a day or an underlying the frame
+    # lacks still raises pandas' KeyError, never a silent NaN or a neighbour's forecast
+    inputs = _var_inputs()
+    day = inputs.returns.index[200]
+    gap = dataclasses.replace(inputs, vol_next=inputs.vol_next.drop(index=day))
+    with pytest.raises(KeyError):
+        gap.scenarios(day, ("BTC",), 2, 120, "filtered-historical")
+    narrow = dataclasses.replace(inputs, vol_next=inputs.vol_next.drop(columns="ETH"))
+    with pytest.raises(KeyError):
+        narrow.scenarios(day, ("BTC", "ETH"), 2, 120, "filtered-historical")
+    later = inputs.returns.index[201]  # the next day's forecast is found, not the gap's
+    np.testing.assert_array_equal(
+        gap.scenarios(later, ("BTC",), 2, 120, "filtered-historical").price_moves,
+        inputs.scenarios(later, ("BTC",), 2, 120, "filtered-historical").price_moves,
+    )
+
+
 def test_too_short_a_history_is_refused_as_before() -> None:
     inputs = _var_inputs()
     with pytest.raises(ValueError, match="need at least the MPOR"):
