@@ -343,7 +343,8 @@ def portfolio_margin(positions: Positions, params: ModelParams | None = None) ->
     weights = book.derived(
         ("roll-weights", currency_params), lambda: _roll_weights(book, currency_params, to_quote)
     )
-    scan = scan_rows(positions, risk_arrays(positions, params), SCENARIO_RANGES, weights, ROLL_ONLY)
+    arrays = risk_arrays(positions, params)
+    scan = scan_rows(positions, arrays, SCENARIO_RANGES, weights, ROLL_ONLY)
     # Extended losses shrink by the dampener (USD; in coin for a coin-settled book); gains
     # cannot set the worst case. Shrinking is monotone, so the extended table's worst
     # scenario is its raw worst.
@@ -382,7 +383,7 @@ def portfolio_margin(positions: Positions, params: ModelParams | None = None) ->
             delta_shock.reshape(-1),
         )  # fmt: skip
         if params.product_groups:
-            worst = _product_groups(positions, risk_arrays(positions, params), worst, damp, params)
+            worst = _product_groups(positions, arrays, worst, damp, params)
         worst_c = positions.to_currency(worst)
         roll_c = positions.to_currency(roll.reshape(accounts, n_groups))
         delta_c = positions.to_currency(delta_shock)

@@ -99,7 +99,7 @@ def _result_rows(
         scan_c[k] = scan
         intra_c[k] = intra
         som_c[k] = som
-        total[k] = np.maximum(scan + intra - 0.0, som)
+        total[k] = np.maximum(scan + intra, som)  # no credit: one group per currency
         equity[k] = value[r]
         scenario[k] = g * n_scenarios + scan_index[r, 0]
 
